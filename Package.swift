@@ -16,7 +16,7 @@ let package = Package(
     ],
     targets: [
         // Events (arena + views), batches, acknowledgements, queues, plugin protocols. No I/O.
-        .target(name: "SluiceCore"),
+        .target(name: "SluiceCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // The iLogtail pipeline document: parsing with line/column, validation, field specs, global parameters.
         .target(name: "SluiceConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // input_file: path patterns, inotify + polling discovery, readers, rotation, checkpoints.
@@ -42,7 +42,7 @@ let package = Package(
         // Benchmark driver: generates inputs, runs the real binary, prints figures.
         .executableTarget(name: "sluice-bench"),
         // In-memory inputs/flushers and helpers to drive the real binary in tests.
-        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig"]),
+        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceRuntime"]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),

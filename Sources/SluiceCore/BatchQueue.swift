@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A bounded queue of batches between a producing thread (an input) and one consuming task
+/// (a flusher runner). Bounded by memory with two watermarks: when the queued bytes reach
+/// `highWatermark`, producers block until the consumer has brought them down to `lowWatermark`.
+/// That is the backpressure: a slow flusher stops the readers and the data waits in its files.
+///
+/// Producers are plain threads and block in `push`; the consumer is async and suspends in `pop`.
+public final class BatchQueue: @unchecked Sendable {
+    // Everything below is guarded by `mutex`.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let notFull: UnsafeMutablePointer<pthread_cond_t>
+    private var items: [EventBatch] = []
+    private var head = 0
+    private var bytes = 0
+    private var closed = false
+    private var draining = false
+    private var waiter: CheckedContinuation<EventBatch?, Never>?
+
+    public let highWatermark: Int
+    public let lowWatermark: Int
+
+    public init(highWatermark: Int, lowWatermark: Int? = nil) {
+        precondition(highWatermark > 0)
+        self.highWatermark = highWatermark
+        self.lowWatermark = lowWatermark ?? highWatermark / 2
+        mutex = .allocate(capacity: 1)
+        notFull = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(notFull, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(notFull)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        notFull.deallocate()
+    }
+
+    /// Queued bytes right now (for metrics).
+    public var queuedBytes: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return bytes
+    }
+
+    public var count: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return items.count - head
+    }
+
+    /// Enqueues a batch, blocking the calling thread while the queue is above its watermarks.
+    /// Returns false, without enqueuing, once the queue is closed.
+    @discardableResult
+    public func push(_ batch: EventBatch) -> Bool {
+        let size = batch.memoryBytes
+        pthread_mutex_lock(mutex)
+        while !closed && (bytes >= highWatermark || (draining && bytes > lowWatermark)) {
+            pthread_cond_wait(notFull, mutex)
+        }
+        if closed {
+            pthread_mutex_unlock(mutex)
+            return false
+        }
+        if let w = waiter {
+            waiter = nil
+            pthread_mutex_unlock(mutex)
+            w.resume(returning: batch)
+            return true
+        }
+        items.append(batch)
+        bytes += size
+        if bytes >= highWatermark { draining = true }
+        pthread_mutex_unlock(mutex)
+        return true
+    }
+
+    /// Like `push` but gives up after `timeoutMs` when the queue stays full; returns false then.
+    public func push(_ batch: EventBatch, timeoutMs: Int) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let ns = Int(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
+        deadline.tv_sec += timeoutMs / 1000 + ns / 1_000_000_000
+        deadline.tv_nsec = ns % 1_000_000_000
+        pthread_mutex_lock(mutex)
+        while !closed && (bytes >= highWatermark || (draining && bytes > lowWatermark)) {
+            if pthread_cond_timedwait(notFull, mutex, &deadline) == ETIMEDOUT {
+                pthread_mutex_unlock(mutex)
+                return false
+            }
+        }
+        pthread_mutex_unlock(mutex)
+        return push(batch)
+    }
+
+    /// Whether a push would block now.
+    public var isFull: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return bytes >= highWatermark || (draining && bytes > lowWatermark)
+    }
+
+    /// Takes the next batch, suspending while the queue is empty. Returns nil once the queue is
+    /// closed and empty. One consumer only.
+    public func pop() async -> EventBatch? {
+        pthread_mutex_lock(mutex)
+        if head < items.count {
+            let b = takeLocked()
+            pthread_mutex_unlock(mutex)
+            return b
+        }
+        if closed {
+            pthread_mutex_unlock(mutex)
+            return nil
+        }
+        return await withCheckedContinuation { (c: CheckedContinuation<EventBatch?, Never>) in
+            precondition(waiter == nil, "BatchQueue has a single consumer")
+            waiter = c
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    /// Takes the next batch if one is queued, without waiting.
+    public func tryPop() -> EventBatch? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return head < items.count ? takeLocked() : nil
+    }
+
+    private func takeLocked() -> EventBatch {
+        let b = items[head]
+        items[head] = EventBatch(arena: [], events: [], tags: [], timeSeconds: 0, inputBytes: 0)
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 256 {
+            items.removeFirst(head)
+            head = 0
+        }
+        bytes -= b.memoryBytes
+        if draining && bytes <= lowWatermark { draining = false }
+        if !draining { pthread_cond_broadcast(notFull) }
+        return b
+    }
+
+    /// Closes the queue: pushes fail from now on (blocked producers return false), the consumer
+    /// gets what is queued and then nil.
+    public func close() {
+        pthread_mutex_lock(mutex)
+        closed = true
+        let w = waiter
+        waiter = nil
+        pthread_cond_broadcast(notFull)
+        pthread_mutex_unlock(mutex)
+        w?.resume(returning: nil)
+    }
+
+    /// Removes everything queued (used when a pipeline is abandoned after its shutdown deadline).
+    public func discardAll() -> Int {
+        pthread_mutex_lock(mutex)
+        let n = items.count - head
+        items.removeAll()
+        head = 0
+        bytes = 0
+        draining = false
+        pthread_cond_broadcast(notFull)
+        pthread_mutex_unlock(mutex)
+        return n
+    }
+}

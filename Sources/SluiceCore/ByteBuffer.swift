@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A growable byte buffer on the heap, reused across batches by encoders. Appends are plain
+/// memcpys with no bounds checks beyond one capacity check, and no copy-on-write.
+public final class ByteBuffer {
+    public private(set) var base: UnsafeMutablePointer<UInt8>
+    public private(set) var capacity: Int
+    public var count: Int = 0
+
+    public init(capacity: Int = 1 << 20) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Makes room for `extra` more bytes.
+    @inline(__always)
+    public func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(count + extra) }
+    }
+
+    @inline(never)
+    private func grow(_ needed: Int) {
+        var c = capacity
+        while c < needed { c *= 2 }
+        let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        nb.update(from: base, count: count)
+        base.deallocate()
+        base = nb
+        capacity = c
+    }
+
+    /// Shrinks back to `capacity` bytes when a huge batch made it grow.
+    public func clear(keepingCapacity limit: Int = 8 << 20) {
+        count = 0
+        if capacity > limit {
+            base.deallocate()
+            capacity = limit
+            base = .allocate(capacity: limit)
+        }
+    }
+
+    @inline(__always)
+    public func append(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        reserve(n)
+        (base + count).update(from: p, count: n)
+        count += n
+    }
+
+    @inline(__always)
+    public func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { if let b = $0.baseAddress { append(b, $0.count) } }
+    }
+
+    @inline(__always)
+    public func append(byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    public func append(_ s: String) {
+        var s = s
+        s.withUTF8 { if let b = $0.baseAddress { append(b, $0.count) } }
+    }
+
+    /// Appends the decimal digits of `v`.
+    public func append(decimal v: Int64) {
+        reserve(21)
+        var x = v
+        if x < 0 {
+            base[count] = UInt8(ascii: "-")
+            count += 1
+            if x == .min { append("9223372036854775808"); return }
+            x = -x
+        }
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let n = withUnsafeMutableBytes(of: &tmp) { raw -> Int in
+            let t = raw.bindMemory(to: UInt8.self)
+            var i = 0
+            var u = UInt64(x)
+            repeat {
+                t[i] = UInt8(truncatingIfNeeded: u % 10) &+ 48
+                u /= 10
+                i += 1
+            } while u != 0
+            return i
+        }
+        withUnsafeBytes(of: &tmp) { raw in
+            for j in 0..<n { base[count + j] = raw[n - 1 - j] }
+        }
+        count += n
+    }
+
+    public var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+    public func toArray() -> [UInt8] { Array(bytes) }
+}

@@ -1,0 +1,110 @@
+/// A view into a batch's arena: `length` bytes starting at `offset`.
+public struct Span: Sendable, Equatable {
+    public var offset: UInt32
+    public var length: UInt32
+    @inlinable public init(offset: UInt32, length: UInt32) {
+        self.offset = offset
+        self.length = length
+    }
+    @inlinable public init(_ offset: Int, _ length: Int) {
+        self.offset = UInt32(truncatingIfNeeded: offset)
+        self.length = UInt32(truncatingIfNeeded: length)
+    }
+    public static let empty = Span(offset: 0, length: 0)
+}
+
+/// A parsed field of an event: key and value, both views into the batch arena.
+public struct EventField: Sendable, Equatable {
+    public var key: Span
+    public var value: Span
+    @inlinable public init(key: Span, value: Span) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// One log event. It owns no memory: its content and fields are views into the arena of
+/// the batch that holds it, so creating an event allocates nothing.
+public struct LogEvent: Sendable, Equatable {
+    /// The raw content (the line, without its newline). Encoded as `content` while the event has no fields.
+    public var content: Span
+    /// Event time in Unix nanoseconds; 0 means "the batch's time".
+    public var timeNanos: Int64
+    /// Range of this event's parsed fields in `EventBatch.fields`; count 0 means unparsed.
+    public var fieldStart: UInt32
+    public var fieldCount: UInt32
+    /// Bit set of `LogEvent.Flag`.
+    public var flags: UInt32
+
+    public enum Flag {
+        /// The event is a piece of a line longer than the read buffer.
+        public static let splitPiece: UInt32 = 1 << 0
+        /// The content was emitted without its terminating newline (flush timeout or shutdown).
+        public static let unterminated: UInt32 = 1 << 1
+    }
+
+    @inlinable public init(content: Span, timeNanos: Int64 = 0, flags: UInt32 = 0) {
+        self.content = content
+        self.timeNanos = timeNanos
+        self.fieldStart = 0
+        self.fieldCount = 0
+        self.flags = flags
+    }
+}
+
+/// A tag of a batch: applies to every event in it (`__path__`, `__hostname__`, `_pod_name_`, ...).
+public struct Tag: Sendable, Equatable {
+    public var key: String
+    public var value: String
+    public init(_ key: String, _ value: String) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A group of events that share one arena and one set of tags — the unit that moves through
+/// queues, processors and flushers. Tags live here, once, not on each event.
+public struct EventBatch: Sendable {
+    /// Bytes the events view into.
+    public var arena: [UInt8]
+    public var events: [LogEvent]
+    public var fields: [EventField]
+    public var tags: [Tag]
+    /// Receive time of the batch, Unix seconds; used for events whose `timeNanos` is 0.
+    public var timeSeconds: Int64
+    /// Source position this batch acknowledges once every flusher has delivered it.
+    public var ack: AckToken?
+    /// Bytes of input the batch stands for (used by queue watermarks and metrics).
+    public var inputBytes: Int
+
+    public init(arena: [UInt8], events: [LogEvent], tags: [Tag], timeSeconds: Int64, inputBytes: Int, ack: AckToken? = nil) {
+        self.arena = arena
+        self.events = events
+        self.fields = []
+        self.tags = tags
+        self.timeSeconds = timeSeconds
+        self.ack = ack
+        self.inputBytes = inputBytes
+    }
+
+    /// Memory the batch holds, for queue accounting.
+    @inlinable public var memoryBytes: Int { arena.count + events.count * MemoryLayout<LogEvent>.stride + 64 }
+
+    /// The content bytes of event `i` (copied; for tests and slow paths, not the hot path).
+    public func contentBytes(_ i: Int) -> [UInt8] {
+        let s = events[i].content
+        return Array(arena[Int(s.offset)..<Int(s.offset + s.length)])
+    }
+
+    /// Appends bytes to the arena and returns their span (for processors that create fields).
+    public mutating func append<C: Collection>(bytes: C) -> Span where C.Element == UInt8 {
+        let off = arena.count
+        arena.append(contentsOf: bytes)
+        return Span(off, arena.count - off)
+    }
+
+    /// Tag value by key, if present.
+    public func tag(_ key: String) -> String? {
+        tags.first(where: { $0.key == key })?.value
+    }
+}

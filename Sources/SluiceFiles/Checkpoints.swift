@@ -1,0 +1,280 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import SluiceCore
+import Synchronization
+
+/// The persisted position of one file of one pipeline.
+public struct CheckpointEntry: Codable, Sendable, Equatable {
+    public var dev: UInt64
+    public var inode: UInt64
+    /// Hex of the FNV-1a hash of the first `sigLen` bytes.
+    public var sig: String
+    public var sigLen: Int
+    /// Every byte before this offset has been delivered and acknowledged.
+    public var offset: Int64
+    public var path: String
+
+    public var identity: FileIdentity { FileIdentity(dev: dev, inode: inode) }
+    public var signature: FileSignature { FileSignature(hash: UInt64(sig, radix: 16) ?? 0, length: sigLen) }
+}
+
+struct CheckpointFile: Codable {
+    var version: Int
+    var pipeline: String
+    var files: [CheckpointEntry]
+}
+
+/// Checkpoints of one pipeline: per file, the offset up to which everything has been
+/// acknowledged by every flusher. Readers register what they emit; flushers' acknowledgements
+/// move the offsets; `persist()` writes them atomically (temp file, fsync, rename, fsync dir).
+/// Offsets move only on acknowledgement, never on read.
+public final class CheckpointTable: Sendable {
+    struct Tracked {
+        var entry: CheckpointEntry
+        var tracker: OrderedAckTracker
+        /// The reader has let go of the file: drop the entry once nothing is in flight.
+        var released = false
+    }
+    struct State {
+        var files: [FileIdentity: Tracked] = [:]
+        var dirty = false
+    }
+
+    public let pipeline: String
+    public let path: String
+    private let state = Mutex(State())
+
+    /// Loads `<dataDir>/checkpoints/<pipeline>.json` if it exists. A damaged file is reported by
+    /// the thrown error; the caller decides (the runtime logs it and starts empty).
+    public init(dataDir: String, pipeline: String) throws {
+        self.pipeline = pipeline
+        let dir = dataDir + "/checkpoints"
+        self.path = dir + "/" + CheckpointTable.fileName(for: pipeline)
+        var loadError: Error?
+        if let data = CheckpointTable.readFile(path) {
+            do {
+                let f = try JSONDecoder().decode(CheckpointFile.self, from: data)
+                state.withLock { s in
+                    for e in f.files {
+                        s.files[e.identity] = Tracked(entry: e, tracker: OrderedAckTracker(committed: e.offset))
+                    }
+                }
+            } catch {
+                loadError = CheckpointError.damaged(path: path, reason: "\(error)")
+            }
+        }
+        if let e = loadError { throw e }
+    }
+
+    public enum CheckpointError: Error, CustomStringConvertible {
+        case damaged(path: String, reason: String)
+        case io(path: String, Errno)
+        public var description: String {
+            switch self {
+            case .damaged(let p, let r): return "checkpoint file \(p) is damaged (\(r)); starting without it"
+            case .io(let p, let e): return "cannot write checkpoint file \(p): \(e)"
+            }
+        }
+    }
+
+    static func fileName(for pipeline: String) -> String {
+        var s = ""
+        for u in pipeline.unicodeScalars {
+            if (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || (u >= "0" && u <= "9") || u == "-" || u == "_" || u == "." {
+                s.unicodeScalars.append(u)
+            } else {
+                s += "%" + String(u.value, radix: 16)
+            }
+        }
+        return s + ".json"
+    }
+
+    static func readFile(_ path: String) -> Data? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        return Data(out)
+    }
+
+    /// The checkpoint of a file, if one is known.
+    public func lookup(_ id: FileIdentity) -> CheckpointEntry? {
+        state.withLock { $0.files[id]?.entry }
+    }
+
+    public var entries: [CheckpointEntry] {
+        state.withLock { s in s.files.values.map(\.entry) }
+    }
+
+    /// Starts tracking a file whose delivered data ends at `offset`.
+    public func track(_ id: FileIdentity, path: String, signature: FileSignature, offset: Int64) {
+        state.withLock { s in
+            let e = CheckpointEntry(dev: id.dev, inode: id.inode, sig: String(signature.hash, radix: 16), sigLen: signature.length, offset: offset, path: path)
+            s.files[id] = Tracked(entry: e, tracker: OrderedAckTracker(committed: offset))
+            s.dirty = true
+        }
+    }
+
+    public func update(_ id: FileIdentity, path: String? = nil, signature: FileSignature? = nil) {
+        state.withLock { s in
+            guard var t = s.files[id] else { return }
+            if let p = path { t.entry.path = p }
+            if let sig = signature { t.entry.sig = String(sig.hash, radix: 16); t.entry.sigLen = sig.length }
+            s.files[id] = t
+            s.dirty = true
+        }
+    }
+
+    /// Registers a batch that, once acknowledged, makes everything before `offset` delivered.
+    public func emitted(_ id: FileIdentity, upTo offset: Int64) -> UInt64 {
+        state.withLock { s in s.files[id]?.tracker.emitted(upTo: offset) ?? 0 }
+    }
+
+    public func acknowledged(_ id: FileIdentity, sequence: UInt64) {
+        state.withLock { s in
+            guard var t = s.files[id] else { return }
+            if t.tracker.acknowledged(sequence) {
+                t.entry.offset = t.tracker.committed
+                s.dirty = true
+            }
+            if t.released && t.tracker.inFlight == 0 {
+                s.files[id] = nil
+                s.dirty = true
+            } else {
+                s.files[id] = t
+            }
+        }
+    }
+
+    /// The file was truncated or replaced: delivered data now ends at `offset` (usually 0) and
+    /// batches still in flight no longer move the checkpoint.
+    public func reset(_ id: FileIdentity, offset: Int64, signature: FileSignature) {
+        state.withLock { s in
+            guard var t = s.files[id] else { return }
+            t.tracker.reset(committed: offset)
+            t.entry.offset = offset
+            t.entry.sig = String(signature.hash, radix: 16)
+            t.entry.sigLen = signature.length
+            s.files[id] = t
+            s.dirty = true
+        }
+    }
+
+    /// The reader let go of the file (deleted and drained, or rotated away and idle).
+    public func release(_ id: FileIdentity) {
+        state.withLock { s in
+            guard var t = s.files[id] else { return }
+            if t.tracker.inFlight == 0 {
+                s.files[id] = nil
+            } else {
+                t.released = true
+                s.files[id] = t
+            }
+            s.dirty = true
+        }
+    }
+
+    /// Batches of `id` not yet acknowledged.
+    public func inFlight(_ id: FileIdentity) -> Int {
+        state.withLock { $0.files[id]?.tracker.inFlight ?? 0 }
+    }
+
+    /// Drops entries of files that no longer exist under their identity.
+    public func prune(keeping: Set<FileIdentity>) {
+        state.withLock { s in
+            let before = s.files.count
+            s.files = s.files.filter { keeping.contains($0.key) || $0.value.tracker.inFlight > 0 }
+            if s.files.count != before { s.dirty = true }
+        }
+    }
+
+    /// Writes the table if it changed since the last write. Atomic: temp file, fsync, rename.
+    public func persist(force: Bool = false) throws {
+        let snapshot: [CheckpointEntry]? = state.withLock { s in
+            guard s.dirty || force else { return nil }
+            s.dirty = false
+            return s.files.values.map(\.entry).sorted { ($0.dev, $0.inode) < ($1.dev, $1.inode) }
+        }
+        guard let files = snapshot else { return }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let data: Data
+        do {
+            data = try enc.encode(CheckpointFile(version: 1, pipeline: pipeline, files: files))
+        } catch {
+            state.withLock { $0.dirty = true }
+            throw CheckpointError.damaged(path: path, reason: "\(error)")
+        }
+        do {
+            try CheckpointTable.writeAtomically(path: path, bytes: Array(data))
+        } catch {
+            state.withLock { $0.dirty = true }
+            throw error
+        }
+    }
+
+    static func writeAtomically(path: String, bytes: [UInt8]) throws {
+        let dir = String(path[..<path.lastIndex(of: "/")!])
+        try makeDirectories(dir)
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw CheckpointError.io(path: tmp, Errno(errno)) }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = Errno(errno)
+                close(fd)
+                throw CheckpointError.io(path: tmp, e)
+            }
+            off += n
+        }
+        if fsync(fd) != 0 {
+            let e = Errno(errno)
+            close(fd)
+            throw CheckpointError.io(path: tmp, e)
+        }
+        close(fd)
+        if rename(tmp, path) != 0 { throw CheckpointError.io(path: path, Errno(errno)) }
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    static func makeDirectories(_ dir: String) throws {
+        var cur = dir.hasPrefix("/") ? "" : "."
+        for c in dir.split(separator: "/") {
+            cur += "/" + c
+            if mkdir(cur, 0o755) != 0 && errno != EEXIST {
+                throw CheckpointError.io(path: cur, Errno(errno))
+            }
+        }
+    }
+}
+
+extension CheckpointTable {
+    /// Removes a pipeline's checkpoint file (after it was found damaged).
+    public static func removeFile(dataDir: String, pipeline: String) throws {
+        let p = dataDir + "/checkpoints/" + fileName(for: pipeline)
+        if unlink(p) != 0 && errno != ENOENT { throw CheckpointError.io(path: p, Errno(errno)) }
+    }
+
+    /// Writes a small file atomically without fsync (stats that are rewritten constantly).
+    public static func writeStatsAtomically(path: String, bytes: [UInt8]) throws {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw CheckpointError.io(path: tmp, Errno(errno)) }
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        close(fd)
+        if rename(tmp, path) != 0 { throw CheckpointError.io(path: path, Errno(errno)) }
+    }
+}

@@ -1,0 +1,562 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import SluiceCore
+import Synchronization
+
+/// Options of `input_file`, already validated.
+public struct FileInputOptions: Sendable {
+    public var filePaths: [String]
+    public var maxDirSearchDepth: Int = 0
+    public var exclusions = PathExclusions()
+    /// First sight of a file that existed before the pipeline started: read only its last TailSizeKB.
+    public var tailSizeKB: Int = 1024
+    /// An unterminated last line is emitted after this many seconds without new data.
+    public var flushTimeoutSecs: Double = 60
+    /// "utf8" or "gbk".
+    public var fileEncoding: String = "utf8"
+    /// Idle files (read to their end, unchanged) are closed after this and reopened on change.
+    public var closeUnusedReaderIntervalSec: Double = 60
+    /// Most descriptors held for files that still exist; idle ones beyond it are closed first.
+    public var maxOpenFiles: Int = 512
+    /// Full rescan of the patterns (fallback for missed inotify events), seconds.
+    public var rescanIntervalSec: Double = 5
+    /// Size check of open files (fallback for missed modify events), seconds.
+    public var pollIntervalSec: Double = 1
+    /// A deleted or rotated-away file read to its end is let go after this many idle seconds.
+    public var releaseDrainedAfterSec: Double = 5
+    /// Close a deleted file after this many seconds even if not read to its end; < 0: never.
+    public var forceReleaseDeletedFileFdTimeoutSec: Int = -1
+    /// Read buffer and largest single event.
+    public var maxReadBufferSize: Int = 512 * 1024
+    /// Tags added to every batch besides `__path__` and `__hostname__`.
+    public var extraTags: [Tag] = []
+    /// Use inotify (tests turn it off to exercise the polling fallback).
+    public var useInotify = true
+
+    public init(filePaths: [String]) {
+        self.filePaths = filePaths
+    }
+}
+
+/// `input_file`: finds files matching its patterns (inotify within milliseconds, periodic rescan
+/// as a fallback), reads them from a dedicated thread and hands batches to the pipeline.
+/// Checkpoints move only when the pipeline acknowledges a batch.
+public final class FileInput: Input, @unchecked Sendable {
+    // @unchecked: the mutable state below is touched only by the input's own thread;
+    // `stopFlag` and `waker` are the only things other threads use.
+    public let options: FileInputOptions
+    let patterns: [PathPattern]
+    let context: PluginContext
+    let checkpoints: CheckpointTable
+    private let stopFlag = Atomic<Bool>(false)
+    private let waker = Waker()
+    private var logger: Logger { context.logger }
+
+    // Input-thread state.
+    private var readers: [FileIdentity: FileReader] = [:]
+    private var byPath: [String: FileIdentity] = [:]
+    private var watches: [Int32: String] = [:]
+    private var watchedDirs: [String: Int32] = [:]
+    private var inotify: Inotify?
+    private var warnedPaths: [String: Int64] = [:]
+    private var recentSignatures: [UInt64: (offset: Int64, until: Int64)] = [:]
+    private var chunkReader: ChunkReader
+    private var openCount = 0
+
+    public init(options: FileInputOptions, context: PluginContext, checkpoints: CheckpointTable) throws {
+        self.options = options
+        self.context = context
+        self.checkpoints = checkpoints
+        var ps: [PathPattern] = []
+        for p in options.filePaths {
+            do { ps.append(try PathPattern(p, maxDepth: options.maxDirSearchDepth)) } catch { throw error }
+        }
+        patterns = ps
+        var transcoder: Transcoder?
+        switch options.fileEncoding.lowercased() {
+        case "utf8", "utf-8", "": transcoder = nil
+        case "gbk":
+            guard let t = Transcoder(from: "GBK") else { throw FileInputError.unsupportedEncoding(options.fileEncoding) }
+            transcoder = t
+        default: throw FileInputError.unsupportedEncoding(options.fileEncoding)
+        }
+        chunkReader = ChunkReader(maxReadBufferSize: options.maxReadBufferSize, transcoder: transcoder)
+    }
+
+    public enum FileInputError: Error, CustomStringConvertible {
+        case unsupportedEncoding(String)
+        public var description: String {
+            switch self {
+            case .unsupportedEncoding(let e): return "unsupported FileEncoding \"\(e)\" (supported: utf8, gbk)"
+            }
+        }
+    }
+
+    public func requestStop() {
+        stopFlag.store(true, ordering: .releasing)
+        waker.wake()
+    }
+
+    var stopping: Bool { stopFlag.load(ordering: .acquiring) }
+
+    public func run(sink: any BatchSink) async throws {
+        await runOnDedicatedThread(name: "in:\(context.pipelineName)") { [self] in
+            self.threadMain(sink: sink)
+        }
+    }
+
+    // MARK: - Thread
+
+    private func threadMain(sink: any BatchSink) {
+        if options.useInotify {
+            inotify = Inotify()
+            if inotify == nil { logger.warning("inotify is unavailable; new files are found by periodic scans only", metadata: ["error": "\(Errno(errno))"]) }
+        }
+        let now0 = Sys.monotonicNanos()
+        var seen = Set<FileIdentity>()
+        scanAll(existedBefore: true, seen: &seen)
+        checkpoints.prune(keeping: seen)
+        logger.info("Input started.", metadata: ["input": "input_file", "files": "\(readers.count)", "patterns": "\(options.filePaths)"])
+
+        var nextRescan = now0 + nanos(options.rescanIntervalSec)
+        var nextPoll = now0 + nanos(options.pollIntervalSec)
+        var pfds = [pollfd(fd: waker.fd, events: Int16(POLLIN), revents: 0)]
+        if let ino = inotify { pfds.append(pollfd(fd: ino.fd, events: Int16(POLLIN), revents: 0)) }
+
+        while !stopping {
+            let anyDirty = readers.values.contains { $0.dirty }
+            let timeout: Int32 = anyDirty ? 0 : 100
+            _ = poll(&pfds, nfds_t(pfds.count), timeout)
+            if stopping { break }
+            if pfds[0].revents != 0 { waker.drain() }
+            if let ino = inotify, pfds.count > 1, pfds[1].revents != 0 {
+                handle(events: ino.readEvents())
+            }
+            let now = Sys.monotonicNanos()
+            if now >= nextRescan {
+                var s = Set<FileIdentity>()
+                scanAll(existedBefore: false, seen: &s)
+                nextRescan = now + nanos(options.rescanIntervalSec)
+            }
+            if now >= nextPoll {
+                pollReaders(now: now)
+                nextPoll = now + nanos(options.pollIntervalSec)
+            }
+            if !readRound(sink: sink) { break }
+            housekeeping(sink: sink, now: Sys.monotonicNanos())
+        }
+        for r in readers.values { r.closeFD() }
+        readers.removeAll()
+        logger.info("Input stopped.", metadata: ["input": "input_file"])
+    }
+
+    private func nanos(_ s: Double) -> Int64 { Int64(s * 1_000_000_000) }
+
+    // MARK: - Discovery
+
+    /// Walks every pattern from its base directory, watching directories and finding files.
+    private func scanAll(existedBefore: Bool, seen: inout Set<FileIdentity>) {
+        for p in patterns {
+            scanDirectory(p.baseDirectory, rel: [], pattern: p, existedBefore: existedBefore, seen: &seen)
+        }
+    }
+
+    private func scanDirectory(_ dir: String, rel: [String], pattern p: PathPattern, existedBefore: Bool, seen: inout Set<FileIdentity>) {
+        guard p.directoryMayLeadToMatch(rel), !options.exclusions.excludesDirectory(dir) || rel.isEmpty else { return }
+        watch(dir)
+        let entries: [(name: String, type: UInt8)]
+        switch Sys.listDirectory(dir) {
+        case .success(let e): entries = e
+        case .failure(let e):
+            if e.code != ENOENT { warnOnce(dir, "Cannot list directory; will retry.", e) }
+            return
+        }
+        let filesHere = p.directoryMatches(rel)
+        for (name, type) in entries {
+            let path = dir == "/" ? "/" + name : dir + "/" + name
+            var isDir = type == UInt8(DT_DIR)
+            var isFile = type == UInt8(DT_REG)
+            if type == UInt8(DT_UNKNOWN) || type == UInt8(DT_LNK) {
+                if case .success(let st) = Sys.stat(path) { isDir = st.isDirectory; isFile = st.isRegular } else { continue }
+            }
+            if isDir {
+                if rel.count < p.maxRelativeDepth {
+                    scanDirectory(path, rel: rel + [name], pattern: p, existedBefore: existedBefore, seen: &seen)
+                }
+            } else if isFile && filesHere && PathPattern.matchComponent(p.filePattern, name) {
+                if let id = consider(path: path, existedBefore: existedBefore) { seen.insert(id) }
+            }
+        }
+    }
+
+    private func watch(_ dir: String) {
+        guard let ino = inotify, watchedDirs[dir] == nil else { return }
+        switch ino.addWatch(dir) {
+        case .success(let wd):
+            watches[wd] = dir
+            watchedDirs[dir] = wd
+        case .failure(let e):
+            if e.code != ENOENT { warnOnce(dir, "Cannot watch directory; relying on periodic scans.", e) }
+        }
+    }
+
+    private func matches(_ path: String) -> Bool {
+        patterns.contains { $0.matches(path: path) } && !options.exclusions.excludesFile(path)
+    }
+
+    /// A matching path was seen: make sure a reader follows the file behind it.
+    @discardableResult
+    private func consider(path: String, existedBefore: Bool) -> FileIdentity? {
+        guard !options.exclusions.excludesFile(path) else { return nil }
+        let st: Sys.FileStat
+        switch Sys.stat(path) {
+        case .success(let s): st = s
+        case .failure(let e):
+            if e.code != ENOENT { warnOnce(path, "Cannot stat file; will retry.", e) }
+            return nil
+        }
+        guard st.isRegular else { return nil }
+        let id = FileIdentity(dev: st.dev, inode: st.inode)
+        if let r = readers[id] {
+            if r.path != path {
+                // Renamed to a path that still matches: same file, keep reading where we are.
+                if byPath[r.path] == id { byPath[r.path] = nil }
+                r.path = path
+                r.pathGone = false
+                r.tags = tags(for: path)
+                checkpoints.update(id, path: path)
+            }
+            byPath[path] = id
+            if st.size != r.readOffset { r.dirty = true }
+            return id
+        }
+        if let old = byPath[path], old != id, let r = readers[old] {
+            // Another file now lives at this path (rotation by rename or re-creation).
+            r.pathGone = true
+            r.goneSince = Sys.monotonicNanos()
+            r.dirty = true
+            context.metrics.rotations.add(1, ordering: .relaxed)
+        }
+        // Open and identify.
+        let fd: Int32
+        switch Sys.openRead(path) {
+        case .success(let f): fd = f
+        case .failure(let e):
+            warnOnce(path, "Cannot open file; will retry.", e)
+            return nil
+        }
+        guard case .success(let fst) = Sys.fstat(fd), fst.dev == st.dev, fst.inode == st.inode else {
+            close(fd)
+            return nil
+        }
+        let sig: FileSignature
+        switch FileSignature.read(fd: fd) {
+        case .success(let s): sig = s
+        case .failure(let e):
+            close(fd)
+            warnOnce(path, "Cannot read file; will retry.", e)
+            return nil
+        }
+        warnedPaths[path] = nil
+        var offset: Int64 = 0
+        var skip = false
+        var how = "new file, from the start"
+        if let cp = checkpoints.lookup(id), signatureMatches(fd: fd, cp.signature), cp.offset <= fst.size {
+            offset = cp.offset
+            how = "resumed from checkpoint"
+        } else if existedBefore, fst.size > Int64(options.tailSizeKB) * 1024 {
+            offset = fst.size - Int64(options.tailSizeKB) * 1024
+            skip = !byteIsNewline(fd: fd, at: offset - 1)
+            how = "existed before start, last TailSizeKB"
+        } else if !existedBefore, sig.length == FileSignature.maxLength, let copy = recentSignatures[sig.hash], copy.until > Sys.monotonicNanos() {
+            offset = min(copy.offset, fst.size)
+            how = "copy of a truncated file, after the part already read"
+        } else if !existedBefore, sig.length == FileSignature.maxLength,
+                  let twin = readers.values.first(where: { $0.signature == sig && $0.id != id && !$0.pathGone }) {
+            offset = min(twin.emittedOffset, fst.size)
+            how = "copy of a file being read, after the part already read"
+        }
+        let now = Sys.monotonicNanos()
+        let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path), now: now)
+        r.fd = fd
+        r.skipToNewline = skip
+        r.lastSize = fst.size
+        openCount += 1
+        context.metrics.filesOpened.add(1, ordering: .relaxed)
+        readers[id] = r
+        byPath[path] = id
+        checkpoints.track(id, path: path, signature: sig, offset: offset)
+        logger.debug("Following file.", metadata: ["file.path": "\(path)", "file.offset": "\(offset)", "how": "\(how)"])
+        return id
+    }
+
+    private func byteIsNewline(fd: Int32, at off: Int64) -> Bool {
+        guard off >= 0 else { return true }
+        var b: UInt8 = 0
+        return pread(fd, &b, 1, off_t(off)) == 1 && b == 0x0A
+    }
+
+    private func signatureMatches(fd: Int32, _ sig: FileSignature) -> Bool {
+        guard case .success(let now) = FileSignature.read(fd: fd, length: sig.length) else { return false }
+        return now == sig
+    }
+
+    private func tags(for path: String) -> [Tag] {
+        [Tag("__path__", path), Tag("__hostname__", context.hostname)] + options.extraTags
+    }
+
+    private func warnOnce(_ path: String, _ message: Logger.Message, _ e: Errno) {
+        let now = Sys.monotonicNanos()
+        if let last = warnedPaths[path], now - last < 60_000_000_000 { return }
+        warnedPaths[path] = now
+        context.metrics.readErrors.add(1, ordering: .relaxed)
+        logger.warning(message, metadata: ["path": "\(path)", "error": "\(e)"])
+    }
+
+    private func handle(events: [Inotify.Event]) {
+        for ev in events {
+            if ev.mask & UInt32(IN_Q_OVERFLOW) != 0 {
+                logger.warning("inotify queue overflowed; rescanning.")
+                var s = Set<FileIdentity>()
+                scanAll(existedBefore: false, seen: &s)
+                for r in readers.values { r.dirty = true }
+                continue
+            }
+            guard let dir = watches[ev.wd] else { continue }
+            if ev.mask & (UInt32(IN_IGNORED) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)) != 0 && ev.name.isEmpty {
+                if ev.mask & UInt32(IN_IGNORED) != 0 || ev.mask & UInt32(IN_DELETE_SELF) != 0 {
+                    watches[ev.wd] = nil
+                    if watchedDirs[dir] == ev.wd { watchedDirs[dir] = nil }
+                }
+                continue
+            }
+            if ev.name.isEmpty { continue }
+            let path = dir == "/" ? "/" + ev.name : dir + "/" + ev.name
+            let isDir = ev.mask & UInt32(IN_ISDIR) != 0
+            if isDir {
+                if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO)) != 0 {
+                    for p in patterns {
+                        if let rel = p.relativeComponents(ofDirectory: path), rel.count <= p.maxRelativeDepth {
+                            var s = Set<FileIdentity>()
+                            scanDirectory(path, rel: rel, pattern: p, existedBefore: false, seen: &s)
+                        }
+                    }
+                }
+                continue
+            }
+            if ev.mask & (UInt32(IN_DELETE) | UInt32(IN_MOVED_FROM)) != 0 {
+                if let id = byPath[path], let r = readers[id] {
+                    byPath[path] = nil
+                    r.pathGone = true
+                    r.goneSince = Sys.monotonicNanos()
+                    r.dirty = true
+                }
+                continue
+            }
+            if let id = byPath[path], let r = readers[id] {
+                r.dirty = true
+                if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO)) != 0 {
+                    // Possibly a new file under a known path.
+                    consider(path: path, existedBefore: false)
+                }
+                continue
+            }
+            if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_MODIFY) | UInt32(IN_CLOSE_WRITE) | UInt32(IN_ATTRIB)) != 0,
+               matches(path) {
+                consider(path: path, existedBefore: false)
+            }
+        }
+    }
+
+    /// Fallback for missed events: compare sizes of followed files.
+    private func pollReaders(now: Int64) {
+        for r in readers.values where !r.dirty {
+            if r.isOpen {
+                if case .success(let st) = Sys.fstat(r.fd) {
+                    if st.size != r.readOffset || (st.nlink == 0) != r.deleted { r.dirty = true }
+                }
+            } else if !r.pathGone {
+                switch Sys.stat(r.path) {
+                case .success(let st):
+                    if st.dev != r.id.dev || st.inode != r.id.inode {
+                        r.pathGone = true
+                        r.goneSince = now
+                        consider(path: r.path, existedBefore: false)
+                    } else if st.size != r.lastSize || st.size != r.readOffset {
+                        r.dirty = true
+                    }
+                case .failure:
+                    r.pathGone = true
+                    r.goneSince = now
+                }
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// Reads every dirty file a little (fair to all files). Returns false when the sink refused
+    /// a batch because the pipeline is stopping.
+    private func readRound(sink: any BatchSink) -> Bool {
+        let dirty = readers.values.filter { $0.dirty }
+        for r in dirty {
+            if stopping { return false }
+            if !ensureOpen(r) { continue }
+            if !checkTruncation(r) { continue }
+            var chunks = 0
+            while chunks < 8 {
+                chunks += 1
+                let now = Sys.monotonicNanos()
+                switch chunkReader.read(r, now: now, wallSeconds: Sys.wallSeconds()) {
+                case .failure(let e):
+                    warnOnce(r.path, "Cannot read file; will retry.", e)
+                    r.dirty = false
+                    chunks = Int.max
+                case .success(let out):
+                    if out.linesSplit > 0 { context.metrics.linesSplit.add(out.linesSplit, ordering: .relaxed) }
+                    if out.bytesRead > 0 {
+                        context.metrics.bytesIn.add(out.bytesRead, ordering: .relaxed)
+                        context.rateLimiter?.acquire(out.bytesRead, shouldStop: { self.stopping })
+                    }
+                    if let b = out.batch {
+                        if !deliver(b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
+                    }
+                    if out.reachedEOF {
+                        r.dirty = false
+                        r.atEOF = true
+                        chunks = Int.max
+                    } else {
+                        r.atEOF = false
+                    }
+                }
+                if r.signature.length < FileSignature.maxLength && r.readOffset > Int64(r.signature.length) {
+                    if case .success(let s) = FileSignature.read(fd: r.fd) , s.length > r.signature.length {
+                        r.signature = s
+                        checkpoints.update(r.id, signature: s)
+                    }
+                }
+            }
+        }
+        return true
+    }
+
+    private func deliver(_ batch: EventBatch, from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
+        var b = batch
+        let seq = checkpoints.emitted(r.id, upTo: upTo)
+        let id = r.id
+        let table = checkpoints
+        b.ack = AckToken(expected: 0) { table.acknowledged(id, sequence: seq) }
+        context.metrics.eventsIn.add(b.events.count, ordering: .relaxed)
+        return sink.send(b)
+    }
+
+    private func ensureOpen(_ r: FileReader) -> Bool {
+        if r.isOpen { return true }
+        if r.pathGone { return false }
+        guard case .success(let fd) = Sys.openRead(r.path) else {
+            r.pathGone = true
+            r.goneSince = Sys.monotonicNanos()
+            r.dirty = false
+            return false
+        }
+        guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode else {
+            close(fd)
+            r.pathGone = true
+            r.goneSince = Sys.monotonicNanos()
+            r.dirty = false
+            consider(path: r.path, existedBefore: false)
+            return false
+        }
+        r.fd = fd
+        openCount += 1
+        return true
+    }
+
+    /// Detects truncation (size below our offset) and replacement of the content (signature
+    /// changed): reading restarts at 0. Returns false if the file cannot be checked now.
+    private func checkTruncation(_ r: FileReader) -> Bool {
+        guard case .success(let st) = Sys.fstat(r.fd) else { return false }
+        r.lastSize = st.size
+        if st.nlink == 0 && !r.deleted {
+            r.deleted = true
+            r.pathGone = true
+            if r.goneSince == 0 { r.goneSince = Sys.monotonicNanos() }
+        }
+        var truncated = st.size < r.readOffset
+        if !truncated && r.signature.length > 0 && r.readOffset > 0 {
+            truncated = !signatureMatches(fd: r.fd, r.signature)
+        }
+        if truncated {
+            context.metrics.truncations.add(1, ordering: .relaxed)
+            logger.info("File was truncated or rewritten; reading it again from the start.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)", "file.size": "\(st.size)"])
+            if r.signature.length == FileSignature.maxLength {
+                recentSignatures[r.signature.hash] = (r.emittedOffset, Sys.monotonicNanos() + 60_000_000_000)
+            }
+            r.readOffset = 0
+            r.partial = []
+            r.skipToNewline = false
+            r.inSplitLine = false
+            let sig = (try? FileSignature.read(fd: r.fd).get()) ?? .empty
+            r.signature = sig
+            checkpoints.reset(r.id, offset: 0, signature: sig)
+        }
+        return true
+    }
+
+    // MARK: - Housekeeping
+
+    private func housekeeping(sink: any BatchSink, now: Int64) {
+        let flushAfter = nanos(options.flushTimeoutSecs)
+        let idleClose = nanos(options.closeUnusedReaderIntervalSec)
+        var toRemove: [FileIdentity] = []
+        for r in readers.values {
+            // Unterminated last line: emit after the flush timeout.
+            if !r.partial.isEmpty && !r.dirty && now - r.partialSince >= flushAfter {
+                if let b = chunkReader.flushPartial(r, wallSeconds: Sys.wallSeconds()) {
+                    if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
+                }
+            }
+            if r.pathGone || r.deleted {
+                let drained = r.atEOF && !r.dirty
+                let force = options.forceReleaseDeletedFileFdTimeoutSec >= 0 && r.deleted
+                    && now - r.goneSince >= Int64(options.forceReleaseDeletedFileFdTimeoutSec) * 1_000_000_000
+                if (drained && now - r.lastActivity >= nanos(options.releaseDrainedAfterSec) && now - r.goneSince >= nanos(options.releaseDrainedAfterSec)) || force || !r.isOpen {
+                    if !r.partial.isEmpty, let b = chunkReader.flushPartial(r, wallSeconds: Sys.wallSeconds()) {
+                        if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
+                    }
+                    toRemove.append(r.id)
+                }
+                continue
+            }
+            if r.isOpen && r.atEOF && !r.dirty && r.partial.isEmpty && now - r.lastActivity >= idleClose {
+                r.closeFD()
+                openCount -= 1
+                context.metrics.filesClosed.add(1, ordering: .relaxed)
+            }
+        }
+        for id in toRemove {
+            if let r = readers.removeValue(forKey: id) {
+                if r.isOpen { openCount -= 1; context.metrics.filesClosed.add(1, ordering: .relaxed) }
+                r.closeFD()
+                if byPath[r.path] == id { byPath[r.path] = nil }
+                checkpoints.release(id)
+                logger.debug("Released file.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)"])
+            }
+        }
+        // Too many descriptors: close the idle ones that have been quiet longest.
+        if openCount > options.maxOpenFiles {
+            let idle = readers.values.filter { $0.isOpen && $0.atEOF && !$0.dirty && $0.partial.isEmpty && !$0.pathGone && !$0.deleted }
+                .sorted { $0.lastActivity < $1.lastActivity }
+            for r in idle.prefix(openCount - options.maxOpenFiles) {
+                r.closeFD()
+                openCount -= 1
+                context.metrics.filesClosed.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Number of files followed (for tests and stats).
+    public var followedFileCount: Int { readers.count }
+}

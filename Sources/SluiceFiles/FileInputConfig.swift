@@ -1,0 +1,86 @@
+import SluiceConfig
+
+extension FileInput {
+    /// `input_file` as iLogtail users write it. Every field is documented here; the README's
+    /// reference and `sluice validate` both come from this spec.
+    public static let spec = PluginSpec(
+        type: "input_file", kind: .input,
+        summary: "Tails files on this host (or, later, inside containers): rotation, truncation and deletion handled, checkpoints moved only on acknowledgement.",
+        fields: [
+            FieldSpec(name: "FilePaths", type: .stringList, doc: "Absolute path patterns (at most 10). `*` and `?` match within a name; `**` stands for 0 to MaxDirSearchDepth directories.", defaultValue: nil),
+            FieldSpec(name: "MaxDirSearchDepth", type: .int, doc: "How many directories `**` may stand for (0–1000).", defaultValue: "0"),
+            FieldSpec(name: "ExcludeFilePaths", type: .stringList, doc: "Absolute path globs of files to skip.", defaultValue: "[]"),
+            FieldSpec(name: "ExcludeFiles", type: .stringList, doc: "File name globs to skip.", defaultValue: "[]"),
+            FieldSpec(name: "ExcludeDirs", type: .stringList, doc: "Directory globs (absolute); files anywhere below a match are skipped.", defaultValue: "[]"),
+            FieldSpec(name: "FileEncoding", type: .string, doc: "`utf8` or `gbk` (converted to UTF-8).", defaultValue: "utf8"),
+            FieldSpec(name: "TailSizeKB", type: .int, doc: "A file that existed before the pipeline started, seen for the first time with no checkpoint, is read from its last TailSizeKB KiB (from the next line start). Files that appear while Sluice runs are always read from offset 0.", defaultValue: "1024"),
+            FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "An unterminated last line is emitted after this many seconds without new data.", defaultValue: "60"),
+            FieldSpec(name: "CloseUnusedReaderIntervalSec", type: .double, doc: "A file read to its end and unchanged this long has its descriptor closed; it is reopened on change.", defaultValue: "60"),
+            FieldSpec(name: "TailingAllMatchedFiles", type: .bool, doc: "iLogtail: also read files that existed before the config. Sluice always reads every matched file (TailSizeKB applies).", defaultValue: "false"),
+            FieldSpec(name: "RotatorQueueSize", type: .int, doc: "iLogtail: rotated files remembered per path. Sluice follows every rotated file until it is drained.", defaultValue: "20",
+                      status: .acceptedNotYetEffective(reason: "rotated files are followed until drained, without a limit")),
+            FieldSpec(name: "AppendingLogPositionMeta", type: .bool, doc: "Add the file offset of each line as `__file_offset__`.", defaultValue: "false",
+                      status: .acceptedNotYetEffective(reason: "line offsets are not emitted yet")),
+            FieldSpec(name: "FileOffsetKey", type: .string, doc: "Name of the offset field when AppendingLogPositionMeta is on.", defaultValue: "__file_offset__",
+                      status: .acceptedNotYetEffective(reason: "line offsets are not emitted yet")),
+            FieldSpec(name: "EnableExactlyOnce", type: .int, doc: "iLogtail's exactly-once concurrency. Sluice's checkpoints already move only on acknowledgement (at-least-once, duplicates only after a crash).", defaultValue: "0",
+                      status: .acceptedNotYetEffective(reason: "checkpoints are always acknowledgement-driven")),
+            FieldSpec(name: "EnableContainerDiscovery", type: .bool, doc: "Treat FilePaths as paths inside matched containers.", defaultValue: "false",
+                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
+            FieldSpec(name: "ContainerFilters", type: .object(fields: [], allowUnknown: true), doc: "Which containers to collect from (with EnableContainerDiscovery).", defaultValue: nil,
+                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
+            FieldSpec(name: "ExternalK8sLabelTag", type: .stringMap, doc: "Pod label → tag name.", defaultValue: nil,
+                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
+            FieldSpec(name: "ExternalEnvTag", type: .stringMap, doc: "Container env var → tag name.", defaultValue: nil,
+                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
+            FieldSpec(name: "CollectingContainersMeta", type: .bool, doc: "Add container metadata tags.", defaultValue: "false",
+                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
+            FieldSpec(name: "Multiline", type: .object(fields: [], allowUnknown: true), doc: "Multiline grouping (Mode, StartPattern, ContinuePattern, EndPattern, UnmatchedContentTreatment).", defaultValue: nil,
+                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
+        ])
+
+    /// Reads and checks the options (no side effects).
+    public static func options(from c: ConfigObject, maxReadBufferSize: Int, forceReleaseDeletedFileFdTimeoutSec: Int) throws(ConfigError) -> FileInputOptions {
+        guard let paths = try c.stringList("FilePaths"), !paths.isEmpty else {
+            throw c.error(at: c.has("FilePaths") ? "FilePaths" : nil, "FilePaths is required and must list at least one path")
+        }
+        guard paths.count <= 10 else { throw c.error(at: "FilePaths", "at most 10 paths are allowed, found \(paths.count)") }
+        var o = FileInputOptions(filePaths: paths)
+        if let d = try c.int("MaxDirSearchDepth") {
+            guard (0...1000).contains(d) else { throw c.error(at: "MaxDirSearchDepth", "must be between 0 and 1000, found \(d)") }
+            o.maxDirSearchDepth = d
+        }
+        for (i, p) in paths.enumerated() {
+            do { _ = try PathPattern(p, maxDepth: o.maxDirSearchDepth) } catch {
+                throw c.error(at: "FilePaths", "entry \(i): \(error)")
+            }
+        }
+        o.exclusions = PathExclusions(filePaths: try c.stringList("ExcludeFilePaths") ?? [],
+                                      fileNames: try c.stringList("ExcludeFiles") ?? [],
+                                      directories: try c.stringList("ExcludeDirs") ?? [])
+        if let e = try c.string("FileEncoding") {
+            guard ["utf8", "utf-8", "gbk"].contains(e.lowercased()) else {
+                throw c.error(at: "FileEncoding", "unsupported encoding \"\(e)\" (supported: utf8, gbk)")
+            }
+            o.fileEncoding = e.lowercased()
+        }
+        if let t = try c.int("TailSizeKB") {
+            guard t >= 0 else { throw c.error(at: "TailSizeKB", "must be ≥ 0, found \(t)") }
+            o.tailSizeKB = t
+        }
+        if let f = try c.double("FlushTimeoutSecs") {
+            guard f >= 0 else { throw c.error(at: "FlushTimeoutSecs", "must be ≥ 0") }
+            o.flushTimeoutSecs = f
+        }
+        if let f = try c.double("CloseUnusedReaderIntervalSec") {
+            guard f >= 0 else { throw c.error(at: "CloseUnusedReaderIntervalSec", "must be ≥ 0") }
+            o.closeUnusedReaderIntervalSec = f
+        }
+        if let enable = try c.bool("EnableContainerDiscovery"), enable {
+            throw c.error(at: "EnableContainerDiscovery", "container discovery is not available in this version of Sluice")
+        }
+        o.maxReadBufferSize = maxReadBufferSize
+        o.forceReleaseDeletedFileFdTimeoutSec = forceReleaseDeletedFileFdTimeoutSec
+        return o
+    }
+}

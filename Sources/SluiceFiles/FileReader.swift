@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SluiceCore
+
+/// One file being read: its identity, where reading stands and what is held back (the
+/// unterminated last line). Owned and driven by one input thread; never shared.
+final class FileReader {
+    let id: FileIdentity
+    /// Last path the file was seen under.
+    var path: String
+    var fd: Int32 = -1
+    /// Next byte to read from the file.
+    var readOffset: Int64
+    /// Bytes before `readOffset` that wait for their newline (not yet emitted).
+    var partial: [UInt8] = []
+    /// Monotonic time the held-back bytes last grew.
+    var partialSince: Int64 = 0
+    var signature: FileSignature
+    /// Discard bytes up to the first newline (started mid-file by TailSizeKB).
+    var skipToNewline = false
+    /// Has data to read (an event or a poll said so).
+    var dirty = true
+    var atEOF = false
+    /// The path no longer leads to this file (renamed away or deleted).
+    var pathGone = false
+    /// Link count dropped to 0.
+    var deleted = false
+    var goneSince: Int64 = 0
+    /// Monotonic time of the last read that returned data or of the last change seen.
+    var lastActivity: Int64
+    /// Size when last looked at (for polling closed readers).
+    var lastSize: Int64 = 0
+    var tags: [Tag]
+    /// The current long line has been split at least once.
+    var inSplitLine = false
+
+    init(id: FileIdentity, path: String, offset: Int64, signature: FileSignature, tags: [Tag], now: Int64) {
+        self.id = id
+        self.path = path
+        self.readOffset = offset
+        self.signature = signature
+        self.tags = tags
+        self.lastActivity = now
+    }
+
+    /// Everything before this offset has been emitted.
+    var emittedOffset: Int64 { readOffset - Int64(partial.count) }
+
+    var isOpen: Bool { fd >= 0 }
+
+    func closeFD() {
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+    }
+
+    deinit { closeFD() }
+}
+
+/// What one read produced.
+struct ReadOutcome {
+    var batch: EventBatch?
+    /// Offset of the end of the emitted data after this read.
+    var emittedUpTo: Int64
+    var bytesRead: Int
+    var reachedEOF: Bool
+    var linesSplit: Int
+}
+
+/// The reading logic, separate from discovery: read a chunk, split it, hold back the rest.
+struct ChunkReader {
+    let maxReadBufferSize: Int
+    let transcoder: Transcoder?
+
+    /// Reads up to `maxReadBufferSize` bytes at the reader's offset and turns complete lines into
+    /// a batch. Errors are returned, not thrown, and leave the reader unchanged.
+    func read(_ r: FileReader, now: Int64, wallSeconds: Int64) -> Result<ReadOutcome, Errno> {
+        let chunk = maxReadBufferSize
+        let held = r.partial.count
+        var readError: Errno?
+        var n = 0
+        var arena = [UInt8](unsafeUninitializedCapacity: held + chunk) { buf, initialized in
+            let base = buf.baseAddress!
+            r.partial.withUnsafeBufferPointer { p in
+                if held > 0 { base.update(from: p.baseAddress!, count: held) }
+            }
+            var got = 0
+            while got < chunk {
+                let k = pread(r.fd, base + held + got, chunk - got, off_t(r.readOffset) + off_t(got))
+                if k < 0 {
+                    if errno == EINTR { continue }
+                    readError = Errno(errno)
+                    break
+                }
+                if k == 0 { break }
+                got += k
+                // A short read usually means EOF; don't spin on a growing file here.
+                break
+            }
+            n = got
+            initialized = held + got
+        }
+        if let e = readError, n == 0 { return .failure(e) }
+        if n == 0 {
+            return .success(ReadOutcome(batch: nil, emittedUpTo: r.emittedOffset, bytesRead: 0, reachedEOF: true, linesSplit: 0))
+        }
+        r.readOffset += Int64(n)
+        r.lastActivity = now
+
+        var start = 0
+        if r.skipToNewline {
+            let found = arena.withUnsafeBufferPointer { LineSplitter.firstNewline($0.baseAddress!, start: 0, count: $0.count) }
+            if let nl = found {
+                start = nl + 1
+                r.skipToNewline = false
+            } else {
+                r.partial = []
+                return .success(ReadOutcome(batch: nil, emittedUpTo: r.readOffset, bytesRead: n, reachedEOF: n < chunk, linesSplit: 0))
+            }
+        }
+
+        var events: [LogEvent] = []
+        events.reserveCapacity(max(16, (arena.count - start) / 128))
+        var rest = arena.withUnsafeBufferPointer { LineSplitter.split($0.baseAddress!, start: start, count: $0.count, into: &events) }
+        var split = 0
+        // Finishing a line that was split: its first event is the last piece.
+        if r.inSplitLine && !events.isEmpty {
+            events[0].flags |= LogEvent.Flag.splitPiece
+            r.inSplitLine = false
+        }
+        // A line longer than the buffer leaves in pieces, each flagged and counted.
+        while arena.count - rest >= maxReadBufferSize {
+            events.append(LogEvent(content: Span(rest, maxReadBufferSize), flags: LogEvent.Flag.splitPiece))
+            if !r.inSplitLine { split += 1 }
+            r.inSplitLine = true
+            rest += maxReadBufferSize
+        }
+        let leftover = arena.count - rest
+        if leftover > 0 {
+            r.partialSince = now
+            r.partial = Array(arena[rest...])
+        } else {
+            r.partial = []
+        }
+
+        var batch: EventBatch? = nil
+        if !events.isEmpty {
+            if let t = transcoder {
+                // Convert the region of complete lines and split again.
+                let lastEnd = Int(events[events.count - 1].content.offset + events[events.count - 1].content.length)
+                let regionStart = Int(events[0].content.offset)
+                let converted = arena.withUnsafeBufferPointer { t.convert($0.baseAddress! + regionStart, lastEnd - regionStart + 1) }
+                arena = converted
+                events.removeAll(keepingCapacity: true)
+                _ = arena.withUnsafeBufferPointer { LineSplitter.split($0.baseAddress!, start: 0, count: $0.count, into: &events) }
+            } else if leftover > 0 {
+                // Keep the arena's tail from being counted as queued memory forever.
+                arena.removeSubrange(rest...)
+            }
+            batch = EventBatch(arena: arena, events: events, tags: r.tags, timeSeconds: wallSeconds, inputBytes: n)
+        }
+        return .success(ReadOutcome(batch: batch, emittedUpTo: r.emittedOffset, bytesRead: n, reachedEOF: n < chunk, linesSplit: split))
+    }
+
+    /// Emits the held-back bytes as one event (flush timeout, or a deleted file being released).
+    func flushPartial(_ r: FileReader, wallSeconds: Int64) -> EventBatch? {
+        guard !r.partial.isEmpty, !r.skipToNewline else {
+            r.partial = []
+            return nil
+        }
+        var arena = r.partial
+        var flags = LogEvent.Flag.unterminated
+        if r.inSplitLine { flags |= LogEvent.Flag.splitPiece; r.inSplitLine = false }
+        if let t = transcoder { arena = arena.withUnsafeBufferPointer { t.convert($0.baseAddress!, $0.count) } }
+        r.partial = []
+        let ev = LogEvent(content: Span(0, arena.count), flags: flags)
+        return EventBatch(arena: arena, events: [ev], tags: r.tags, timeSeconds: wallSeconds, inputBytes: 0)
+    }
+}

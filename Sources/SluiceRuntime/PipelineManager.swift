@@ -1,0 +1,310 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import ServiceLifecycle
+import SluiceConfig
+import SluiceCore
+import SluiceFiles
+import Synchronization
+
+/// Settings of the daemon (command line and environment).
+public struct DaemonSettings: Sendable {
+    public var configDirectory: String?
+    public var configFiles: [String] = []
+    public var dataDirectory: String = "/var/lib/sluice"
+    public var hostname: String = DaemonSettings.systemHostname()
+    public var globals: GlobalParameters
+    /// How long a pipeline may take to drain when stopped.
+    public var shutdownTimeoutSeconds: Double = 30
+    /// How often the config directory is checked for changes (inotify is not needed for this).
+    public var reloadIntervalMs: Int = 1000
+    /// Per flusher queue, bytes (high watermark; low is half).
+    public var queueBytes: Int = 8 << 20
+    /// Where to write counters as JSON every 200 ms (SLUICE_STATS_FILE), if set.
+    public var statsFile: String?
+
+    public init(globals: GlobalParameters) {
+        self.globals = globals
+    }
+
+    public static func systemHostname() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, 255)
+        return String(cString: buf)
+    }
+}
+
+/// Runs every pipeline of the config directory and keeps them in step with it: a file added,
+/// changed or deleted starts, restarts or stops that pipeline only. A broken file is reported and
+/// the previous version of its pipeline keeps running. Checkpoints are persisted on a timer and
+/// at the end.
+public final class PipelineManager: Service, Sendable {
+    struct Running: Sendable {
+        var pipeline: Pipeline
+        var hash: UInt64
+        var file: String
+    }
+    struct State: Sendable {
+        var running: [String: Running] = [:]
+        /// Content hash of files seen broken, so each breakage is reported once.
+        var reportedBroken: [String: UInt64] = [:]
+        /// Content hash of files that are valid but disabled (enable: false).
+        var disabled: [String: UInt64] = [:]
+        var tables: [String: CheckpointTable] = [:]
+        var metrics: [String: PipelineMetrics] = [:]
+        /// Last persist error per pipeline, so a lasting failure is logged once, not every interval.
+        var persistErrors: [String: String] = [:]
+    }
+
+    public let settings: DaemonSettings
+    let registry: PluginRegistry
+    let logger: Logger
+    private let state = Mutex(State())
+    private let rateLimiter: RateLimiter?
+    private let work: (stream: AsyncStream<@Sendable () async -> Void>, continuation: AsyncStream<@Sendable () async -> Void>.Continuation)
+        = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
+
+    public init(settings: DaemonSettings, registry: PluginRegistry = .standard, logger: Logger) {
+        self.settings = settings
+        self.registry = registry
+        self.logger = logger
+        self.rateLimiter = settings.globals.maxBytesPerSec > 0 ? RateLimiter(bytesPerSecond: settings.globals.maxBytesPerSec) : nil
+    }
+
+    public func run() async throws {
+        logger.info("Sluice is starting.", metadata: ["config.dir": "\(settings.configDirectory ?? "-")", "data.dir": "\(settings.dataDirectory)"])
+        await withTaskGroup(of: Void.self) { group in
+            // Pipelines run as children of this task, added as they are started.
+            group.addTask {
+                await withDiscardingTaskGroup { inner in
+                    for await job in self.work.stream { inner.addTask { await job() } }
+                }
+            }
+            group.addTask { await self.commitLoop() }
+            if let stats = settings.statsFile {
+                group.addTask { await self.statsLoop(path: stats) }
+            }
+            // Watch the configuration until a graceful shutdown is requested.
+            try? await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    await self.reconcile()
+                    try await Task.sleep(for: .milliseconds(self.settings.reloadIntervalMs))
+                }
+            }
+            logger.info("Stopping: inputs first, then draining flushers.")
+            let all = state.withLock { s in Array(s.running.values) }
+            await withTaskGroup(of: Void.self) { g in
+                for r in all { g.addTask { await r.pipeline.stop() } }
+            }
+            state.withLock { $0.running.removeAll() }
+            work.continuation.finish()
+            persistAll()
+            group.cancelAll()
+        }
+        persistAll()
+        logger.info("Sluice stopped.")
+    }
+
+    // MARK: - Configuration
+
+    /// Files that define pipelines now.
+    func pipelineFiles() -> [String] {
+        var files: [String] = []
+        if let dir = settings.configDirectory, let d = opendir(dir) {
+            while let e = readdir(d) {
+                let name = withUnsafePointer(to: &e.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if PipelineLoader.isPipelineFile(name) { files.append(dir + "/" + name) }
+            }
+            closedir(d)
+        }
+        files.append(contentsOf: settings.configFiles)
+        return files.sorted()
+    }
+
+    /// Brings the running pipelines in line with the files.
+    func reconcile() async {
+        let files = pipelineFiles()
+        var wanted: [String: (file: String, hash: UInt64)] = [:]
+        for f in files {
+            guard let bytes = readWholeFile(f) else { continue }
+            let name = pipelineName(f)
+            if let other = wanted[name] {
+                logger.error("Two files define the same pipeline name; ignoring the second.", metadata: ["pipeline": "\(name)", "file": "\(f)", "other": "\(other.file)"])
+                continue
+            }
+            wanted[name] = (f, fnv(bytes))
+        }
+        let running = state.withLock { $0.running }
+        // Stopped: file deleted.
+        for (name, r) in running where wanted[name] == nil {
+            logger.info("Pipeline file removed; stopping the pipeline.", metadata: ["pipeline": "\(name)", "file": "\(r.file)"])
+            await r.pipeline.stop()
+            state.withLock { _ = $0.running.removeValue(forKey: name) }
+            persist(name)
+        }
+        for (name, w) in wanted.sorted(by: { $0.key < $1.key }) {
+            if let r = running[name], r.hash == w.hash { continue }
+            if state.withLock({ $0.reportedBroken[w.file] == w.hash || $0.disabled[w.file] == w.hash }) { continue }
+            let doc: PipelineDocument
+            do {
+                doc = try registry.validate(file: w.file, globals: settings.globals)
+            } catch {
+                state.withLock { $0.reportedBroken[w.file] = w.hash }
+                let keeping = running[name] != nil
+                logger.error(keeping ? "Pipeline file has errors; the previous version keeps running." : "Pipeline file has errors; the pipeline is not started.",
+                             metadata: ["pipeline": "\(name)", "file": "\(w.file)", "errors": "\(error)"])
+                continue
+            }
+            state.withLock { $0.reportedBroken[w.file] = nil; $0.disabled[w.file] = nil }
+            for warn in doc.warnings {
+                logger.warning("\(warn.description)", metadata: ["pipeline": "\(name)"])
+            }
+            if let r = running[name] {
+                logger.info("Pipeline file changed; restarting the pipeline.", metadata: ["pipeline": "\(name)"])
+                await r.pipeline.stop()
+                state.withLock { _ = $0.running.removeValue(forKey: name) }
+                persist(name)
+            }
+            guard doc.enable else {
+                logger.info("Pipeline is disabled (enable: false).", metadata: ["pipeline": "\(name)"])
+                // Remember the hash so an unchanged disabled file is not re-read each time.
+                state.withLock { $0.disabled[w.file] = w.hash }
+                continue
+            }
+            start(doc, hash: w.hash)
+        }
+    }
+
+    private func start(_ doc: PipelineDocument, hash: UInt64) {
+        let name = doc.name
+        var log = logger
+        log[metadataKey: "pipeline"] = "\(name)"
+        let (table, metrics): (CheckpointTable, PipelineMetrics)
+        do {
+            (table, metrics) = try state.withLock { s throws -> (CheckpointTable, PipelineMetrics) in
+                let m = s.metrics[name] ?? PipelineMetrics()
+                s.metrics[name] = m
+                if let t = s.tables[name] { return (t, m) }
+                let t: CheckpointTable
+                do { t = try CheckpointTable(dataDir: settings.dataDirectory, pipeline: name) } catch {
+                    log.error("\(error)")
+                    try? CheckpointTable.removeFile(dataDir: settings.dataDirectory, pipeline: name)
+                    t = try CheckpointTable(dataDir: settings.dataDirectory, pipeline: name)
+                }
+                s.tables[name] = t
+                return (t, m)
+            }
+        } catch {
+            log.error("Cannot open the checkpoints; the pipeline is not started.", metadata: ["error": "\(error)"])
+            return
+        }
+        let ctx = PluginContext(pipelineName: name, logger: log, dataDir: settings.dataDirectory, hostname: settings.hostname,
+                                metrics: metrics, maxReadBufferSize: settings.globals.maxReadBufferSize, rateLimiter: rateLimiter)
+        let p: Pipeline
+        do {
+            p = try Pipeline(document: doc, registry: registry, context: ctx,
+                             resources: BuildResources(checkpoints: table, globals: settings.globals),
+                             queueBytes: settings.queueBytes, shutdownTimeoutSeconds: settings.shutdownTimeoutSeconds)
+        } catch {
+            log.error("Pipeline could not be built.", metadata: ["error": "\(error)"])
+            return
+        }
+        state.withLock { $0.running[name] = Running(pipeline: p, hash: hash, file: doc.file) }
+        log.info("Pipeline started.", metadata: ["file": "\(doc.file)"])
+        work.continuation.yield { await p.run() }
+    }
+
+    // MARK: - Checkpoints and stats
+
+    private func commitLoop() async {
+        let interval = max(10, settings.globals.checkpointFlushIntervalMs)
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: .milliseconds(interval)) } catch { return }
+            persistAll()
+        }
+    }
+
+    func persistAll() {
+        let names = state.withLock { Array($0.tables.keys) }
+        for n in names { persist(n) }
+    }
+
+    func persist(_ name: String) {
+        guard let t = state.withLock({ $0.tables[name] }) else { return }
+        do {
+            try t.persist()
+            if state.withLock({ $0.persistErrors.removeValue(forKey: name) }) != nil {
+                logger.info("Checkpoints are persisted again.", metadata: ["pipeline": "\(name)"])
+            }
+        } catch {
+            let text = "\(error)"
+            if state.withLock({ s in defer { s.persistErrors[name] = text }; return s.persistErrors[name] != text }) {
+                logger.error("Cannot persist checkpoints; will retry.", metadata: ["pipeline": "\(name)", "error": "\(text)"])
+            }
+        }
+    }
+
+    private func statsLoop(path: String) async {
+        while !Task.isCancelled {
+            writeStats(path: path)
+            do { try await Task.sleep(for: .milliseconds(200)) } catch { break }
+        }
+        writeStats(path: path)
+    }
+
+    func writeStats(path: String) {
+        let all = state.withLock { $0.metrics }
+        var totals: [String: Int] = [:]
+        var per = ""
+        for (name, m) in all.sorted(by: { $0.key < $1.key }) {
+            let snap = m.snapshot()
+            for (k, v) in snap { totals[k, default: 0] += v }
+            if !per.isEmpty { per += "," }
+            per += "\"\(jsonEscape(name))\":{" + snap.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+        }
+        let order = PipelineMetrics().snapshot().map(\.0)
+        let body = "{" + order.map { "\"\($0)\":\(totals[$0] ?? 0)" }.joined(separator: ",") + ",\"pipelines\":{" + per + "}}\n"
+        try? CheckpointTable.writeStatsAtomically(path: path, bytes: Array(body.utf8))
+    }
+
+    /// Counters of a pipeline by name (tests).
+    public func metrics(of pipeline: String) -> PipelineMetrics? { state.withLock { $0.metrics[pipeline] } }
+}
+
+func pipelineName(_ file: String) -> String {
+    var base = file.split(separator: "/").last.map(String.init) ?? file
+    for ext in [".yaml", ".yml", ".json"] where base.hasSuffix(ext) {
+        base.removeLast(ext.count)
+        break
+    }
+    return base
+}
+
+func readWholeFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 16384)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }
+        if n == 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
+}
+
+func fnv(_ b: [UInt8]) -> UInt64 { FNV1a.hash(b) }
+
+func jsonEscape(_ s: String) -> String {
+    let out = ByteBuffer(capacity: s.utf8.count + 8)
+    var s = s
+    s.withUTF8 { JSONLineEncoder.appendEscaped($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count, to: out) }
+    return String(decoding: out.bytes, as: UTF8.self)
+}
+

@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import SluiceCore
+import Synchronization
+
+/// A temporary directory removed on `remove()`.
+public struct TempDir: Sendable {
+    public let path: String
+    public init(_ prefix: String = "sluice-test") {
+        var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
+        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        path = String(cString: p!)
+    }
+    public func sub(_ name: String) -> String {
+        let p = path + "/" + name
+        mkdir(p, 0o755)
+        return p
+    }
+    public func remove() {
+        _ = shell("rm -rf '\(path)'")
+    }
+}
+
+/// Runs a shell command, returns its exit status.
+@discardableResult
+public func shell(_ cmd: String) -> Int32 {
+    let rc = system(cmd)
+    return rc == -1 ? -1 : (rc >> 8) & 0xff
+}
+
+public func writeFile(_ path: String, _ text: String, append: Bool = false) {
+    writeFile(path, Array(text.utf8), append: append)
+}
+
+public func writeFile(_ path: String, _ bytes: [UInt8], append: Bool = false) {
+    let fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0o644)
+    precondition(fd >= 0, "cannot open \(path): \(String(cString: strerror(errno)))")
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
+        precondition(n > 0)
+        off += n
+    }
+    close(fd)
+}
+
+public func readFileBytes(_ path: String) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return [] }
+    defer { close(fd) }
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n <= 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` seconds pass.
+public func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+public func sleepMs(_ ms: Int) { usleep(useconds_t(ms * 1000)) }
+
+/// One JSON object per line, parsed (tests only; the hot path never parses JSON).
+public func readJSONLines(_ path: String) -> [[String: Any]] {
+    let bytes = readFileBytes(path)
+    var out: [[String: Any]] = []
+    var start = 0
+    for i in 0..<bytes.count where bytes[i] == 0x0A {
+        let line = Data(bytes[start..<i])
+        start = i + 1
+        if let o = try? JSONSerialization.jsonObject(with: line) as? [String: Any] { out.append(o) } else {
+            out.append(["__unparseable__": String(decoding: line, as: UTF8.self)])
+        }
+    }
+    return out
+}
+
+/// Contents of the `content` field of every line of a flusher_file output (and its rotated files).
+public func outputContents(_ path: String) -> [String] {
+    readJSONLines(path).map { ($0["content"] as? String) ?? "<no content>" }
+}
+
+/// Counts newline bytes in a file (fast progress check).
+public func countLines(_ path: String) -> Int {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return 0 }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    var n = 0
+    while true {
+        let k = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if k <= 0 { break }
+        for i in 0..<k where buf[i] == 0x0A { n += 1 }
+    }
+    return n
+}
+
+/// The real `sluice` binary, run as a child process.
+public final class SluiceProcess: @unchecked Sendable {
+    public let pid: pid_t
+    public let stderrPath: String
+    public let stdoutPath: String
+    private var exited: Int32?
+
+    /// Path of the built `sluice` executable: $SLUICE_BIN, or next to the test bundle.
+    public static var binaryPath: String {
+        if let p = ProcessInfo.processInfo.environment["SLUICE_BIN"] { return p }
+        var dir = CommandLine.arguments[0]
+        // .../debug/sluicePackageTests.xctest → .../debug
+        while !dir.isEmpty {
+            if let slash = dir.lastIndex(of: "/") { dir = String(dir[..<slash]) } else { break }
+            if access(dir + "/sluice", X_OK) == 0 { return dir + "/sluice" }
+        }
+        let cwd = FileManager.default.currentDirectoryPath
+        for c in [".build/debug/sluice", ".build/release/sluice"] where access(cwd + "/" + c, X_OK) == 0 { return cwd + "/" + c }
+        return "sluice"
+    }
+
+    public init(arguments: [String], environment: [String: String] = [:], workDir: String) throws {
+        stderrPath = workDir + "/sluice.stderr.\(UInt32.random(in: 0...UInt32.max))"
+        stdoutPath = workDir + "/sluice.stdout.\(UInt32.random(in: 0...UInt32.max))"
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        let argv = [SluiceProcess.binaryPath] + arguments
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var cargv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var cenv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in cargv { free(p) }; for p in cenv { free(p) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, argv[0], &actions, nil, &cargv, &cenv)
+        if rc != 0 { throw SpawnError(message: "cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
+        pid = child
+    }
+
+    public struct SpawnError: Error, CustomStringConvertible { public var message: String; public var description: String { message } }
+
+    public func signal(_ sig: Int32) { kill(pid, sig) }
+
+    /// Waits for exit; returns the exit status (128+signal if killed), or nil on timeout.
+    public func wait(timeout: Double) -> Int32? {
+        if let e = exited { return e }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var status: Int32 = 0
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid {
+                let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                exited = code
+                return code
+            }
+            usleep(10_000)
+        }
+        return nil
+    }
+
+    /// SIGTERM and wait; SIGKILL if it does not exit in time.
+    @discardableResult
+    public func stop(timeout: Double = 40) -> Int32? {
+        if exited != nil { return exited }
+        signal(SIGTERM)
+        if let c = wait(timeout: timeout) { return c }
+        signal(SIGKILL)
+        return wait(timeout: 5)
+    }
+
+    public func kill9() -> Int32? {
+        signal(SIGKILL)
+        return wait(timeout: 10)
+    }
+
+    public var stderr: String { String(decoding: readFileBytes(stderrPath), as: UTF8.self) }
+    public var stdout: [UInt8] { readFileBytes(stdoutPath) }
+    public var isRunning: Bool { exited == nil && wait(timeout: 0) == nil }
+
+    deinit {
+        if exited == nil {
+            kill(pid, SIGKILL)
+            var s: Int32 = 0
+            waitpid(pid, &s, 0)
+        }
+    }
+}
+
+/// A sink for in-process input tests: keeps every line, acknowledges batches (or not).
+public final class CollectingSink: BatchSink, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _lines: [[UInt8]] = []
+    private var _batches: [EventBatch] = []
+    private var _tags: [[Tag]] = []
+    public var acknowledge: Bool
+    public var accepting = true
+
+    public init(acknowledge: Bool = true) { self.acknowledge = acknowledge }
+
+    public func send(_ batch: EventBatch) -> Bool {
+        lock.lock()
+        if !accepting { lock.unlock(); return false }
+        for i in 0..<batch.events.count { _lines.append(batch.contentBytes(i)) }
+        _tags.append(batch.tags)
+        if !acknowledge { _batches.append(batch) }
+        lock.unlock()
+        if acknowledge {
+            batch.ack?.expect(1)
+            batch.ack?.acknowledge()
+        }
+        return true
+    }
+
+    public var lines: [String] {
+        lock.lock(); defer { lock.unlock() }
+        return _lines.map { String(decoding: $0, as: UTF8.self) }
+    }
+    public var rawLines: [[UInt8]] {
+        lock.lock(); defer { lock.unlock() }
+        return _lines
+    }
+    public var batchTags: [[Tag]] {
+        lock.lock(); defer { lock.unlock() }
+        return _tags
+    }
+    public var count: Int {
+        lock.lock(); defer { lock.unlock() }
+        return _lines.count
+    }
+    /// Acknowledges the held batches (when created with acknowledge: false).
+    public func acknowledgeHeld() {
+        lock.lock()
+        let b = _batches
+        _batches = []
+        lock.unlock()
+        for x in b { x.ack?.expect(1); x.ack?.acknowledge() }
+    }
+}
+
+public func testLogger(_ label: String = "test") -> Logger {
+    var l = Logger(label: label)
+    l.logLevel = ProcessInfo.processInfo.environment["SLUICE_TEST_LOG"] == nil ? .critical : .debug
+    return l
+}

@@ -1,0 +1,156 @@
+// The printed table and the BENCH_JSON lines.
+
+import Glibc
+
+struct RawRow {
+    var dataset: Dataset
+    var toFile: Bool          // (a) file on the same fs, else (b) /dev/null
+    var result: RawResult
+    var name: String { (toFile ? "raw-file" : "raw-null") + "[" + dataset.spec.name + "]" }
+    var mbPerSec: Double { Double(result.bytes) / result.wall / 1e6 }
+    var cpuPerGiB: Double { result.cpu.total / (Double(result.bytes) / 1073741824) }
+}
+
+func mbPerSec(_ r: ScenarioResult) -> Double? {
+    guard let w = r.wall, w > 0 else { return nil }
+    return Double(r.dataset.totalBytes) / w / 1e6
+}
+
+func cpuPerGiB(_ r: ScenarioResult) -> Double? {
+    guard let c = r.cpu else { return nil }
+    return c.total / (Double(r.dataset.totalBytes) / 1073741824)
+}
+
+/// The raw ceiling a scenario is compared with: (a) for the file flusher, (b) for blackhole.
+func rawReference(_ r: ScenarioResult, _ raws: [RawRow]) -> RawRow? {
+    raws.first { $0.dataset.spec.name == r.dataset.spec.name && $0.toFile == (r.spec.flusher == .file) }
+}
+
+func printTable(_ headers: [String], _ rows: [[String]], leftColumns: Set<Int>) {
+    var widths = headers.map { $0.count }
+    for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
+    func line(_ cells: [String]) -> String {
+        var s = ""
+        for (i, c) in cells.enumerated() {
+            if i > 0 { s += "  " }
+            s += leftColumns.contains(i) ? padRight(c, widths[i]) : padLeft(c, widths[i])
+        }
+        while s.hasSuffix(" ") { s.removeLast() }
+        return s
+    }
+    out(line(headers))
+    out(String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1)))
+    for row in rows { out(line(row)) }
+}
+
+func opt(_ x: Double?, _ d: Int) -> String { x.map { fmt($0, d) } ?? "-" }
+func opt(_ x: Int?) -> String { x.map { String($0) } ?? "-" }
+
+func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResult]) {
+    out("")
+    out("sluice-bench results")
+    if let s = settings { out("  sluice:   \(s.sluicePath)") }
+    out("  cores:    \(sysconf(Int32(_SC_NPROCESSORS_ONLN))); work dir on the same file system as the outputs")
+    out("  cache:    warm page cache, not dropped: every input is read once right before each measurement (sluice and raw alike)")
+    out("  MB/s:     input bytes / wall seconds, MB = 10^6 bytes; wall = from renaming the inputs into the watched dir until")
+    out("            the last line was delivered (file flusher: output's mtime when its line count reached the input's;")
+    out("            blackhole: interpolated between samples of events_out in SLUICE_STATS_FILE, written every 200 ms)")
+    out("  CPU-s/GiB: sluice = user+sys from wait4 rusage over its whole life (start-up, idle wait, drain; nothing subtracted);")
+    out("            raw = getrusage(self) around the loop. Peak RSS = ru_maxrss.")
+    out("  raw (a):  read(2) 1 MiB buffer + memchr line count + write(2) to a file in the work dir; raw (b): same to /dev/null;")
+    out("            each the median of \(rawRepetitions) runs.")
+    out("  % of raw: sluice MB/s / raw MB/s on the same input; file flusher vs (a), blackhole vs (b).")
+    out("  lost / dup / bad: from parsing the output (each input line's id must appear exactly once; bad = content")
+    out("            length differs from the input line, or no parsable content/id); blackhole: from events_out only.")
+    out("")
+    let headers = ["scenario", "flusher", "input", "MB/s", "CPU-s/GiB", "peak RSS MiB",
+                   "delivered/expected", "lost", "dup", "bad", "% of raw", "status"]
+    var rows: [[String]] = []
+    for r in raws {
+        rows.append([r.name, r.toFile ? "(a) file" : "(b) /dev/null", r.dataset.describe,
+                     fmt(r.mbPerSec, 1), fmt(r.cpuPerGiB, 3), "-", "\(r.result.lines)/\(r.dataset.totalLines)",
+                     "-", "-", "-", "-", "ok"])
+    }
+    for r in results {
+        let ref = rawReference(r, raws)
+        var pct = "-"
+        if let m = mbPerSec(r), let ref { pct = fmt(100 * m / ref.mbPerSec, 1) + "% " + (ref.toFile ? "(a)" : "(b)") }
+        let corrupt = r.verify.map { String($0.corrupt + $0.malformed) } ?? "-"
+        rows.append([r.spec.name, r.spec.flusher.rawValue, r.dataset.describe,
+                     opt(mbPerSec(r), 1), opt(cpuPerGiB(r), 3),
+                     opt(r.maxRSSKiB.map { Double($0) / 1024 }, 1),
+                     "\(opt(r.delivered))/\(r.dataset.totalLines)", opt(r.lost), opt(r.duplicated), corrupt,
+                     pct, r.status.uppercased() == "OK" ? "ok" : r.status.uppercased()])
+    }
+    printTable(headers, rows, leftColumns: [0, 1, 2, 11])
+    for r in results where r.status != "ok" || !(r.verify?.firstProblems.isEmpty ?? true) {
+        out("")
+        out("\(r.spec.name): \(r.status)" + (r.error.map { ": " + $0 } ?? ""))
+        if let v = r.verify {
+            out("  output: \(v.outputLines) lines, \(v.outputBytes) bytes; unique ids \(v.unique) of \(v.expected); "
+                + "lost \(v.lost), duplicated \(v.duplicated), corrupt \(v.corrupt), malformed \(v.malformed)")
+            for p in v.firstProblems { out("  e.g. " + p) }
+        }
+        if let e = r.eventsOut, r.spec.flusher == .blackhole { out("  events_out \(e), expected \(r.dataset.totalLines)") }
+        out("  sluice log: \(r.logPath)")
+    }
+    out("")
+    for r in raws { out("BENCH_JSON " + rawJSON(r)) }
+    for r in results { out("BENCH_JSON " + scenarioJSON(r, rawReference(r, raws))) }
+}
+
+func rawJSON(_ r: RawRow) -> String {
+    var f: [(String, String)] = []
+    f.append(("scenario", jsonString(r.name)))
+    f.append(("kind", jsonString("raw")))
+    f.append(("target", jsonString(r.toFile ? "file" : "/dev/null")))
+    f.append(("dataset", jsonString(r.dataset.spec.name)))
+    f.append(("files", String(r.dataset.spec.fileCount)))
+    f.append(("input_bytes", String(r.result.bytes)))
+    f.append(("lines", String(r.result.lines)))
+    f.append(("wall_sec", fmt(r.result.wall, 6)))
+    f.append(("mb_per_sec", fmt(r.mbPerSec, 1)))
+    f.append(("cpu_user_sec", fmt(r.result.cpu.user, 3)))
+    f.append(("cpu_sys_sec", fmt(r.result.cpu.sys, 3)))
+    f.append(("cpu_sec_per_gib", fmt(r.cpuPerGiB, 3)))
+    f.append(("warm_cache", "true"))
+    f.append(("status", jsonString("ok")))
+    return "{" + f.map { jsonString($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+}
+
+func scenarioJSON(_ r: ScenarioResult, _ ref: RawRow?) -> String {
+    var f: [(String, String)] = []
+    func i(_ x: Int?) -> String { x.map { String($0) } ?? "null" }
+    f.append(("scenario", jsonString(r.spec.name)))
+    f.append(("kind", jsonString("sluice")))
+    f.append(("flusher", jsonString(r.spec.flusher.rawValue)))
+    f.append(("dataset", jsonString(r.dataset.spec.name)))
+    f.append(("files", String(r.dataset.spec.fileCount)))
+    f.append(("input_bytes", String(r.dataset.totalBytes)))
+    f.append(("lines_expected", String(r.dataset.totalLines)))
+    f.append(("wall_sec", jsonNumber(r.wall, 6)))
+    f.append(("end_method", r.endMethod.isEmpty ? "null" : jsonString(r.endMethod)))
+    f.append(("detected_sec", jsonNumber(r.detected, 3)))
+    f.append(("mb_per_sec", jsonNumber(mbPerSec(r), 1)))
+    f.append(("cpu_user_sec", jsonNumber(r.cpu?.user, 3)))
+    f.append(("cpu_sys_sec", jsonNumber(r.cpu?.sys, 3)))
+    f.append(("cpu_sec_per_gib", jsonNumber(cpuPerGiB(r), 3)))
+    f.append(("peak_rss_mib", jsonNumber(r.maxRSSKiB.map { Double($0) / 1024 }, 1)))
+    f.append(("lines_delivered", i(r.delivered)))
+    f.append(("lines_unique", i(r.verify?.unique)))
+    f.append(("lost", i(r.lost)))
+    f.append(("duplicated", i(r.duplicated)))
+    f.append(("corrupt", i(r.verify?.corrupt)))
+    f.append(("malformed", i(r.verify?.malformed)))
+    f.append(("events_out", i(r.eventsOut)))
+    f.append(("raw_ref", ref.map { jsonString($0.name) } ?? "null"))
+    f.append(("raw_mb_per_sec", jsonNumber(ref?.mbPerSec, 1)))
+    var pct: Double? = nil
+    if let m = mbPerSec(r), let ref { pct = 100 * m / ref.mbPerSec }
+    f.append(("pct_of_raw", jsonNumber(pct, 1)))
+    f.append(("warm_cache", "true"))
+    f.append(("status", jsonString(r.status)))
+    f.append(("error", r.error.map { jsonString($0) } ?? "null"))
+    f.append(("log", jsonString(r.logPath)))
+    return "{" + f.map { jsonString($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+}

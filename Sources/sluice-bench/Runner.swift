@@ -1,0 +1,431 @@
+// Starts the real sluice binary with posix_spawn, feeds it the inputs, detects completion, stops it with
+// SIGTERM and collects its rusage with wait4.
+
+import Glibc
+import Synchronization
+
+/// The running child, for the SIGINT / SIGTERM handler of the bench itself.
+let currentChild = Atomic<Int32>(0)
+
+func installSignalHandlers() {
+    currentChild.store(0, ordering: .relaxed)
+    let handler: @convention(c) (Int32) -> Void = { sig in
+        let pid = currentChild.load(ordering: .relaxed)
+        if pid > 0 { kill(pid, SIGKILL) }
+        let msg = "sluice-bench: interrupted, child killed\n"
+        _ = msg.withCString { write(2, $0, strlen($0)) }
+        _exit(128 + sig)
+    }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+    signal(SIGHUP, handler)
+    signal(SIGPIPE, SIG_IGN)
+}
+
+/// The bench's environment, read from /proc/self/environ (the C global `environ` is not usable from Swift 6).
+func currentEnvironment() -> [String] {
+    guard let bytes = readSmallFile("/proc/self/environ", limit: 16 << 20) else { return [] }
+    return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+}
+
+struct SpawnError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Starts `path` with `args` (argv[1...]); stdin from /dev/null, stdout and stderr appended to `logPath`.
+/// The child gets its own process group and default signal dispositions.
+func spawnChild(path: String, args: [String], env: [String], logPath: String) throws -> pid_t {
+    var fa = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fa)
+    defer { posix_spawn_file_actions_destroy(&fa) }
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&fa, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&fa, 1, 2)
+
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, s) }
+    posix_spawnattr_setsigdefault(&attr, &defaults)
+    posix_spawnattr_setpgroup(&attr, 0)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
+    defer {
+        for p in argv { free(p) }
+        for p in envp { free(p) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &fa, &attr, argv, envp)
+    if rc != 0 {
+        throw SpawnError(description: "cannot start \(path): \(errnoText(rc))")
+    }
+    currentChild.store(pid, ordering: .relaxed)
+    return pid
+}
+
+struct ChildExit {
+    var status: Int32
+    var rusage: rusage
+    var exitedNormally: Bool { (status & 0x7F) == 0 }
+    var exitCode: Int32 { (status >> 8) & 0xFF }
+    var signal: Int32 { status & 0x7F }
+    var describe: String {
+        exitedNormally ? "exited with status \(exitCode)" : "was killed by signal \(signal)"
+    }
+    var cpu: CPUTimes { CPUTimes(user: tvSeconds(rusage.ru_utime), sys: tvSeconds(rusage.ru_stime)) }
+    var maxRSSKiB: Int { Int(rusage.ru_maxrss) }
+}
+
+/// Non-blocking reap; nil while the child runs.
+func reapIfExited(_ pid: pid_t) -> ChildExit? {
+    var status: Int32 = 0
+    var ru = rusage()
+    let r = wait4(pid, &status, WNOHANG, &ru)
+    if r == pid {
+        currentChild.store(0, ordering: .relaxed)
+        return ChildExit(status: status, rusage: ru)
+    }
+    return nil
+}
+
+/// Waits up to `seconds` for the child to exit.
+func waitForExit(_ pid: pid_t, seconds: Double) -> ChildExit? {
+    let deadline = monoNow() + seconds
+    while true {
+        if let e = reapIfExited(pid) { return e }
+        if monoNow() >= deadline { return nil }
+        sleepMs(5)
+    }
+}
+
+/// SIGKILL and reap (used on failures).
+func killAndReap(_ pid: pid_t) -> ChildExit? {
+    kill(pid, SIGKILL)
+    var status: Int32 = 0
+    var ru = rusage()
+    while true {
+        let r = wait4(pid, &status, 0, &ru)
+        if r == pid { currentChild.store(0, ordering: .relaxed); return ChildExit(status: status, rusage: ru) }
+        if r < 0 && errno != EINTR { currentChild.store(0, ordering: .relaxed); return nil }
+    }
+}
+
+// MARK: - Scenarios
+
+enum FlusherKind: String {
+    case file
+    case blackhole
+}
+
+struct ScenarioSpec {
+    var name: String
+    var dataset: String     // "plain" or "many"
+    var flusher: FlusherKind
+}
+
+let allScenarios: [ScenarioSpec] = [
+    ScenarioSpec(name: "plain-file", dataset: "plain", flusher: .file),
+    ScenarioSpec(name: "plain-blackhole", dataset: "plain", flusher: .blackhole),
+    ScenarioSpec(name: "many-files", dataset: "many", flusher: .file),
+]
+
+struct RunSettings {
+    var sluicePath: String
+    var workDir: String
+    var timeoutSec: Double
+    var settleMs: Double
+    var stallSec: Double
+    var pollMs: Double
+    var stopGraceSec: Double
+    var keep: Bool
+}
+
+struct ScenarioResult {
+    var spec: ScenarioSpec
+    var dataset: Dataset
+    var status = "ok"              // ok | incomplete | failed
+    var error: String? = nil
+    var wall: Double? = nil
+    var endMethod = ""
+    var detected: Double? = nil    // seconds from the renames until the bench noticed completion
+    var cpu: CPUTimes? = nil
+    var maxRSSKiB: Int? = nil
+    var eventsOut: Int? = nil
+    var verify: VerifyResult? = nil
+    var logPath = ""
+    var runDir = ""
+
+    /// Lines delivered / lost / duplicated as reported (blackhole: from events_out only).
+    var delivered: Int? {
+        if let v = verify { return v.delivered }
+        return spec.flusher == .blackhole ? eventsOut : nil
+    }
+    var lost: Int? {
+        if let v = verify { return v.lost }
+        if spec.flusher == .blackhole, let e = eventsOut { return max(0, dataset.totalLines - e) }
+        return nil
+    }
+    var duplicated: Int? {
+        if let v = verify { return v.duplicated }
+        if spec.flusher == .blackhole, let e = eventsOut { return max(0, e - dataset.totalLines) }
+        return nil
+    }
+}
+
+func yamlQuoted(_ s: String) -> String {
+    var r = "\""
+    for c in s.unicodeScalars {
+        if c == "\"" || c == "\\" { r += "\\" }
+        r.unicodeScalars.append(c)
+    }
+    return r + "\""
+}
+
+func pipelineYAML(inputDir: String, flusher: FlusherKind, outFile: String) -> String {
+    var y = """
+    enable: true
+    inputs:
+      - Type: input_file
+        FilePaths: [\(yamlQuoted(inputDir + "/*.log"))]
+        MaxDirSearchDepth: 0
+    flushers:
+
+    """
+    switch flusher {
+    case .file:
+        y += """
+          - Type: flusher_file
+            FilePath: \(yamlQuoted(outFile))
+            MaxFileSize: 0
+
+        """
+    case .blackhole:
+        y += "  - Type: flusher_blackhole\n"
+    }
+    return y
+}
+
+struct StatsSample {
+    var time: Double    // mtime of the stats file (CLOCK_REALTIME)
+    var events: Int
+}
+
+/// Reads the stats file; returns nil if absent or unparsable.
+func readStats(_ path: String) -> StatsSample? {
+    guard let info = statPath(path), let bytes = readSmallFile(path, limit: 65536),
+          let e = parseEventsOut(bytes) else { return nil }
+    return StatsSample(time: info.mtime, events: e)
+}
+
+/// Time at which `expected` events were reached, interpolated linearly between the last sample below and the
+/// first sample at or above it. `start` (with 0 events) stands in for a missing earlier sample.
+func interpolateCompletion(_ samples: [StatsSample], expected: Int, start: Double) -> Double? {
+    guard let i = samples.firstIndex(where: { $0.events >= expected }) else { return nil }
+    let cur = samples[i]
+    var prev = StatsSample(time: start, events: 0)
+    if i > 0, samples[i - 1].time >= start { prev = samples[i - 1] }
+    else if i > 0 { prev = StatsSample(time: start, events: samples[i - 1].events) }
+    if cur.time <= prev.time || cur.events <= prev.events { return max(cur.time, start) }
+    let frac = Double(expected - prev.events) / Double(cur.events - prev.events)
+    return prev.time + frac * (cur.time - prev.time)
+}
+
+/// Runs one scenario against the real binary. Input files move from the dataset's staging dir into the watched
+/// dir for the run and back afterwards.
+func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> ScenarioResult {
+    var res = ScenarioResult(spec: spec, dataset: ds)
+    let runDir = s.workDir + "/runs/" + spec.name
+    let configDir = runDir + "/config", dataDir = runDir + "/data"
+    let inDir = runDir + "/in", outDir = runDir + "/out"
+    let outFile = outDir + "/out.jsonl"
+    let statsPath = runDir + "/stats.json"
+    res.logPath = s.workDir + "/logs/" + spec.name + ".log"
+    res.runDir = runDir
+
+    func fail(_ msg: String) -> ScenarioResult {
+        var r = res
+        r.status = "failed"
+        r.error = msg
+        return r
+    }
+
+    removeTree(runDir)
+    do {
+        for d in [configDir, dataDir, inDir, outDir, s.workDir + "/logs"] { try mkdirP(d) }
+        try writeFile(configDir + "/bench.yaml", pipelineYAML(inputDir: inDir, flusher: spec.flusher, outFile: outFile))
+    } catch {
+        return fail("\(error)")
+    }
+
+    // Warm cache: read every input once, right before the measurement.
+    sync()
+    var warm = ds
+    do { try scanDataset(&warm, dir: ds.dir, recordLengths: false) } catch { return fail("\(error)") }
+
+    var env = currentEnvironment().filter { !$0.hasPrefix("SLUICE_STATS_FILE=") }
+    env.append("SLUICE_STATS_FILE=" + statsPath)
+    let args = ["run", "--config-dir", configDir, "--data-dir", dataDir]
+    note("[\(spec.name)] starting \(s.sluicePath) \(args.joined(separator: " ")) (log: \(res.logPath))")
+    let pid: pid_t
+    do { pid = try spawnChild(path: s.sluicePath, args: args, env: env, logPath: res.logPath) } catch {
+        return fail("\(error)")
+    }
+
+    var moved: [String] = []   // file names currently in inDir
+    func moveBack() {
+        for name in moved {
+            if rename(inDir + "/" + name, ds.dir + "/" + name) != 0 {
+                note("[\(spec.name)] warning: cannot move \(inDir)/\(name) back to \(ds.dir): \(errnoText())")
+            }
+        }
+        moved.removeAll()
+    }
+    func bail(_ msg: String, exit: ChildExit?) -> ScenarioResult {
+        let e = exit ?? killAndReap(pid)
+        moveBack()
+        var r = fail(msg)
+        if let e { r.cpu = e.cpu; r.maxRSSKiB = e.maxRSSKiB }
+        return r
+    }
+
+    // Let sluice start and set up its watches: settle-ms, and (up to 5 s) until its stats file appears.
+    let spawnedAt = monoNow()
+    while true {
+        if let e = reapIfExited(pid) {
+            return bail("sluice \(e.describe) during start-up", exit: e)
+        }
+        let waited = monoNow() - spawnedAt
+        if waited * 1000 >= s.settleMs && (fileExists(statsPath) || waited >= 5) { break }
+        sleepMs(5)
+    }
+    if !fileExists(statsPath) {
+        note("[\(spec.name)] note: no stats file at \(statsPath) after 5 s (SLUICE_STATS_FILE not supported?)")
+    }
+
+    // Start the clock and hand over the inputs.
+    let realStart = realNow()
+    let monoStart = monoNow()
+    for name in ds.fileNames {
+        if rename(ds.dir + "/" + name, inDir + "/" + name) != 0 {
+            return bail("cannot move \(ds.dir)/\(name) into \(inDir): \(errnoText())", exit: nil)
+        }
+        moved.append(name)
+    }
+
+    let expected = ds.totalLines
+    let minOutputSize = ds.totalBytes - ds.totalLines + 15 * ds.totalLines   // content + {"content":""}\n
+    var samples: [StatsSample] = []
+    var counter = LineCounter(path: outFile)
+    defer { counter.close(); counter.release() }
+    var lastProgress = monoStart
+    var lastSize = -1
+    var lastSizeChange = monoStart
+    var lastEvents = -1
+    var endReal: Double? = nil
+    var incompleteReason: String? = nil
+
+    while true {
+        sleepMs(s.pollMs)
+        let now = monoNow()
+        if let e = reapIfExited(pid) {
+            return bail("sluice \(e.describe) before all lines were delivered", exit: e)
+        }
+        if let st = readStats(statsPath) {
+            if samples.isEmpty || samples[samples.count - 1].events != st.events
+                || samples[samples.count - 1].time != st.time {
+                samples.append(st)
+            }
+            if st.events != lastEvents { lastEvents = st.events; lastProgress = now }
+        }
+        switch spec.flusher {
+        case .blackhole:
+            if lastEvents >= expected {
+                endReal = interpolateCompletion(samples, expected: expected, start: realStart) ?? realNow()
+                res.endMethod = "stats-interpolated"
+            }
+        case .file:
+            let size = statPath(outFile)?.size ?? -1
+            if size != lastSize { lastSize = size; lastSizeChange = now; lastProgress = now }
+            // Count lines only when they can be complete, and only while the output is not growing (or the
+            // stats say all are out), so that the counting does not compete with sluice for the CPU.
+            let statsDone = lastEvents >= expected
+            let quiet = size >= minOutputSize && now - lastSizeChange >= 0.25
+            if statsDone || quiet {
+                counter.advance()
+                if counter.lines >= expected {
+                    // The last write that completed the output set its mtime.
+                    endReal = statPath(outFile)?.mtime
+                    res.endMethod = "output-mtime"
+                }
+            }
+        }
+        if endReal != nil { break }
+        if now - monoStart > s.timeoutSec {
+            let what = spec.flusher == .file
+                ? "\(counter.lines) of \(expected) lines in the output" : "events_out \(max(lastEvents, 0)) of \(expected)"
+            return bail("timed out after \(fmt(s.timeoutSec, 0)) s (\(what))", exit: nil)
+        }
+        if now - lastProgress > s.stallSec {
+            if spec.flusher == .blackhole && samples.isEmpty {
+                return bail("sluice wrote no stats file (\(statsPath)); the blackhole scenario needs SLUICE_STATS_FILE", exit: nil)
+            }
+            incompleteReason = "no progress for \(fmt(s.stallSec, 0)) s"
+            break
+        }
+    }
+    let detectedReal = realNow()
+    if endReal != nil { res.detected = detectedReal - realStart }
+    if let e = endReal {
+        res.wall = max(e, realStart) - realStart
+        if e > detectedReal + 1 { res.wall = detectedReal - realStart; res.endMethod = "detection" }
+    }
+
+    // Stop it: SIGTERM, then it must drain and exit 0.
+    kill(pid, SIGTERM)
+    var exitInfo = waitForExit(pid, seconds: s.stopGraceSec)
+    var stopError: String? = nil
+    if exitInfo == nil {
+        exitInfo = killAndReap(pid)
+        stopError = "sluice did not exit within \(fmt(s.stopGraceSec, 0)) s after SIGTERM (killed)"
+    } else if let e = exitInfo, !(e.exitedNormally && e.exitCode == 0) {
+        stopError = "sluice \(e.describe) after SIGTERM (expected status 0)"
+    }
+    if let e = exitInfo { res.cpu = e.cpu; res.maxRSSKiB = e.maxRSSKiB }
+    moveBack()
+
+    if let last = readStats(statsPath) { res.eventsOut = max(last.events, lastEvents) }
+    else if lastEvents >= 0 { res.eventsOut = lastEvents }
+
+    if spec.flusher == .file {
+        do { res.verify = try verifyOutputDir(outDir, ds) } catch {
+            res.status = "failed"
+            res.error = "verification: \(error)"
+        }
+    }
+    if let stopError {
+        res.status = "failed"
+        res.error = stopError
+    } else if res.status == "ok" {
+        if let r = incompleteReason {
+            res.status = "incomplete"
+            res.error = r
+            res.wall = nil
+        } else if let v = res.verify, !v.ok {
+            res.status = "mismatch"
+        } else if spec.flusher == .blackhole, res.eventsOut != expected {
+            res.status = "mismatch"
+        }
+    }
+    if !s.keep {
+        removeTree(outDir)
+        if res.status == "ok" { removeTree(runDir) }
+    }
+    return res
+}

@@ -1,0 +1,322 @@
+// Checks flusher_file output against the dataset: each input line's id must appear exactly once, with its
+// content intact (same length once JSON-unescaped). Scans with memchr / memmem over an mmap of each file.
+
+import Glibc
+
+struct VerifyResult {
+    var outputLines = 0        // '\n'-terminated lines in the output files (plus a final unterminated one)
+    var outputBytes = 0
+    var delivered = 0          // output lines whose content carries a valid id (duplicates included)
+    var unique = 0             // distinct ids seen
+    var lost = 0               // expected ids never seen
+    var duplicated = 0         // extra copies (delivered - unique)
+    var corrupt = 0            // lines whose content length differs from the input line's
+    var malformed = 0          // lines without a parsable "content" string or id
+    var expected = 0
+    var firstProblems: [String] = []   // a few examples for the report
+    var ok: Bool { lost == 0 && duplicated == 0 && corrupt == 0 && malformed == 0 && unique == expected }
+}
+
+/// Parses the trailing ` id=<file>:<line>` of a line / content. `end` points one past the last byte.
+@inline(__always)
+func parseTrailingID(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> (file: Int, line: Int)? {
+    var p = end
+    var line = 0
+    var mul = 1
+    var digits = 0
+    while p > start {
+        let c = (p - 1).pointee
+        if c < 48 || c > 57 { break }
+        if digits == 12 { return nil }
+        line += Int(c - 48) * mul
+        mul *= 10
+        digits += 1
+        p -= 1
+    }
+    guard digits > 0, p > start, (p - 1).pointee == UInt8(ascii: ":") else { return nil }
+    p -= 1
+    var file = 0
+    mul = 1
+    digits = 0
+    while p > start {
+        let c = (p - 1).pointee
+        if c < 48 || c > 57 { break }
+        if digits == 9 { return nil }
+        file += Int(c - 48) * mul
+        mul *= 10
+        digits += 1
+        p -= 1
+    }
+    guard digits > 0, p - start >= 4, (p - 4).pointee == 0x20, (p - 3).pointee == UInt8(ascii: "i"),
+          (p - 2).pointee == UInt8(ascii: "d"), (p - 1).pointee == UInt8(ascii: "=") else { return nil }
+    return (file, line)
+}
+
+/// Given `p` just after the opening quote of a JSON string, finds the closing quote (before `end`).
+/// Returns its position and the unescaped UTF-8 length of the string.
+@inline(__always)
+func scanJSONString(_ p: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> (close: UnsafePointer<UInt8>, length: Int)? {
+    var from = p
+    var overhead = 0
+    while from < end {
+        guard let qRaw = memchr(from, 0x22, end - from) else { return nil }
+        let q = UnsafePointer(qRaw.assumingMemoryBound(to: UInt8.self))
+        var b = from
+        var escapedQuote = false
+        while b < q, let bsRaw = memchr(b, 0x5C, q - b) {
+            let bs = UnsafePointer(bsRaw.assumingMemoryBound(to: UInt8.self))
+            if bs + 1 == q {              // \"  : the quote is part of the string
+                overhead += 1
+                escapedQuote = true
+                break
+            }
+            if bs + 1 >= end { return nil }
+            if (bs + 1).pointee == UInt8(ascii: "u") {
+                guard bs + 6 <= end else { return nil }
+                var v = 0
+                for k in 2..<6 {
+                    let c = (bs + k).pointee
+                    let d: Int
+                    switch c {
+                    case 48...57: d = Int(c) - 48
+                    case 97...102: d = Int(c) - 87
+                    case 65...70: d = Int(c) - 55
+                    default: return nil
+                    }
+                    v = v * 16 + d
+                }
+                // bytes this escape stands for (a surrogate half counts 2, a pair 4 in total)
+                let produced = v < 0x80 ? 1 : (v < 0x800 || (v >= 0xD800 && v < 0xE000)) ? 2 : 3
+                overhead += 6 - produced
+                b = bs + 6
+                if b > q {
+                    // a \u escape cannot contain a quote; a quote inside it means bad JSON
+                    return nil
+                }
+            } else {
+                overhead += 1
+                b = bs + 2
+            }
+        }
+        if escapedQuote {
+            from = q + 1
+            continue
+        }
+        return (q, q - p - overhead)
+    }
+    return nil
+}
+
+/// Finds the value of the "content" key in one JSON object line: returns (start after the opening quote,
+/// closing quote, unescaped length).
+@inline(__always)
+func findContent(_ line: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>)
+    -> (start: UnsafePointer<UInt8>, close: UnsafePointer<UInt8>, length: Int)? {
+    // `"content"`: a quote followed by these 8 bytes
+    let tail: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (99, 111, 110, 116, 101, 110, 116, 34)
+    var from = line
+    while end - from >= 9 {
+        guard let hit = memchr(from, 0x22, end - from - 8) else { return nil }
+        let h = UnsafePointer(hit.assumingMemoryBound(to: UInt8.self))
+        from = h + 1
+        let match = withUnsafeBytes(of: tail) { t in memcmp(h + 1, t.baseAddress!, 8) == 0 }
+        if !match { continue }
+        if h > line && (h - 1).pointee == 0x5C { continue }   // \"content\" inside another string
+        var q = h + 9
+        while q < end && (q.pointee == 0x20 || q.pointee == 0x09) { q += 1 }
+        guard q < end, q.pointee == UInt8(ascii: ":") else { continue }
+        q += 1
+        while q < end && (q.pointee == 0x20 || q.pointee == 0x09) { q += 1 }
+        guard q < end, q.pointee == 0x22 else { return nil }
+        guard let s = scanJSONString(q + 1, end) else { return nil }
+        return (q + 1, s.close, s.length)
+    }
+    return nil
+}
+
+/// Accumulates ids across several output files.
+struct IDTracker {
+    let ds: Dataset
+    var counts: [UInt8]
+    var result = VerifyResult()
+
+    init(_ ds: Dataset) {
+        self.ds = ds
+        counts = [UInt8](repeating: 0, count: ds.totalLines)
+        result.expected = ds.totalLines
+    }
+
+    mutating func problem(_ s: String) {
+        if result.firstProblems.count < 5 { result.firstProblems.append(s) }
+    }
+
+    /// Scans one mapped output file.
+    mutating func scan(_ base: UnsafePointer<UInt8>, _ size: Int, name: String) {
+        var res = result
+        var seenArr: [UInt8] = []
+        swap(&seenArr, &counts)
+        defer {
+            swap(&seenArr, &counts)
+            result = res
+        }
+        func problem(_ s: String) {
+            if res.firstProblems.count < 5 { res.firstProblems.append(s) }
+        }
+        res.outputBytes += size
+        let end = base + size
+        var p = base
+        let fileCount = ds.spec.fileCount
+        ds.lineCounts.withUnsafeBufferPointer { lineCounts in
+        ds.lineBase.withUnsafeBufferPointer { lineBase in
+        ds.lineLengths.withUnsafeBufferPointer { lengths in
+        seenArr.withUnsafeMutableBufferPointer { seen in
+            var lineNo = 0
+            while p < end {
+                let nl = memchr(p, 0x0A, end - p)
+                let lineEnd = nl.map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) } ?? end
+                lineNo += 1
+                defer { p = lineEnd + 1 }
+                if lineEnd == p { continue }   // empty line: ignore
+                res.outputLines += 1
+                guard let c = findContent(p, lineEnd) else {
+                    res.malformed += 1
+                    problem("\(name):\(lineNo): no JSON string \"content\"")
+                    continue
+                }
+                guard let id = parseTrailingID(c.start, c.close),
+                      id.file < fileCount, id.line >= 1, id.line <= lineCounts[id.file] else {
+                    res.malformed += 1
+                    problem("\(name):\(lineNo): content has no valid id=<file>:<line> at its end")
+                    continue
+                }
+                let g = lineBase[id.file] + id.line - 1
+                res.delivered += 1
+                if seen[g] < 255 { seen[g] += 1 }
+                if !lengths.isEmpty && Int(lengths[g]) != c.length {
+                    res.corrupt += 1
+                    problem("\(name):\(lineNo): id=\(id.file):\(id.line) content is \(c.length) bytes, input line is \(lengths[g])")
+                }
+            }
+        }
+        }
+        }
+        }
+    }
+
+    mutating func scanFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw BenchError("cannot open \(path): \(errnoText())") }
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        let size = Int(st.st_size)
+        if size == 0 { return }
+        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
+            throw BenchError("cannot mmap \(path): \(errnoText())")
+        }
+        defer { munmap(m, size) }
+        madvise(m, size, MADV_SEQUENTIAL)
+        scan(UnsafePointer(m.assumingMemoryBound(to: UInt8.self)), size, name: baseName(path))
+    }
+
+    mutating func finish() -> VerifyResult {
+        var unique = 0
+        var missingExample: Int? = nil
+        for (g, c) in counts.enumerated() {
+            if c > 0 { unique += 1 } else if missingExample == nil { missingExample = g }
+        }
+        result.unique = unique
+        result.lost = ds.totalLines - unique
+        result.duplicated = result.delivered - unique
+        if let g = missingExample {
+            // translate the global index back to file:line for the example
+            var f = 0
+            while f + 1 < ds.lineBase.count && ds.lineBase[f + 1] <= g { f += 1 }
+            problem("first missing line: id=\(f):\(g - ds.lineBase[f] + 1)")
+        }
+        return result
+    }
+}
+
+/// Verifies every regular file in `outDir` against `ds`.
+func verifyOutputDir(_ outDir: String, _ ds: Dataset) throws -> VerifyResult {
+    var tracker = IDTracker(ds)
+    for name in listDir(outDir) {
+        let path = outDir + "/" + name
+        guard let info = statPath(path), info.isRegular else { continue }
+        try tracker.scanFile(path)
+    }
+    return tracker.finish()
+}
+
+/// Counts '\n' in a growing file, reading only bytes not seen before.
+struct LineCounter {
+    let path: String
+    var fd: Int32 = -1
+    var offset = 0
+    var lines = 0
+    var buf: UnsafeMutableRawPointer
+
+    init(path: String) {
+        self.path = path
+        buf = UnsafeMutableRawPointer.allocate(byteCount: 4 << 20, alignment: 4096)
+    }
+
+    mutating func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    func release() { buf.deallocate() }
+
+    /// Reads whatever was appended since the last call. Returns the file's current size (nil if absent).
+    @discardableResult
+    mutating func advance(chunk: Int = 4 << 20) -> Int? {
+        if fd < 0 {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { return nil }
+        }
+        var st = stat()
+        fstat(fd, &st)
+        let size = Int(st.st_size)
+        let step = min(chunk, 4 << 20)
+        while offset < size {
+            let n = pread(fd, buf, min(step, size - offset), off_t(offset))
+            if n <= 0 { break }
+            let p = buf.assumingMemoryBound(to: UInt8.self)
+            var q = p
+            let end = p + n
+            while q < end, let nl = memchr(q, 0x0A, end - q) {
+                lines += 1
+                q = nl.assumingMemoryBound(to: UInt8.self) + 1
+            }
+            offset += n
+        }
+        return size
+    }
+}
+
+/// Reads `"events_out": <n>` from the stats file's JSON object.
+func parseEventsOut(_ bytes: [UInt8]) -> Int? {
+    let key = Array("\"events_out\"".utf8)
+    guard bytes.count >= key.count else { return nil }
+    var i = 0
+    while i + key.count <= bytes.count {
+        if bytes[i] == 0x22 && Array(bytes[i..<(i + key.count)]) == key {
+            var j = i + key.count
+            while j < bytes.count && (bytes[j] == 0x20 || bytes[j] == 0x09 || bytes[j] == 0x0A) { j += 1 }
+            guard j < bytes.count, bytes[j] == UInt8(ascii: ":") else { return nil }
+            j += 1
+            while j < bytes.count && (bytes[j] == 0x20 || bytes[j] == 0x09 || bytes[j] == 0x0A) { j += 1 }
+            var v = 0
+            var digits = 0
+            while j < bytes.count && bytes[j] >= 48 && bytes[j] <= 57 {
+                v = v * 10 + Int(bytes[j] - 48)
+                digits += 1
+                j += 1
+            }
+            return digits > 0 ? v : nil
+        }
+        i += 1
+    }
+    return nil
+}

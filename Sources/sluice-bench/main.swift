@@ -1,0 +1,224 @@
+// sluice-bench: drives the real `sluice` binary over generated access logs and prints throughput, CPU per GiB,
+// peak RSS and delivery figures, next to this machine's raw read/write ceiling on the same input.
+//
+// Exit status: 0 all scenarios ran and delivered every line exactly once; 1 a scenario failed (sluice missing,
+// timed out, exited non-zero, ...); 2 bad usage; 3 all ran but some lost / duplicated / corrupted lines or stalled.
+
+import Glibc
+
+let usage = """
+usage: sluice-bench [options]
+  --sluice PATH        sluice binary (default: `sluice` next to this executable)
+  --size-mib N         size of the plain-lines input, 4 files of N/4 MiB (default 512)
+  --many-files N       number of 1 MiB files for the many-files scenario (default 500)
+  --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
+  --scenario NAME      plain-file | plain-blackhole | many-files | raw | all (repeatable; default all);
+                       1, 2, 3 are aliases of the first three; `raw` alone measures only the raw ceilings
+  --keep               keep generated inputs and each scenario's run dir (config, data, output)
+                       (default: outputs are deleted after each scenario, inputs at the end; inputs already
+                       present with the right size are reused)
+  --timeout-sec N      per scenario, from handing over the inputs to the last line (default 600)
+  --settle-ms N        wait after starting sluice before handing over the inputs (default 300)
+  --stall-sec N        give up on a scenario after N s without progress, report it incomplete (default 30)
+  --seed N             generator seed (default 42)
+  -h, --help
+
+"""
+
+struct Options {
+    var sluice: String? = nil
+    var sizeMiB = 512
+    var manyFiles = 500
+    var workDir = "/var/tmp/sluice-bench"
+    var scenarios: [String] = []
+    var keep = false
+    var timeoutSec = 600.0
+    var settleMs = 300.0
+    var stallSec = 30.0
+    var seed: UInt64 = 42
+    var selfTest = false
+    var sizeGiven = false
+    var manyGiven = false
+}
+
+func usageError(_ msg: String) -> Never {
+    note("sluice-bench: \(msg)")
+    writeAll(fd: 2, usage)
+    exit(2)
+}
+
+func parseOptions(_ argv: [String]) -> Options {
+    var o = Options()
+    var i = 0
+    func value(_ name: String) -> String {
+        i += 1
+        guard i < argv.count else { usageError("\(name) needs a value") }
+        return argv[i]
+    }
+    func number(_ name: String, min: Double = 0) -> Double {
+        let v = value(name)
+        guard let d = Double(v), d >= min else { usageError("\(name): not a valid number: \(v)") }
+        return d
+    }
+    while i < argv.count {
+        let a = argv[i]
+        let name = a
+        switch name {
+        case "--sluice": o.sluice = value(name)
+        case "--size-mib": o.sizeMiB = Int(number(name, min: 1)); o.sizeGiven = true
+        case "--many-files": o.manyFiles = Int(number(name, min: 1)); o.manyGiven = true
+        case "--work-dir": o.workDir = value(name)
+        case "--scenario": o.scenarios.append(value(name))
+        case "--keep": o.keep = true
+        case "--timeout-sec": o.timeoutSec = number(name, min: 1)
+        case "--settle-ms": o.settleMs = number(name)
+        case "--stall-sec": o.stallSec = number(name, min: 1)
+        case "--seed": o.seed = UInt64(number(name))
+        case "--self-test": o.selfTest = true
+        case "-h", "--help": writeAll(fd: 1, usage); exit(0)
+        default: usageError("unknown option \(a)")
+        }
+        i += 1
+    }
+    return o
+}
+
+func resolveScenarios(_ names: [String]) -> (sluice: [ScenarioSpec], rawOnly: Bool) {
+    if names.isEmpty { return (allScenarios, false) }
+    var chosen: [String] = []
+    var raw = false
+    for n in names {
+        switch n {
+        case "all": chosen += allScenarios.map(\.name)
+        case "1": chosen.append("plain-file")
+        case "2": chosen.append("plain-blackhole")
+        case "3": chosen.append("many-files")
+        case "raw": raw = true
+        default:
+            guard allScenarios.contains(where: { $0.name == n }) else {
+                usageError("unknown scenario \(n) (plain-file, plain-blackhole, many-files, raw, all)")
+            }
+            chosen.append(n)
+        }
+    }
+    let list = allScenarios.filter { chosen.contains($0.name) }
+    return (list, raw && list.isEmpty)
+}
+
+func datasetSpecs(_ o: Options) -> [String: DatasetSpec] {
+    [
+        "plain": DatasetSpec(name: "plain", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed),
+        "many": DatasetSpec(name: "many", fileCount: o.manyFiles, bytesPerFile: 1048576, seed: o.seed &+ 1),
+    ]
+}
+
+/// Measures (a) and (b) on a dataset, warm; each is the median of `rawRepetitions` runs.
+let rawRepetitions = 3
+
+func measureRaw(_ ds: Dataset, workDir: String) throws -> [RawRow] {
+    let rawDir = workDir + "/raw"
+    try mkdirP(rawDir)
+    var rows: [RawRow] = []
+    var warm = ds
+    for toFile in [true, false] {
+        var runs: [RawResult] = []
+        for _ in 0..<rawRepetitions {
+            sync()
+            try scanDataset(&warm, dir: ds.dir, recordLengths: false)
+            let target = toFile ? rawDir + "/raw-\(ds.spec.name).out" : "/dev/null"
+            runs.append(try rawCeiling(ds, dir: ds.dir, outPath: target))
+            if toFile { unlink(target) }
+        }
+        runs.sort { $0.wall < $1.wall }
+        let row = RawRow(dataset: ds, toFile: toFile, result: runs[runs.count / 2])
+        note("[\(row.name)] \(fmt(row.mbPerSec, 1)) MB/s, \(fmt(row.cpuPerGiB, 3)) CPU-s/GiB (median of \(rawRepetitions); "
+             + "runs: " + runs.map { fmt(Double($0.bytes) / $0.wall / 1e6, 0) }.joined(separator: ", ") + " MB/s)")
+        rows.append(row)
+    }
+    removeTree(rawDir)
+    sync()
+    return rows
+}
+
+func mainEntry() -> Int32 {
+    // `--opt=value` is the same as `--opt value`
+    var argv: [String] = []
+    for a in CommandLine.arguments.dropFirst() {
+        if a.hasPrefix("--"), let eq = a.firstIndex(of: "=") {
+            argv.append(String(a[..<eq]))
+            argv.append(String(a[a.index(after: eq)...]))
+        } else {
+            argv.append(a)
+        }
+    }
+    let opts = parseOptions(argv)
+    installSignalHandlers()
+    let workDir = absolutePath(opts.workDir)
+    if opts.selfTest { return runSelfTest(opts, workDir: workDir) }
+
+    let (scenarios, rawOnly) = resolveScenarios(opts.scenarios)
+
+    // Locate sluice first: fail before spending time on inputs.
+    var sluicePath = ""
+    if !scenarios.isEmpty {
+        if let p = opts.sluice {
+            sluicePath = absolutePath(p)
+        } else if let me = selfExecutablePath() {
+            sluicePath = dirName(me) + "/sluice"
+        }
+        guard let info = statPath(sluicePath), info.isRegular, access(sluicePath, X_OK) == 0 else {
+            note("sluice-bench: sluice binary not found or not executable: \(sluicePath)")
+            note("  build it (swift build -c release --product sluice) or pass --sluice PATH")
+            return 1
+        }
+    }
+    _ = rawOnly
+
+    do {
+        try mkdirP(workDir)
+        removeTree(workDir + "/runs")   // leftovers of an interrupted run
+        let specs = datasetSpecs(opts)
+        var needed: [String] = []
+        for s in scenarios where !needed.contains(s.dataset) { needed.append(s.dataset) }
+        if scenarios.isEmpty { needed = ["plain", "many"] }
+
+        var datasets: [String: Dataset] = [:]
+        for name in needed {
+            var ds = try ensureDataset(specs[name]!, dir: workDir + "/inputs/" + name)
+            try scanDataset(&ds, dir: ds.dir, recordLengths: true)
+            datasets[name] = ds
+        }
+
+        var raws: [RawRow] = []
+        for name in needed { raws += try measureRaw(datasets[name]!, workDir: workDir) }
+
+        let settings = RunSettings(sluicePath: sluicePath, workDir: workDir, timeoutSec: opts.timeoutSec,
+                                   settleMs: opts.settleMs, stallSec: opts.stallSec, pollMs: 10,
+                                   stopGraceSec: min(60, opts.timeoutSec), keep: opts.keep)
+        var results: [ScenarioResult] = []
+        for spec in scenarios {
+            let r = runScenario(spec, datasets[spec.dataset]!, settings)
+            var line = "[\(spec.name)] \(r.status)"
+            if let m = mbPerSec(r) { line += ", \(fmt(m, 1)) MB/s" }
+            if let c = cpuPerGiB(r) { line += ", \(fmt(c, 3)) CPU-s/GiB" }
+            if let e = r.error { line += ": \(e)" }
+            note(line)
+            if r.status == "failed" { note("[\(spec.name)] sluice log: \(r.logPath)") }
+            results.append(r)
+        }
+
+        printReport(settings: scenarios.isEmpty ? nil : settings, raws: raws, results: results)
+
+        if !opts.keep {
+            for name in needed { removeTree(workDir + "/inputs/" + name) }
+        }
+        if results.contains(where: { $0.status == "failed" }) { return 1 }
+        if results.contains(where: { $0.status != "ok" }) { return 3 }
+        return 0
+    } catch {
+        note("sluice-bench: \(error)")
+        return 1
+    }
+}
+
+exit(mainEntry())

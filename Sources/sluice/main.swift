@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import SluiceConfig
+import SluiceRuntime
+import UnixSignals
+
+let sluiceVersion = "0.1.0"
+
+@main
+struct Sluice: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Sluice collects logs from files and containers and delivers them, losing nothing.",
+        version: sluiceVersion,
+        subcommands: [Run.self, Validate.self, Version.self],
+        defaultSubcommand: nil)
+}
+
+/// Reads the environment into global parameters, or exits with a clear error.
+func loadGlobals(overrides: [String: String]) throws -> (GlobalParameters, [String]) {
+    var env: [String: String] = [:]
+    var p = environ
+    while let e = p.pointee {
+        let s = String(cString: e)
+        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    for (k, v) in overrides { env[k] = v }
+    do {
+        return try GlobalParameters.from(environment: env)
+    } catch {
+        throw ValidationError("\(error)")
+    }
+}
+
+func makeLogger(level: String) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = Logger.Level(rawValue: level) ?? .info
+        return h
+    }
+    return Logger(label: "sluice")
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the collector.",
+        discussion: """
+        Runs every pipeline file (*.yaml, *.yml, *.json) of --config-dir and the files given with --config.
+        The directory is watched: a file added, changed or deleted starts, restarts or stops its pipeline.
+        Global parameters are read from environment variables of the iLogtail names (max_read_buffer_size,
+        force_release_deleted_file_fd_timeout, mem_usage_limit, ...); see README.md.
+        """)
+
+    @Option(name: .long, help: "Directory of pipeline config files (watched for changes).")
+    var configDir: String?
+
+    @Option(name: .customLong("config"), help: "A pipeline config file (repeatable).")
+    var configFiles: [String] = []
+
+    @Option(name: .long, help: "Where checkpoints are kept.")
+    var dataDir: String = "/var/lib/sluice"
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: "Seconds a graceful stop may take before undelivered data is left for the next start.")
+    var shutdownTimeout: Double = 30
+
+    @Option(name: .long, help: "Write counters as JSON to this file every 200 ms (also SLUICE_STATS_FILE).")
+    var statsFile: String?
+
+    @Option(name: .long, help: "Host name written as __hostname__ (default: this host's name).")
+    var hostname: String?
+
+    @Option(name: .long, help: "Largest single read and event in bytes (env max_read_buffer_size).")
+    var maxReadBufferSize: Int?
+
+    func validate() throws {
+        if configDir == nil && configFiles.isEmpty {
+            throw ValidationError("give --config-dir DIR or --config FILE")
+        }
+    }
+
+    func run() async throws {
+        var overrides: [String: String] = [:]
+        if let m = maxReadBufferSize { overrides["max_read_buffer_size"] = String(m) }
+        let (globals, warnings) = try loadGlobals(overrides: overrides)
+        let logger = makeLogger(level: logLevel)
+        for w in warnings { logger.warning("\(w)") }
+        raiseOpenFileLimit(logger)
+        var settings = DaemonSettings(globals: globals)
+        settings.configDirectory = configDir
+        settings.configFiles = configFiles
+        settings.dataDirectory = absolutePath(dataDir)
+        settings.shutdownTimeoutSeconds = shutdownTimeout
+        settings.statsFile = statsFile ?? getenv("SLUICE_STATS_FILE").map { String(cString: $0) }
+        if let h = hostname { settings.hostname = h }
+        settings.queueBytes = max(1 << 20, min(64 << 20, globals.memUsageLimitMB * 1024 * 1024 / 64))
+        let manager = PipelineManager(settings: settings, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: manager)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+
+    func raiseOpenFileLimit(_ logger: Logger) {
+        var rl = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0, rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) != 0 {
+                logger.debug("Could not raise the open file limit.")
+            }
+        }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check pipeline config files without running them.",
+        discussion: "Prints every error as FILE:LINE:COLUMN: KEY.PATH: MESSAGE and exits 1 if there is any.")
+
+    @Argument(help: "Pipeline files or directories of them.")
+    var paths: [String]
+
+    func run() throws {
+        let (globals, _) = try loadGlobals(overrides: [:])
+        var files: [String] = []
+        for p in paths {
+            var st = stat()
+            if stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                if let d = opendir(p) {
+                    var names: [String] = []
+                    while let e = readdir(d) {
+                        let name = withUnsafePointer(to: &e.pointee.d_name) {
+                            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                        }
+                        if PipelineLoader.isPipelineFile(name) { names.append(name) }
+                    }
+                    closedir(d)
+                    files += names.sorted().map { p + "/" + $0 }
+                }
+            } else {
+                files.append(p)
+            }
+        }
+        var failed = false
+        for f in files {
+            do {
+                let doc = try PluginRegistry.standard.validate(file: f, globals: globals)
+                for w in doc.warnings { printErr("\(w.description) (warning)") }
+                print("\(f): ok (\(doc.inputs.count) input, \(doc.processors.count) processors, \(doc.flushers.count) flushers\(doc.enable ? "" : ", disabled"))")
+            } catch {
+                failed = true
+                for e in error.errors { printErr(e.description) }
+            }
+        }
+        if files.isEmpty {
+            printErr("no pipeline files found in \(paths.joined(separator: " "))")
+            throw ExitCode(1)
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+func absolutePath(_ p: String) -> String {
+    if p.hasPrefix("/") { return p }
+    var buf = [CChar](repeating: 0, count: 4096)
+    guard getcwd(&buf, 4096) != nil else { return p }
+    return String(cString: buf) + "/" + p
+}
+
+func printErr(_ s: String) {
+    let line = s + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() {
+        print("sluice \(sluiceVersion)")
+    }
+}
