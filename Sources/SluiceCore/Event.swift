@@ -53,7 +53,7 @@ public struct LogEvent: Sendable, Equatable {
 }
 
 /// A tag of a batch: applies to every event in it (`__path__`, `__hostname__`, `_pod_name_`, ...).
-public struct Tag: Sendable, Equatable {
+public struct EventTag: Sendable, Equatable {
     public var key: String
     public var value: String
     public init(_ key: String, _ value: String) {
@@ -69,7 +69,7 @@ public struct EventBatch: Sendable {
     public var arena: [UInt8]
     public var events: [LogEvent]
     public var fields: [EventField]
-    public var tags: [Tag]
+    public var tags: [EventTag]
     /// Receive time of the batch, Unix seconds; used for events whose `timeNanos` is 0.
     public var timeSeconds: Int64
     /// Source position this batch acknowledges once every flusher has delivered it.
@@ -77,7 +77,7 @@ public struct EventBatch: Sendable {
     /// Bytes of input the batch stands for (used by queue watermarks and metrics).
     public var inputBytes: Int
 
-    public init(arena: [UInt8], events: [LogEvent], tags: [Tag], timeSeconds: Int64, inputBytes: Int, ack: AckToken? = nil) {
+    public init(arena: [UInt8], events: [LogEvent], tags: [EventTag], timeSeconds: Int64, inputBytes: Int, ack: AckToken? = nil) {
         self.arena = arena
         self.events = events
         self.fields = []
@@ -103,7 +103,7 @@ public struct EventBatch: Sendable {
         return Span(off, arena.count - off)
     }
 
-    /// Tag value by key, if present.
+    /// EventTag value by key, if present.
     public func tag(_ key: String) -> String? {
         tags.first(where: { $0.key == key })?.value
     }

@@ -31,7 +31,7 @@ public struct FileInputOptions: Sendable {
     /// Read buffer and largest single event.
     public var maxReadBufferSize: Int = 512 * 1024
     /// Tags added to every batch besides `__path__` and `__hostname__`.
-    public var extraTags: [Tag] = []
+    public var extraTags: [EventTag] = []
     /// Use inotify (tests turn it off to exercise the polling fallback).
     public var useInotify = true
 
@@ -303,8 +303,8 @@ public final class FileInput: Input, @unchecked Sendable {
         return now == sig
     }
 
-    private func tags(for path: String) -> [Tag] {
-        [Tag("__path__", path), Tag("__hostname__", context.hostname)] + options.extraTags
+    private func tags(for path: String) -> [EventTag] {
+        [EventTag("__path__", path), EventTag("__hostname__", context.hostname)] + options.extraTags
     }
 
     private func warnOnce(_ path: String, _ message: Logger.Message, _ e: Errno) {

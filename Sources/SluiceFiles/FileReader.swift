@@ -31,11 +31,11 @@ final class FileReader {
     var lastActivity: Int64
     /// Size when last looked at (for polling closed readers).
     var lastSize: Int64 = 0
-    var tags: [Tag]
+    var tags: [EventTag]
     /// The current long line has been split at least once.
     var inSplitLine = false
 
-    init(id: FileIdentity, path: String, offset: Int64, signature: FileSignature, tags: [Tag], now: Int64) {
+    init(id: FileIdentity, path: String, offset: Int64, signature: FileSignature, tags: [EventTag], now: Int64) {
         self.id = id
         self.path = path
         self.readOffset = offset

@@ -204,7 +204,7 @@ public final class CollectingSink: BatchSink, @unchecked Sendable {
     private let lock = NSLock()
     private var _lines: [[UInt8]] = []
     private var _batches: [EventBatch] = []
-    private var _tags: [[Tag]] = []
+    private var _tags: [[EventTag]] = []
     public var acknowledge: Bool
     public var accepting = true
 
@@ -232,7 +232,7 @@ public final class CollectingSink: BatchSink, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return _lines
     }
-    public var batchTags: [[Tag]] {
+    public var batchTags: [[EventTag]] {
         lock.lock(); defer { lock.unlock() }
         return _tags
     }

@@ -296,8 +296,11 @@ struct LineCounter {
 }
 
 /// Reads `"events_out": <n>` from the stats file's JSON object.
-func parseEventsOut(_ bytes: [UInt8]) -> Int? {
-    let key = Array("\"events_out\"".utf8)
+func parseEventsOut(_ bytes: [UInt8]) -> Int? { parseStatsField(bytes, "events_out") }
+
+/// Reads `"<name>": <non-negative integer>` from a flat JSON object.
+func parseStatsField(_ bytes: [UInt8], _ name: String) -> Int? {
+    let key = Array(("\"" + name + "\"").utf8)
     guard bytes.count >= key.count else { return nil }
     var i = 0
     while i + key.count <= bytes.count {

@@ -1,0 +1,219 @@
+import Foundation
+import SluiceCore
+import Testing
+
+@Suite struct JSONLineEncoderTests {
+    func encode(_ lines: [[UInt8]], tags: [EventTag] = [EventTag("__path__", "/var/log/a.log")], time: Int64 = 1_700_000_000) -> String {
+        var arena: [UInt8] = []
+        var events: [LogEvent] = []
+        for l in lines {
+            events.append(LogEvent(content: Span(arena.count, l.count)))
+            arena += l
+        }
+        let batch = EventBatch(arena: arena, events: events, tags: tags, timeSeconds: time, inputBytes: arena.count)
+        let out = ByteBuffer(capacity: 16)
+        JSONLineEncoder().encode(batch, into: out)
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    @Test func plainLineShape() {
+        #expect(encode([Array("hello".utf8)]) == "{\"content\":\"hello\",\"__path__\":\"/var/log/a.log\",\"__time__\":1700000000}\n")
+    }
+
+    @Test func escapesQuotesBackslashesAndControls() throws {
+        let s = encode([Array("a\"b\\c\td\u{1}e\r".utf8)])
+        #expect(s.contains(#""content":"a\"b\\c\td\u0001e\r""#))
+        let obj = try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any]
+        #expect(obj["content"] as? String == "a\"b\\c\td\u{1}e\r")
+    }
+
+    @Test func invalidUTF8BecomesReplacementCharacter() throws {
+        // 0xff, a lone 0xc3, an overlong 0xc0 0xaf, a surrogate ED A0 80, then valid é and 😀.
+        let bytes: [UInt8] = [0x61, 0xFF, 0x62, 0xC3, 0x63, 0xC0, 0xAF, 0xED, 0xA0, 0x80] + Array("é😀".utf8)
+        let s = encode([bytes])
+        let obj = try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any]
+        #expect(obj["content"] as? String == "a\u{FFFD}b\u{FFFD}c\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}é😀")
+    }
+
+    @Test func truncatedMultibyteAtEndOfLine() throws {
+        let s = encode([[0x41, 0xE4, 0xB8]])
+        let obj = try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any]
+        #expect(obj["content"] as? String == "A\u{FFFD}\u{FFFD}")
+    }
+
+    @Test func everyByteValueProducesValidJSON() throws {
+        var lines: [[UInt8]] = []
+        for b in 0...255 where b != 0x0A { lines.append([UInt8(b), 0x78, UInt8(b)]) }
+        let s = encode(lines)
+        var n = 0
+        for line in s.split(separator: "\n") {
+            _ = try JSONSerialization.jsonObject(with: Data(line.utf8))
+            n += 1
+        }
+        #expect(n == lines.count)
+    }
+
+    @Test func longAsciiRunsAroundSpecials() throws {
+        // Exercise the 8-byte fast path with specials at every alignment.
+        for pos in 0..<24 {
+            var l = Array(repeating: UInt8(ascii: "x"), count: 40)
+            l[pos] = UInt8(ascii: "\"")
+            let s = encode([l])
+            let obj = try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any]
+            #expect((obj["content"] as? String)?.utf8.count == 40)
+        }
+    }
+
+    @Test func eventTimeOverridesBatchTime() {
+        var batch = EventBatch(arena: Array("x".utf8), events: [LogEvent(content: Span(0, 1), timeNanos: 1_600_000_000_123_456_789)], tags: [], timeSeconds: 5, inputBytes: 1)
+        batch.tags = [EventTag("k", "v\"")]
+        let out = ByteBuffer(capacity: 8)
+        JSONLineEncoder().encode(batch, into: out)
+        #expect(String(decoding: out.bytes, as: UTF8.self) == "{\"content\":\"x\",\"k\":\"v\\\"\",\"__time__\":1600000000}\n")
+    }
+
+    @Test func parsedFieldsReplaceContent() {
+        var batch = EventBatch(arena: [], events: [], tags: [], timeSeconds: 7, inputBytes: 0)
+        let k1 = batch.append(bytes: Array("status".utf8))
+        let v1 = batch.append(bytes: Array("200".utf8))
+        let k2 = batch.append(bytes: Array("path".utf8))
+        let v2 = batch.append(bytes: Array("/a\"b".utf8))
+        batch.fields = [EventField(key: k1, value: v1), EventField(key: k2, value: v2)]
+        var ev = LogEvent(content: .empty)
+        ev.fieldStart = 0
+        ev.fieldCount = 2
+        batch.events = [ev]
+        let out = ByteBuffer(capacity: 8)
+        JSONLineEncoder().encode(batch, into: out)
+        #expect(String(decoding: out.bytes, as: UTF8.self) == "{\"status\":\"200\",\"path\":\"/a\\\"b\",\"__time__\":7}\n")
+    }
+
+    @Test func decimalFormatting() {
+        let b = ByteBuffer(capacity: 4)
+        for v: Int64 in [0, 7, -1, 1_700_000_000, Int64.max, Int64.min] {
+            b.clear()
+            b.append(decimal: v)
+            #expect(String(decoding: b.bytes, as: UTF8.self) == String(v))
+        }
+    }
+}
+
+@Suite struct AckTrackerTests {
+    @Test func commitsOnlyContiguousPrefix() {
+        var t = OrderedAckTracker(committed: 0)
+        let a = t.emitted(upTo: 100)
+        let b = t.emitted(upTo: 200)
+        let c = t.emitted(upTo: 300)
+        let mb = t.acknowledged(b)
+        #expect(!mb)
+        #expect(t.committed == 0)
+        let ma = t.acknowledged(a)
+        #expect(ma)
+        #expect(t.committed == 200)
+        #expect(t.inFlight == 1)
+        let mc = t.acknowledged(c)
+        #expect(mc)
+        #expect(t.committed == 300)
+        #expect(t.inFlight == 0)
+    }
+
+    @Test func resetIgnoresStaleAcks() {
+        var t = OrderedAckTracker(committed: 0)
+        let a = t.emitted(upTo: 100)
+        t.reset(committed: 0)
+        let b = t.emitted(upTo: 50)
+        let ma = t.acknowledged(a)
+        #expect(!ma)
+        #expect(t.committed == 0)
+        let mb = t.acknowledged(b)
+        #expect(mb)
+        #expect(t.committed == 50)
+    }
+
+    @Test func manyBatchesCompact() {
+        var t = OrderedAckTracker(committed: 0)
+        var seqs: [UInt64] = []
+        for i in 1...1000 { seqs.append(t.emitted(upTo: Int64(i))) }
+        for s in seqs { t.acknowledged(s) }
+        #expect(t.committed == 1000)
+        #expect(t.inFlight == 0)
+    }
+
+    @Test func ackTokenFiresOnceAfterAllFlushers() {
+        final class Counter: @unchecked Sendable { var n = 0 }
+        let c = Counter()
+        let tok = AckToken(expected: 0) { c.n += 1 }
+        tok.expect(3)
+        tok.acknowledge(); tok.acknowledge()
+        #expect(c.n == 0)
+        tok.acknowledge()
+        #expect(c.n == 1)
+    }
+}
+
+@Suite struct BatchQueueTests {
+    func batch(_ size: Int) -> EventBatch {
+        EventBatch(arena: [UInt8](repeating: 0, count: size), events: [], tags: [], timeSeconds: 0, inputBytes: size)
+    }
+
+    @Test func fifoAndCloseDrains() async {
+        let q = BatchQueue(highWatermark: 1 << 20)
+        for i in 1...3 { #expect(q.push(batch(i))) }
+        q.close()
+        #expect(!q.push(batch(9)))
+        var sizes: [Int] = []
+        while let b = await q.pop() { sizes.append(b.inputBytes) }
+        #expect(sizes == [1, 2, 3])
+    }
+
+    @Test func producerBlocksAtHighWatermarkUntilLow() async {
+        let q = BatchQueue(highWatermark: 10_000, lowWatermark: 3_000)
+        for _ in 0..<3 { q.push(batch(4_000)) }   // 12 000+ ≥ high: draining
+        #expect(q.isFull)
+        #expect(!q.push(batch(10), timeoutMs: 50))
+        _ = await q.pop()   // ~8 000: still above low
+        #expect(q.isFull)
+        _ = await q.pop()   // ~4 000: still above low
+        #expect(q.isFull)
+        _ = await q.pop()   // 0: below low
+        #expect(!q.isFull)
+        #expect(q.push(batch(10), timeoutMs: 50))
+    }
+
+    @Test func consumerWaitsForProducerThread() async {
+        let q = BatchQueue(highWatermark: 1 << 20)
+        let t = Thread {
+            usleep(50_000)
+            q.push(EventBatch(arena: [1, 2], events: [], tags: [], timeSeconds: 0, inputBytes: 2))
+        }
+        t.start()
+        let b = await q.pop()
+        #expect(b?.inputBytes == 2)
+    }
+
+    @Test func closeWakesBlockedProducer() {
+        let q = BatchQueue(highWatermark: 100)
+        q.push(batch(200))
+        let done = DispatchSemaphore(value: 0)
+        final class R: @unchecked Sendable { var v = true }
+        let r = R()
+        Thread {
+            r.v = q.push(EventBatch(arena: [], events: [], tags: [], timeSeconds: 0, inputBytes: 0))
+            done.signal()
+        }.start()
+        usleep(50_000)
+        q.close()
+        #expect(done.wait(timeout: .now() + 2) == .success)
+        #expect(r.v == false)
+    }
+}
+
+@Suite struct RateLimiterTests {
+    @Test func limitsThroughput() {
+        let l = RateLimiter(bytesPerSecond: 1_000_000)
+        let start = Date()
+        for _ in 0..<20 { l.acquire(100_000) }   // 2 MB at 1 MB/s, first 1 MB from the full bucket
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(elapsed > 0.8 && elapsed < 2.0, "elapsed \(elapsed)")
+    }
+}
