@@ -15,6 +15,8 @@ public actor FlusherStdout: Flusher {
                       status: .acceptedNotYetEffective(reason: "tags are always written")),
             FieldSpec(name: "KeyValuePairs", type: .bool, doc: "iLogtail: print key=value pairs instead of JSON.", defaultValue: "false",
                       status: .acceptedNotYetEffective(reason: "output is always JSON lines")),
+            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
+                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
             FieldSpec(name: "FileName", type: .string, doc: "iLogtail: write to this file instead. Use flusher_file.", defaultValue: nil,
                       status: .acceptedNotYetEffective(reason: "use flusher_file to write to a file")),
         ])
@@ -50,7 +52,10 @@ public actor FlusherStdout: Flusher {
 
 /// `flusher_blackhole`: discards every batch (acknowledging it). For benchmarks and tests.
 public final class FlusherBlackhole: Flusher {
-    public static let spec = PluginSpec(type: "flusher_blackhole", kind: .flusher, summary: "Discards events (benchmarks, tests).", fields: [])
+    public static let spec = PluginSpec(type: "flusher_blackhole", kind: .flusher, summary: "Discards events, acknowledging them (benchmarks, tests).", fields: [
+        FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
+                  status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+    ])
     public init() {}
     public func start() async throws {}
     public func flush(_ batch: EventBatch) async throws {}

@@ -373,6 +373,8 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
         if endReal != nil { break }
         // sluice says it read all the input, and nothing moved for a while: lines are missing, not late.
         if lastBytesIn >= ds.totalBytes && now - lastProgress >= settleQuietSec {
+            // the later of: the last delivery, and the stats sample that first showed all input read
+            let allRead = samples.first(where: { ($0.bytesIn ?? 0) >= ds.totalBytes })?.time
             switch spec.flusher {
             case .file:
                 counter.advance()
@@ -380,6 +382,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
             case .blackhole:
                 endReal = samples.first(where: { $0.events == lastEvents })?.time
             }
+            if let e = endReal, let a = allRead { endReal = max(e, a) }
             if endReal != nil {
                 res.endMethod = "last-progress"
                 note("[\(spec.name)] sluice read all input but delivered fewer lines than expected; stopping it")

@@ -16,7 +16,7 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Sluice collects logs from files and containers and delivers them, losing nothing.",
         version: sluiceVersion,
-        subcommands: [Run.self, Validate.self, Version.self],
+        subcommands: [Run.self, Validate.self, Version.self, Docs.self],
         defaultSubcommand: nil)
 }
 
@@ -178,6 +178,14 @@ func absolutePath(_ p: String) -> String {
 func printErr(_ s: String) {
     let line = s + "\n"
     _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+struct Docs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the configuration reference (Markdown), generated from the plugin specs.")
+    func run() {
+        print(PluginRegistry.standard.referenceMarkdown(), terminator: "")
+    }
 }
 
 struct Version: ParsableCommand {
