@@ -15,7 +15,8 @@ public struct JSONLineEncoder {
 
     /// Appends every event of `batch` to `out`, one line each.
     public func encode(_ batch: EventBatch, into out: ByteBuffer) {
-        // Everything after the event's own fields up to the time value, built once per batch.
+        // Everything after the event's own fields, built once per batch:
+        // `,"tag":"value",...,"__time__":<batch time>}\n`.
         let tail = ByteBuffer(capacity: 256)
         for t in batch.tags {
             tail.append(byte: UInt8(ascii: ","))
@@ -28,50 +29,65 @@ public struct JSONLineEncoder {
         tail.append(decimal: batch.timeSeconds)
         tail.append("}\n")
         let tailCount = tail.count
-        let timeLen = tail.count - timeStart - 2
+        let tailBase = tail.base
+
+        // Worst case: every byte escaped to 6, plus fixed parts per event; reserved once so the
+        // loop below writes through a raw cursor with no capacity checks.
+        var fieldBytes = 0
+        for f in batch.fields { fieldBytes += 6 * Int(f.key.length + f.value.length) + 8 }
+        out.reserve(batch.arena.count * 6 + fieldBytes + batch.events.count * (tailCount + 40) + 64)
+        let base = out.base
+        var d = out.count
 
         batch.arena.withUnsafeBufferPointer { arenaBuf in
             let arena = arenaBuf.baseAddress ?? UnsafePointer(bitPattern: 1)!
             for ev in batch.events {
                 if ev.fieldCount == 0 {
-                    out.append(JSONLineEncoder.contentOpen, 12)
-                    JSONLineEncoder.appendEscaped(arena + Int(ev.content.offset), Int(ev.content.length), to: out)
-                    out.append(byte: UInt8(ascii: "\""))
+                    (base + d).update(from: JSONLineEncoder.contentOpen, count: 12)
+                    d += 12
+                    d = JSONLineEncoder.escape(arena + Int(ev.content.offset), Int(ev.content.length), base, d)
+                    base[d] = UInt8(ascii: "\"")
+                    d += 1
                 } else {
-                    out.append(byte: UInt8(ascii: "{"))
+                    base[d] = UInt8(ascii: "{")
+                    d += 1
                     let end = Int(ev.fieldStart + ev.fieldCount)
                     for fi in Int(ev.fieldStart)..<end {
                         let f = batch.fields[fi]
-                        if fi != Int(ev.fieldStart) { out.append(byte: UInt8(ascii: ",")) }
-                        out.append(byte: UInt8(ascii: "\""))
-                        JSONLineEncoder.appendEscaped(arena + Int(f.key.offset), Int(f.key.length), to: out)
-                        out.append(JSONLineEncoder.quoteColonQuote, 3)
-                        JSONLineEncoder.appendEscaped(arena + Int(f.value.offset), Int(f.value.length), to: out)
-                        out.append(byte: UInt8(ascii: "\""))
+                        if fi != Int(ev.fieldStart) { base[d] = UInt8(ascii: ","); d += 1 }
+                        base[d] = UInt8(ascii: "\"")
+                        d += 1
+                        d = JSONLineEncoder.escape(arena + Int(f.key.offset), Int(f.key.length), base, d)
+                        base[d] = UInt8(ascii: "\""); base[d + 1] = UInt8(ascii: ":"); base[d + 2] = UInt8(ascii: "\"")
+                        d += 3
+                        d = JSONLineEncoder.escape(arena + Int(f.value.offset), Int(f.value.length), base, d)
+                        base[d] = UInt8(ascii: "\"")
+                        d += 1
                     }
                 }
                 if ev.timeNanos == 0 {
-                    out.append(tail.base, tailCount)
+                    (base + d).update(from: tailBase, count: tailCount)
+                    d += tailCount
                 } else {
-                    out.append(tail.base, timeStart)
+                    (base + d).update(from: tailBase, count: timeStart)
+                    d += timeStart
+                    out.count = d
                     var secs = ev.timeNanos / 1_000_000_000
                     if ev.timeNanos < 0 && ev.timeNanos % 1_000_000_000 != 0 { secs -= 1 }
                     out.append(decimal: secs)
-                    out.append(tail.base + timeStart + timeLen, 2)
+                    d = out.count
+                    base[d] = UInt8(ascii: "}"); base[d + 1] = 0x0A
+                    d += 2
                 }
             }
         }
+        out.count = d
     }
 
     private static let contentOpenBytes: [UInt8] = Array("{\"content\":\"".utf8)
     nonisolated(unsafe) private static let contentOpen: UnsafePointer<UInt8> = {
         let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 12)
         p.initialize(from: contentOpenBytes, count: 12)
-        return UnsafePointer(p)
-    }()
-    nonisolated(unsafe) private static let quoteColonQuote: UnsafePointer<UInt8> = {
-        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 3)
-        p.initialize(from: Array("\":\"".utf8), count: 3)
         return UnsafePointer(p)
     }()
 
@@ -83,8 +99,16 @@ public struct JSONLineEncoder {
         out.append(byte: UInt8(ascii: "\""))
     }
 
+    /// Appends `n` bytes at `p` JSON-escaped (without quotes).
+    public static func appendEscaped(_ p: UnsafePointer<UInt8>, _ n: Int, to out: ByteBuffer) {
+        out.reserve(n * 6 + 16)
+        out.count = escape(p, n, out.base, out.count)
+    }
+
+    /// Flags (high bit) every byte of the word that is < 0x20, `"`, `\\` or ≥ 0x80. The lowest flag
+    /// is exact; bytes above a flagged one may be flagged falsely.
     @inline(__always)
-    static func wordNeedsWork(_ w: UInt64) -> Bool {
+    static func escapeMask(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         let lt20 = (w &- ones &* 0x20) & ~w & highs
@@ -92,64 +116,77 @@ public struct JSONLineEncoder {
         let hasQuote = (q &- ones) & ~q & highs
         let b = w ^ (ones &* 0x5C)
         let hasBackslash = (b &- ones) & ~b & highs
-        return ((w & highs) | lt20 | hasQuote | hasBackslash) != 0
+        return (w & highs) | lt20 | hasQuote | hasBackslash
     }
 
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+    @inline(__always)
+    static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 &+ v : 87 &+ v }
 
-    /// Appends `n` bytes at `p` JSON-escaped (without quotes). Runs of plain ASCII are copied
-    /// with one memcpy; they are found eight bytes at a time.
-    public static func appendEscaped(_ p: UnsafePointer<UInt8>, _ n: Int, to out: ByteBuffer) {
-        out.reserve(n)
+    /// Writes `n` bytes at `p`, JSON-escaped, to `dst + d`; returns the new end. `dst` must have
+    /// room for `n * 6 + 16` more bytes. Plain ASCII is moved sixteen bytes at a time: each
+    /// 16-byte block is stored first (two words, checked with bit tricks) and kept if it holds
+    /// nothing to escape.
+    @inline(__always)
+    static func escape(_ p: UnsafePointer<UInt8>, _ n: Int, _ dst: UnsafeMutablePointer<UInt8>, _ start: Int) -> Int {
+        var d = start
         var i = 0
-        var run = 0
+        let raw = UnsafeMutableRawPointer(dst)
         while i < n {
-            // Fast scan: skip words of plain ASCII.
-            while i + 8 <= n {
+            if i &+ 8 <= n {
+                // Store the word, then find its first byte that needs work (the lowest flagged
+                // byte of the mask is exact; only bytes above it can be flagged falsely).
                 let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-                if wordNeedsWork(w) { break }
-                i += 8
-            }
-            if i >= n { break }
-            let c = p[i]
-            if c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 {
-                i += 1
-                continue
-            }
-            if c >= 0x80 {
-                let len = validUTF8Length(p + i, n - i)
-                if len > 0 {
-                    i += len
+                raw.storeBytes(of: w, toByteOffset: d, as: UInt64.self)
+                let m = escapeMask(w)
+                if m == 0 {
+                    i &+= 8
+                    d &+= 8
                     continue
                 }
-                // Invalid byte: flush the run, write U+FFFD.
-                if i > run { out.append(p + run, i - run) }
-                out.append("\\ufffd")
-                i += 1
-                run = i
-                continue
+                let k = m.trailingZeroBitCount >> 3
+                i &+= k
+                d &+= k
             }
-            if i > run { out.append(p + run, i - run) }
-            out.reserve(6)
-            let b = out.base + out.count
-            b[0] = UInt8(ascii: "\\")
-            switch c {
-            case 0x22: b[1] = 0x22; out.count += 2
-            case 0x5C: b[1] = 0x5C; out.count += 2
-            case 0x0A: b[1] = UInt8(ascii: "n"); out.count += 2
-            case 0x0D: b[1] = UInt8(ascii: "r"); out.count += 2
-            case 0x09: b[1] = UInt8(ascii: "t"); out.count += 2
-            case 0x08: b[1] = UInt8(ascii: "b"); out.count += 2
-            case 0x0C: b[1] = UInt8(ascii: "f"); out.count += 2
-            default:
-                b[1] = UInt8(ascii: "u"); b[2] = 0x30; b[3] = 0x30
-                b[4] = hex[Int(c >> 4)]; b[5] = hex[Int(c & 0xF)]
-                out.count += 6
+            do {
+                let c = p[i]
+                if c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 {
+                    dst[d] = c
+                    d &+= 1
+                    i &+= 1
+                    continue
+                }
+                if c >= 0x80 {
+                    let len = validUTF8Length(p + i, n &- i)
+                    if len > 0 {
+                        for k in 0..<len { dst[d &+ k] = p[i &+ k] }
+                        d &+= len
+                        i &+= len
+                    } else {
+                        // Not UTF-8: U+FFFD, one per byte.
+                        dst[d] = 0x5C; dst[d &+ 1] = 0x75; dst[d &+ 2] = 0x66; dst[d &+ 3] = 0x66; dst[d &+ 4] = 0x66; dst[d &+ 5] = 0x64
+                        d &+= 6
+                        i &+= 1
+                    }
+                    continue
+                }
+                dst[d] = 0x5C
+                switch c {
+                case 0x22: dst[d &+ 1] = 0x22; d &+= 2
+                case 0x5C: dst[d &+ 1] = 0x5C; d &+= 2
+                case 0x0A: dst[d &+ 1] = UInt8(ascii: "n"); d &+= 2
+                case 0x0D: dst[d &+ 1] = UInt8(ascii: "r"); d &+= 2
+                case 0x09: dst[d &+ 1] = UInt8(ascii: "t"); d &+= 2
+                case 0x08: dst[d &+ 1] = UInt8(ascii: "b"); d &+= 2
+                case 0x0C: dst[d &+ 1] = UInt8(ascii: "f"); d &+= 2
+                default:
+                    dst[d &+ 1] = UInt8(ascii: "u"); dst[d &+ 2] = 0x30; dst[d &+ 3] = 0x30
+                    dst[d &+ 4] = hexDigit(c >> 4); dst[d &+ 5] = hexDigit(c & 0xF)
+                    d &+= 6
+                }
+                i &+= 1
             }
-            i += 1
-            run = i
         }
-        if n > run { out.append(p + run, n - run) }
+        return d
     }
 
     /// Length of the valid UTF-8 sequence starting at `p` (first byte ≥ 0x80), or 0 if invalid.

@@ -34,13 +34,15 @@ struct SpawnError: Error, CustomStringConvertible {
 
 /// Starts `path` with `args` (argv[1...]); stdin from /dev/null, stdout and stderr appended to `logPath`.
 /// The child gets its own process group and default signal dispositions.
-func spawnChild(path: String, args: [String], env: [String], logPath: String) throws -> pid_t {
+func spawnChild(path: String, args: [String], env: [String], logPath: String,
+                extraFd: (from: Int32, to: Int32)? = nil) throws -> pid_t {
     var fa = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&fa)
     defer { posix_spawn_file_actions_destroy(&fa) }
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&fa, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
     posix_spawn_file_actions_adddup2(&fa, 1, 2)
+    if let x = extraFd { posix_spawn_file_actions_adddup2(&fa, x.from, x.to) }
 
     var attr = posix_spawnattr_t()
     posix_spawnattr_init(&attr)
@@ -68,6 +70,82 @@ func spawnChild(path: String, args: [String], env: [String], logPath: String) th
     }
     currentChild.store(pid, ordering: .relaxed)
     return pid
+}
+
+// MARK: - Spawning sluice so that its ru_maxrss is its own
+//
+// Linux keeps the largest RSS a process ever had across exec: a child started with posix_spawn (vfork + exec)
+// starts with the *bench's* peak RSS as its ru_maxrss (the bench maps GBs of output to verify it). So sluice is
+// started as a grandchild: /bin/sh (spawned by us) starts it in the background and exits; the grandchild was
+// forked from the small shell, so its ru_maxrss starts at the shell's size (~1-2 MiB). With the bench marked as
+// child subreaper, the orphaned sluice is re-parented to the bench, which can then wait4 it for its rusage.
+
+/// PR_SET_CHILD_SUBREAPER via prctl (variadic in C, so called through its address with a fixed prototype).
+func becomeChildSubreaper() -> Bool {
+    guard let sym = dlsym(nil, "prctl") else { return false }
+    typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
+    let prctlFn = unsafeBitCast(sym, to: Prctl.self)
+    let PR_SET_CHILD_SUBREAPER: Int32 = 36
+    return prctlFn(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+}
+
+/// Set once by main: whether sluice can be started as a re-parented grandchild.
+let subreaperEnabled = Atomic<Bool>(false)
+
+/// Starts `path args` as a grandchild through /bin/sh (see above) when the bench is a subreaper, else directly.
+/// Returns the pid of sluice itself, which is (or is about to become) the bench's child.
+func spawnSluice(path: String, args: [String], env: [String], logPath: String) throws -> pid_t {
+    guard subreaperEnabled.load(ordering: .relaxed) else {
+        return try spawnChild(path: path, args: args, env: env, logPath: logPath)
+    }
+    var fds: [Int32] = [-1, -1]
+    if pipe(&fds) != 0 { throw SpawnError(description: "pipe: \(errnoText())") }
+    _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+    _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+    defer { close(fds[0]) }
+    // $0 is sluice, "$@" its arguments; fd 3 carries the background pid back and is closed for sluice.
+    let script = "\"$0\" \"$@\" 3>&- & echo $! >&3"
+    let shPid: pid_t
+    do {
+        shPid = try spawnChild(path: "/bin/sh", args: ["-c", script, path] + args, env: env, logPath: logPath,
+                               extraFd: (fds[1], 3))
+    } catch {
+        close(fds[1])
+        throw SpawnError(description: "cannot start \(path) through /bin/sh: \(error)")
+    }
+    close(fds[1])
+    // The shell prints the pid and exits at once.
+    var text: [UInt8] = []
+    var byte: UInt8 = 0
+    let deadline = monoNow() + 10
+    while monoNow() < deadline {
+        var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        let r = poll(&pfd, 1, 100)
+        if r < 0 && errno == EINTR { continue }
+        if r <= 0 { continue }
+        let n = read(fds[0], &byte, 1)
+        if n <= 0 || byte == 0x0A { break }
+        text.append(byte)
+    }
+    var status: Int32 = 0
+    var ru = rusage()
+    while wait4(shPid, &status, 0, &ru) < 0 && errno == EINTR {}
+    currentChild.store(0, ordering: .relaxed)
+    guard let pid = Int32(String(decoding: text, as: UTF8.self)), pid > 0 else {
+        throw SpawnError(description: "cannot start \(path): /bin/sh did not report its pid (status \(status))")
+    }
+    currentChild.store(pid, ordering: .relaxed)
+    return pid
+}
+
+/// Peak RSS of a live process from /proc (KiB), a cross-check of ru_maxrss.
+func readVmHWM(_ pid: pid_t) -> Int? {
+    guard let bytes = readSmallFile("/proc/\(pid)/status", limit: 16384) else { return nil }
+    for line in bytes.split(separator: 0x0A) where line.starts(with: Array("VmHWM:".utf8)) {
+        let digits = line.filter { $0 >= 48 && $0 <= 57 }
+        return Int(String(decoding: digits, as: UTF8.self))
+    }
+    return nil
 }
 
 struct ChildExit {
@@ -157,6 +235,7 @@ struct ScenarioResult {
     var detected: Double? = nil    // seconds from the renames until the bench noticed completion
     var cpu: CPUTimes? = nil
     var maxRSSKiB: Int? = nil
+    var hwmSampledKiB: Int? = nil   // max VmHWM seen in /proc while it ran (cross-check)
     var eventsOut: Int? = nil
     var verify: VerifyResult? = nil
     var logPath = ""
@@ -275,7 +354,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
     let args = ["run", "--config-dir", configDir, "--data-dir", dataDir]
     note("[\(spec.name)] starting \(s.sluicePath) \(args.joined(separator: " ")) (log: \(res.logPath))")
     let pid: pid_t
-    do { pid = try spawnChild(path: s.sluicePath, args: args, env: env, logPath: res.logPath) } catch {
+    do { pid = try spawnSluice(path: s.sluicePath, args: args, env: env, logPath: res.logPath) } catch {
         return fail("\(error)")
     }
 
@@ -291,6 +370,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
     func bail(_ msg: String, exit: ChildExit?) -> ScenarioResult {
         let e = exit ?? killAndReap(pid)
         moveBack()
+        if !s.keep { removeTree(outDir) }
         var r = fail(msg)
         if let e { r.cpu = e.cpu; r.maxRSSKiB = e.maxRSSKiB }
         return r
@@ -340,6 +420,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
         if let e = reapIfExited(pid) {
             return bail("sluice \(e.describe) before all lines were delivered", exit: e)
         }
+        if let h = readVmHWM(pid) { res.hwmSampledKiB = max(res.hwmSampledKiB ?? 0, h) }
         if let st = readStats(statsPath) {
             if samples.isEmpty || samples[samples.count - 1].events != st.events
                 || samples[samples.count - 1].time != st.time {
@@ -410,6 +491,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
     }
 
     // Stop it: SIGTERM, then it must drain and exit 0.
+    if let h = readVmHWM(pid) { res.hwmSampledKiB = max(res.hwmSampledKiB ?? 0, h) }
     kill(pid, SIGTERM)
     var exitInfo = waitForExit(pid, seconds: s.stopGraceSec)
     var stopError: String? = nil

@@ -134,7 +134,10 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
         t.check(parseEventsOut(Array("{\"events_out\":12345,\"bytes_in\":678}".utf8)) == 12345
                 && parseEventsOut(Array("{ \"bytes_in\": 1, \"events_out\" : 7 }\n".utf8)) == 7
                 && parseEventsOut(Array("{}".utf8)) == nil
-                && parseEventsOut(Array("{\"events_out\":".utf8)) == nil, "parseEventsOut")
+                && parseEventsOut(Array("{\"events_out\":".utf8)) == nil
+                && parseEventsOut(Array("{\"pipelines\":{\"a\":{\"events_out\":5}},\"x\":\"events_out\",\"events_out\":9}".utf8)) == 9
+                && parseStatsField(Array("{\"events_in\":1,\"bytes_in\":77,\"events_out\":2,\"pipelines\":{\"bench\":{\"bytes_in\":77}}}\n".utf8), "bytes_in") == 77,
+                "parseEventsOut / parseStatsField (top-level keys only)")
         let interp = interpolateCompletion([StatsSample(time: 10.2, events: 0), StatsSample(time: 10.4, events: 500),
                                             StatsSample(time: 10.6, events: 1000)], expected: 750, start: 10.0)
         t.check(interp != nil && abs(interp! - 10.5) < 1e-9, "interpolateCompletion", "\(String(describing: interp))")
@@ -315,6 +318,33 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
             t.check(false, "spawn: missing binary is an error")
         } catch {
             t.check("\(error)".contains("no-such-sluice"), "spawn: missing binary is an error", "\(error)")
+        }
+        do {
+            // Make the bench's own peak RSS large, then check that sluice's ru_maxrss does not inherit it.
+            let big = UnsafeMutableRawPointer.allocate(byteCount: 256 << 20, alignment: 4096)
+            memset(big, 1, 256 << 20)
+            big.deallocate()
+            let selfPeak = { () -> Int in var ru = rusage(); getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru); return Int(ru.ru_maxrss) }()
+            let direct = try spawnChild(path: "/bin/sleep", args: ["0.05"], env: [], logPath: log)
+            let d = waitForExit(direct, seconds: 10)
+            t.check(subreaperEnabled.load(ordering: .relaxed), "bench is a child subreaper")
+            let pid = try spawnSluice(path: "/bin/sleep", args: ["30"], env: [], logPath: log)
+            sleepMs(50)
+            let stat = readSmallFile("/proc/\(pid)/stat").map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let ppid = stat.split(separator: ")").last?.split(separator: " ").dropFirst(1).first.flatMap { Int32($0) }
+            t.check(ppid == getpid(), "spawnSluice: grandchild re-parented to the bench", "ppid \(String(describing: ppid))")
+            let hwm = readVmHWM(pid)
+            kill(pid, SIGTERM)
+            let e = waitForExit(pid, seconds: 10)
+            note("      ru_maxrss: bench \(selfPeak / 1024) MiB; sleep spawned directly \((d?.maxRSSKiB ?? 0) / 1024) MiB, "
+                 + "through the shell \(fmt(Double(e?.maxRSSKiB ?? 0) / 1024, 1)) MiB (VmHWM \(hwm ?? -1) KiB)")
+            t.check(e != nil && !e!.exitedNormally && e!.signal == SIGTERM, "spawnSluice: SIGTERM + wait4", e?.describe ?? "no exit")
+            t.check(e != nil && e!.maxRSSKiB < 16 * 1024 && selfPeak > 200 * 1024,
+                    "spawnSluice: ru_maxrss is the child's own, not the bench's")
+            let missing = try spawnSluice(path: dir + "/no-such-sluice", args: [], env: [], logPath: log)
+            let m = waitForExit(missing, seconds: 10)
+            t.check(m != nil && m!.exitedNormally && m!.exitCode == 127, "spawnSluice: missing binary exits 127",
+                    m?.describe ?? "no exit")
         }
         t.check(currentEnvironment().contains { $0.hasPrefix("PATH=") }, "environment read from /proc/self/environ")
         unlink(log)

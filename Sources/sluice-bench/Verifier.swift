@@ -298,28 +298,41 @@ struct LineCounter {
 /// Reads `"events_out": <n>` from the stats file's JSON object.
 func parseEventsOut(_ bytes: [UInt8]) -> Int? { parseStatsField(bytes, "events_out") }
 
-/// Reads `"<name>": <non-negative integer>` from a flat JSON object.
+/// Reads `"<name>": <non-negative integer>` among the top-level keys of a JSON object (nested objects, such as
+/// per-pipeline counters, are skipped).
 func parseStatsField(_ bytes: [UInt8], _ name: String) -> Int? {
-    let key = Array(("\"" + name + "\"").utf8)
-    guard bytes.count >= key.count else { return nil }
+    let key = Array(name.utf8)
+    var depth = 0
     var i = 0
-    while i + key.count <= bytes.count {
-        if bytes[i] == 0x22 && Array(bytes[i..<(i + key.count)]) == key {
-            var j = i + key.count
-            while j < bytes.count && (bytes[j] == 0x20 || bytes[j] == 0x09 || bytes[j] == 0x0A) { j += 1 }
-            guard j < bytes.count, bytes[j] == UInt8(ascii: ":") else { return nil }
-            j += 1
-            while j < bytes.count && (bytes[j] == 0x20 || bytes[j] == 0x09 || bytes[j] == 0x0A) { j += 1 }
+    let n = bytes.count
+    func skipSpace(_ j: inout Int) {
+        while j < n && (bytes[j] == 0x20 || bytes[j] == 0x09 || bytes[j] == 0x0A || bytes[j] == 0x0D) { j += 1 }
+    }
+    while i < n {
+        let c = bytes[i]
+        if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") { depth += 1; i += 1; continue }
+        if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") { depth -= 1; i += 1; continue }
+        if c != 0x22 { i += 1; continue }
+        // a string: find its end
+        var j = i + 1
+        while j < n && bytes[j] != 0x22 { j += bytes[j] == 0x5C ? 2 : 1 }
+        guard j < n else { return nil }
+        let isMatch = depth == 1 && j - i - 1 == key.count && Array(bytes[(i + 1)..<j]) == key
+        var k = j + 1
+        skipSpace(&k)
+        if isMatch && k < n && bytes[k] == UInt8(ascii: ":") {
+            k += 1
+            skipSpace(&k)
             var v = 0
             var digits = 0
-            while j < bytes.count && bytes[j] >= 48 && bytes[j] <= 57 {
-                v = v * 10 + Int(bytes[j] - 48)
+            while k < n && bytes[k] >= 48 && bytes[k] <= 57 {
+                v = v * 10 + Int(bytes[k] - 48)
                 digits += 1
-                j += 1
+                k += 1
             }
             return digits > 0 ? v : nil
         }
-        i += 1
+        i = j + 1
     }
     return nil
 }

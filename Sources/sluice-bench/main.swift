@@ -22,6 +22,9 @@ usage: sluice-bench [options]
   --stall-sec N        give up on a scenario after N s without progress, report it incomplete (default 30)
   --seed N             generator seed (default 42)
   -h, --help
+Prints a table and one `BENCH_JSON {...}` line per row on stdout; progress on stderr.
+Exit status: 0 every line delivered exactly once; 1 a scenario failed (sluice missing, did not start, exited
+early or non-zero, timed out); 2 bad usage; 3 lines lost / duplicated / corrupted, or no progress (incomplete).
 
 """
 
@@ -140,6 +143,21 @@ func measureRaw(_ ds: Dataset, workDir: String) throws -> [RawRow] {
     return rows
 }
 
+/// An interrupted run leaves inputs in runs/<scenario>/in: move them back to their staging dir so they can be reused.
+func recoverInputs(_ workDir: String) {
+    for run in listDir(workDir + "/runs") {
+        let inDir = workDir + "/runs/" + run + "/in"
+        for name in listDir(inDir) {
+            for ds in ["plain", "many"] where name.hasPrefix(ds + "-") && name.hasSuffix(".log") {
+                let dest = workDir + "/inputs/" + ds + "/" + name
+                if statPath(workDir + "/inputs/" + ds)?.isDir == true && !fileExists(dest) {
+                    _ = rename(inDir + "/" + name, dest)
+                }
+            }
+        }
+    }
+}
+
 func mainEntry() -> Int32 {
     // `--opt=value` is the same as `--opt value`
     var argv: [String] = []
@@ -153,6 +171,11 @@ func mainEntry() -> Int32 {
     }
     let opts = parseOptions(argv)
     installSignalHandlers()
+    if becomeChildSubreaper() {
+        subreaperEnabled.store(true, ordering: .relaxed)
+    } else {
+        note("sluice-bench: warning: cannot become child subreaper; sluice's peak RSS will include the bench's own")
+    }
     let workDir = absolutePath(opts.workDir)
     if opts.selfTest { return runSelfTest(opts, workDir: workDir) }
 
@@ -176,6 +199,7 @@ func mainEntry() -> Int32 {
 
     do {
         try mkdirP(workDir)
+        recoverInputs(workDir)
         removeTree(workDir + "/runs")   // leftovers of an interrupted run
         let specs = datasetSpecs(opts)
         var needed: [String] = []

@@ -64,6 +64,24 @@ import Testing
         }
     }
 
+    /// Random valid strings (ASCII, quotes, controls, multi-byte) round-trip exactly; random bytes
+    /// always give valid JSON.
+    @Test func randomizedRoundTrip() throws {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet: [String] = ["a", "b", " ", "\"", "\\", "\t", "\u{1}", "\u{7f}", "é", "中", "😀", "/", "0"]
+        for _ in 0..<300 {
+            let len = Int.random(in: 0..<80, using: &rng)
+            var str = ""
+            for _ in 0..<len { str += alphabet.randomElement(using: &rng)! }
+            let s = encode([Array(str.utf8)])
+            let obj = try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any]
+            #expect(obj["content"] as? String == str)
+            let bytes = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }.filter { $0 != 0x0A }
+            let s2 = encode([bytes])
+            #expect((try? JSONSerialization.jsonObject(with: Data(s2.utf8))) != nil, "bytes \(bytes)")
+        }
+    }
+
     @Test func eventTimeOverridesBatchTime() {
         var batch = EventBatch(arena: Array("x".utf8), events: [LogEvent(content: Span(0, 1), timeNanos: 1_600_000_000_123_456_789)], tags: [], timeSeconds: 5, inputBytes: 1)
         batch.tags = [EventTag("k", "v\"")]

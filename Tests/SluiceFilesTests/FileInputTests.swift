@@ -1,0 +1,800 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SluiceCore
+import SluiceFiles
+import SluiceTesting
+import Synchronization
+import Testing
+
+// MARK: - Helpers shared by FileInputTests.swift and ModelTests.swift (prefixed `fi` / `FI` so
+// they cannot clash with helpers of other files of this target)
+
+func fiNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func fiSleep(_ seconds: Double) async {
+    try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+}
+
+/// Polls `condition` every 10 ms (suspending, never blocking a pool thread) until it holds or
+/// `timeout` seconds pass.
+func fiEventually(_ timeout: Double = 5, _ condition: () -> Bool) async -> Bool {
+    let deadline = fiNow() + timeout
+    while fiNow() < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+private func fiStatCall(_ path: String, _ st: inout stat) -> Int32 { stat(path, &st) }
+
+/// (dev, inode, size) of `path`, following symlinks.
+func fiStat(_ path: String) -> (dev: UInt64, inode: UInt64, size: Int64)? {
+    var st = Glibc.stat()
+    guard fiStatCall(path, &st) == 0 else { return nil }
+    return (UInt64(st.st_dev), UInt64(st.st_ino), Int64(st.st_size))
+}
+
+/// Whether a descriptor of this process other than `excluding` refers to the given inode, i.e.
+/// whether the input (which runs in-process) holds the file open.
+func fiIsOpenInProcess(dev: UInt64, inode: UInt64, excluding: Set<Int32> = []) -> Bool {
+    guard let d = opendir("/proc/self/fd") else { return false }
+    defer { closedir(d) }
+    while let e = readdir(d) {
+        let name = withUnsafePointer(to: &e.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+        guard let fd = Int32(name), !excluding.contains(fd) else { continue }
+        var st = Glibc.stat()
+        if fiStatCall("/proc/self/fd/" + name, &st) == 0, UInt64(st.st_dev) == dev, UInt64(st.st_ino) == inode {
+            return true
+        }
+    }
+    return false
+}
+
+func fiIsOpenInProcess(_ path: String) -> Bool {
+    guard let s = fiStat(path) else { return false }
+    return fiIsOpenInProcess(dev: s.dev, inode: s.inode)
+}
+
+/// Puts a file in place atomically (written under a name no pattern matches, then renamed), so
+/// the reader never sees it half-written and chunk boundaries are deterministic.
+func fiPlaceAtomically(_ path: String, _ bytes: [UInt8]) {
+    let tmp = path + ".placing"
+    writeFile(tmp, bytes)
+    precondition(rename(tmp, path) == 0)
+}
+
+func fiPlaceAtomically(_ path: String, _ text: String) { fiPlaceAtomically(path, Array(text.utf8)) }
+
+/// A sink that records every event with its flags and batch, and acknowledges batches at once or
+/// holds them for `ack(batch:)` / `ackAll()`.
+final class FIRecordingSink: BatchSink, Sendable {
+    struct Event: Sendable {
+        var content: [UInt8]
+        var flags: UInt32
+        var path: String
+        var batch: Int
+        var text: String { String(decoding: content, as: UTF8.self) }
+    }
+    private struct State {
+        var events: [Event] = []
+        var held: [Int: AckToken] = [:]
+        var batches = 0
+        var autoAck: Bool
+    }
+    private let state: Mutex<State>
+
+    init(autoAck: Bool = true) { state = Mutex(State(autoAck: autoAck)) }
+
+    func send(_ b: EventBatch) -> Bool {
+        let path = b.tag("__path__") ?? ""
+        let toAck: AckToken? = state.withLock { s in
+            let idx = s.batches
+            s.batches += 1
+            for i in 0..<b.events.count {
+                s.events.append(Event(content: b.contentBytes(i), flags: b.events[i].flags, path: path, batch: idx))
+            }
+            if s.autoAck { return b.ack }
+            if let t = b.ack { s.held[idx] = t }
+            return nil
+        }
+        toAck?.expect(1)
+        toAck?.acknowledge()
+        return true
+    }
+
+    var events: [Event] { state.withLock { $0.events } }
+    var lines: [String] { events.map(\.text) }
+    var batchCount: Int { state.withLock { $0.batches } }
+    var heldBatches: [Int] { state.withLock { $0.held.keys.sorted() } }
+    func lines(ofBatch i: Int) -> [String] { events.filter { $0.batch == i }.map(\.text) }
+
+    func ack(batch i: Int) {
+        let t: AckToken? = state.withLock { $0.held.removeValue(forKey: i) }
+        t?.expect(1)
+        t?.acknowledge()
+    }
+
+    func ackAll() {
+        for i in heldBatches { ack(batch: i) }
+    }
+
+    func setAutoAck(_ on: Bool) { state.withLock { $0.autoAck = on } }
+}
+
+/// A temporary data dir with an `in/` folder for the files to read.
+struct FIEnv {
+    let tmp: TempDir
+    let inDir: String
+    var dir: String { tmp.path }
+
+    init() {
+        tmp = TempDir("sluice-files")
+        inDir = tmp.sub("in")
+    }
+
+    func remove() { tmp.remove() }
+
+    /// The options every test starts from (fast timers).
+    func options(_ patterns: [String]? = nil) -> FileInputOptions {
+        var o = FileInputOptions(filePaths: patterns ?? [inDir + "/*.log"])
+        o.flushTimeoutSecs = 0.3
+        o.releaseDrainedAfterSec = 0.5
+        o.rescanIntervalSec = 0.5
+        o.pollIntervalSec = 0.2
+        return o
+    }
+
+    func table() throws -> CheckpointTable { try CheckpointTable(dataDir: dir, pipeline: "t") }
+
+    func input(_ o: FileInputOptions, table: CheckpointTable, metrics: PipelineMetrics = PipelineMetrics()) throws -> FileInput {
+        let ctx = PluginContext(pipelineName: "t", logger: testLogger(), dataDir: dir, hostname: "h", metrics: metrics)
+        return try FileInput(options: o, context: ctx, checkpoints: table)
+    }
+
+    /// An empty file the input opens during its first scan: once it is open, the first scan of
+    /// `in/` has listed the directory, so files created afterwards count as new.
+    var marker: String { inDir + "/zz-marker.log" }
+    func createMarker() { writeFile(marker, "") }
+    func waitStarted() async -> Bool { await fiEventually(5) { fiIsOpenInProcess(marker) } }
+}
+
+/// Runs `input` (on its own thread) while `body` runs, then stops it and waits for it to end.
+func fiWithInput<T>(_ input: FileInput, sink: any BatchSink, _ body: () async throws -> T) async throws -> T {
+    async let done: Void = input.run(sink: sink)
+    let result: Result<T, any Error>
+    do { result = .success(try await body()) } catch { result = .failure(error) }
+    input.requestStop()
+    try await done
+    return try result.get()
+}
+
+private func numbered(_ prefix: String, _ range: Range<Int>, width: Int = 0) -> [String] {
+    range.map { i in
+        let s = "\(prefix)-\(i)"
+        return width > s.count ? s + String(repeating: ".", count: width - s.count) : s
+    }
+}
+
+private func text(_ lines: [String]) -> String { lines.map { $0 + "\n" }.joined() }
+
+// MARK: - Focused tests of input_file
+
+@Suite("input_file")
+struct FileInputTests {
+
+    @Test("A file created while the input runs is read from offset 0, even when larger than TailSizeKB")
+    func newFileReadFromStart() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.tailSizeKB = 1
+        let sink = FIRecordingSink()
+        let lines = numbered("new", 0..<300, width: 40)  // ~12 KiB, far above 1 KiB
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            writeFile(env.inDir + "/a.log", text(lines))
+            #expect(await fiEventually { sink.lines.count >= lines.count })
+            await fiSleep(0.3)
+        }
+        #expect(sink.lines == lines)
+        #expect(sink.events.allSatisfy { $0.path == env.inDir + "/a.log" })
+    }
+
+    @Test("A pre-existing file is read from its last TailSizeKB, starting at a line boundary",
+          arguments: [32, 33])
+    func preexistingFileTailed(lineLength: Int) async throws {
+        // lineLength 32: 3200 − 1024 = 2176 = 68·32, the cut falls exactly on a line start (keep it);
+        // lineLength 33: the cut falls inside line 68 (skip to line 69).
+        let env = FIEnv()
+        defer { env.remove() }
+        let lines = numbered("old", 0..<100, width: lineLength - 1)
+        let content = text(lines)
+        writeFile(env.inDir + "/big.log", content)
+        let cut = content.utf8.count - 1024
+        let firstKept = cut % lineLength == 0 ? cut / lineLength : cut / lineLength + 1
+        let expected = Array(lines[firstKept...])
+        var o = env.options()
+        o.tailSizeKB = 1
+        let sink = FIRecordingSink()
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await fiEventually { sink.lines.count >= expected.count })
+            writeFile(env.inDir + "/big.log", "appended\n", append: true)
+            #expect(await fiEventually { sink.lines.last == "appended" })
+        }
+        #expect(sink.lines == expected + ["appended"])
+    }
+
+    @Test("After a tailed start with nothing acknowledged, a restart still begins at a line boundary")
+    func tailedStartThenRestartBeforeAnyAck() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let lines = numbered("old", 0..<100, width: 32)  // 33-byte lines: the cut is mid-line
+        writeFile(env.inDir + "/big.log", text(lines))
+        let content = text(lines)
+        let cut = content.utf8.count - 1024
+        let expected = Array(lines[(cut / 33 + 1)...])
+        var o = env.options()
+        o.tailSizeKB = 1
+        // Session 1: the lines are read but their batches are never acknowledged.
+        let table1 = try env.table()
+        let held = FIRecordingSink(autoAck: false)
+        try await fiWithInput(try env.input(o, table: table1), sink: held) {
+            #expect(await fiEventually { held.lines.count >= expected.count })
+        }
+        #expect(held.lines == expected)
+        try table1.persist(force: true)
+        // Session 2: everything unacknowledged is read again — from a line start, not mid-line.
+        let sink = FIRecordingSink()
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await fiEventually { sink.lines.count >= expected.count })
+            await fiSleep(0.2)
+        }
+        #expect(sink.lines.first == expected.first, "first line after restart: \(sink.lines.first ?? "none")")
+        #expect(sink.lines == expected)
+    }
+
+    @Test("A file renamed to another matching name keeps its identity and is not read again",
+          arguments: [true, false], [false, true])
+    func renameToMatchingName(inotify: Bool, idleClosed: Bool) async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = env.options()
+        o.useInotify = inotify
+        if idleClosed { o.closeUnusedReaderIntervalSec = 0.2 }
+        let metrics = PipelineMetrics()
+        let sink = FIRecordingSink()
+        let a = env.inDir + "/a.log", b = env.inDir + "/b.log"
+        writeFile(a, text(["one", "two", "three"]))
+        try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
+            #expect(await fiEventually { sink.lines.count >= 3 })
+            if idleClosed { #expect(await fiEventually { !fiIsOpenInProcess(a) }) }
+            #expect(rename(a, b) == 0)
+            await fiSleep(0.7)  // longer than RescanIntervalSec: the new name has been seen
+            writeFile(b, "four\n", append: true)
+            #expect(await fiEventually { sink.lines.contains("four") })
+            await fiSleep(0.8)  // a re-read (rescan every 0.5 s) would show up by now
+        }
+        #expect(sink.lines == ["one", "two", "three", "four"])
+        #expect(sink.events.last?.path == b)
+        #expect(metrics.filesOpened.load(ordering: .relaxed) == 1)
+    }
+
+    @Test("Truncation restarts reading at 0 (smaller file, and rewritten to a larger one)",
+          arguments: [false, true])
+    func truncationRestartsAtZero(rewriteLarger: Bool) async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let metrics = PipelineMetrics()
+        let sink = FIRecordingSink()
+        let a = env.inDir + "/a.log"
+        let before = numbered("before", 0..<5, width: 20)
+        let after = rewriteLarger ? numbered("after", 0..<10, width: 30) : ["x1", "x2"]
+        writeFile(a, text(before))
+        try await fiWithInput(try env.input(env.options(), table: try env.table(), metrics: metrics), sink: sink) {
+            #expect(await fiEventually { sink.lines.count >= before.count })
+            writeFile(a, text(after))  // O_TRUNC then write
+            #expect(await fiEventually { sink.lines.count >= before.count + after.count })
+            await fiSleep(0.3)
+        }
+        #expect(sink.lines == before + after)
+        #expect(metrics.truncations.load(ordering: .relaxed) >= 1)
+    }
+
+    @Test("Polling fallback: a file truncated and rewritten to exactly its old size is read again")
+    func pollingSeesSameSizeRewrite() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = env.options()
+        o.useInotify = false
+        let sink = FIRecordingSink()
+        let a = env.inDir + "/a.log"
+        writeFile(a, text(["aaaa-1", "aaaa-2"]))
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await fiEventually { sink.lines.count >= 2 })
+            writeFile(a, text(["bbbb-1", "bbbb-2"]))  // same size, new content (copytruncate + same-size write)
+            #expect(await fiEventually(3) { sink.lines.count >= 4 }, "the rewritten content was never read")
+        }
+        #expect(sink.lines == ["aaaa-1", "aaaa-2", "bbbb-1", "bbbb-2"])
+    }
+
+    @Test("Unacknowledged batches are read again after a restart, acknowledged ones are not; out-of-order acks commit only the contiguous prefix")
+    func unacknowledgedReReadAfterRestart() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let a = env.inDir + "/a.log"
+        let b0 = numbered("b0", 0..<3), b1 = numbered("b1", 0..<3), b2 = numbered("b2", 0..<3)
+        writeFile(a, "")
+        let table1 = try env.table()
+        let sink1 = FIRecordingSink(autoAck: false)
+        try await fiWithInput(try env.input(env.options(), table: table1), sink: sink1) {
+            for (i, batch) in [b0, b1, b2].enumerated() {
+                writeFile(a, text(batch), append: true)
+                #expect(await fiEventually { sink1.lines.count >= 3 * (i + 1) })
+            }
+            #expect(sink1.batchCount == 3)
+            sink1.ack(batch: 0)
+            sink1.ack(batch: 2)  // out of order: batch 1 is still missing
+        }
+        try table1.persist(force: true)
+        let entries = try env.table().entries
+        #expect(entries.count == 1)
+        #expect(entries.first?.offset == Int64(text(b0).utf8.count), "checkpoint: \(entries)")
+
+        let table2 = try env.table()
+        let sink2 = FIRecordingSink()
+        try await fiWithInput(try env.input(env.options(), table: table2), sink: sink2) {
+            #expect(await fiEventually { sink2.lines.count >= 6 })
+            await fiSleep(0.3)
+        }
+        #expect(sink2.lines == b1 + b2)
+        try table2.persist(force: true)
+
+        // Everything is acknowledged now: a third start reads nothing.
+        let sink3 = FIRecordingSink()
+        try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink3) {
+            await fiSleep(0.5)
+        }
+        #expect(sink3.lines.isEmpty)
+    }
+
+    @Test("Unacknowledged data of a file rotated away before a shutdown is read after the restart")
+    func unacknowledgedRotatedFileSurvivesRestart() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let a = env.inDir + "/app.log"
+        writeFile(a, "")
+        let table1 = try env.table()
+        let sink1 = FIRecordingSink(autoAck: false)
+        try await fiWithInput(try env.input(env.options(), table: table1), sink: sink1) {
+            #expect(await fiEventually { fiIsOpenInProcess(a) })
+            writeFile(a, text(["old-1", "old-2"]), append: true)
+            #expect(await fiEventually { sink1.lines.count >= 2 })
+            #expect(rename(a, a + ".1") == 0)  // rotated: app.log.1 is not matched by *.log
+            writeFile(a, text(["new-1"]))
+            #expect(await fiEventually { sink1.lines.count >= 3 })
+            // The flusher never confirmed any of it (e.g. the sink was down) when we shut down.
+        }
+        try table1.persist(force: true)
+        let sink2 = FIRecordingSink()
+        try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink2) {
+            _ = await fiEventually(2) { sink2.lines.count >= 3 }
+            await fiSleep(0.3)
+        }
+        #expect(Set(sink2.lines) == ["old-1", "old-2", "new-1"], "at-least-once: got \(sink2.lines)")
+    }
+
+    @Test("An idle-closed reader does not lose lines appended just before the file is rotated away")
+    func idleClosedReaderThenAppendAndRotate() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = env.options()
+        o.useInotify = false  // the polling fallback makes the timing deterministic
+        o.closeUnusedReaderIntervalSec = 0.2
+        let sink = FIRecordingSink()
+        let a = env.inDir + "/app.log"
+        writeFile(a, "first\n")
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await fiEventually { sink.lines == ["first"] })
+            #expect(await fiEventually { !fiIsOpenInProcess(a) })  // closed as idle
+            writeFile(a, "last words\n", append: true)
+            #expect(rename(a, a + ".1") == 0)
+            #expect(await fiEventually(3) { sink.lines.contains("last words") }, "the line written before the rotation was lost")
+        }
+        #expect(sink.lines == ["first", "last words"])
+    }
+
+    @Test("FlushTimeoutSecs emits an unterminated last line, without a newline, and the next line separately")
+    func flushTimeoutEmitsPartialLine() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        let sink = FIRecordingSink()
+        let a = env.inDir + "/a.log"
+        try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            let t0 = fiNow()
+            fiPlaceAtomically(a, "abc\ndef")
+            #expect(await fiEventually { sink.lines.count >= 1 })
+            #expect(sink.lines == ["abc"], "the unterminated line must wait for the flush timeout")
+            #expect(await fiEventually(3) { sink.lines.count >= 2 })
+            #expect(fiNow() - t0 >= 0.25)
+            writeFile(a, "ghi\n", append: true)
+            #expect(await fiEventually { sink.lines.count >= 3 })
+            await fiSleep(0.4)
+        }
+        let ev = sink.events
+        #expect(ev.map(\.text) == ["abc", "def", "ghi"])
+        if ev.count == 3 {
+            #expect(ev[1].flags & LogEvent.Flag.unterminated != 0)
+            #expect(ev[0].flags == 0 && ev[2].flags == 0)
+        }
+        #expect(!ev.contains { $0.content.contains(0x0A) })
+    }
+
+    @Test("A line longer than max_read_buffer_size is emitted in flagged pieces and counted")
+    func longLineEmittedInPieces() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.maxReadBufferSize = 4096
+        let metrics = PipelineMetrics()
+        let sink = FIRecordingSink()
+        let long = String(repeating: "x", count: 10_000)
+        try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
+            #expect(await env.waitStarted())
+            fiPlaceAtomically(env.inDir + "/long.log", long + "\nafter\n")
+            #expect(await fiEventually { sink.lines.last == "after" })
+        }
+        let ev = sink.events
+        #expect(ev.map { $0.content.count } == [4096, 4096, 1808, 5])
+        #expect(ev.dropLast().map(\.text).joined() == long)
+        #expect(ev.dropLast().allSatisfy { $0.flags & LogEvent.Flag.splitPiece != 0 })
+        #expect(ev.last?.flags == 0)
+        #expect(metrics.linesSplit.load(ordering: .relaxed) == 1)
+    }
+
+    @Test("A long line that does not start at a read boundary is still cut at max_read_buffer_size")
+    func longLineAfterShortLineIsCapped() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.maxReadBufferSize = 4096
+        let metrics = PipelineMetrics()
+        let sink = FIRecordingSink()
+        let long = String(repeating: "y", count: 6000)
+        try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
+            #expect(await env.waitStarted())
+            fiPlaceAtomically(env.inDir + "/long.log", "short\n" + long + "\nafter\n")
+            #expect(await fiEventually { sink.lines.last == "after" })
+        }
+        let ev = sink.events
+        #expect(ev.first?.text == "short")
+        #expect(ev.dropFirst().dropLast().map(\.text).joined() == long)
+        #expect(ev.allSatisfy { $0.content.count <= 4096 }, "event sizes: \(ev.map { $0.content.count })")
+        #expect(metrics.linesSplit.load(ordering: .relaxed) == 1)
+    }
+
+    @Test("A line of exactly max_read_buffer_size bytes is one event, not split")
+    func lineOfExactlyBufferSize() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.maxReadBufferSize = 4096
+        let metrics = PipelineMetrics()
+        let sink = FIRecordingSink()
+        let line = String(repeating: "z", count: 4096)
+        try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
+            #expect(await env.waitStarted())
+            fiPlaceAtomically(env.inDir + "/exact.log", line + "\nafter\n")
+            #expect(await fiEventually { sink.lines.last == "after" })
+        }
+        #expect(sink.events.map { $0.content.count } == [4096, 5])
+        #expect(metrics.linesSplit.load(ordering: .relaxed) == 0)
+    }
+
+    @Test("FileEncoding gbk: lines are converted to UTF-8, also an unterminated one at the flush timeout")
+    func gbkDecodedToUTF8() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.fileEncoding = "gbk"
+        let sink = FIRecordingSink()
+        let zhongwenrizhi: [UInt8] = [0xD6, 0xD0, 0xCE, 0xC4, 0xC8, 0xD5, 0xD6, 0xBE]  // 中文日志
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            fiPlaceAtomically(env.inDir + "/gbk.log", zhongwenrizhi + [0x0A] + Array("ascii".utf8) + [0x0A, 0xD6, 0xD0])
+            #expect(await fiEventually(3) { sink.lines.count >= 3 })
+        }
+        #expect(sink.lines == ["中文日志", "ascii", "中"])
+    }
+
+    @Test("FileEncoding gbk: a line longer than max_read_buffer_size keeps all its characters")
+    func gbkLongLine() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.fileEncoding = "gbk"
+        o.maxReadBufferSize = 4096
+        let sink = FIRecordingSink()
+        var bytes: [UInt8] = []
+        for _ in 0..<3000 { bytes += [0xD6, 0xD0] }  // 中 × 3000 = 6000 bytes
+        bytes += [0x0A] + Array("after\n".utf8)
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            fiPlaceAtomically(env.inDir + "/gbk.log", bytes)
+            #expect(await fiEventually { sink.lines.last == "after" })
+        }
+        let pieces = sink.lines.dropLast().joined()
+        let same = pieces == String(repeating: "中", count: 3000)
+        #expect(same, "expected 3000 × 中, got \(pieces.count) characters in \(sink.lines.count - 1) events: \(sink.lines.dropLast().map { "\($0.count) chars, \($0.filter { $0 != "中" }.count) not 中" })")
+    }
+
+    @Test("Polling fallback (no inotify) finds new files, appended data and rotations")
+    func pollingFallback() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.useInotify = false
+        let sink = FIRecordingSink()
+        let a = env.inDir + "/a.log"
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            writeFile(a, text(["p1", "p2"]))
+            #expect(await fiEventually(3) { sink.lines.count >= 2 })
+            writeFile(a, "p3\n", append: true)
+            #expect(await fiEventually(3) { sink.lines.count >= 3 })
+            #expect(rename(a, a + ".1") == 0)
+            writeFile(a + ".1", "p4-late\n", append: true)  // written by the app just after the rename
+            writeFile(a, "n1\n")
+            #expect(await fiEventually(3) { sink.lines.count >= 5 })
+            await fiSleep(0.8)
+        }
+        #expect(sink.lines.filter { $0.hasPrefix("p") } == ["p1", "p2", "p3", "p4-late"])
+        #expect(sink.lines.filter { $0.hasPrefix("n") } == ["n1"])
+        #expect(sink.lines.count == 5)
+    }
+
+    @Test("ExcludeFiles, ExcludeDirs and ExcludeFilePaths skip files found by the first scan and later")
+    func exclusions() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let d = env.inDir
+        for sub in ["private", "private/sub", "a", "a/cache"] { _ = env.tmp.sub("in/" + sub) }
+        var o = env.options([d + "/**/*.log"])
+        o.maxDirSearchDepth = 2
+        o.exclusions = PathExclusions(filePaths: [d + "/a/nope*.log"], fileNames: ["skip-*.log"],
+                                      directories: [d + "/private", d + "/*/cache"])
+        func files(_ tag: String) -> [String: Bool] {  // path → expected to be read
+            [d + "/keep-\(tag).log": true, d + "/skip-\(tag).log": false, d + "/private/p-\(tag).log": false,
+             d + "/private/sub/deep-\(tag).log": false, d + "/a/cache/c-\(tag).log": false,
+             d + "/a/ok-\(tag).log": true, d + "/a/nope-\(tag).log": false]
+        }
+        for (p, _) in files("early") { writeFile(p, "line of \(p)\n") }
+        env.createMarker()
+        let sink = FIRecordingSink()
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            for (p, _) in files("late") { writeFile(p, "line of \(p)\n") }
+            #expect(await fiEventually { sink.lines.count >= 4 })
+            await fiSleep(0.8)
+        }
+        let expected = (files("early").merging(files("late")) { $1 }).filter(\.value).keys.map { "line of \($0)" }
+        #expect(Set(sink.lines) == Set(expected))
+        #expect(sink.lines.count == expected.count)
+    }
+
+    @Test("** stands for 0 up to MaxDirSearchDepth directories", arguments: [0, 2])
+    func doubleStarDepth(depth: Int) async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let d = env.inDir
+        _ = env.tmp.sub("in/a"); _ = env.tmp.sub("in/a/b"); _ = env.tmp.sub("in/a/b/c")
+        let early = [d + "/x.log": 0, d + "/a/y.log": 1, d + "/a/b/z.log": 2, d + "/a/b/c/w.log": 3]
+        for (p, _) in early { writeFile(p, "\(p)\n") }
+        env.createMarker()
+        var o = env.options([d + "/**/*.log"])
+        o.maxDirSearchDepth = depth
+        let sink = FIRecordingSink()
+        let late = [d + "/top-late.log": 0, d + "/n/new1.log": 1, d + "/n/m/new2.log": 2, d + "/n/m/o/new3.log": 3]
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            _ = env.tmp.sub("in/n"); _ = env.tmp.sub("in/n/m"); _ = env.tmp.sub("in/n/m/o")
+            await fiSleep(0.1)
+            for (p, _) in late { writeFile(p, "\(p)\n") }
+            let want = early.merging(late) { $1 }.filter { $0.value <= depth }.count
+            #expect(await fiEventually { sink.lines.count >= want })
+            await fiSleep(0.8)
+        }
+        let expected = Set(early.merging(late) { $1 }.filter { $0.value <= depth }.keys)
+        #expect(Set(sink.lines) == expected)
+        #expect(sink.lines.count == expected.count)
+    }
+
+    @Test("A file deleted and re-created with the same inode: stale acks of the old file do not move the new file's checkpoint")
+    func inodeReuseStaleAck() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let a = env.inDir + "/app.log"
+        writeFile(a, "")
+        let table1 = try env.table()
+        let sink1 = FIRecordingSink(autoAck: false)
+        var reused = false
+        var oldInode: UInt64 = 0
+        try await fiWithInput(try env.input(env.options(), table: table1), sink: sink1) {
+            #expect(await fiEventually { fiIsOpenInProcess(a) })
+            writeFile(a, text(["old-1", "old-2"]), append: true)
+            #expect(await fiEventually { sink1.batchCount == 1 })  // batch 0, held
+            let old = fiStat(a)!
+            oldInode = old.inode
+            #expect(unlink(a) == 0)
+            // Drained and released after ReleaseDrainedAfterSec: the descriptor closes, the inode is free.
+            // Re-create the file the moment the inode is free (other tests create files too).
+            let deadline = fiNow() + 5
+            while fiIsOpenInProcess(dev: old.dev, inode: old.inode) && fiNow() < deadline { usleep(500) }
+            writeFile(a, text(["new-1", "new-2"]))
+            reused = fiStat(a)?.inode == old.inode
+            #expect(await fiEventually { sink1.batchCount == 2 })  // batch 1, held
+            sink1.ack(batch: 0)  // the old file's batch is finally delivered
+        }
+        try table1.persist(force: true)
+        guard reused else {
+            print("inodeReuseStaleAck: the file system did not reuse inode \(oldInode) (new: \(fiStat(a)?.inode ?? 0)); nothing to check")
+            return
+        }
+        #expect(try env.table().entries.map(\.offset) == [0], "new-1/new-2 were never acknowledged")
+        let sink2 = FIRecordingSink()
+        try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink2) {
+            _ = await fiEventually(2) { sink2.lines.count >= 2 }
+        }
+        #expect(sink2.lines == ["new-1", "new-2"])
+    }
+}
+
+// MARK: - CheckpointTable
+
+@Suite("CheckpointTable")
+struct FICheckpointTableTests {
+    let idA = FileIdentity(dev: 2049, inode: 100)
+    let idB = FileIdentity(dev: 2049, inode: 7)
+
+    @Test("persist then load gives the same entries")
+    func roundtrip() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        #expect(t.entries.isEmpty)
+        t.track(idA, path: "/var/log/a.log", signature: FileSignature(hash: 0xdead_beef_0123_4567, length: 1024), offset: 10)
+        t.track(idB, path: "/var/log/dir with space/b.log", signature: FileSignature(hash: 1, length: 12), offset: 0)
+        let s = t.emitted(idA, upTo: 500)
+        t.acknowledged(idA, sequence: s)
+        try t.persist(force: true)
+        #expect(t.path == env.dir + "/checkpoints/t.json")
+        let loaded = try env.table()
+        let byInode = Dictionary(uniqueKeysWithValues: loaded.entries.map { ($0.inode, $0) })
+        #expect(byInode.count == 2)
+        #expect(byInode[100]?.dev == 2049)
+        #expect(byInode[100]?.sig == "deadbeef01234567")
+        #expect(byInode[100]?.sigLen == 1024)
+        #expect(byInode[100]?.offset == 500)
+        #expect(byInode[100]?.path == "/var/log/a.log")
+        #expect(byInode[100]?.signature == FileSignature(hash: 0xdead_beef_0123_4567, length: 1024))
+        #expect(byInode[7]?.offset == 0)
+        #expect(byInode[7]?.path == "/var/log/dir with space/b.log")
+        #expect(loaded.lookup(idA)?.offset == 500)
+        // No temporary file is left behind.
+        #expect(fiStat(t.path + ".tmp") == nil)
+    }
+
+    @Test("a damaged checkpoint file makes init throw an error naming the file")
+    func damagedFileThrows() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        t.track(idA, path: "/x.log", signature: .empty, offset: 0)
+        try t.persist(force: true)
+        for garbage in ["{\"version\":1,\"pipeline\":\"t\",\"fil", "", "[1,2,3]", "{\"version\":1}"] {
+            writeFile(t.path, garbage)
+            do {
+                _ = try env.table()
+                Issue.record("no error for content \(garbage.debugDescription)")
+            } catch let e as CheckpointTable.CheckpointError {
+                guard case .damaged(let path, _) = e else { Issue.record("wrong error \(e)"); continue }
+                #expect(path == t.path)
+                #expect("\(e)".contains(t.path) && "\(e)".contains("damaged"))
+            }
+        }
+        try CheckpointTable.removeFile(dataDir: env.dir, pipeline: "t")
+        #expect(try env.table().entries.isEmpty)
+    }
+
+    @Test("out-of-order acknowledgements commit only the contiguous prefix")
+    func ackOrdering() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        t.track(idA, path: "/a.log", signature: .empty, offset: 0)
+        let s0 = t.emitted(idA, upTo: 100), s1 = t.emitted(idA, upTo: 250), s2 = t.emitted(idA, upTo: 400)
+        #expect(t.inFlight(idA) == 3)
+        t.acknowledged(idA, sequence: s2)
+        #expect(t.lookup(idA)?.offset == 0)
+        t.acknowledged(idA, sequence: s0)
+        #expect(t.lookup(idA)?.offset == 100)
+        t.acknowledged(idA, sequence: s0)  // a repeated ack changes nothing
+        #expect(t.lookup(idA)?.offset == 100)
+        t.acknowledged(idA, sequence: s1)
+        #expect(t.lookup(idA)?.offset == 400)
+        #expect(t.inFlight(idA) == 0)
+        try t.persist()
+        #expect(try env.table().lookup(idA)?.offset == 400)
+    }
+
+    @Test("after reset (truncation), acks of batches emitted before it do not move the checkpoint")
+    func resetIgnoresStaleAcks() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        t.track(idA, path: "/a.log", signature: .empty, offset: 0)
+        let old = t.emitted(idA, upTo: 1000)
+        t.reset(idA, offset: 0, signature: .empty)
+        let new = t.emitted(idA, upTo: 30)
+        t.acknowledged(idA, sequence: old)
+        #expect(t.lookup(idA)?.offset == 0)
+        t.acknowledged(idA, sequence: new)
+        #expect(t.lookup(idA)?.offset == 30)
+    }
+
+    @Test("a released file's entry stays while batches are in flight and goes with the last ack")
+    func releaseWaitsForInFlight() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        t.track(idA, path: "/a.log", signature: .empty, offset: 0)
+        let s = t.emitted(idA, upTo: 10)
+        t.release(idA)
+        #expect(t.lookup(idA) != nil)
+        t.acknowledged(idA, sequence: s)
+        #expect(t.lookup(idA) == nil)
+        t.track(idB, path: "/b.log", signature: .empty, offset: 0)
+        t.release(idB)
+        #expect(t.lookup(idB) == nil)
+    }
+
+    @Test("tracking an identity again (inode reuse) ignores acks of batches of the previous file")
+    func retrackIgnoresStaleAcks() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        t.track(idA, path: "/a.log", signature: FileSignature(hash: 1, length: 20), offset: 0)
+        let oldSeq = t.emitted(idA, upTo: 800)  // old file's batch, still in flight
+        t.release(idA)                           // old file deleted and drained
+        t.track(idA, path: "/a.log", signature: FileSignature(hash: 2, length: 20), offset: 0)  // new file, same inode
+        _ = t.emitted(idA, upTo: 50)             // new file's batch, never acknowledged
+        t.acknowledged(idA, sequence: oldSeq)
+        #expect(t.lookup(idA)?.offset == 0, "a stale ack moved the new file's checkpoint to \(t.lookup(idA)?.offset ?? -1)")
+    }
+
+    @Test("different pipeline names never share a checkpoint file")
+    func fileNamesAreDistinct() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        // "Ā0" and "က" (U+1000) are both "%1000" if the hex escape has no fixed width.
+        let names = ["a/b", "a%2fb", "a_b", "Ā0", "က", "é", "\u{0E}9"]
+        let paths = try names.map { try CheckpointTable(dataDir: env.dir, pipeline: $0).path }
+        #expect(Set(paths).count == names.count, "\(paths)")
+    }
+}
