@@ -6,7 +6,9 @@ import Darwin
 
 /// A growable byte buffer on the heap, reused across batches by encoders. Appends are plain
 /// memcpys with no bounds checks beyond one capacity check, and no copy-on-write.
-public final class ByteBuffer {
+/// `@unchecked Sendable`: a buffer is handed from one owner to the next (encoder → writer thread →
+/// pool), never used by two at once.
+public final class ByteBuffer: @unchecked Sendable {
     public private(set) var base: UnsafeMutablePointer<UInt8>
     public private(set) var capacity: Int
     public var count: Int = 0

@@ -10,7 +10,7 @@
 /// - Bytes are kept as they are, except what JSON requires: `"` `\` and control characters are
 ///   escaped, and a byte sequence that is not valid UTF-8 becomes U+FFFD (`\ufffd`), one per
 ///   invalid byte, so every output line is valid JSON and valid UTF-8.
-public struct JSONLineEncoder {
+public struct JSONLineEncoder: Sendable {
     public init() {}
 
     /// Appends every event of `batch` to `out`, one line each.

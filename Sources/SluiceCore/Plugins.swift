@@ -44,11 +44,20 @@ public protocol Processor: Sendable {
     func process(_ batch: inout EventBatch)
 }
 
-/// A flusher delivers batches. `flush` returning normally means the batch is delivered and may be
-/// acknowledged; throwing means it was not, and the runner retries with backoff.
+/// What `Flusher.flush` did with a batch.
+public enum FlushResult: Sendable {
+    /// Delivered: the runner acknowledges the batch and counts its events.
+    case delivered
+    /// Taken over: the flusher acknowledges `batch.ack` and counts the events itself once it has
+    /// delivered them (pipelined flushers that encode while a previous batch is being written).
+    case accepted
+}
+
+/// A flusher delivers batches. Throwing means the batch was not taken, and the runner retries it
+/// with backoff.
 public protocol Flusher: AnyObject, Sendable {
     func start() async throws
-    func flush(_ batch: EventBatch) async throws
-    /// Flushes what is buffered and releases resources.
-    func stop() async
+    func flush(_ batch: EventBatch) async throws -> FlushResult
+    /// Delivers what is buffered (giving up after `deadline` seconds of failures) and releases resources.
+    func stop(deadline: Double) async
 }

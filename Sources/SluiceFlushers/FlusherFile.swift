@@ -7,9 +7,10 @@ import SluiceCore
 
 /// `flusher_file`: appends one JSON object per event per line (see `JSONLineEncoder`) to a file,
 /// rotating it by size: `FilePath` → `FilePath.1` → … → `FilePath.<MaxFiles>` (the oldest is removed).
-/// A batch is acknowledged once its bytes are written to the file (they survive the process
-/// being killed; `fsync` happens on rotation and on stop).
-public actor FlusherFile: Flusher {
+/// Encoding (on the flusher task) and writing (on the writer thread) overlap. A batch is
+/// acknowledged once its bytes are written to the file (they survive the process being killed;
+/// `fsync` happens on rotation and on stop).
+public final class FlusherFile: Flusher {
     public static let spec = PluginSpec(
         type: "flusher_file", kind: .flusher,
         summary: "Writes events as JSON lines to a local file, rotated by size.",
@@ -44,88 +45,31 @@ public actor FlusherFile: Flusher {
 
     let options: Options
     let context: PluginContext
-    private var fd: Int32 = -1
-    private var size: Int64 = 0
-    private var writer = ResumableWriter()
+    let target: RotatingFileTarget
+    let writer: ThreadedWriter
     private let encoder = JSONLineEncoder()
 
     public init(options: Options, context: PluginContext) {
         self.options = options
         self.context = context
+        target = RotatingFileTarget(path: options.filePath, maxFileSize: options.maxFileSize, maxFiles: options.maxFiles)
+        writer = ThreadedWriter(name: "flusher_file", target: target, logger: context.logger, metrics: context.metrics)
     }
 
     public func start() async throws {
-        try openFile()
+        // Fail early with a clear message; the writer keeps retrying if this fails.
+        do { try target.open() } catch { throw FlushError(error.message) }
     }
 
-    private func openFile() throws {
-        if fd >= 0 { return }
-        let path = options.filePath
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            makeDirs(String(path[..<slash]))
-        }
-        let f = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        if f < 0 { throw FlushError("cannot open \(path): \(WriteError(code: errno))") }
-        var st = stat()
-        fstat(f, &st)
-        fd = f
-        size = Int64(st.st_size)
+    public func flush(_ batch: EventBatch) async throws -> FlushResult {
+        let buffer = await writer.takeBuffer()
+        encoder.encode(batch, into: buffer)
+        writer.submit(buffer, ack: batch.ack, events: batch.events.count)
+        return .accepted
     }
 
-    private func makeDirs(_ dir: String) {
-        var cur = ""
-        for c in dir.split(separator: "/") {
-            cur += "/" + c
-            mkdir(cur, 0o755)
-        }
-    }
-
-    public func flush(_ batch: EventBatch) async throws {
-        if !writer.hasPending {
-            writer.reset()
-            encoder.encode(batch, into: writer.buffer)
-        }
-        try openFile()
-        if options.maxFileSize > 0 && size > 0 && size + Int64(writer.buffer.count - writer.written) > options.maxFileSize {
-            try rotate()
-        }
-        let before = writer.written
-        do {
-            try writer.drain(to: fd)
-        } catch {
-            size += Int64(writer.written - before)
-            throw FlushError("cannot write \(options.filePath): \(error)")
-        }
-        size += Int64(writer.written - before)
-        context.metrics.bytesOut.add(writer.buffer.count, ordering: .relaxed)
-        writer.reset()
-    }
-
-    private func rotate() throws {
-        fsync(fd)
-        close(fd)
-        fd = -1
-        let p = options.filePath
-        if options.maxFiles == 0 {
-            unlink(p)
-        } else {
-            unlink("\(p).\(options.maxFiles)")
-            var i = options.maxFiles - 1
-            while i >= 1 {
-                rename("\(p).\(i)", "\(p).\(i + 1)")
-                i -= 1
-            }
-            rename(p, "\(p).1")
-        }
-        try openFile()
-    }
-
-    public func stop() async {
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-            fd = -1
-        }
+    public func stop(deadline: Double) async {
+        await writer.finish(deadline: deadline)
     }
 }
 

@@ -5,7 +5,7 @@ import SluiceConfig
 import SluiceCore
 
 /// `flusher_stdout`: writes one JSON object per event per line to standard output.
-public actor FlusherStdout: Flusher {
+public final class FlusherStdout: Flusher {
     public static let spec = PluginSpec(
         type: "flusher_stdout", kind: .flusher,
         summary: "Writes events as JSON lines to standard output.",
@@ -22,32 +22,26 @@ public actor FlusherStdout: Flusher {
         ])
 
     let context: PluginContext
-    let fd: Int32
-    private var writer = ResumableWriter()
+    let writer: ThreadedWriter
     private let encoder = JSONLineEncoder()
 
     public init(context: PluginContext, fd: Int32 = 1) {
         self.context = context
-        self.fd = fd
+        writer = ThreadedWriter(name: "flusher_stdout", target: DescriptorTarget(fd: fd, label: "standard output"), logger: context.logger, metrics: context.metrics)
     }
 
     public func start() async throws {}
 
-    public func flush(_ batch: EventBatch) async throws {
-        if !writer.hasPending {
-            writer.reset()
-            encoder.encode(batch, into: writer.buffer)
-        }
-        do {
-            try writer.drain(to: fd)
-        } catch {
-            throw FlushError("cannot write to standard output: \(error)")
-        }
-        context.metrics.bytesOut.add(writer.buffer.count, ordering: .relaxed)
-        writer.reset()
+    public func flush(_ batch: EventBatch) async throws -> FlushResult {
+        let buffer = await writer.takeBuffer()
+        encoder.encode(batch, into: buffer)
+        writer.submit(buffer, ack: batch.ack, events: batch.events.count)
+        return .accepted
     }
 
-    public func stop() async {}
+    public func stop(deadline: Double) async {
+        await writer.finish(deadline: deadline)
+    }
 }
 
 /// `flusher_blackhole`: discards every batch (acknowledging it). For benchmarks and tests.
@@ -58,6 +52,6 @@ public final class FlusherBlackhole: Flusher {
     ])
     public init() {}
     public func start() async throws {}
-    public func flush(_ batch: EventBatch) async throws {}
-    public func stop() async {}
+    public func flush(_ batch: EventBatch) async throws -> FlushResult { .delivered }
+    public func stop(deadline: Double) async {}
 }

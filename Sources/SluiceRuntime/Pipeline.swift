@@ -114,7 +114,8 @@ public final class Pipeline: Sendable {
             }
             group.cancelAll()
         }
-        for (_, f) in flushers { await f.stop() }
+        // Writers finish what they hold; failures are retried for a few more seconds at most.
+        for (_, f) in flushers { await f.stop(deadline: min(5, shutdownTimeoutSeconds)) }
         done.open()
     }
 
@@ -122,9 +123,10 @@ public final class Pipeline: Sendable {
         while let batch = await queue.pop() {
             var delayMs = 100
             var attempt = 0
+            var result = FlushResult.delivered
             while true {
                 do {
-                    try await flusher.flush(batch)
+                    result = try await flusher.flush(batch)
                     break
                 } catch {
                     attempt += 1
@@ -139,8 +141,10 @@ public final class Pipeline: Sendable {
                     delayMs = min(delayMs * 2, 30_000)
                 }
             }
-            metrics.eventsOut.add(batch.events.count, ordering: .relaxed)
-            batch.ack?.acknowledge()
+            if case .delivered = result {
+                metrics.eventsOut.add(batch.events.count, ordering: .relaxed)
+                batch.ack?.acknowledge()
+            }
             if Task.isCancelled {
                 logger.warning("Flusher stopped at the shutdown deadline; undelivered data will be read again on the next start.", metadata: ["flusher": "\(type)", "queued.batches": "\(queue.count)"])
                 return

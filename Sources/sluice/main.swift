@@ -100,7 +100,7 @@ struct Run: AsyncParsableCommand {
         settings.shutdownTimeoutSeconds = shutdownTimeout
         settings.statsFile = statsFile ?? getenv("SLUICE_STATS_FILE").map { String(cString: $0) }
         if let h = hostname { settings.hostname = h }
-        settings.queueBytes = max(1 << 20, min(64 << 20, globals.memUsageLimitMB * 1024 * 1024 / 64))
+        settings.queueBytes = max(1 << 20, min(64 << 20, globals.memUsageLimitMB * 1024 * 1024 / 256))
         let manager = PipelineManager(settings: settings, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: manager)],
