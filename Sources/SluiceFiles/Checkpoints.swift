@@ -73,7 +73,7 @@ public final class CheckpointTable: Sendable {
         case io(path: String, Errno)
         public var description: String {
             switch self {
-            case .damaged(let p, let r): return "checkpoint file \(p) is damaged (\(r)); starting without it"
+            case .damaged(let p, let r): return "checkpoint file \(p) is damaged (\(r)); it is kept as \(p).damaged and the pipeline starts without it"
             case .io(let p, let e): return "cannot write checkpoint file \(p): \(e)"
             }
         }
@@ -262,10 +262,10 @@ public final class CheckpointTable: Sendable {
 }
 
 extension CheckpointTable {
-    /// Removes a pipeline's checkpoint file (after it was found damaged).
+    /// Moves a damaged checkpoint file aside (`<file>.damaged`), keeping it for inspection.
     public static func removeFile(dataDir: String, pipeline: String) throws {
         let p = dataDir + "/checkpoints/" + fileName(for: pipeline)
-        if unlink(p) != 0 && errno != ENOENT { throw CheckpointError.io(path: p, Errno(errno)) }
+        if rename(p, p + ".damaged") != 0 && errno != ENOENT { throw CheckpointError.io(path: p, Errno(errno)) }
     }
 
     /// Writes a small file atomically without fsync (stats that are rewritten constantly).

@@ -102,10 +102,15 @@ struct Run: AsyncParsableCommand {
         if let h = hostname { settings.hostname = h }
         settings.queueBytes = max(1 << 20, min(64 << 20, globals.memUsageLimitMB * 1024 * 1024 / 256))
         let manager = PipelineManager(settings: settings, logger: logger)
-        let group = ServiceGroup(configuration: .init(
+        var config = ServiceGroupConfiguration(
             services: [.init(service: manager)],
             gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+            logger: logger)
+        // Pipelines drain within --shutdown-timeout; past that plus a margin, the group cancels
+        // them, and past a further margin it gives up waiting.
+        config.maximumGracefulShutdownDuration = .milliseconds(Int((shutdownTimeout + 10) * 1000))
+        config.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: config)
         try await group.run()
     }
 
