@@ -23,6 +23,11 @@ let package = Package(
         .target(name: "SluiceFiles", dependencies: [
             "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log"),
         ]),
+        // Container discovery: the registry, filters, host paths, the kubelet pod log dir, the static
+        // container file; Docker (Engine API) and CRI (gRPC) clients join once integrated.
+        .target(name: "SluiceContainers", dependencies: [
+            "SluiceConfig", .product(name: "Logging", package: "swift-log"),
+        ], exclude: ["Docker", "CRI"]),
         // flusher_stdout, flusher_file, flusher_blackhole.
         .target(name: "SluiceFlushers", dependencies: [
             "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log"),
@@ -47,5 +52,6 @@ let package = Package(
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceRuntime"]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),
+        .testTarget(name: "SluiceContainersTests", dependencies: ["SluiceContainers", "SluiceConfig", "SluiceTesting"], exclude: ["Docker", "CRI"]),
     ]
 )

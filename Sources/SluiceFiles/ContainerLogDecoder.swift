@@ -1,0 +1,259 @@
+import SluiceCore
+
+/// Formats of container runtime log files (`ContainerLogFormat` of `input_file`, and what
+/// `input_container_stdio` reads).
+public enum ContainerLogFormat: String, Sendable, CaseIterable {
+    /// Detect per file from the first line: `{` → Docker json-file, otherwise CRI.
+    case auto
+    /// Docker json-file: `{"log":"…\n","stream":"stdout","time":"RFC3339Nano"}` per line.
+    case dockerJSON = "docker_json"
+    /// CRI (kubelet): `<RFC3339Nano> <stdout|stderr> <P|F> <content>` per line.
+    case cri
+}
+
+public enum LogStream: UInt8, Sendable {
+    case stdout = 0, stderr = 1
+    public var name: String { self == .stdout ? "stdout" : "stderr" }
+}
+
+/// One decoded runtime log record.
+public struct DecodedRecord: Equatable {
+    public var stream: LogStream
+    public var timeNanos: Int64
+    /// The record completes its line (CRI `F`, Docker `log` ending in a newline).
+    public var isFull: Bool
+    /// Range of the content in the source line (CRI), or nil when the content had to be
+    /// unescaped into a separate buffer (Docker).
+    public var contentStart: Int
+    public var contentEnd: Int
+}
+
+/// Parses runtime log lines. Pure functions over bytes; no allocation except the Docker unescape
+/// output, which is appended to a caller-owned buffer.
+public enum RuntimeLogParser {
+    /// Parses a CRI line `base[start..<end]`. Returns nil when it is not one.
+    public static func parseCRI(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> DecodedRecord? {
+        // time
+        var i = start
+        while i < end && base[i] != 0x20 { i += 1 }
+        guard i < end, let t = parseRFC3339Nano(base, start, i) else { return nil }
+        i += 1
+        // stream
+        let sStart = i
+        while i < end && base[i] != 0x20 { i += 1 }
+        let streamLen = i - sStart
+        let stream: LogStream
+        if streamLen == 6 && base[sStart] == UInt8(ascii: "s") && base[sStart + 3] == UInt8(ascii: "o") { stream = .stdout }
+        else if streamLen == 6 && base[sStart] == UInt8(ascii: "s") && base[sStart + 3] == UInt8(ascii: "e") { stream = .stderr }
+        else { return nil }
+        guard i < end else { return nil }
+        i += 1
+        // tag: P or F, possibly followed by ":"-separated extensions
+        guard i < end else { return nil }
+        let tag = base[i]
+        guard tag == UInt8(ascii: "P") || tag == UInt8(ascii: "F") else { return nil }
+        while i < end && base[i] != 0x20 { i += 1 }
+        let contentStart = i < end ? i + 1 : end
+        return DecodedRecord(stream: stream, timeNanos: t, isFull: tag == UInt8(ascii: "F"), contentStart: contentStart, contentEnd: end)
+    }
+
+    /// Parses a Docker json-file line, appending the unescaped `log` value to `out`.
+    /// Returns nil (and leaves `out` as it was) when the line is not a Docker record.
+    public static func parseDocker(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int, into out: inout [UInt8]) -> DecodedRecord? {
+        let outStart = out.count
+        var i = start
+        @inline(__always) func skipWS() { while i < end && (base[i] == 0x20 || base[i] == 0x09 || base[i] == 0x0D) { i += 1 } }
+        skipWS()
+        guard i < end, base[i] == UInt8(ascii: "{") else { return nil }
+        i += 1
+        var stream: LogStream? = nil
+        var time: Int64 = 0
+        var haveLog = false
+        var full = false
+        while true {
+            skipWS()
+            guard i < end else { out.removeSubrange(outStart...); return nil }
+            if base[i] == UInt8(ascii: "}") { break }
+            if base[i] == UInt8(ascii: ",") { i += 1; continue }
+            guard base[i] == 0x22 else { out.removeSubrange(outStart...); return nil }
+            // key
+            let kStart = i + 1
+            var k = kStart
+            while k < end && base[k] != 0x22 { if base[k] == 0x5C { k += 1 }; k += 1 }
+            guard k < end else { out.removeSubrange(outStart...); return nil }
+            let keyLen = k - kStart
+            i = k + 1
+            skipWS()
+            guard i < end, base[i] == UInt8(ascii: ":") else { out.removeSubrange(outStart...); return nil }
+            i += 1
+            skipWS()
+            guard i < end else { out.removeSubrange(outStart...); return nil }
+            let isLog = keyLen == 3 && base[kStart] == UInt8(ascii: "l") && base[kStart + 1] == UInt8(ascii: "o") && base[kStart + 2] == UInt8(ascii: "g")
+            let isStream = keyLen == 6 && base[kStart] == UInt8(ascii: "s") && base[kStart + 1] == UInt8(ascii: "t")
+            let isTime = keyLen == 4 && base[kStart] == UInt8(ascii: "t") && base[kStart + 1] == UInt8(ascii: "i")
+            if base[i] == 0x22 {
+                if isLog {
+                    guard let after = unescapeString(base, i + 1, end, into: &out) else { out.removeSubrange(outStart...); return nil }
+                    i = after
+                    haveLog = true
+                    if out.count > outStart && out[out.count - 1] == 0x0A {
+                        out.removeLast()
+                        full = true
+                    }
+                } else {
+                    let vStart = i + 1
+                    var v = vStart
+                    while v < end && base[v] != 0x22 { if base[v] == 0x5C { v += 1 }; v += 1 }
+                    guard v < end else { out.removeSubrange(outStart...); return nil }
+                    if isStream {
+                        if v - vStart == 6 && base[vStart + 3] == UInt8(ascii: "o") { stream = .stdout }
+                        else if v - vStart == 6 && base[vStart + 3] == UInt8(ascii: "e") { stream = .stderr }
+                    } else if isTime {
+                        time = parseRFC3339Nano(base, vStart, v) ?? 0
+                    }
+                    i = v + 1
+                }
+            } else {
+                // A non-string value (attrs object, number): skip it, balancing braces/brackets.
+                var depth = 0
+                var inStr = false
+                while i < end {
+                    let c = base[i]
+                    if inStr {
+                        if c == 0x5C { i += 1 } else if c == 0x22 { inStr = false }
+                    } else if c == 0x22 { inStr = true }
+                    else if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") { depth += 1 }
+                    else if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") {
+                        if depth == 0 { break }
+                        depth -= 1
+                    } else if c == UInt8(ascii: ",") && depth == 0 { break }
+                    i += 1
+                }
+            }
+        }
+        guard haveLog, let s = stream else { out.removeSubrange(outStart...); return nil }
+        return DecodedRecord(stream: s, timeNanos: time, isFull: full, contentStart: outStart, contentEnd: out.count)
+    }
+
+    /// Unescapes a JSON string body starting after its opening quote; returns the index after the
+    /// closing quote, or nil if unterminated.
+    static func unescapeString(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int, into out: inout [UInt8]) -> Int? {
+        var i = start
+        var run = start
+        while i < end {
+            let c = base[i]
+            if c == 0x22 {
+                out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: i - run))
+                return i + 1
+            }
+            if c != 0x5C { i += 1; continue }
+            out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: i - run))
+            guard i + 1 < end else { return nil }
+            let e = base[i + 1]
+            switch e {
+            case UInt8(ascii: "n"): out.append(0x0A); i += 2
+            case UInt8(ascii: "t"): out.append(0x09); i += 2
+            case UInt8(ascii: "r"): out.append(0x0D); i += 2
+            case UInt8(ascii: "b"): out.append(0x08); i += 2
+            case UInt8(ascii: "f"): out.append(0x0C); i += 2
+            case UInt8(ascii: "/"): out.append(0x2F); i += 2
+            case 0x22, 0x5C: out.append(e); i += 2
+            case UInt8(ascii: "u"):
+                guard i + 6 <= end, var cp = hex4(base, i + 2) else { out.append(0x5C); i += 1; break }
+                i += 6
+                if cp >= 0xD800 && cp < 0xDC00, i + 6 <= end, base[i] == 0x5C, base[i + 1] == UInt8(ascii: "u"), let lo = hex4(base, i + 2), lo >= 0xDC00 && lo < 0xE000 {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                    i += 6
+                } else if cp >= 0xD800 && cp < 0xE000 {
+                    cp = 0xFFFD
+                }
+                appendUTF8(cp, &out)
+            default:
+                out.append(0x5C); i += 1
+            }
+            run = i
+        }
+        return nil
+    }
+
+    @inline(__always)
+    static func hex4(_ b: UnsafePointer<UInt8>, _ at: Int) -> UInt32? {
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            let c = b[at + k]
+            let d: UInt32
+            switch c {
+            case 0x30...0x39: d = UInt32(c - 0x30)
+            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+            default: return nil
+            }
+            v = v << 4 | d
+        }
+        return v
+    }
+
+    static func appendUTF8(_ cp: UInt32, _ out: inout [UInt8]) {
+        switch cp {
+        case 0..<0x80: out.append(UInt8(cp))
+        case 0x80..<0x800:
+            out.append(UInt8(0xC0 | (cp >> 6))); out.append(UInt8(0x80 | (cp & 0x3F)))
+        case 0x800..<0x10000:
+            out.append(UInt8(0xE0 | (cp >> 12))); out.append(UInt8(0x80 | ((cp >> 6) & 0x3F))); out.append(UInt8(0x80 | (cp & 0x3F)))
+        default:
+            out.append(UInt8(0xF0 | (cp >> 18))); out.append(UInt8(0x80 | ((cp >> 12) & 0x3F)))
+            out.append(UInt8(0x80 | ((cp >> 6) & 0x3F))); out.append(UInt8(0x80 | (cp & 0x3F)))
+        }
+    }
+
+    /// `2024-05-01T12:34:56.123456789Z` or with `+08:00` → Unix nanoseconds.
+    public static func parseRFC3339Nano(_ b: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> Int64? {
+        guard end - start >= 20 else { return nil }
+        @inline(__always) func num(_ at: Int, _ n: Int) -> Int64? {
+            var v: Int64 = 0
+            for k in 0..<n {
+                let c = b[at + k]
+                guard c >= 0x30 && c <= 0x39 else { return nil }
+                v = v * 10 + Int64(c - 0x30)
+            }
+            return v
+        }
+        guard let y = num(start, 4), b[start + 4] == UInt8(ascii: "-"), let mo = num(start + 5, 2), b[start + 7] == UInt8(ascii: "-"),
+              let d = num(start + 8, 2), b[start + 10] == UInt8(ascii: "T") || b[start + 10] == UInt8(ascii: " "),
+              let h = num(start + 11, 2), b[start + 13] == UInt8(ascii: ":"), let mi = num(start + 14, 2),
+              b[start + 16] == UInt8(ascii: ":"), let s = num(start + 17, 2), (1...12).contains(mo), (1...31).contains(d) else { return nil }
+        var i = start + 19
+        var nanos: Int64 = 0
+        if i < end && b[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < end, b[i] >= 0x30 && b[i] <= 0x39 {
+                if digits < 9 { nanos = nanos * 10 + Int64(b[i] - 0x30) }
+                digits += 1
+                i += 1
+            }
+            var k = digits
+            while k < 9 { nanos *= 10; k += 1 }
+        }
+        var offset: Int64 = 0
+        guard i < end else { return nil }
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            guard end - i >= 6, let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
+            offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "-") ? -1 : 1)
+            i += 6
+        } else { return nil }
+        guard i == end else { return nil }
+        // Days from civil (Howard Hinnant).
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let mp = (mo + 9) % 12
+        let doy = (153 * mp + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        let secs = days * 86400 + h * 3600 + mi * 60 + s - offset
+        return secs * 1_000_000_000 + nanos
+    }
+}
