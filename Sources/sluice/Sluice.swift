@@ -5,6 +5,7 @@ import ArgumentParser
 import Logging
 import ServiceLifecycle
 import SluiceConfig
+import SluiceContainers
 import SluiceRuntime
 import UnixSignals
 
@@ -16,7 +17,7 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Sluice collects logs from files and containers and delivers them, losing nothing.",
         version: sluiceVersion,
-        subcommands: [Run.self, Validate.self, Version.self, Docs.self],
+        subcommands: [Run.self, Validate.self, Explain.self, Version.self, Docs.self],
         defaultSubcommand: nil)
 }
 
@@ -183,6 +184,11 @@ func absolutePath(_ p: String) -> String {
 func printErr(_ s: String) {
     let line = s + "\n"
     _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+/// The Docker and CRI sources (wired in with their clients).
+func makeRuntimeSources(_ options: DiscoveryOptions, _ logger: Logger) -> [any ContainerSource] {
+    []
 }
 
 struct Docs: ParsableCommand {
