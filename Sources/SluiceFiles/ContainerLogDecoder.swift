@@ -257,3 +257,156 @@ public enum RuntimeLogParser {
         return secs * 1_000_000_000 + nanos
     }
 }
+
+/// Turns the raw lines of one runtime log file into events: one batch per stream, partial records
+/// joined per stream (never across streams) up to `maxLogSize`, event time = the runtime's.
+/// Lines that are not runtime records pass through as they are (counted).
+public final class StreamDecoder {
+    public private(set) var format: ContainerLogFormat
+    let maxLogSize: Int
+    let ignoreStdout: Bool
+    let ignoreStderr: Bool
+    /// Joined content of a record still waiting for its end, per stream, and where its first
+    /// piece starts in the file (the checkpoint must not pass it).
+    private var pending: [[UInt8]] = [[], []]
+    private var pendingTime: [Int64] = [0, 0]
+    private var pendingOffset: [Int64?] = [nil, nil]
+    public private(set) var unparsedLines = 0
+    public private(set) var oversizedJoins = 0
+
+    public init(format: ContainerLogFormat, maxLogSize: Int = 512 * 1024, ignoreStdout: Bool = false, ignoreStderr: Bool = false) {
+        self.format = format
+        self.maxLogSize = maxLogSize
+        self.ignoreStdout = ignoreStdout
+        self.ignoreStderr = ignoreStderr
+    }
+
+    /// Forgets held partial records (the file was truncated).
+    public func reset() {
+        pending = [[], []]
+        pendingOffset = [nil, nil]
+    }
+
+    /// File offset before which everything has been emitted or dropped (nil: nothing held).
+    public var holdOffset: Int64? {
+        switch (pendingOffset[0], pendingOffset[1]) {
+        case (nil, nil): return nil
+        case (let a?, nil): return a
+        case (nil, let b?): return b
+        case (let a?, let b?): return min(a, b)
+        }
+    }
+
+    /// Decodes `batch` (raw lines; the arena's byte 0 is at file offset `baseOffset`) into up to
+    /// two batches, stdout then stderr, each tagged `_source_`.
+    public func decode(_ batch: EventBatch, baseOffset: Int64) -> [EventBatch] {
+        if format == .auto, let first = batch.events.first {
+            let s = Int(first.content.offset)
+            format = (first.content.length > 0 && batch.arena[s] == UInt8(ascii: "{")) ? .dockerJSON : .cri
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(batch.arena.count)
+        var events: [[LogEvent]] = [[], []]
+        let docker = format == .dockerJSON
+        batch.arena.withUnsafeBufferPointer { ab in
+            let base = ab.baseAddress!
+            for ev in batch.events {
+                let s = Int(ev.content.offset)
+                let e = s + Int(ev.content.length)
+                let rec: DecodedRecord?
+                var contentBase: UnsafePointer<UInt8> = base
+                if docker {
+                    let before = out.count
+                    rec = RuntimeLogParser.parseDocker(base, s, e, into: &out)
+                    if let r = rec {
+                        let si = Int(r.stream.rawValue)
+                        let ignored = (r.stream == .stdout && ignoreStdout) || (r.stream == .stderr && ignoreStderr)
+                        if r.isFull && pendingOffset[si] == nil {
+                            // The common case: a whole line, already unescaped in place.
+                            if ignored { out.removeSubrange(before...) } else {
+                                events[si].append(LogEvent(content: Span(before, out.count - before), timeNanos: r.timeNanos))
+                            }
+                            continue
+                        }
+                        // A piece to join: move it out of the way of the joined output.
+                        let content = Array(out[before...])
+                        out.removeSubrange(before...)
+                        handle(r, content: content, lineOffset: baseOffset + Int64(s), into: &out, events: &events)
+                        continue
+                    }
+                } else {
+                    rec = RuntimeLogParser.parseCRI(base, s, e)
+                    if let r = rec {
+                        contentBase = base
+                        let content = UnsafeBufferPointer(start: contentBase + r.contentStart, count: r.contentEnd - r.contentStart)
+                        handle(r, content: content, lineOffset: baseOffset + Int64(s), into: &out, events: &events)
+                        continue
+                    }
+                }
+                // Not a runtime record: keep the line as stdout content.
+                unparsedLines += 1
+                let off = out.count
+                out.append(contentsOf: UnsafeBufferPointer(start: base + s, count: e - s))
+                events[0].append(LogEvent(content: Span(off, e - s)))
+            }
+        }
+        var result: [EventBatch] = []
+        for (i, evs) in events.enumerated() where !evs.isEmpty {
+            result.append(EventBatch(arena: out, events: evs, tags: batch.tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")],
+                                     timeSeconds: batch.timeSeconds, inputBytes: i == 0 ? batch.inputBytes : 0))
+        }
+        return result
+    }
+
+    private func handle<C: Collection>(_ r: DecodedRecord, content: C, lineOffset: Int64, into out: inout [UInt8], events: inout [[LogEvent]]) where C.Element == UInt8 {
+        let si = Int(r.stream.rawValue)
+        let ignored = (r.stream == .stdout && ignoreStdout) || (r.stream == .stderr && ignoreStderr)
+        if !r.isFull {
+            if pendingOffset[si] == nil {
+                pendingOffset[si] = lineOffset
+                pendingTime[si] = r.timeNanos
+            }
+            if !ignored { pending[si].append(contentsOf: content) }
+            if pending[si].count >= maxLogSize {
+                // Bound reached: emit what is joined so far, counted.
+                oversizedJoins += 1
+                emit(si, time: pendingTime[si], flags: LogEvent.Flag.splitPiece, into: &out, events: &events, ignored: ignored)
+            }
+            return
+        }
+        if pendingOffset[si] != nil {
+            if !ignored { pending[si].append(contentsOf: content) }
+            emit(si, time: pendingTime[si], flags: 0, into: &out, events: &events, ignored: ignored)
+            return
+        }
+        if ignored { return }
+        let off = out.count
+        out.append(contentsOf: content)
+        events[si].append(LogEvent(content: Span(off, out.count - off), timeNanos: r.timeNanos))
+    }
+
+    private func emit(_ si: Int, time: Int64, flags: UInt32, into out: inout [UInt8], events: inout [[LogEvent]], ignored: Bool) {
+        if !ignored {
+            let off = out.count
+            out.append(contentsOf: pending[si])
+            events[si].append(LogEvent(content: Span(off, pending[si].count), timeNanos: time, flags: flags))
+        }
+        pending[si].removeAll(keepingCapacity: true)
+        pendingOffset[si] = nil
+    }
+
+    /// Emits every held partial record (the file is being let go).
+    public func flushPending(tags: [EventTag], timeSeconds: Int64) -> [EventBatch] {
+        var out: [UInt8] = []
+        var events: [[LogEvent]] = [[], []]
+        for si in 0..<2 where pendingOffset[si] != nil {
+            let ignored = (si == 0 && ignoreStdout) || (si == 1 && ignoreStderr)
+            emit(si, time: pendingTime[si], flags: LogEvent.Flag.unterminated, into: &out, events: &events, ignored: ignored)
+        }
+        var result: [EventBatch] = []
+        for (i, evs) in events.enumerated() where !evs.isEmpty {
+            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], timeSeconds: timeSeconds, inputBytes: 0))
+        }
+        return result
+    }
+}

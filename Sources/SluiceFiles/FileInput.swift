@@ -34,6 +34,10 @@ public struct FileInputOptions: Sendable {
     public var extraTags: [EventTag] = []
     /// Use inotify (tests turn it off to exercise the polling fallback).
     public var useInotify = true
+    /// Runtime log format of the pipeline's own files (`ContainerLogFormat`); nil: plain lines.
+    public var containerLogFormat: ContainerLogFormat?
+    /// Largest joined record of a runtime log (`MaxLogSize`).
+    public var maxLogSize: Int = 512 * 1024
 
     public init(filePaths: [String]) {
         self.filePaths = filePaths
@@ -47,7 +51,6 @@ public final class FileInput: Input, @unchecked Sendable {
     // @unchecked: the mutable state below is touched only by the input's own thread;
     // `stopFlag` and `waker` are the only things other threads use.
     public let options: FileInputOptions
-    let patterns: [PathPattern]
     let context: PluginContext
     let checkpoints: CheckpointTable
     private let stopFlag = Atomic<Bool>(false)
@@ -55,6 +58,8 @@ public final class FileInput: Input, @unchecked Sendable {
     private var logger: Logger { context.logger }
 
     // Input-thread state.
+    private var targets: [String: WatchTarget] = [:]
+    private let pendingTargets = Mutex<[WatchTarget]?>(nil)
     private var readers: [FileIdentity: FileReader] = [:]
     private var byPath: [String: FileIdentity] = [:]
     private var watches: [Int32: String] = [:]
@@ -65,6 +70,9 @@ public final class FileInput: Input, @unchecked Sendable {
     private var chunkReader: ChunkReader
     private var openCount = 0
 
+    /// Plugin type named in logs.
+    public var inputName = "input_file"
+
     public init(options: FileInputOptions, context: PluginContext, checkpoints: CheckpointTable) throws {
         self.options = options
         self.context = context
@@ -73,7 +81,10 @@ public final class FileInput: Input, @unchecked Sendable {
         for p in options.filePaths {
             do { ps.append(try PathPattern(p, maxDepth: options.maxDirSearchDepth)) } catch { throw error }
         }
-        patterns = ps
+        if !ps.isEmpty {
+            targets[""] = WatchTarget(key: "", patterns: ps, exclusions: options.exclusions, tags: options.extraTags,
+                                      format: options.containerLogFormat, existedBefore: true)
+        }
         var transcoder: Transcoder?
         switch options.fileEncoding.lowercased() {
         case "utf8", "utf-8", "": transcoder = nil
@@ -90,6 +101,36 @@ public final class FileInput: Input, @unchecked Sendable {
         public var description: String {
             switch self {
             case .unsupportedEncoding(let e): return "unsupported FileEncoding \"\(e)\" (supported: utf8, gbk)"
+            }
+        }
+    }
+
+    /// Replaces the targets other than the pipeline's own patterns (container files). Thread-safe;
+    /// applied by the input thread within milliseconds. Files of a target that disappears are
+    /// read to their end through the descriptors already held, then let go.
+    public func setDynamicTargets(_ t: [WatchTarget]) {
+        pendingTargets.withLock { $0 = t }
+        waker.wake()
+    }
+
+    private func applyPendingTargets() {
+        guard let next = pendingTargets.withLock({ p -> [WatchTarget]? in defer { p = nil }; return p }) else { return }
+        let nextKeys = Set(next.map(\.key))
+        for (key, _) in targets where key != "" && !nextKeys.contains(key) {
+            targets[key] = nil
+            let now = Sys.monotonicNanos()
+            for r in readers.values where r.targetKey == key && !r.pathGone {
+                r.pathGone = true
+                r.goneSince = now
+                r.dirty = true
+            }
+        }
+        for t in next {
+            let isNew = targets[t.key] == nil
+            targets[t.key] = t
+            if isNew {
+                var s = Set<FileIdentity>()
+                for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: t.existedBefore, seen: &s) }
             }
         }
     }
@@ -117,8 +158,10 @@ public final class FileInput: Input, @unchecked Sendable {
         let now0 = Sys.monotonicNanos()
         var seen = Set<FileIdentity>()
         scanAll(existedBefore: true, seen: &seen)
+        applyPendingTargets()
+        for r in readers.values { seen.insert(r.id) }
         checkpoints.prune(keeping: seen)
-        logger.info("Input started.", metadata: ["input": "input_file", "files": "\(readers.count)", "patterns": "\(options.filePaths)"])
+        logger.info("Input started.", metadata: ["input": "\(inputName)", "files": "\(readers.count)", "patterns": "\(options.filePaths)"])
 
         var nextRescan = now0 + nanos(options.rescanIntervalSec)
         var nextPoll = now0 + nanos(options.pollIntervalSec)
@@ -131,6 +174,7 @@ public final class FileInput: Input, @unchecked Sendable {
             _ = poll(&pfds, nfds_t(pfds.count), timeout)
             if stopping { break }
             if pfds[0].revents != 0 { waker.drain() }
+            applyPendingTargets()
             if let ino = inotify, pfds.count > 1, pfds[1].revents != 0 {
                 handle(events: ino.readEvents())
             }
@@ -149,7 +193,7 @@ public final class FileInput: Input, @unchecked Sendable {
         }
         for r in readers.values { r.closeFD() }
         readers.removeAll()
-        logger.info("Input stopped.", metadata: ["input": "input_file"])
+        logger.info("Input stopped.", metadata: ["input": "\(inputName)"])
     }
 
     private func nanos(_ s: Double) -> Int64 { Int64(s * 1_000_000_000) }
@@ -158,13 +202,15 @@ public final class FileInput: Input, @unchecked Sendable {
 
     /// Walks every pattern from its base directory, watching directories and finding files.
     private func scanAll(existedBefore: Bool, seen: inout Set<FileIdentity>) {
-        for p in patterns {
-            scanDirectory(p.baseDirectory, rel: [], pattern: p, existedBefore: existedBefore, seen: &seen)
+        for t in targets.values {
+            for p in t.patterns {
+                scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: existedBefore && t.existedBefore, seen: &seen)
+            }
         }
     }
 
-    private func scanDirectory(_ dir: String, rel: [String], pattern p: PathPattern, existedBefore: Bool, seen: inout Set<FileIdentity>) {
-        guard p.directoryMayLeadToMatch(rel), !options.exclusions.excludesDirectory(dir) || rel.isEmpty else { return }
+    private func scanDirectory(_ dir: String, rel: [String], pattern p: PathPattern, target t: WatchTarget, existedBefore: Bool, seen: inout Set<FileIdentity>) {
+        guard p.directoryMayLeadToMatch(rel), !t.exclusions.excludesDirectory(dir) || rel.isEmpty else { return }
         watch(dir)
         let entries: [(name: String, type: UInt8)]
         switch Sys.listDirectory(dir) {
@@ -183,10 +229,10 @@ public final class FileInput: Input, @unchecked Sendable {
             }
             if isDir {
                 if rel.count < p.maxRelativeDepth {
-                    scanDirectory(path, rel: rel + [name], pattern: p, existedBefore: existedBefore, seen: &seen)
+                    scanDirectory(path, rel: rel + [name], pattern: p, target: t, existedBefore: existedBefore, seen: &seen)
                 }
             } else if isFile && filesHere && PathPattern.matchComponent(p.filePattern, name) {
-                if let id = consider(path: path, existedBefore: existedBefore) { seen.insert(id) }
+                if let id = consider(path: path, existedBefore: existedBefore, target: t) { seen.insert(id) }
             }
         }
     }
@@ -202,14 +248,17 @@ public final class FileInput: Input, @unchecked Sendable {
         }
     }
 
-    private func matches(_ path: String) -> Bool {
-        patterns.contains { $0.matches(path: path) } && !options.exclusions.excludesFile(path)
+    /// The target a path belongs to, if any.
+    private func target(for path: String) -> WatchTarget? {
+        if let own = targets[""], own.matches(path) { return own }
+        for t in targets.values where t.key != "" && t.matches(path) { return t }
+        return nil
     }
 
     /// A matching path was seen: make sure a reader follows the file behind it.
     @discardableResult
-    private func consider(path: String, existedBefore: Bool) -> FileIdentity? {
-        guard !options.exclusions.excludesFile(path) else { return nil }
+    private func consider(path: String, existedBefore: Bool, target t: WatchTarget) -> FileIdentity? {
+        guard !t.exclusions.excludesFile(path) else { return nil }
         let st: Sys.FileStat
         switch Sys.stat(path) {
         case .success(let s): st = s
@@ -225,7 +274,7 @@ public final class FileInput: Input, @unchecked Sendable {
                 if byPath[r.path] == id { byPath[r.path] = nil }
                 r.path = path
                 r.pathGone = false
-                r.tags = tags(for: path)
+                r.tags = tags(for: path, target: targets[r.targetKey] ?? t)
                 checkpoints.update(id, path: path)
             }
             byPath[path] = id
@@ -279,7 +328,12 @@ public final class FileInput: Input, @unchecked Sendable {
             how = "copy of a file being read, after the part already read"
         }
         let now = Sys.monotonicNanos()
-        let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path), now: now)
+        let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path, target: t), now: now)
+        r.targetKey = t.key
+        r.lastRegistered = offset
+        if let f = t.format {
+            r.decoder = StreamDecoder(format: f, maxLogSize: options.maxLogSize, ignoreStdout: t.ignoreStdout, ignoreStderr: t.ignoreStderr)
+        }
         r.fd = fd
         r.skipToNewline = skip
         r.lastSize = fst.size
@@ -303,8 +357,18 @@ public final class FileInput: Input, @unchecked Sendable {
         return now == sig
     }
 
-    private func tags(for path: String) -> [EventTag] {
-        [EventTag("__path__", path), EventTag("__hostname__", context.hostname)] + options.extraTags
+    private func tags(for path: String, target t: WatchTarget) -> [EventTag] {
+        var tags: [EventTag] = []
+        if !t.omitPathTag {
+            var shown = path
+            if let rw = t.pathRewrite, path.hasPrefix(rw.host) {
+                shown = rw.container + String(path.dropFirst(rw.host.count))
+                if shown.hasPrefix("//") { shown.removeFirst() }
+            }
+            tags.append(EventTag("__path__", shown))
+        }
+        tags.append(EventTag("__hostname__", context.hostname))
+        return tags + t.tags
     }
 
     private func warnOnce(_ path: String, _ message: Logger.Message, _ e: Errno) {
@@ -337,10 +401,12 @@ public final class FileInput: Input, @unchecked Sendable {
             let isDir = ev.mask & UInt32(IN_ISDIR) != 0
             if isDir {
                 if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO)) != 0 {
-                    for p in patterns {
-                        if let rel = p.relativeComponents(ofDirectory: path), rel.count <= p.maxRelativeDepth {
-                            var s = Set<FileIdentity>()
-                            scanDirectory(path, rel: rel, pattern: p, existedBefore: false, seen: &s)
+                    for t in targets.values {
+                        for p in t.patterns {
+                            if let rel = p.relativeComponents(ofDirectory: path), rel.count <= p.maxRelativeDepth {
+                                var s = Set<FileIdentity>()
+                                scanDirectory(path, rel: rel, pattern: p, target: t, existedBefore: false, seen: &s)
+                            }
                         }
                     }
                 }
@@ -357,15 +423,15 @@ public final class FileInput: Input, @unchecked Sendable {
             }
             if let id = byPath[path], let r = readers[id] {
                 r.dirty = true
-                if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO)) != 0 {
+                if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO)) != 0, let t = target(for: path) {
                     // Possibly a new file under a known path.
-                    consider(path: path, existedBefore: false)
+                    consider(path: path, existedBefore: false, target: t)
                 }
                 continue
             }
             if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_MODIFY) | UInt32(IN_CLOSE_WRITE) | UInt32(IN_ATTRIB)) != 0,
-               matches(path) {
-                consider(path: path, existedBefore: false)
+               let t = target(for: path) {
+                consider(path: path, existedBefore: false, target: t)
             }
         }
     }
@@ -383,7 +449,7 @@ public final class FileInput: Input, @unchecked Sendable {
                     if st.dev != r.id.dev || st.inode != r.id.inode {
                         r.pathGone = true
                         r.goneSince = now
-                        consider(path: r.path, existedBefore: false)
+                        if let t = target(for: r.path) { consider(path: r.path, existedBefore: false, target: t) }
                     } else if st.size != r.lastSize || st.size != r.readOffset {
                         r.dirty = true
                     }
@@ -409,6 +475,7 @@ public final class FileInput: Input, @unchecked Sendable {
             while chunks < 8 {
                 chunks += 1
                 let now = Sys.monotonicNanos()
+                let arenaOffset = r.readOffset - Int64(r.partial.count)
                 switch chunkReader.read(r, now: now, wallSeconds: Sys.wallSeconds()) {
                 case .failure(let e):
                     warnOnce(r.path, "Cannot read file; will retry.", e)
@@ -421,7 +488,10 @@ public final class FileInput: Input, @unchecked Sendable {
                         context.rateLimiter?.acquire(out.bytesRead, shouldStop: { self.stopping })
                     }
                     if let b = out.batch {
-                        if !deliver(b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
+                        if let dec = r.decoder {
+                            let upTo = min(out.emittedUpTo, dec.holdOffset ?? .max)
+                            if !deliver(dec.decode(b, baseOffset: arenaOffset), from: r, upTo: upTo, sink: sink) { return false }
+                        } else if !deliver(b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
                     }
                     if out.reachedEOF {
                         r.dirty = false
@@ -442,8 +512,18 @@ public final class FileInput: Input, @unchecked Sendable {
         return true
     }
 
+    /// Hands on several batches from one read: all but the last keep the checkpoint where it was,
+    /// so it moves only once every one of them is acknowledged.
+    private func deliver(_ batches: [EventBatch], from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
+        for (i, b) in batches.enumerated() {
+            if !deliver(b, from: r, upTo: i == batches.count - 1 ? upTo : r.lastRegistered, sink: sink) { return false }
+        }
+        return true
+    }
+
     private func deliver(_ batch: EventBatch, from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
         var b = batch
+        r.lastRegistered = upTo
         let seq = checkpoints.emitted(r.id, upTo: upTo)
         let id = r.id
         let table = checkpoints
@@ -466,7 +546,7 @@ public final class FileInput: Input, @unchecked Sendable {
             r.pathGone = true
             r.goneSince = Sys.monotonicNanos()
             r.dirty = false
-            consider(path: r.path, existedBefore: false)
+            if let t = target(for: r.path) { consider(path: r.path, existedBefore: false, target: t) }
             return false
         }
         r.fd = fd
@@ -495,9 +575,11 @@ public final class FileInput: Input, @unchecked Sendable {
                 recentSignatures[r.signature.hash] = (r.emittedOffset, Sys.monotonicNanos() + 60_000_000_000)
             }
             r.readOffset = 0
+            r.lastRegistered = 0
             r.partial = []
             r.skipToNewline = false
             r.inSplitLine = false
+            r.decoder?.reset()
             let sig = (try? FileSignature.read(fd: r.fd).get()) ?? .empty
             r.signature = sig
             checkpoints.reset(r.id, offset: 0, signature: sig)
@@ -514,8 +596,12 @@ public final class FileInput: Input, @unchecked Sendable {
         for r in readers.values {
             // Unterminated last line: emit after the flush timeout.
             if !r.partial.isEmpty && !r.dirty && now - r.partialSince >= flushAfter {
+                let start = r.emittedOffset
                 if let b = chunkReader.flushPartial(r, wallSeconds: Sys.wallSeconds()) {
-                    if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
+                    if let dec = r.decoder {
+                        let upTo = min(r.emittedOffset, dec.holdOffset ?? .max)
+                        if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: upTo, sink: sink) { return }
+                    } else if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
                 }
             }
             if r.pathGone || r.deleted {
@@ -523,8 +609,14 @@ public final class FileInput: Input, @unchecked Sendable {
                 let force = options.forceReleaseDeletedFileFdTimeoutSec >= 0 && r.deleted
                     && now - r.goneSince >= Int64(options.forceReleaseDeletedFileFdTimeoutSec) * 1_000_000_000
                 if (drained && now - r.lastActivity >= nanos(options.releaseDrainedAfterSec) && now - r.goneSince >= nanos(options.releaseDrainedAfterSec)) || force || !r.isOpen {
+                    let start = r.emittedOffset
                     if !r.partial.isEmpty, let b = chunkReader.flushPartial(r, wallSeconds: Sys.wallSeconds()) {
-                        if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
+                        if let dec = r.decoder {
+                            if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: r.readOffset, sink: sink) { return }
+                        } else if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
+                    }
+                    if let dec = r.decoder, dec.holdOffset != nil {
+                        if !deliver(dec.flushPending(tags: r.tags, timeSeconds: Sys.wallSeconds()), from: r, upTo: r.readOffset, sink: sink) { return }
                     }
                     toRemove.append(r.id)
                 }

@@ -35,6 +35,8 @@ extension FileInput {
                       status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
             FieldSpec(name: "CollectingContainersMeta", type: .bool, doc: "Add container metadata tags.", defaultValue: "false",
                       status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
+            FieldSpec(name: "ContainerLogFormat", type: .string, doc: "Read the files as container runtime logs: `auto` (detected per file: `{` → Docker json-file, else CRI), `docker_json` or `cri`. Partial records are joined per stream; events get the runtime's time and `_source_` (stdout/stderr). Absent: plain lines.", defaultValue: nil),
+            FieldSpec(name: "MaxLogSize", type: .int, doc: "With ContainerLogFormat: the largest joined record in bytes; past it the joined part is emitted (and counted).", defaultValue: "524288"),
             FieldSpec(name: "Multiline", type: .object(fields: [], allowUnknown: true), doc: "Multiline grouping (Mode, StartPattern, ContinuePattern, EndPattern, UnmatchedContentTreatment).", defaultValue: nil,
                       status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
         ])
@@ -75,6 +77,16 @@ extension FileInput {
         if let f = try c.double("CloseUnusedReaderIntervalSec") {
             guard f >= 0 else { throw c.error(at: "CloseUnusedReaderIntervalSec", "must be ≥ 0") }
             o.closeUnusedReaderIntervalSec = f
+        }
+        if let f = try c.string("ContainerLogFormat") {
+            guard let fmt = ContainerLogFormat(rawValue: f) else {
+                throw c.error(at: "ContainerLogFormat", "unknown format \"\(f)\" (known: auto, docker_json, cri)")
+            }
+            o.containerLogFormat = fmt
+        }
+        if let m = try c.int("MaxLogSize") {
+            guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
+            o.maxLogSize = m
         }
         if let enable = try c.bool("EnableContainerDiscovery"), enable {
             throw c.error(at: "EnableContainerDiscovery", "container discovery is not available in this version of Sluice")

@@ -34,6 +34,12 @@ final class FileReader {
     var tags: [EventTag]
     /// The current long line has been split at least once.
     var inSplitLine = false
+    /// Key of the `WatchTarget` the file belongs to.
+    var targetKey = ""
+    /// Runtime log decoding (container logs), nil for plain lines.
+    var decoder: StreamDecoder?
+    /// Offset registered with the last batch handed on (acknowledgement ordering of split batches).
+    var lastRegistered: Int64 = 0
 
     init(id: FileIdentity, path: String, offset: Int64, signature: FileSignature, tags: [EventTag], now: Int64) {
         self.id = id
