@@ -26,7 +26,7 @@ let package = Package(
         // Container discovery: the registry, filters, host paths, the kubelet pod log dir, the static
         // container file; Docker (Engine API) and CRI (gRPC) clients join once integrated.
         .target(name: "SluiceContainers", dependencies: [
-            "SluiceConfig", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceFiles", .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Docker", "CRI"]),
         // flusher_stdout, flusher_file, flusher_blackhole.
         .target(name: "SluiceFlushers", dependencies: [
@@ -34,7 +34,7 @@ let package = Package(
         ]),
         // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle.
         .target(name: "SluiceRuntime", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers",
+            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers", "SluiceContainers",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

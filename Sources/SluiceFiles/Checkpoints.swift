@@ -81,11 +81,13 @@ public final class CheckpointTable: Sendable {
 
     static func fileName(for pipeline: String) -> String {
         var s = ""
-        for u in pipeline.unicodeScalars {
-            if (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || (u >= "0" && u <= "9") || u == "-" || u == "_" || u == "." {
-                s.unicodeScalars.append(u)
+        let hex = Array("0123456789ABCDEF")
+        for b in pipeline.utf8 {
+            let c = Character(UnicodeScalar(b))
+            if (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x5F || (b == 0x2E && !s.isEmpty) {
+                s.append(c)
             } else {
-                s += "%" + String(u.value, radix: 16)
+                s += "%" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 0xF)])
             }
         }
         return s + ".json"
@@ -119,7 +121,16 @@ public final class CheckpointTable: Sendable {
     public func track(_ id: FileIdentity, path: String, signature: FileSignature, offset: Int64) {
         state.withLock { s in
             let e = CheckpointEntry(dev: id.dev, inode: id.inode, sig: String(signature.hash, radix: 16), sigLen: signature.length, offset: offset, path: path)
-            s.files[id] = Tracked(entry: e, tracker: OrderedAckTracker(committed: offset))
+            if var t = s.files[id] {
+                // Same identity again (inode reused, or renamed away and back): keep the tracker so
+                // its sequence numbers go on, and acknowledgements of the earlier file are ignored.
+                t.tracker.reset(committed: offset)
+                t.entry = e
+                t.released = false
+                s.files[id] = t
+            } else {
+                s.files[id] = Tracked(entry: e, tracker: OrderedAckTracker(committed: offset))
+            }
             s.dirty = true
         }
     }

@@ -160,6 +160,7 @@ public final class FileInput: Input, @unchecked Sendable {
         scanAll(existedBefore: true, seen: &seen)
         applyPendingTargets()
         for r in readers.values { seen.insert(r.id) }
+        followRotatedAtStart(seen: &seen)
         checkpoints.prune(keeping: seen)
         logger.info("Input started.", metadata: ["input": "\(inputName)", "files": "\(readers.count)", "patterns": "\(options.filePaths)"])
 
@@ -199,6 +200,29 @@ public final class FileInput: Input, @unchecked Sendable {
     private func nanos(_ s: Double) -> Int64 { Int64(s * 1_000_000_000) }
 
     // MARK: - Discovery
+
+    /// Checkpointed files not found under their patterns at start may have been rotated (renamed)
+    /// with data not yet delivered: find them by identity in their directory and read them to the end.
+    private func followRotatedAtStart(seen: inout Set<FileIdentity>) {
+        guard let own = targets[""] else { return }
+        for e in checkpoints.entries where !seen.contains(e.identity) {
+            guard let p = findByIdentity(e.identity, inDirectoryOf: e.path),
+                  case .success(let st) = Sys.stat(p), st.size > e.offset,
+                  let id = consider(path: p, existedBefore: false, target: own), id == e.identity,
+                  let r = readers[id] else { continue }
+            if !own.matches(p) {
+                if byPath[p] == id { byPath[p] = nil }
+                r.pathGone = true
+                r.goneSince = Sys.monotonicNanos()
+                // Its lines were written as the file it was: keep that name in `__path__` and in
+                // the checkpoint.
+                r.tags = tags(for: e.path, target: own)
+                checkpoints.update(id, path: e.path)
+            }
+            seen.insert(id)
+            logger.info("Reading a rotated file to its end from its checkpoint.", metadata: ["file.path": "\(p)", "file.offset": "\(e.offset)"])
+        }
+    }
 
     /// Walks every pattern from its base directory, watching directories and finding files.
     private func scanAll(existedBefore: Bool, seen: inout Set<FileIdentity>) {
@@ -316,8 +340,17 @@ public final class FileInput: Input, @unchecked Sendable {
             offset = cp.offset
             how = "resumed from checkpoint"
         } else if existedBefore, fst.size > Int64(options.tailSizeKB) * 1024 {
-            offset = fst.size - Int64(options.tailSizeKB) * 1024
-            skip = !byteIsNewline(fd: fd, at: offset - 1)
+            // Start at the first line that begins inside the tail window, so the recorded offset is
+            // a line start (a restart before any acknowledgement resumes cleanly).
+            let cut = fst.size - Int64(options.tailSizeKB) * 1024
+            if byteIsNewline(fd: fd, at: cut - 1) {
+                offset = cut
+            } else if let nl = nextNewline(fd: fd, from: cut, limit: fst.size) {
+                offset = nl + 1
+            } else {
+                offset = fst.size
+                skip = true
+            }
             how = "existed before start, last TailSizeKB"
         } else if !existedBefore, sig.length == FileSignature.maxLength, let copy = recentSignatures[sig.hash], copy.until > Sys.monotonicNanos() {
             offset = min(copy.offset, fst.size)
@@ -337,6 +370,7 @@ public final class FileInput: Input, @unchecked Sendable {
         r.fd = fd
         r.skipToNewline = skip
         r.lastSize = fst.size
+        r.lastMtime = fst.mtimeNanos
         openCount += 1
         context.metrics.filesOpened.add(1, ordering: .relaxed)
         readers[id] = r
@@ -344,6 +378,62 @@ public final class FileInput: Input, @unchecked Sendable {
         checkpoints.track(id, path: path, signature: sig, offset: offset)
         logger.debug("Following file.", metadata: ["file.path": "\(path)", "file.offset": "\(offset)", "how": "\(how)"])
         return id
+    }
+
+    /// Offset of the first newline at or after `from` (before `limit`), reading in 64 KiB steps.
+    private func nextNewline(fd: Int32, from: Int64, limit: Int64) -> Int64? {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var pos = from
+        while pos < limit {
+            let want = Int(min(Int64(buf.count), limit - pos))
+            guard case .success(let n) = buf.withUnsafeMutableBytes({ Sys.preadFull(fd, $0.baseAddress!, want, pos) }), n > 0 else { return nil }
+            if let i = buf[0..<n].firstIndex(of: 0x0A) { return pos + Int64(i) }
+            pos += Int64(n)
+        }
+        return nil
+    }
+
+    /// Where a file with identity `id` lives now in `dir` (after a rename), if it is still there.
+    private func findByIdentity(_ id: FileIdentity, inDirectoryOf path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        let dir = slash == path.startIndex ? "/" : String(path[..<slash])
+        guard case .success(let entries) = Sys.listDirectory(dir) else { return nil }
+        for (name, type) in entries where type == UInt8(DT_REG) || type == UInt8(DT_UNKNOWN) {
+            let p = dir == "/" ? "/" + name : dir + "/" + name
+            if case .success(let st) = Sys.stat(p), st.dev == id.dev, st.inode == id.inode { return p }
+        }
+        return nil
+    }
+
+    /// Reopens a file whose descriptor was closed (idle) after its path stopped leading to it:
+    /// looks for it by identity in its directory, so what was written before or after a rename is
+    /// still read. Returns true if the reader holds a descriptor again.
+    private func reopenMoved(_ r: FileReader) -> Bool {
+        guard !r.isOpen, !r.deleted, let p = findByIdentity(r.id, inDirectoryOf: r.path),
+              case .success(let fd) = Sys.openRead(p) else { return false }
+        guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode,
+              signatureMatches(fd: fd, r.signature) else {
+            close(fd)
+            return false
+        }
+        r.fd = fd
+        openCount += 1
+        r.dirty = true
+        r.atEOF = false
+        r.lastActivity = Sys.monotonicNanos()
+        if p != r.path {
+            if byPath[r.path] == r.id { byPath[r.path] = nil }
+            r.path = p
+            // Still matching under its new name: it is followed as before, not let go. Otherwise
+            // (rotated away) its lines keep the name they were written under, in tags and checkpoint.
+            if let t = target(for: p), t.key == r.targetKey {
+                r.pathGone = false
+                byPath[p] = r.id
+                r.tags = tags(for: p, target: t)
+                checkpoints.update(r.id, path: p)
+            }
+        }
+        return true
     }
 
     private func byteIsNewline(fd: Int32, at off: Int64) -> Bool {
@@ -400,6 +490,16 @@ public final class FileInput: Input, @unchecked Sendable {
             let path = dir == "/" ? "/" + ev.name : dir + "/" + ev.name
             let isDir = ev.mask & UInt32(IN_ISDIR) != 0
             if isDir {
+                if ev.mask & (UInt32(IN_DELETE) | UInt32(IN_MOVED_FROM)) != 0 {
+                    // Forget the watch now: the kernel may report the directory's own removal late
+                    // (while descriptors of its files are held), and a new directory of the same
+                    // name must be watched at once.
+                    for (d, wd) in watchedDirs where d == path || d.hasPrefix(path + "/") {
+                        watchedDirs[d] = nil
+                        watches[wd] = nil
+                        inotify?.removeWatch(wd)
+                    }
+                }
                 if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO)) != 0 {
                     for t in targets.values {
                         for p in t.patterns {
@@ -414,6 +514,7 @@ public final class FileInput: Input, @unchecked Sendable {
             }
             if ev.mask & (UInt32(IN_DELETE) | UInt32(IN_MOVED_FROM)) != 0 {
                 if let id = byPath[path], let r = readers[id] {
+                    if ev.mask & UInt32(IN_MOVED_FROM) != 0 { context.metrics.rotations.add(1, ordering: .relaxed) }
                     byPath[path] = nil
                     r.pathGone = true
                     r.goneSince = Sys.monotonicNanos()
@@ -441,7 +542,7 @@ public final class FileInput: Input, @unchecked Sendable {
         for r in readers.values where !r.dirty {
             if r.isOpen {
                 if case .success(let st) = Sys.fstat(r.fd) {
-                    if st.size != r.readOffset || (st.nlink == 0) != r.deleted { r.dirty = true }
+                    if st.size != r.readOffset || st.mtimeNanos != r.lastMtime || (st.nlink == 0) != r.deleted { r.dirty = true }
                 }
             } else if !r.pathGone {
                 switch Sys.stat(r.path) {
@@ -450,7 +551,7 @@ public final class FileInput: Input, @unchecked Sendable {
                         r.pathGone = true
                         r.goneSince = now
                         if let t = target(for: r.path) { consider(path: r.path, existedBefore: false, target: t) }
-                    } else if st.size != r.lastSize || st.size != r.readOffset {
+                    } else if st.size != r.lastSize || st.size != r.readOffset || st.mtimeNanos != r.lastMtime {
                         r.dirty = true
                     }
                 case .failure:
@@ -534,20 +635,21 @@ public final class FileInput: Input, @unchecked Sendable {
 
     private func ensureOpen(_ r: FileReader) -> Bool {
         if r.isOpen { return true }
-        if r.pathGone { return false }
+        if r.pathGone { return reopenMoved(r) }
         guard case .success(let fd) = Sys.openRead(r.path) else {
             r.pathGone = true
             r.goneSince = Sys.monotonicNanos()
             r.dirty = false
-            return false
+            return reopenMoved(r)
         }
         guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode else {
             close(fd)
             r.pathGone = true
             r.goneSince = Sys.monotonicNanos()
             r.dirty = false
+            let moved = reopenMoved(r)
             if let t = target(for: r.path) { consider(path: r.path, existedBefore: false, target: t) }
-            return false
+            return moved
         }
         r.fd = fd
         openCount += 1
@@ -559,6 +661,7 @@ public final class FileInput: Input, @unchecked Sendable {
     private func checkTruncation(_ r: FileReader) -> Bool {
         guard case .success(let st) = Sys.fstat(r.fd) else { return false }
         r.lastSize = st.size
+        r.lastMtime = st.mtimeNanos
         if st.nlink == 0 && !r.deleted {
             r.deleted = true
             r.pathGone = true
@@ -608,6 +711,7 @@ public final class FileInput: Input, @unchecked Sendable {
                 let drained = r.atEOF && !r.dirty
                 let force = options.forceReleaseDeletedFileFdTimeoutSec >= 0 && r.deleted
                     && now - r.goneSince >= Int64(options.forceReleaseDeletedFileFdTimeoutSec) * 1_000_000_000
+                if !r.isOpen && !force && reopenMoved(r) { continue }
                 if (drained && now - r.lastActivity >= nanos(options.releaseDrainedAfterSec) && now - r.goneSince >= nanos(options.releaseDrainedAfterSec)) || force || !r.isOpen {
                     let start = r.emittedOffset
                     if !r.partial.isEmpty, let b = chunkReader.flushPartial(r, wallSeconds: Sys.wallSeconds()) {

@@ -25,14 +25,7 @@ extension FileInput {
                       status: .acceptedNotYetEffective(reason: "line offsets are not emitted yet")),
             FieldSpec(name: "EnableExactlyOnce", type: .int, doc: "iLogtail's exactly-once concurrency. Sluice's checkpoints already move only on acknowledgement (at-least-once, duplicates only after a crash).", defaultValue: "0",
                       status: .acceptedNotYetEffective(reason: "checkpoints are always acknowledgement-driven")),
-            FieldSpec(name: "EnableContainerDiscovery", type: .bool, doc: "Treat FilePaths as paths inside matched containers.", defaultValue: "false",
-                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
-            FieldSpec(name: "ContainerFilters", type: .object(fields: [], allowUnknown: true), doc: "Which containers to collect from (with EnableContainerDiscovery).", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
-            FieldSpec(name: "ExternalK8sLabelTag", type: .stringMap, doc: "Pod label → tag name.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
-            FieldSpec(name: "ExternalEnvTag", type: .stringMap, doc: "Container env var → tag name.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
+            FieldSpec(name: "EnableContainerDiscovery", type: .bool, doc: "Treat FilePaths as paths inside the containers ContainerFilters matches: each maps through the container's mounts (longest destination prefix) or its rootfs upper dir; events get the container's tags and `__path__` as seen inside it.", defaultValue: "false"),
             FieldSpec(name: "CollectingContainersMeta", type: .bool, doc: "Add container metadata tags.", defaultValue: "false",
                       status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
             FieldSpec(name: "ContainerLogFormat", type: .string, doc: "Read the files as container runtime logs: `auto` (detected per file: `{` → Docker json-file, else CRI), `docker_json` or `cri`. Partial records are joined per stream; events get the runtime's time and `_source_` (stdout/stderr). Absent: plain lines.", defaultValue: nil),
@@ -42,7 +35,7 @@ extension FileInput {
         ])
 
     /// Reads and checks the options (no side effects).
-    public static func options(from c: ConfigObject, maxReadBufferSize: Int, forceReleaseDeletedFileFdTimeoutSec: Int) throws(ConfigError) -> FileInputOptions {
+    public static func options(from c: ConfigObject, maxReadBufferSize: Int, forceReleaseDeletedFileFdTimeoutSec: Int, allowContainerDiscovery: Bool = false) throws(ConfigError) -> FileInputOptions {
         guard let paths = try c.stringList("FilePaths"), !paths.isEmpty else {
             throw c.error(at: c.has("FilePaths") ? "FilePaths" : nil, "FilePaths is required and must list at least one path")
         }
@@ -88,8 +81,8 @@ extension FileInput {
             guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
             o.maxLogSize = m
         }
-        if let enable = try c.bool("EnableContainerDiscovery"), enable {
-            throw c.error(at: "EnableContainerDiscovery", "container discovery is not available in this version of Sluice")
+        if let enable = try c.bool("EnableContainerDiscovery"), enable, !allowContainerDiscovery {
+            throw c.error(at: "EnableContainerDiscovery", "container discovery is not available here")
         }
         o.maxReadBufferSize = maxReadBufferSize
         o.forceReleaseDeletedFileFdTimeoutSec = forceReleaseDeletedFileFdTimeoutSec

@@ -31,6 +31,8 @@ final class FileReader {
     var lastActivity: Int64
     /// Size when last looked at (for polling closed readers).
     var lastSize: Int64 = 0
+    /// Modification time when last looked at (a same-size rewrite changes only this).
+    var lastMtime: Int64 = 0
     var tags: [EventTag]
     /// The current long line has been split at least once.
     var inSplitLine = false
@@ -131,17 +133,36 @@ struct ChunkReader {
         events.reserveCapacity(max(16, (arena.count - start) / 128))
         var rest = arena.withUnsafeBufferPointer { LineSplitter.split($0.baseAddress!, start: start, count: $0.count, into: &events) }
         var split = 0
+        let maxLine = maxReadBufferSize
         // Finishing a line that was split: its first event is the last piece.
         if r.inSplitLine && !events.isEmpty {
             events[0].flags |= LogEvent.Flag.splitPiece
             r.inSplitLine = false
         }
-        // A line longer than the buffer leaves in pieces, each flagged and counted.
-        while arena.count - rest >= maxReadBufferSize {
-            events.append(LogEvent(content: Span(rest, maxReadBufferSize), flags: LogEvent.Flag.splitPiece))
+        // A complete line longer than the buffer (held bytes + a full read) leaves in pieces too.
+        if events.contains(where: { Int($0.content.length) > maxLine }) {
+            var cut: [LogEvent] = []
+            cut.reserveCapacity(events.count + 4)
+            for ev in events {
+                var off = Int(ev.content.offset)
+                var len = Int(ev.content.length)
+                if len <= maxLine { cut.append(ev); continue }
+                if ev.flags & LogEvent.Flag.splitPiece == 0 { split += 1 }
+                while len > 0 {
+                    let n = min(len, maxLine)
+                    cut.append(LogEvent(content: Span(off, n), flags: ev.flags | LogEvent.Flag.splitPiece))
+                    off += n
+                    len -= n
+                }
+            }
+            events = cut
+        }
+        // An unterminated line longer than the buffer leaves in pieces, each flagged; counted once.
+        while arena.count - rest > maxLine {
+            events.append(LogEvent(content: Span(rest, maxLine), flags: LogEvent.Flag.splitPiece))
             if !r.inSplitLine { split += 1 }
             r.inSplitLine = true
-            rest += maxReadBufferSize
+            rest += maxLine
         }
         let leftover = arena.count - rest
         if leftover > 0 {
@@ -154,13 +175,17 @@ struct ChunkReader {
         var batch: EventBatch? = nil
         if !events.isEmpty {
             if let t = transcoder {
-                // Convert the region of complete lines and split again.
-                let lastEnd = Int(events[events.count - 1].content.offset + events[events.count - 1].content.length)
-                let regionStart = Int(events[0].content.offset)
-                let converted = arena.withUnsafeBufferPointer { t.convert($0.baseAddress! + regionStart, lastEnd - regionStart + 1) }
+                // Convert each event on its own (pieces of long lines included), keeping flags.
+                var converted: [UInt8] = []
+                converted.reserveCapacity(arena.count * 3 / 2)
+                arena.withUnsafeBufferPointer { ab in
+                    for i in events.indices {
+                        let off = converted.count
+                        converted += t.convert(ab.baseAddress! + Int(events[i].content.offset), Int(events[i].content.length))
+                        events[i].content = Span(off, converted.count - off)
+                    }
+                }
                 arena = converted
-                events.removeAll(keepingCapacity: true)
-                _ = arena.withUnsafeBufferPointer { LineSplitter.split($0.baseAddress!, start: 0, count: $0.count, into: &events) }
             } else if leftover > 0 {
                 // Keep the arena's tail from being counted as queued memory forever.
                 arena.removeSubrange(rest...)

@@ -62,7 +62,7 @@ public final class FlusherFile: Flusher {
     }
 
     public func flush(_ batch: EventBatch) async throws -> FlushResult {
-        let buffer = await writer.takeBuffer()
+        let buffer = try await writer.takeBuffer()
         encoder.encode(batch, into: buffer)
         writer.submit(buffer, ack: batch.ack, events: batch.events.count)
         return .accepted

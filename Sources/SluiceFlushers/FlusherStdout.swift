@@ -33,7 +33,7 @@ public final class FlusherStdout: Flusher {
     public func start() async throws {}
 
     public func flush(_ batch: EventBatch) async throws -> FlushResult {
-        let buffer = await writer.takeBuffer()
+        let buffer = try await writer.takeBuffer()
         encoder.encode(batch, into: buffer)
         writer.submit(buffer, ack: batch.ack, events: batch.events.count)
         return .accepted

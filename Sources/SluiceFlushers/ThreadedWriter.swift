@@ -36,7 +36,7 @@ public final class ThreadedWriter: @unchecked Sendable {
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var jobs: [Job] = []
     private var free: [ByteBuffer] = []
-    private var waiters: [CheckedContinuation<ByteBuffer, Never>] = []
+    private var waiters: [CheckedContinuation<ByteBuffer?, Never>] = []
     private var closing = false
     private var abandonAfter: Int64 = .max
     private var finished = false
@@ -72,18 +72,28 @@ public final class ThreadedWriter: @unchecked Sendable {
         cond.deallocate()
     }
 
-    /// An empty buffer to encode into; suspends while all buffers are being written.
-    public func takeBuffer() async -> ByteBuffer {
+    public struct Closed: Error, CustomStringConvertible {
+        public var description: String { "the writer has stopped" }
+    }
+
+    /// An empty buffer to encode into; suspends while all buffers are being written. Throws once
+    /// the writer has stopped.
+    public func takeBuffer() async throws -> ByteBuffer {
         pthread_mutex_lock(mutex)
+        if finished {
+            pthread_mutex_unlock(mutex)
+            throw Closed()
+        }
         if let b = free.popLast() {
             pthread_mutex_unlock(mutex)
             b.clear()
             return b
         }
-        let b = await withCheckedContinuation { (c: CheckedContinuation<ByteBuffer, Never>) in
+        let got = await withCheckedContinuation { (c: CheckedContinuation<ByteBuffer?, Never>) in
             waiters.append(c)
             pthread_mutex_unlock(mutex)
         }
+        guard let b = got else { throw Closed() }
         b.clear()
         return b
     }
@@ -118,7 +128,7 @@ public final class ThreadedWriter: @unchecked Sendable {
     public func finish(deadline: Double) async {
         pthread_mutex_lock(mutex)
         closing = true
-        abandonAfter = Self.now() + Int64(deadline * 1e9)
+        abandonAfter = min(abandonAfter, Self.now() + Int64(deadline * 1e9))
         pthread_cond_signal(cond)
         if finished {
             pthread_mutex_unlock(mutex)
@@ -144,9 +154,12 @@ public final class ThreadedWriter: @unchecked Sendable {
                 finished = true
                 let w = finishWaiters
                 finishWaiters = []
+                let blocked = waiters
+                waiters = []
                 pthread_mutex_unlock(mutex)
                 target.sync()
                 target.close()
+                for c in blocked { c.resume(returning: nil) }
                 for c in w { c.resume() }
                 return
             }
@@ -257,12 +270,20 @@ public final class RotatingFileTarget: WriteTarget, @unchecked Sendable {
                 mkdir(cur, 0o755)
             }
         }
-        let f = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let f = Glibc.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         if f < 0 { throw PartialWriteError(written: 0, message: "cannot open \(path): \(String(cString: strerror(errno)))") }
         var st = stat()
         fstat(f, &st)
         fd = f
         size = Int64(st.st_size)
+        // A crash can leave a torn last line: end it, so the next line starts on its own.
+        if size > 0 {
+            var last: UInt8 = 0
+            if pread(f, &last, 1, off_t(size - 1)) == 1 && last != 0x0A {
+                var nl: UInt8 = 0x0A
+                if Glibc.write(f, &nl, 1) == 1 { size += 1 }
+            }
+        }
     }
 
     public func write(_ buffer: ByteBuffer, from: Int) throws(PartialWriteError) -> Int {

@@ -109,6 +109,8 @@ public final class Pipeline: Sendable {
                     if finished == flushers.count { break }
                 } else {
                     logger.warning("Shutdown deadline reached; abandoning undelivered batches (they will be read again on the next start).", metadata: ["pipeline": "\(name)"])
+                    // Writers give up their retries now; flusher tasks waiting on them are released.
+                    for (_, f) in flushers { await f.stop(deadline: 0) }
                     break
                 }
             }

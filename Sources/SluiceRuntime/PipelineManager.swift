@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import ServiceLifecycle
 import SluiceConfig
+import SluiceContainers
 import SluiceCore
 import SluiceFiles
 import Synchronization
@@ -23,6 +24,10 @@ public struct DaemonSettings: Sendable {
     public var queueBytes: Int = 8 << 20
     /// Where to write counters as JSON every 200 ms (SLUICE_STATS_FILE), if set.
     public var statsFile: String?
+    /// Where the container runtimes are.
+    public var discovery = DiscoveryOptions()
+    /// Builds the Docker and CRI sources.
+    public var runtimeSources: @Sendable (DiscoveryOptions, Logger) -> [any ContainerSource] = { _, _ in [] }
 
     public init(globals: GlobalParameters) {
         self.globals = globals
@@ -62,6 +67,9 @@ public final class PipelineManager: Service, Sendable {
     let logger: Logger
     private let state = Mutex(State())
     private let rateLimiter: RateLimiter?
+    /// Container discovery, shared by every container pipeline; started by the first one.
+    public let discovery: ContainerDiscovery
+    private let discoveryStarted = Atomic<Bool>(false)
     private let work: (stream: AsyncStream<@Sendable () async -> Void>, continuation: AsyncStream<@Sendable () async -> Void>.Continuation)
         = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
 
@@ -70,6 +78,17 @@ public final class PipelineManager: Service, Sendable {
         self.registry = registry
         self.logger = logger
         self.rateLimiter = settings.globals.maxBytesPerSec > 0 ? RateLimiter(bytesPerSecond: settings.globals.maxBytesPerSec) : nil
+        self.discovery = ContainerDiscovery(options: settings.discovery, logger: logger, runtimeSources: settings.runtimeSources)
+    }
+
+    /// The discovery, started on first use (a daemon with no container pipeline asks no runtime).
+    func startedDiscovery() -> ContainerDiscovery {
+        if !discoveryStarted.exchange(true, ordering: .acquiringAndReleasing) {
+            logger.info("Starting container discovery.", metadata: ["sources": "\(discovery.sources.map { $0.kind.rawValue })", "host.root": "\(discovery.hostPaths.hostRoot)"])
+            let d = discovery
+            work.continuation.yield { await d.run() }
+        }
+        return discovery
     }
 
     public func run() async throws {
@@ -206,7 +225,7 @@ public final class PipelineManager: Service, Sendable {
         let p: Pipeline
         do {
             p = try Pipeline(document: doc, registry: registry, context: ctx,
-                             resources: BuildResources(checkpoints: table, globals: settings.globals),
+                             resources: BuildResources(checkpoints: table, globals: settings.globals, discovery: { [self] in self.startedDiscovery() }),
                              queueBytes: settings.queueBytes, shutdownTimeoutSeconds: settings.shutdownTimeoutSeconds)
         } catch {
             log.error("Pipeline could not be built.", metadata: ["error": "\(error)"])

@@ -1,4 +1,5 @@
 import SluiceConfig
+import SluiceContainers
 import SluiceCore
 import SluiceFiles
 import SluiceFlushers
@@ -7,9 +8,12 @@ import SluiceFlushers
 public struct BuildResources: Sendable {
     public var checkpoints: CheckpointTable
     public var globals: GlobalParameters
-    public init(checkpoints: CheckpointTable, globals: GlobalParameters) {
+    /// The daemon's container discovery, started on first use.
+    public var discovery: @Sendable () -> ContainerDiscovery
+    public init(checkpoints: CheckpointTable, globals: GlobalParameters, discovery: @escaping @Sendable () -> ContainerDiscovery) {
         self.checkpoints = checkpoints
         self.globals = globals
+        self.discovery = discovery
     }
 }
 
@@ -43,15 +47,35 @@ public struct PluginRegistry: Sendable {
     /// The plugins of this build of Sluice.
     public static let standard: PluginRegistry = {
         var r = PluginRegistry()
+        var fileSpec = FileInput.spec
+        fileSpec.fields += [ContainerFilters.fieldSpec] + ContainerTagFields.spec
         r.inputs["input_file"] = InputEntry(
-            spec: FileInput.spec,
+            spec: fileSpec,
             check: { c, g in
-                _ = try FileInput.options(from: c, maxReadBufferSize: g.maxReadBufferSize, forceReleaseDeletedFileFdTimeoutSec: g.forceReleaseDeletedFileFdTimeoutSec)
+                if try c.bool("EnableContainerDiscovery") == true {
+                    _ = try ContainerInputConfig.containerFiles(c, globals: g)
+                } else {
+                    _ = try FileInput.options(from: c, maxReadBufferSize: g.maxReadBufferSize, forceReleaseDeletedFileFdTimeoutSec: g.forceReleaseDeletedFileFdTimeoutSec)
+                }
             },
             build: { c, ctx, res in
+                if try c.bool("EnableContainerDiscovery") == true {
+                    let (o, sel, kind) = try ContainerInputConfig.containerFiles(c, globals: res.globals)
+                    return try ContainerInput(name: "input_file", options: o, selection: sel, kind: kind, discovery: res.discovery(), context: ctx, checkpoints: res.checkpoints)
+                }
                 let o = try FileInput.options(from: c, maxReadBufferSize: res.globals.maxReadBufferSize, forceReleaseDeletedFileFdTimeoutSec: res.globals.forceReleaseDeletedFileFdTimeoutSec)
                 return try FileInput(options: o, context: ctx, checkpoints: res.checkpoints)
             })
+        for spec in [ContainerInputConfig.stdioSpec, ContainerInputConfig.dockerStdoutSpec] {
+            let type = spec.type
+            r.inputs[type] = InputEntry(
+                spec: spec,
+                check: { c, g in _ = try ContainerInputConfig.stdio(c, type: type, globals: g) },
+                build: { c, ctx, res in
+                    let (o, sel, kind) = try ContainerInputConfig.stdio(c, type: type, globals: res.globals)
+                    return try ContainerInput(name: type, options: o, selection: sel, kind: kind, discovery: res.discovery(), context: ctx, checkpoints: res.checkpoints)
+                })
+        }
         r.flushers["flusher_file"] = FlusherEntry(
             spec: FlusherFile.spec,
             check: { c, _ in _ = try FlusherFile.options(from: c) },

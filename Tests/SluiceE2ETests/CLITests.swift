@@ -28,6 +28,12 @@ extension E2E {
         #expect(v1.code == 0)
         #expect(v1.out.contains("good.yaml: ok"))
 
+        // The JSON form of a pipeline is accepted too.
+        let json = dir + "/json.json"
+        writeFile(json, #"{"inputs":[{"Type":"input_file","FilePaths":["/var/log/*.log"]}],"flushers":[{"Type":"flusher_blackhole"}]}"#)
+        let vj = try runSluice(["validate", json], in: s.root)
+        #expect(vj.code == 0, "JSON pipeline: \(vj.err)")
+
         // `FilePath` (singular) at line 7, column 5.
         let app = dir + "/app.yaml"
         writeFile(app, """
@@ -63,13 +69,19 @@ extension E2E {
         note("validate unknown types: exit \(v3.code.map { "\($0)" } ?? "none"), stderr:\n" + typeLines.map { "    " + $0 }.joined(separator: "\n"))
         #expect(v3.code == 1)
         let inputLine = typeLines.first { $0.hasPrefix("types.yaml:2:") } ?? ""
-        #expect(inputLine.contains("inputs[0].Type") && inputLine.contains("input_files") && inputLine.contains("known: input_file"))
-        #expect(inputLine.contains("did you mean input_file?"))
-        let flusherLine = typeLines.first { $0.hasPrefix("types.yaml:5:") } ?? ""
-        #expect(flusherLine.contains("flushers[0].Type"))
-        for known in ["flusher_blackhole", "flusher_file", "flusher_stdout"] {
-            #expect(flusherLine.contains(known), "\(known) listed")
+        /// The types listed after "known: " in a message.
+        func knownTypes(_ line: String) -> Set<String> {
+            guard let r = line.range(of: "known: ") else { return [] }
+            let rest = line[r.upperBound...].prefix { $0 != ")" }
+            return Set(rest.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
+        #expect(inputLine.contains("inputs[0].Type") && inputLine.contains("\"input_files\""))
+        #expect(inputLine.contains("did you mean input_file?"))
+        #expect(knownTypes(inputLine).contains("input_file"), "known input types listed: \(knownTypes(inputLine))")
+        let flusherLine = typeLines.first { $0.hasPrefix("types.yaml:5:") } ?? ""
+        #expect(flusherLine.contains("flushers[0].Type") && flusherLine.contains("\"flusher_kafka_v3\""))
+        #expect(knownTypes(flusherLine).isSuperset(of: ["flusher_blackhole", "flusher_file", "flusher_stdout"]),
+                "known flusher types listed: \(knownTypes(flusherLine))")
 
         // Several files: errors of every file, exit 1; a directory is read too.
         let v4 = try runSluice(["validate", dir], in: s.root)

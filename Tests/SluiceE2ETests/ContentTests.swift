@@ -72,6 +72,68 @@ extension E2E {
         #expect(s.process?.stop() == 0)
     }
 
+    @Test("7c. max_read_buffer_size from the environment sets the piece size")
+    func longLineWithSmallerBuffer() throws {
+        let s = E2EScenario("long-env")
+        defer { s.cleanup() }
+        let logs = s.dir("logs")
+        let out = s.path("out/out.jsonl")
+        s.writePipeline("long", Pipelines.fileToFile(paths: [logs + "/*.log"], output: out))
+        try s.startAndWait(environment: ["max_read_buffer_size": "100000"])
+        let line = Self.longLine(3, length: 250_000)
+        writeFile(logs + "/a.log", Array("x\n".utf8) + line + Array("\ny\n".utf8))
+        // Wait for the last line rather than for a count (the count is what is being checked).
+        let arrived = waitUntil(timeout: 8) { countLines(out) >= 3 && outputContents(out).last == "y" }
+        sleepMs(settleMs)
+        let got = outputContents(out)
+        let sizes = got.map { $0.utf8.count }
+        let concatOK = got.count == 5 && Array(got[1..<4].joined().utf8) == line
+        note("max_read_buffer_size=100000: a 250000-byte line → event sizes \(sizes); lines_split \(statValue(readStats(s.statsFile), "lines_split") ?? -1)")
+        #expect(arrived)
+        #expect(sizes == [1, 100_000, 100_000, 50_000, 1], "no event longer than max_read_buffer_size")
+        #expect(concatOK)
+        #expect(waitUntil(timeout: 3) { statValue(readStats(s.statsFile), "lines_split") == 1 })
+        #expect(s.process?.stop() == 0)
+    }
+
+    // MARK: 17. flusher_file rotation
+
+    @Test("17. flusher_file rotates its output by MaxFileSize: every line once across the files, none above the size")
+    func flusherFileRotation() throws {
+        let s = E2EScenario("outrot")
+        defer { s.cleanup() }
+        let logs = s.dir("logs")
+        let out = s.path("out/out.jsonl")
+        s.writePipeline("outrot", Pipelines.fileToFile(paths: [logs + "/*.log"], output: out, maxFileSize: 100_000)
+            .replacingOccurrences(of: "    MaxFileSize: 100000\n", with: "    MaxFileSize: 100000\n    MaxFiles: 50\n"))
+        try s.startAndWait()
+        let lines = NumberedLines(prefix: "outrot-", digits: 6, lineLength: 64)
+        // In several appends, so that batches are small and rotation happens between them.
+        for k in 0..<10 {
+            lines.write(to: logs + "/a.log", (k * 500)..<((k + 1) * 500), append: true)
+            sleepMs(50)
+        }
+        func allFiles() -> [String] {
+            var files = [out]
+            var i = 1
+            while access("\(out).\(i)", F_OK) == 0 { files.append("\(out).\(i)"); i += 1 }
+            return files
+        }
+        let arrived = waitUntil(timeout: 15) { allFiles().map(countLines).reduce(0, +) >= 5000 }
+        sleepMs(settleMs)
+        let files = allFiles()
+        // Oldest first: out.N … out.1, out.
+        let delivered = files.reversed().flatMap { outputContents($0) }
+        let sizes = files.map(fileSize)
+        let r = deliveryReport(expected: lines.contents(0..<5000), delivered: delivered)
+        note("output rotation (MaxFileSize 100000): \(files.count) files, sizes \(sizes); \(r); in order: \(delivered == lines.contents(0..<5000))")
+        #expect(arrived)
+        #expect(r.ok, "\(r)")
+        #expect(files.count > 3)
+        #expect(sizes.allSatisfy { $0 <= 100_000 }, "sizes \(sizes)")
+        #expect(s.process?.stop() == 0)
+    }
+
     // MARK: 8. Invalid UTF-8 and binary bytes
 
     @Test("8. invalid UTF-8, NUL, control bytes, quotes, backslashes: every output line is valid JSON with U+FFFD per bad byte")

@@ -85,6 +85,36 @@ extension E2E {
         #expect(s.process?.stop() == 0)
     }
 
+    @Test("1d. rename rotation of an idle file whose descriptor was closed: the last lines before and after the rename arrive")
+    func renameRotationOfIdleFile() throws {
+        let s = E2EScenario("rot-idle")
+        defer { s.cleanup() }
+        let logs = s.dir("logs")
+        let out = s.path("out/out.jsonl")
+        s.writePipeline("rot", Pipelines.fileToFile(paths: [logs + "/*.log"], output: out,
+                                                    inputExtra: ["CloseUnusedReaderIntervalSec: 1"]))
+        try s.startAndWait()
+        let app = logs + "/app.log"
+        appendFile(app, "idle-0\n")
+        try #require(waitForLines(out, 1))
+        sleepMs(2500)   // idle: the descriptor is closed after CloseUnusedReaderIntervalSec
+        // A last line, the rename, a line through the application's old descriptor, the new file.
+        let fd = open(app, O_WRONLY | O_APPEND)
+        try #require(fd >= 0)
+        _ = "idle-1\n".withCString { write(fd, $0, 7) }
+        #expect(rename(app, app + ".1") == 0)
+        _ = "idle-2\n".withCString { write(fd, $0, 7) }
+        close(fd)
+        appendFile(app, "idle-3\n")
+        let arrived = waitForLines(out, 4, timeout: 4)
+        sleepMs(settleMs)
+        let r = deliveryReport(expected: ["idle-0", "idle-1", "idle-2", "idle-3"], delivered: outputContents(out))
+        note("rotation of an idle (closed) file: \(r)")
+        #expect(arrived)
+        #expect(r.ok, "\(r)")
+        #expect(s.process?.stop() == 0)
+    }
+
     // MARK: 2. copytruncate
 
     @Test("2a. copytruncate, copy not matched (*.log): nothing duplicated, nothing lost")
@@ -212,6 +242,33 @@ extension E2E {
         note("deletion while open: \(r)")
         #expect(arrived)
         #expect(r.ok, "\(r)")
+        #expect(s.process?.stop() == 0)
+    }
+
+    // MARK: 16. Unterminated last line
+
+    @Test("16. an unterminated last line is emitted after FlushTimeoutSecs, once; what follows arrives too")
+    func unterminatedLastLine() throws {
+        let s = E2EScenario("partial")
+        defer { s.cleanup() }
+        let logs = s.dir("logs")
+        let out = s.path("out/out.jsonl")
+        s.writePipeline("partial", Pipelines.fileToFile(paths: [logs + "/*.log"], output: out, flushTimeoutSecs: 1))
+        try s.startAndWait()
+        let app = logs + "/app.log"
+        let t0 = monotonicSeconds()
+        appendFile(app, "complete-1\npartial-start")
+        try #require(waitForLines(out, 1))
+        let flushed = waitForLines(out, 2, timeout: 5)
+        let flushS = monotonicSeconds() - t0
+        appendFile(app, "-end\ncomplete-2\n")
+        let rest = waitForLines(out, 4, timeout: 5)
+        sleepMs(settleMs)
+        let got = outputContents(out)
+        note(String(format: "unterminated line: emitted after %.2f s (FlushTimeoutSecs 1); output %@", flushS, got.description))
+        #expect(flushed && flushS < 3)
+        #expect(rest)
+        #expect(got == ["complete-1", "partial-start", "-end", "complete-2"])
         #expect(s.process?.stop() == 0)
     }
 

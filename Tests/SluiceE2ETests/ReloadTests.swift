@@ -84,6 +84,27 @@ extension E2E {
         // A still runs.
         la.write(to: dirA + "/a.log", 200..<210, append: true)
         #expect(waitForLines(outA, 210, timeout: 10, "A after B was removed"))
+
+        // B comes back: it resumes from its checkpoints (the lines written while it was gone
+        // arrive, nothing is read twice).
+        s.writePipeline("pb", Pipelines.fileToFile(paths: [dirB + "/*.log"], output: outB2))
+        let backB = waitUntil(timeout: 10) { countLines(outB1) + countLines(outB2) >= 801 }
+        // A pipeline whose file is broken from the start is reported and not started; fixed, it starts.
+        let dirC = s.dir("c"), outC = s.path("out/c.jsonl")
+        writeFile(dirC + "/c.log", "C-0\n")
+        s.writePipeline("pc", "inputs:\n  - Type: input_file\n    FilePaths: [\(quoted(dirC + "/*.log"))]\nflushers:\n  - Type: flusher_fil\n    FilePath: \(quoted(outC))\n")
+        let reportedC = s.waitForLog("pc.yaml:5:11: flushers[0].Type: unknown flusher type", timeout: 5)
+        let notStarted = s.stderr.contains("the pipeline is not started")
+        s.writePipeline("pc", Pipelines.fileToFile(paths: [dirC + "/*.log"], output: outC))
+        let startedC = waitForLines(outC, 1, timeout: 10, "C after the fix")
+        sleepMs(settleMs)
+        let rB2 = deliveryReport(expected: lb.contents(0..<800) + ["B-new-file"], delivered: outputContents(outB1) + outputContents(outB2))
+        note("reload: B re-added: \(rB2); C broken at first reported: \(reportedC), not started: \(notStarted), started once fixed: \(startedC)")
+        #expect(backB)
+        #expect(rB2.ok, "\(rB2)")
+        #expect(reportedC && notStarted)
+        #expect(startedC)
+        #expect(outputContents(outC) == ["C-0"])
         #expect(s.process?.stop() == 0)
     }
 }

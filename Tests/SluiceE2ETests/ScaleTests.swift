@@ -46,7 +46,24 @@ extension E2E {
             latencies.append(ok ? monotonicSeconds() - t : .infinity)
             sleepMs(100)
         }
+        // Deeper than MaxDirSearchDepth (4 directories below logs/): not collected.
+        makeDirectories(burst + "/deep9/er/too")
+        writeFile(burst + "/deep9/er/too/deep.log", "too-deep\n")
+        // The burst directory removed and made again: its new files are found.
+        #expect(shell("rm -rf '\(burst)'") == 0)
+        sleepMs(100)
+        let tAgain = monotonicSeconds()
+        mkdir(burst, 0o755)
+        for f in 0..<20 {
+            writeFile(burst + "/again\(f).log", "again-\(f)\n")
+            expected.append("again-\(f)")
+        }
+        let again = waitForLines(out, expected.count, timeout: 10, "files of the re-created directory")
+        let againMs = (monotonicSeconds() - tAgain) * 1000
+        note(String(format: "burst: directory removed and made again: its 20 new files out after %.0f ms", againMs))
         sleepMs(settleMs)
+        #expect(again)
+        #expect(againMs < 1000, "files of a re-created directory are found by inotify, not by the 5 s rescan")
         let r = deliveryReport(expected: expected, delivered: outputContents(out))
         note("burst: latency from file creation to line in output, ms: "
              + latencies.map { String(format: "%.1f", $0 * 1000) }.joined(separator: ", ")
@@ -100,6 +117,8 @@ extension E2E {
         #expect(arrived)
         #expect(r.ok, "\(r)")
         #expect(fds > 0 && fds < 1100, "open descriptors after ingestion: \(fds)")
+        #expect(statValue(st, "events_in") == expected.count && statValue(st, "events_out") == expected.count,
+                "stats events_in \(statValue(st, "events_in") ?? -1), events_out \(statValue(st, "events_out") ?? -1)")
         #expect(p.isRunning)
         #expect(s.process?.stop() == 0)
     }

@@ -1,0 +1,297 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCProtobuf
+import SwiftProtobuf
+
+/// How to reach a CRI runtime.
+public struct CRIClientConfig: Sendable {
+    /// The runtime's Unix socket (a `unix://` prefix is accepted).
+    public var socketPath: String
+    /// Deadline of each unary call (a runtime that accepts and never answers fails after this).
+    public var callTimeout: Duration
+    /// containerd's state dir (holds `io.containerd.runtime.v2.task/k8s.io/<id>/rootfs`); nil:
+    /// the socket's directory, which is right for `/run/containerd/containerd.sock` and
+    /// `/run/k3s/containerd/containerd.sock`.
+    public var stateDir: String?
+    /// Prefix for reading host paths from this process (`/proc/<pid>/mounts`, the state dir).
+    public var hostRoot: String
+    /// containerd namespace of the CRI plugin (`containerd-namespace` header on containerd's own services).
+    public var containerdNamespace: String
+    /// Reconnect backoff of the gRPC connection.
+    public var reconnectBackoffInitial: Duration
+    public var reconnectBackoffMax: Duration
+
+    public init(
+        socketPath: String, callTimeout: Duration = .seconds(5), stateDir: String? = nil, hostRoot: String = "/",
+        containerdNamespace: String = "k8s.io", reconnectBackoffInitial: Duration = .milliseconds(100),
+        reconnectBackoffMax: Duration = .seconds(5)
+    ) {
+        self.socketPath = CRISocket.stripScheme(socketPath)
+        self.callTimeout = callTimeout
+        self.stateDir = stateDir
+        self.hostRoot = hostRoot
+        self.containerdNamespace = containerdNamespace
+        self.reconnectBackoffInitial = reconnectBackoffInitial
+        self.reconnectBackoffMax = reconnectBackoffMax
+    }
+
+    /// The containerd state dir in effect (explicit, else the socket's directory).
+    public var effectiveStateDir: String {
+        if let s = stateDir, !s.isEmpty { return s }
+        guard let slash = socketPath.lastIndex(of: "/") else { return "." }
+        let dir = String(socketPath[..<slash])
+        return dir.isEmpty ? "/" : dir
+    }
+}
+
+/// A CRI v1 client (containerd, CRI-O) over the runtime's Unix socket, plus containerd's
+/// snapshots and events services on the same socket.
+///
+/// Every method is a single request with a deadline (`callTimeout`); `unavailable` is retried
+/// (3 attempts) by the service config — containerd's server makes swift-nio-http2 close the
+/// connection about every 190 calls, and the call in flight fails with `unavailable`.
+///
+/// The connection runs while `runConnections()` does; `CRIClient.with(config) { client in ... }`
+/// does that for the duration of its body.
+public final class CRIClient: Sendable {
+    public typealias Transport = HTTP2ClientTransport.Posix
+
+    public let config: CRIClientConfig
+    public let grpc: GRPCClient<Transport>
+    /// Generated clients, for calls this type does not wrap (the tests' kubelet uses them).
+    public let runtime: Runtime_V1_RuntimeService.Client<Transport>
+    public let images: Runtime_V1_ImageService.Client<Transport>
+    public let snapshots: Containerd_Services_Snapshots_V1_Snapshots.Client<Transport>
+    public let events: Containerd_Services_Events_V1_Events.Client<Transport>
+
+    /// Service names the retry policy covers.
+    public static let serviceNames = [
+        "runtime.v1.RuntimeService", "runtime.v1.ImageService",
+        "containerd.services.snapshots.v1.Snapshots", "containerd.services.events.v1.Events",
+    ]
+
+    /// Retry on `unavailable`, 3 attempts, for every service used (mandatory with containerd).
+    public static func serviceConfig() -> ServiceConfig {
+        let retry = RetryPolicy(
+            maxAttempts: 3, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(500),
+            backoffMultiplier: 2, retryableStatusCodes: [.unavailable])
+        let method = MethodConfig(
+            names: serviceNames.map { MethodConfig.Name(service: $0) },
+            waitForReady: false, executionPolicy: .retry(retry))
+        return ServiceConfig(methodConfig: [method])
+    }
+
+    public init(config: CRIClientConfig) throws {
+        self.config = config
+        let transportConfig = HTTP2ClientTransport.Posix.Config.defaults { c in
+            c.backoff = .init(
+                initial: config.reconnectBackoffInitial, max: config.reconnectBackoffMax, multiplier: 1.6, jitter: 0.2)
+            // containerd's default keepalive policy punishes pings more often than every 5 min: none.
+            c.connection.keepalive = nil
+        }
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .unixDomainSocket(path: config.socketPath),
+            transportSecurity: .plaintext,
+            config: transportConfig,
+            serviceConfig: Self.serviceConfig())
+        grpc = GRPCClient(transport: transport)
+        runtime = Runtime_V1_RuntimeService.Client(wrapping: grpc)
+        images = Runtime_V1_ImageService.Client(wrapping: grpc)
+        snapshots = Containerd_Services_Snapshots_V1_Snapshots.Client(wrapping: grpc)
+        events = Containerd_Services_Events_V1_Events.Client(wrapping: grpc)
+    }
+
+    /// Maintains the connection until `shutdown()` (or cancellation).
+    public func runConnections() async throws {
+        try await grpc.runConnections()
+    }
+
+    /// Lets calls in flight finish, then stops `runConnections()`.
+    public func shutdown() {
+        grpc.beginGracefulShutdown()
+    }
+
+    /// Runs `body` with a connected client; the connection is shut down when `body` returns or throws.
+    public static func with<Result: Sendable>(
+        _ config: CRIClientConfig, _ body: (CRIClient) async throws -> Result
+    ) async throws -> Result {
+        let client = try CRIClient(config: config)
+        return try await withThrowingDiscardingTaskGroup(returning: Result.self) { group in
+            group.addTask { try? await client.runConnections() }
+            do {
+                let result = try await body(client)
+                client.shutdown()
+                return result
+            } catch {
+                client.shutdown()
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    /// Call options for unary calls: the deadline.
+    public var unaryOptions: CallOptions {
+        var o = CallOptions.defaults
+        o.timeout = config.callTimeout
+        return o
+    }
+
+    /// `containerd-namespace` for containerd's own services.
+    public var containerdMetadata: Metadata {
+        var m = Metadata()
+        m.addString(config.containerdNamespace, forKey: "containerd-namespace")
+        return m
+    }
+
+    // MARK: - CRI calls
+
+    public func version() async throws -> Runtime_V1_VersionResponse {
+        var req = Runtime_V1_VersionRequest()
+        req.version = "v1"
+        return try await runtime.version(req, options: unaryOptions)
+    }
+
+    public func listContainers() async throws -> [Runtime_V1_Container] {
+        try await runtime.listContainers(Runtime_V1_ListContainersRequest(), options: unaryOptions).containers
+    }
+
+    public func listPodSandboxes() async throws -> [Runtime_V1_PodSandbox] {
+        try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest(), options: unaryOptions).items
+    }
+
+    public func containerStatus(id: String, verbose: Bool = true) async throws -> Runtime_V1_ContainerStatusResponse {
+        var req = Runtime_V1_ContainerStatusRequest()
+        req.containerID = id
+        req.verbose = verbose
+        return try await runtime.containerStatus(req, options: unaryOptions)
+    }
+
+    public func podSandboxStatus(id: String, verbose: Bool = true) async throws -> Runtime_V1_PodSandboxStatusResponse {
+        var req = Runtime_V1_PodSandboxStatusRequest()
+        req.podSandboxID = id
+        req.verbose = verbose
+        return try await runtime.podSandboxStatus(req, options: unaryOptions)
+    }
+
+    /// CRI `GetContainerEvents`: calls `handler` for each event until the stream ends (returns)
+    /// or fails (throws; `unimplemented` from runtimes without it, e.g. containerd 1.6).
+    public func containerEvents(
+        _ handler: @escaping @Sendable (Runtime_V1_ContainerEventResponse) async throws -> Void
+    ) async throws {
+        try await runtime.getContainerEvents(Runtime_V1_GetEventsRequest()) { response in
+            for try await event in response.messages {
+                try await handler(event)
+            }
+        }
+    }
+
+    // MARK: - containerd's own services
+
+    /// Mounts of a snapshot (containerd's snapshots service, namespace `k8s.io`).
+    public func snapshotMounts(snapshotter: String, key: String) async throws -> [Containerd_Types_Mount] {
+        var req = Containerd_Services_Snapshots_V1_MountsRequest()
+        req.snapshotter = snapshotter
+        req.key = key
+        return try await snapshots.mounts(req, metadata: containerdMetadata, options: unaryOptions).mounts
+    }
+
+    /// (a) of the rootfs search: the `upperdir=` of the snapshot's overlay mount (for a bind
+    /// mount, e.g. the native snapshotter, its source). nil when containerd does not say.
+    public func upperDirFromSnapshot(snapshotter: String, key: String) async -> String? {
+        guard !snapshotter.isEmpty, !key.isEmpty,
+              let mounts = try? await snapshotMounts(snapshotter: snapshotter, key: key) else { return nil }
+        for m in mounts where m.type == "overlay" {
+            if let u = CRIRootfs.upperDir(fromOptions: m.options) { return u }
+        }
+        for m in mounts where m.type == "bind" || m.options.contains("bind") || m.options.contains("rbind") {
+            if m.source.hasPrefix("/") { return m.source }
+        }
+        return nil
+    }
+
+    /// containerd's event stream (all namespaces; the envelope names its namespace and topic).
+    /// Calls `handler` for each envelope until the stream ends or fails.
+    public func containerdEvents(
+        _ handler: @escaping @Sendable (Containerd_Types_Envelope) async throws -> Void
+    ) async throws {
+        try await events.subscribe(Containerd_Services_Events_V1_SubscribeRequest()) { response in
+            for try await envelope in response.messages {
+                try await handler(envelope)
+            }
+        }
+    }
+
+    // MARK: - Container facts
+
+    /// A pod sandbox's facts (verbose status): metadata, labels, IP, log directory, pid.
+    public func sandbox(id: String) async throws -> CRISandbox {
+        let resp = try await podSandboxStatus(id: id)
+        return CRISandbox(status: resp.status, verbose: CRIVerboseSandboxInfo.parse(resp.info))
+    }
+
+    /// Everything about one container: verbose status (pid, env, mounts, snapshot), its pod
+    /// (from `sandbox`, which the caller caches), log path and rootfs.
+    public func containerInfo(
+        id: String, listed: Runtime_V1_Container? = nil, sandbox: CRISandbox?, runtime kind: ContainerRuntimeKind
+    ) async throws -> ContainerInfo {
+        let resp = try await containerStatus(id: id)
+        let verbose = CRIVerboseContainerInfo.parse(resp.info)
+        var info = CRIMapping.containerInfo(
+            status: resp.status, verbose: verbose, listed: listed, sandbox: sandbox, runtime: kind)
+        await resolveRootfs(&info, verbose: verbose)
+        return info
+    }
+
+    /// Fills `upperDir` and, while running, `mergedDir`: (a) snapshots service, (b)
+    /// `/proc/<pid>/mounts`, (c) the state dir's bundle rootfs / the spec's absolute root.
+    public func resolveRootfs(_ info: inout ContainerInfo, verbose: CRIVerboseContainerInfo?) async {
+        let hostRoot = config.hostRoot
+        var merged = ""
+        if let root = verbose?.runtimeSpec?.root?.path, root.hasPrefix("/") {
+            merged = root
+        } else if info.runtime != .crio {
+            let bundle = CRIRootfs.containerdBundleRootfs(
+                stateDir: config.effectiveStateDir, namespace: config.containerdNamespace, id: info.id)
+            if CRIRootfs.isDirectory(CRIRootfs.join(hostRoot, bundle)) { merged = bundle }
+        }
+        var upper: String?
+        if info.runtime != .crio, let v = verbose, let snapshotter = v.snapshotter, let key = v.snapshotKey {
+            upper = await upperDirFromSnapshot(snapshotter: snapshotter, key: key)
+        }
+        if upper == nil, info.pid > 0, info.state == .running {
+            upper = CRIRootfs.upperDirFromProc(pid: info.pid, hostRoot: hostRoot)
+        }
+        if upper == nil, !merged.isEmpty {
+            upper = CRIRootfs.upperDirFromMergedDir(merged, hostRoot: hostRoot) ?? merged
+        }
+        info.upperDir = upper ?? ""
+        info.mergedDir = info.state == .running ? merged : ""
+    }
+
+    /// One-shot listing: every sandbox and container with full facts (no caching; for
+    /// `sluice explain` and tests). Containers that vanish while being read are left out.
+    public func listAll(runtime kind: ContainerRuntimeKind) async throws -> [ContainerInfo] {
+        let sandboxes = try await listPodSandboxes()
+        let containers = try await listContainers()
+        var byID: [String: CRISandbox] = [:]
+        var out: [ContainerInfo] = []
+        for s in sandboxes {
+            do {
+                let sb = try await sandbox(id: s.id)
+                byID[s.id] = sb
+                out.append(sb.containerInfo(runtime: kind))
+            } catch let e as RPCError where e.code == .notFound {
+                continue
+            }
+        }
+        for c in containers {
+            do {
+                out.append(try await containerInfo(id: c.id, listed: c, sandbox: byID[c.podSandboxID], runtime: kind))
+            } catch let e as RPCError where e.code == .notFound {
+                continue
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,432 @@
+import GRPCCore
+import Logging
+import Synchronization
+
+/// Container discovery from a CRI runtime (containerd, CRI-O).
+///
+/// - Resolves the socket (`--cri-socket`, `CONTAINERD_SOCK_PATH`, the defaults); while there is
+///   none, says so once at info level and looks again every `absentRecheckInterval`.
+/// - On connecting: `Version` (runtime name → kind), a full listing → `registry.resync`.
+/// - Then keeps up: the CRI `GetContainerEvents` stream where the runtime has it (a full re-list
+///   every `resyncInterval` as a safety net); otherwise (containerd 1.6: `unimplemented`) a
+///   re-list every `pollInterval`, woken at once by containerd's own event stream when there is
+///   one. A re-list fetches status only for containers (and pods) that are new or changed.
+/// - A runtime that answers with errors, hangs (call deadline), or drops the connection is
+///   reported with its error and retried with exponential backoff; entries already in the
+///   registry stay until the next successful listing. `run` never throws and returns promptly
+///   when cancelled.
+public final class CRISource: ContainerSource {
+    public struct Options: Sendable {
+        /// `--cri-socket`; nil: `CONTAINERD_SOCK_PATH` from `environment`, else the first default that exists.
+        public var socketPath: String?
+        public var environment: [String: String]
+        /// Host root prefix for finding default sockets and reading host paths.
+        public var hostRoot: String
+        /// containerd state dir (nil: the socket's directory).
+        public var stateDir: String?
+        /// Re-list interval without a CRI event stream (the incumbent's docker_config_update_interval).
+        public var pollInterval: Duration
+        /// Full re-list interval while the CRI event stream works.
+        public var resyncInterval: Duration
+        /// Deadline of each unary call.
+        public var callTimeout: Duration
+        /// How often to look for a socket that is absent.
+        public var absentRecheckInterval: Duration
+        /// Backoff after a failed session: doubles from `backoffInitial` up to `backoffMax`.
+        public var backoffInitial: Duration
+        public var backoffMax: Duration
+        /// Use event streams (CRI, then containerd's); false: poll only.
+        public var useEvents: Bool
+
+        public init(
+            socketPath: String? = nil, environment: [String: String] = [:], hostRoot: String = "/",
+            stateDir: String? = nil, pollInterval: Duration = .seconds(1), resyncInterval: Duration = .seconds(30),
+            callTimeout: Duration = .seconds(5), absentRecheckInterval: Duration = .seconds(2),
+            backoffInitial: Duration = .milliseconds(500), backoffMax: Duration = .seconds(30), useEvents: Bool = true
+        ) {
+            self.socketPath = socketPath
+            self.environment = environment
+            self.hostRoot = hostRoot
+            self.stateDir = stateDir
+            self.pollInterval = pollInterval
+            self.resyncInterval = resyncInterval
+            self.callTimeout = callTimeout
+            self.absentRecheckInterval = absentRecheckInterval
+            self.backoffInitial = backoffInitial
+            self.backoffMax = backoffMax
+            self.useEvents = useEvents
+        }
+    }
+
+    /// How the source keeps up with the runtime.
+    public enum Mode: String, Sendable {
+        case disconnected
+        /// CRI GetContainerEvents + periodic re-list.
+        case criEvents
+        /// Poll every `pollInterval`, woken early by containerd's event stream.
+        case containerdEventsAndPoll
+        /// Poll every `pollInterval`.
+        case poll
+    }
+
+    /// What the source is doing, for `sluice explain` and tests.
+    public struct Status: Sendable {
+        public var socketPath: String?
+        public var connected: Bool = false
+        public var mode: Mode = .disconnected
+        public var runtimeName: String = ""
+        public var runtimeVersion: String = ""
+        /// Sessions started (connection attempts that found a socket).
+        public var sessions: Int = 0
+        /// Sessions that ended with an error.
+        public var failures: Int = 0
+        public var lastError: String?
+        /// Times the absence of a socket was reported (once per absence).
+        public var absentReports: Int = 0
+        /// Successful listings.
+        public var syncs: Int = 0
+    }
+
+    public let options: Options
+    private let logger: Logger
+    private let state: Mutex<(kind: ContainerRuntimeKind, status: Status)>
+
+    public var kind: ContainerRuntimeKind { state.withLock { $0.kind } }
+    public var status: Status { state.withLock { $0.status } }
+
+    public init(options: Options = Options(), logger: Logger = Logger(label: "sluice.containers.cri")) {
+        self.options = options
+        self.logger = logger
+        let path = CRISocket.resolve(
+            explicit: options.socketPath, environment: options.environment, hostRoot: options.hostRoot)
+        state = Mutex((kind: CRISocket.kind(forSocketPath: path ?? ""), status: Status(socketPath: path)))
+    }
+
+    public func run(registry: ContainerRegistry) async {
+        var backoff = options.backoffInitial
+        var reportedAbsent = false
+        while !Task.isCancelled {
+            let path = CRISocket.resolve(
+                explicit: options.socketPath, environment: options.environment, hostRoot: options.hostRoot)
+            guard let path, CRIRootfs.exists(path) else {
+                if !reportedAbsent {
+                    reportedAbsent = true
+                    let looked = path.map { [$0] } ?? CRISocket.defaultCandidates.map { CRIRootfs.join(options.hostRoot, $0) }
+                    logger.info("no CRI runtime socket (looked for \(looked.joined(separator: ", "))); will keep looking in the background")
+                    state.withLock { $0.status.absentReports += 1; $0.status.connected = false; $0.status.mode = .disconnected }
+                }
+                try? await Task.sleep(for: options.absentRecheckInterval)
+                continue
+            }
+            if reportedAbsent {
+                logger.info("CRI runtime socket \(path) appeared")
+                reportedAbsent = false
+            }
+            state.withLock {
+                $0.status.socketPath = path
+                $0.status.sessions += 1
+                if $0.kind != .crio && $0.kind != .containerd { $0.kind = CRISocket.kind(forSocketPath: path) }
+            }
+            var synced = false
+            do {
+                try await session(path: path, registry: registry, onSynced: { synced = true })
+                if Task.isCancelled { break }
+            } catch {
+                if Task.isCancelled { break }
+                let message = Self.describe(error)
+                state.withLock {
+                    $0.status.failures += 1
+                    $0.status.lastError = message
+                    $0.status.connected = false
+                    $0.status.mode = .disconnected
+                }
+                if synced { backoff = options.backoffInitial }
+                if CRIRootfs.exists(path) {
+                    logger.warning("CRI runtime at \(path): \(message); retrying in \(Self.format(backoff))")
+                }
+            }
+            state.withLock { $0.status.connected = false; $0.status.mode = .disconnected }
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, options.backoffMax)
+        }
+        state.withLock { $0.status.connected = false; $0.status.mode = .disconnected }
+    }
+
+    /// Stream ended by the runtime (it is shutting down): reconnect.
+    struct StreamEnded: Error, CustomStringConvertible {
+        var description: String { "event stream closed by the runtime" }
+    }
+
+    private func session(path: String, registry: ContainerRegistry, onSynced: () -> Void) async throws {
+        let config = CRIClientConfig(
+            socketPath: path, callTimeout: options.callTimeout, stateDir: options.stateDir, hostRoot: options.hostRoot)
+        let options = self.options
+        let logger = self.logger
+        try await CRIClient.with(config) { client in
+            let version = try await client.version()
+            let kind = state.withLock { s in
+                if let k = CRISocket.kind(runtimeName: version.runtimeName) { s.kind = k }
+                s.status.connected = true
+                s.status.runtimeName = version.runtimeName
+                s.status.runtimeVersion = version.runtimeVersion
+                return s.kind
+            }
+            logger.info("connected to \(version.runtimeName) \(version.runtimeVersion) (CRI \(version.runtimeApiVersion)) at \(path)")
+
+            let syncer = CRISyncer(client: client, kind: kind, registry: registry, logger: logger)
+            try await syncer.sync()
+            state.withLock { $0.status.syncs += 1 }
+            onSynced()
+
+            let (wake, wakeUp) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let interval = CRILockedBox(options.useEvents ? options.resyncInterval : options.pollInterval)
+            if !options.useEvents { state.withLock { $0.status.mode = .poll } }
+
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // Re-list on every wake-up, one at a time.
+                group.addTask {
+                    for await _ in wake {
+                        try await syncer.sync()
+                        self.state.withLock { $0.status.syncs += 1 }
+                    }
+                }
+                // Timer: the poll (or safety-net resync) interval.
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: interval.get())
+                        wakeUp.yield()
+                    }
+                }
+                if options.useEvents {
+                    group.addTask {
+                        // Its own connection: containerd's server makes the client drop a busy
+                        // connection now and then (see CRIClient), which would cut the stream.
+                        try await CRIClient.with(config) { streamClient in
+                            try await self.followEvents(
+                                client: streamClient, kind: kind, runtimeName: version.runtimeName,
+                                namespace: config.containerdNamespace, wakeUp: wakeUp, interval: interval)
+                        }
+                    }
+                }
+                // Any child ending ends the session: an error, or a stream the runtime closed.
+                defer { group.cancelAll() }
+                _ = try await group.next()
+                if !Task.isCancelled { throw StreamEnded() }
+            }
+        }
+    }
+
+    /// Follows the CRI event stream, else containerd's, waking the sync loop on every change.
+    /// A stream that drops is resubscribed at once (with a re-list to cover the gap); three drops
+    /// in a row without an event or a second of life end the session. Without any stream it
+    /// sets the poll interval and waits to be cancelled.
+    private func followEvents(
+        client: CRIClient, kind: ContainerRuntimeKind, runtimeName: String, namespace: String,
+        wakeUp: AsyncStream<Void>.Continuation, interval: CRILockedBox<Duration>
+    ) async throws {
+        var useCRI = true
+        var dropsInARow = 0
+        while !Task.isCancelled {
+            let began = CRIClock.nanos()
+            let gotEvent = CRILockedBox(false)
+            var failure: (any Error)? = nil
+            do {
+                if useCRI {
+                    state.withLock { $0.status.mode = .criEvents }
+                    try await client.containerEvents { _ in
+                        gotEvent.set(true)
+                        wakeUp.yield()
+                    }
+                } else if kind == .containerd {
+                    state.withLock { $0.status.mode = .containerdEventsAndPoll }
+                    try await client.containerdEvents { envelope in
+                        guard envelope.namespace == namespace,
+                              envelope.topic.hasPrefix("/tasks/") || envelope.topic.hasPrefix("/containers/") else { return }
+                        gotEvent.set(true)
+                        wakeUp.yield()
+                    }
+                } else {
+                    state.withLock { $0.status.mode = .poll }
+                    try await Task.sleep(for: .seconds(365 * 86400))
+                    continue
+                }
+            } catch let e as RPCError where e.code == .unimplemented {
+                if useCRI {
+                    useCRI = false
+                    interval.set(options.pollInterval)
+                    wakeUp.yield()
+                    logger.info("\(runtimeName) has no CRI GetContainerEvents: listing every \(Self.format(options.pollInterval))")
+                } else {
+                    logger.debug("\(runtimeName) has no containerd event stream either: polling only")
+                    state.withLock { $0.status.mode = .poll }
+                    try await Task.sleep(for: .seconds(365 * 86400))
+                }
+                continue
+            } catch {
+                if Task.isCancelled { return }
+                failure = error
+            }
+            // The stream ended or dropped: resubscribe, and re-list what may have been missed.
+            let lived = CRIClock.nanos() - began
+            dropsInARow = gotEvent.get() || lived >= 1_000_000_000 ? 1 : dropsInARow + 1
+            if dropsInARow >= 3 { throw failure ?? StreamEnded() }
+            logger.debug("event stream ended (\(failure.map(Self.describe) ?? "closed")); resubscribing")
+            wakeUp.yield()
+            try await Task.sleep(for: .milliseconds(50 * dropsInARow))
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? RPCError {
+            var s = "\(e.code): \(e.message)"
+            if let cause = e.cause { s += " (\(cause))" }
+            return s
+        }
+        return "\(error)"
+    }
+
+    static func format(_ d: Duration) -> String {
+        let (s, atto) = d.components
+        let ms = s * 1000 + atto / 1_000_000_000_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(ms) ms"
+    }
+}
+
+/// A value behind a lock, shareable between tasks.
+final class CRILockedBox<Value: Sendable>: Sendable {
+    private let lock: Mutex<Value>
+    init(_ value: Value) { lock = Mutex(value) }
+    func get() -> Value { lock.withLock { $0 } }
+    func set(_ value: Value) { lock.withLock { $0 = value } }
+}
+
+/// Keeps the last listing and the facts fetched for it; re-fetches only what is new or changed.
+/// Used by one task at a time (the session's sync loop).
+final class CRISyncer: @unchecked Sendable {
+    // @unchecked: confined to the session's sync loop; the initial sync runs before that loop starts.
+    private struct SandboxEntry {
+        var fingerprint: String
+        var sandbox: CRISandbox
+        var info: ContainerInfo
+        var version: Int
+        var complete: Bool
+    }
+    private struct ContainerEntry {
+        var fingerprint: String
+        var info: ContainerInfo
+        var complete: Bool
+    }
+
+    let client: CRIClient
+    let kind: ContainerRuntimeKind
+    let registry: ContainerRegistry
+    let logger: Logger
+    private var sandboxes: [String: SandboxEntry] = [:]
+    private var containers: [String: ContainerEntry] = [:]
+    private var nextVersion = 0
+    private var warned = Set<String>()
+
+    init(client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry, logger: Logger) {
+        self.client = client
+        self.kind = kind
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// Errors that mean the connection, not the object, is at fault: end the session.
+    static func isConnectionError(_ error: any Error) -> Bool {
+        guard let e = error as? RPCError else { return !(error is DecodingError) }
+        switch e.code {
+        case .notFound, .invalidArgument, .failedPrecondition, .internalError, .unknown, .outOfRange, .dataLoss:
+            return false
+        default:
+            return true
+        }
+    }
+
+    func sync() async throws {
+        let listedSandboxes = try await client.listPodSandboxes()
+        let listedContainers = try await client.listContainers()
+        let now = CRIClock.nanos()
+
+        var seen = Set<String>()
+        for s in listedSandboxes {
+            seen.insert(s.id)
+            let fp = "\(s.state.rawValue)|\(s.createdAt)|\(s.metadata.attempt)"
+            if let e = sandboxes[s.id], e.fingerprint == fp, e.complete { continue }
+            var sandbox: CRISandbox
+            var complete = true
+            do {
+                sandbox = try await client.sandbox(id: s.id)
+            } catch let e as RPCError where e.code == .notFound {
+                seen.remove(s.id)
+                continue
+            } catch {
+                if Self.isConnectionError(error) { throw error }
+                warnOnce(s.id, "pod sandbox \(s.id): status failed: \(CRISource.describe(error)); using its list entry")
+                sandbox = CRISandbox(
+                    id: s.id, name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid,
+                    attempt: Int(s.metadata.attempt), ready: s.state == .sandboxReady, createdAt: s.createdAt,
+                    labels: s.labels, annotations: s.annotations)
+                complete = false
+            }
+            var info = sandbox.containerInfo(runtime: kind)
+            info.discoveredAt = sandboxes[s.id]?.info.discoveredAt ?? firstLearned(s.id, now)
+            nextVersion += 1
+            sandboxes[s.id] = SandboxEntry(fingerprint: fp, sandbox: sandbox, info: info, version: nextVersion, complete: complete)
+        }
+        for id in sandboxes.keys where !seen.contains(id) { sandboxes[id] = nil }
+
+        seen.removeAll(keepingCapacity: true)
+        for c in listedContainers {
+            seen.insert(c.id)
+            let sb = sandboxes[c.podSandboxID]
+            let fp = "\(c.state.rawValue)|\(c.createdAt)|\(c.metadata.attempt)|\(sb?.version ?? -1)"
+            if let e = containers[c.id], e.fingerprint == fp, e.complete { continue }
+            var info: ContainerInfo
+            var complete = true
+            do {
+                info = try await client.containerInfo(id: c.id, listed: c, sandbox: sb?.sandbox, runtime: kind)
+            } catch let e as RPCError where e.code == .notFound {
+                seen.remove(c.id)
+                continue
+            } catch {
+                if Self.isConnectionError(error) { throw error }
+                warnOnce(c.id, "container \(c.id): status failed: \(CRISource.describe(error)); using its list entry")
+                var status = Runtime_V1_ContainerStatus()
+                status.id = c.id
+                status.metadata = c.metadata
+                status.state = c.state
+                status.createdAt = c.createdAt
+                status.image = c.image
+                status.labels = c.labels
+                info = CRIMapping.containerInfo(status: status, verbose: nil, listed: c, sandbox: sb?.sandbox, runtime: kind)
+                complete = false
+            }
+            info.discoveredAt = containers[c.id]?.info.discoveredAt ?? firstLearned(c.id, now)
+            containers[c.id] = ContainerEntry(fingerprint: fp, info: info, complete: complete)
+        }
+        for id in containers.keys where !seen.contains(id) { containers[id] = nil }
+
+        var present: [ContainerInfo] = []
+        present.reserveCapacity(sandboxes.count + containers.count)
+        for e in sandboxes.values { present.append(e.info) }
+        for e in containers.values { present.append(e.info) }
+        registry.resync(source: kind, present: present)
+    }
+
+    /// When Sluice first learned of `id`: what the registry already says (another source, or an
+    /// earlier session), else now.
+    private func firstLearned(_ id: String, _ now: Int64) -> Int64 {
+        if let t = registry.lookup(id: id)?.discoveredAt, t > 0 { return min(t, now) }
+        return now
+    }
+
+    private func warnOnce(_ id: String, _ message: @autoclosure () -> String) {
+        if warned.insert(id).inserted {
+            logger.warning("\(message())")
+        } else {
+            logger.debug("\(message())")
+        }
+    }
+}
