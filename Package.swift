@@ -13,6 +13,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // Events (arena + views), batches, acknowledgements, queues, plugin protocols. No I/O.
@@ -23,11 +28,18 @@ let package = Package(
         .target(name: "SluiceFiles", dependencies: [
             "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log"),
         ]),
-        // Container discovery: the registry, filters, host paths, the kubelet pod log dir, the static
-        // container file; Docker (Engine API) and CRI (gRPC) clients join once integrated.
+        // Container discovery straight from the runtimes: the registry, filters, host paths, Docker
+        // (Engine API over its socket), CRI (gRPC: containerd, CRI-O), the kubelet pod log dir, the
+        // static container file; and the container inputs. CRI Swift is generated from CRI/proto
+        // once and committed.
         .target(name: "SluiceContainers", dependencies: [
             "SluiceCore", "SluiceConfig", "SluiceFiles", .product(name: "Logging", package: "swift-log"),
-        ], exclude: ["Docker", "CRI"]),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["CRI"]),
         // flusher_stdout, flusher_file, flusher_blackhole.
         .target(name: "SluiceFlushers", dependencies: [
             "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log"),
@@ -52,6 +64,9 @@ let package = Package(
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceRuntime"]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),
-        .testTarget(name: "SluiceContainersTests", dependencies: ["SluiceContainers", "SluiceConfig", "SluiceTesting"], exclude: ["Docker", "CRI"]),
+        .testTarget(name: "SluiceContainersTests", dependencies: [
+            "SluiceContainers", "SluiceConfig", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+        ], exclude: ["CRI"]),
     ]
 )

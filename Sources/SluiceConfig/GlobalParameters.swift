@@ -51,7 +51,7 @@ public struct GlobalParameters: Sendable, Equatable {
     /// `process_thread_count`: processing threads.
     public var processThreadCount: Int = 1
     /// `docker_config_update_interval`: container discovery poll interval, seconds.
-    public var dockerConfigUpdateIntervalSec: Int = 3
+    public var dockerConfigUpdateIntervalSec: Int = 1
     /// `max_docker_config_update_times`: container config updates allowed per 180 s.
     public var maxDockerConfigUpdateTimes: Int = 10
     /// `force_release_deleted_file_fd_timeout`: close a deleted file after this many seconds even
@@ -91,14 +91,13 @@ public struct GlobalParameters: Sendable, Equatable {
             status: .acceptedNotYetEffective(reason: "processing runs on each input's own thread"),
             minimum: 1, maximum: 1024),
         GlobalParameterSpec(
-            name: "docker_config_update_interval", defaultValue: "3", unit: "s",
-            doc: "Container discovery poll interval.",
-            status: .acceptedNotYetEffective(reason: "container discovery arrives in a later release"),
+            name: "docker_config_update_interval", defaultValue: "1", unit: "s",
+            doc: "How often a CRI runtime without an event stream is polled for containers (iLogtail: 3 s). Docker is followed through its event stream and the kubelet pod log dir through inotify, within milliseconds, whatever this says.",
             minimum: 1, maximum: 86_400),
         GlobalParameterSpec(
             name: "max_docker_config_update_times", defaultValue: "10",
             doc: "Container config updates allowed per 180 s.",
-            status: .acceptedNotYetEffective(reason: "container discovery arrives in a later release"),
+            status: .acceptedNotYetEffective(reason: "Sluice does not rate-limit container config updates"),
             minimum: 1, maximum: 1_000_000),
         GlobalParameterSpec(
             name: "force_release_deleted_file_fd_timeout", defaultValue: "-1", unit: "s",

@@ -66,7 +66,12 @@ public final class FileInput: Input, @unchecked Sendable {
     private var watchedDirs: [String: Int32] = [:]
     private var inotify: Inotify?
     private var warnedPaths: [String: Int64] = [:]
-    private var recentSignatures: [UInt64: (offset: Int64, until: Int64)] = [:]
+    /// First bytes and delivered offset of files truncated lately (copytruncate: their copy may
+    /// show up under a matching name and must not be read again).
+    private var recentHeads: [(dir: String, head: [UInt8], offset: Int64, until: Int64)] = []
+    /// Readers by the hash of their first 16 bytes (finding a copy's twin without scanning all).
+    private var headIndex: [UInt64: Set<FileIdentity>] = [:]
+    static let headKeyLength = 16
     private var chunkReader: ChunkReader
     private var openCount = 0
 
@@ -352,15 +357,16 @@ public final class FileInput: Input, @unchecked Sendable {
                 skip = true
             }
             how = "existed before start, last TailSizeKB"
-        } else if !existedBefore, sig.length == FileSignature.maxLength, let copy = recentSignatures[sig.hash], copy.until > Sys.monotonicNanos() {
-            offset = min(copy.offset, fst.size)
-            how = "copy of a truncated file, after the part already read"
-        } else if !existedBefore, sig.length == FileSignature.maxLength,
-                  let twin = readers.values.first(where: { $0.signature == sig && $0.id != id && !$0.pathGone }) {
-            offset = min(twin.emittedOffset, fst.size)
-            how = "copy of a file being read, after the part already read"
         }
         let now = Sys.monotonicNanos()
+        var suspect: FileReader.SuspectCopy? = nil
+        let head = readHead(fd)
+        if !existedBefore && offset == 0 && !head.isEmpty, let twin = copyTwin(of: head, inDirectoryOf: path, excluding: id) {
+            // Starts like a file we read (or read before it was truncated): possibly its copy
+            // (copytruncate). Hold it until enough of it is there to tell.
+            suspect = FileReader.SuspectCopy(twinHead: twin.head, twinOffset: twin.offset, since: now, lastSize: fst.size, lastChange: now)
+            how = "possibly a copy of a file already read; deciding"
+        }
         let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path, target: t), now: now)
         r.targetKey = t.key
         r.lastRegistered = offset
@@ -371,6 +377,11 @@ public final class FileInput: Input, @unchecked Sendable {
         r.skipToNewline = skip
         r.lastSize = fst.size
         r.lastMtime = fst.mtimeNanos
+        setHead(r, head)
+        if let sc = suspect {
+            r.suspect = sc
+            r.dirty = false
+        }
         openCount += 1
         context.metrics.filesOpened.add(1, ordering: .relaxed)
         readers[id] = r
@@ -378,6 +389,99 @@ public final class FileInput: Input, @unchecked Sendable {
         checkpoints.track(id, path: path, signature: sig, offset: offset)
         logger.debug("Following file.", metadata: ["file.path": "\(path)", "file.offset": "\(offset)", "how": "\(how)"])
         return id
+    }
+
+    /// The first ≤ 1 KiB of an open file.
+    private func readHead(_ fd: Int32) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: FileSignature.maxLength)
+        guard case .success(let n) = buf.withUnsafeMutableBytes({ Sys.preadFull(fd, $0.baseAddress!, FileSignature.maxLength, 0) }) else { return [] }
+        buf.removeSubrange(n...)
+        return buf
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// A file in the same directory (being read, or truncated lately) whose first bytes agree with
+    /// `head` as far as both go: the new file may be its copy.
+    private func copyTwin(of head: [UInt8], inDirectoryOf path: String, excluding id: FileIdentity) -> (head: [UInt8], offset: Int64)? {
+        let dir = FileInput.directory(of: path)
+        func agrees(_ other: [UInt8]) -> Bool {
+            let n = min(other.count, head.count)
+            return n > 0 && other[0..<n] == head[0..<n]
+        }
+        let now = Sys.monotonicNanos()
+        recentHeads.removeAll { $0.until < now }
+        for h in recentHeads where h.dir == dir && agrees(h.head) { return (h.head, h.offset) }
+        func candidate(_ r: FileReader) -> Bool {
+            r.id != id && !r.pathGone && r.suspect == nil && r.emittedOffset > 0 && agrees(r.head) && FileInput.directory(of: r.path) == dir
+        }
+        if head.count >= FileInput.headKeyLength {
+            for cid in headIndex[FileInput.headKey(head)] ?? [] {
+                if let r = readers[cid], candidate(r) { return (r.head, r.emittedOffset) }
+            }
+            // Twins shorter than the key length.
+            for r in readers.values where !r.head.isEmpty && r.head.count < FileInput.headKeyLength && candidate(r) { return (r.head, r.emittedOffset) }
+        } else {
+            for r in readers.values where candidate(r) { return (r.head, r.emittedOffset) }
+        }
+        return nil
+    }
+
+    static func headKey(_ head: [UInt8]) -> UInt64 {
+        head.withUnsafeBytes { FNV1a.hash(UnsafeRawBufferPointer(rebasing: $0[0..<headKeyLength])) }
+    }
+
+    /// Sets a reader's head, keeping the index in step.
+    private func setHead(_ r: FileReader, _ head: [UInt8]) {
+        if r.head.count >= FileInput.headKeyLength {
+            let k = FileInput.headKey(r.head)
+            headIndex[k]?.remove(r.id)
+            if headIndex[k]?.isEmpty == true { headIndex[k] = nil }
+        }
+        r.head = head
+        if head.count >= FileInput.headKeyLength { headIndex[FileInput.headKey(head), default: []].insert(r.id) }
+    }
+
+    /// Decides files held as possible copies: once as many bytes as the twin's head agree, it is a
+    /// copy and is read after the part already delivered; if they disagree, or it stays too short
+    /// for a second, it is a new file read from the start.
+    private func decideSuspects(now: Int64) {
+        for r in readers.values {
+            guard var sc = r.suspect, r.isOpen, case .success(let st) = Sys.fstat(r.fd) else { continue }
+            let head = readHead(r.fd)
+            if st.size != sc.lastSize { sc.lastSize = st.size; sc.lastChange = now }
+            let n = min(head.count, sc.twinHead.count)
+            let agree = n > 0 && head[0..<n] == sc.twinHead[0..<n]
+            let fullyCompared = head.count >= min(FileSignature.maxLength, sc.twinHead.count)
+            let quiet = now - sc.lastChange >= 1_000_000_000
+            var decided: Int64? = nil
+            var how = ""
+            if !agree {
+                decided = 0
+                how = "not a copy; from the start"
+            } else if fullyCompared && (st.size >= sc.twinOffset || quiet) {
+                decided = min(sc.twinOffset, st.size)
+                how = "copy of a file already read; after the part already delivered"
+            } else if quiet && !fullyCompared {
+                decided = 0
+                how = "too short to be told from its twin; from the start"
+            }
+            if let off = decided {
+                r.suspect = nil
+                setHead(r, head)
+                r.readOffset = off
+                r.lastRegistered = off
+                if case .success(let sig) = FileSignature.read(fd: r.fd) { r.signature = sig }
+                checkpoints.track(r.id, path: r.path, signature: r.signature, offset: off)
+                r.dirty = true
+                logger.debug("Following file.", metadata: ["file.path": "\(r.path)", "file.offset": "\(off)", "how": "\(how)"])
+            } else {
+                r.suspect = sc
+            }
+        }
     }
 
     /// Offset of the first newline at or after `from` (before `limit`), reading in 64 KiB steps.
@@ -567,7 +671,7 @@ public final class FileInput: Input, @unchecked Sendable {
     /// Reads every dirty file a little (fair to all files). Returns false when the sink refused
     /// a batch because the pipeline is stopping.
     private func readRound(sink: any BatchSink) -> Bool {
-        let dirty = readers.values.filter { $0.dirty }
+        let dirty = readers.values.filter { $0.dirty && $0.suspect == nil }
         for r in dirty {
             if stopping { return false }
             if !ensureOpen(r) { continue }
@@ -605,6 +709,7 @@ public final class FileInput: Input, @unchecked Sendable {
                 if r.signature.length < FileSignature.maxLength && r.readOffset > Int64(r.signature.length) {
                     if case .success(let s) = FileSignature.read(fd: r.fd) , s.length > r.signature.length {
                         r.signature = s
+                        setHead(r, readHead(r.fd))
                         checkpoints.update(r.id, signature: s)
                     }
                 }
@@ -674,8 +779,8 @@ public final class FileInput: Input, @unchecked Sendable {
         if truncated {
             context.metrics.truncations.add(1, ordering: .relaxed)
             logger.info("File was truncated or rewritten; reading it again from the start.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)", "file.size": "\(st.size)"])
-            if r.signature.length == FileSignature.maxLength {
-                recentSignatures[r.signature.hash] = (r.emittedOffset, Sys.monotonicNanos() + 60_000_000_000)
+            if !r.head.isEmpty && r.emittedOffset > 0 {
+                recentHeads.append((FileInput.directory(of: r.path), r.head, r.emittedOffset, Sys.monotonicNanos() + 60_000_000_000))
             }
             r.readOffset = 0
             r.lastRegistered = 0
@@ -685,6 +790,7 @@ public final class FileInput: Input, @unchecked Sendable {
             r.decoder?.reset()
             let sig = (try? FileSignature.read(fd: r.fd).get()) ?? .empty
             r.signature = sig
+            setHead(r, readHead(r.fd))
             checkpoints.reset(r.id, offset: 0, signature: sig)
         }
         return true
@@ -693,6 +799,7 @@ public final class FileInput: Input, @unchecked Sendable {
     // MARK: - Housekeeping
 
     private func housekeeping(sink: any BatchSink, now: Int64) {
+        if readers.values.contains(where: { $0.suspect != nil }) { decideSuspects(now: now) }
         let flushAfter = nanos(options.flushTimeoutSecs)
         let idleClose = nanos(options.closeUnusedReaderIntervalSec)
         var toRemove: [FileIdentity] = []
@@ -734,6 +841,7 @@ public final class FileInput: Input, @unchecked Sendable {
         }
         for id in toRemove {
             if let r = readers.removeValue(forKey: id) {
+                setHead(r, [])
                 if r.isOpen { openCount -= 1; context.metrics.filesClosed.add(1, ordering: .relaxed) }
                 r.closeFD()
                 if byPath[r.path] == id { byPath[r.path] = nil }

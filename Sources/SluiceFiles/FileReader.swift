@@ -31,6 +31,17 @@ final class FileReader {
     var lastActivity: Int64
     /// Size when last looked at (for polling closed readers).
     var lastSize: Int64 = 0
+    /// The file's first ≤ 1 KiB (tells a copy of it, made by copytruncate, from a new file).
+    var head: [UInt8] = []
+    /// Held, unread, while it may be a copy of a file already read.
+    struct SuspectCopy {
+        var twinHead: [UInt8]
+        var twinOffset: Int64
+        var since: Int64
+        var lastSize: Int64
+        var lastChange: Int64
+    }
+    var suspect: SuspectCopy?
     /// Modification time when last looked at (a same-size rewrite changes only this).
     var lastMtime: Int64 = 0
     var tags: [EventTag]

@@ -81,6 +81,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "Largest single read and event in bytes (env max_read_buffer_size).")
     var maxReadBufferSize: Int?
 
+    @OptionGroup(title: "Container runtimes")
+    var runtime: RuntimeOptions
+
     func validate() throws {
         if configDir == nil && configFiles.isEmpty {
             throw ValidationError("give --config-dir DIR or --config FILE")
@@ -101,6 +104,9 @@ struct Run: AsyncParsableCommand {
         settings.shutdownTimeoutSeconds = shutdownTimeout
         settings.statsFile = statsFile ?? getenv("SLUICE_STATS_FILE").map { String(cString: $0) }
         if let h = hostname { settings.hostname = h }
+        settings.discovery = runtime.discoveryOptions(environment: processEnvironment())
+        settings.discovery.pollIntervalSeconds = Double(globals.dockerConfigUpdateIntervalSec)
+        settings.runtimeSources = makeRuntimeSources
         settings.queueBytes = max(1 << 20, min(64 << 20, globals.memUsageLimitMB * 1024 * 1024 / 256))
         let manager = PipelineManager(settings: settings, logger: logger)
         var config = ServiceGroupConfiguration(
@@ -187,8 +193,14 @@ func printErr(_ s: String) {
 }
 
 /// The Docker and CRI sources (wired in with their clients).
-func makeRuntimeSources(_ options: DiscoveryOptions, _ logger: Logger) -> [any ContainerSource] {
-    []
+@Sendable func makeRuntimeSources(_ options: DiscoveryOptions, _ logger: Logger) -> [any ContainerSource] {
+    var sources: [any ContainerSource] = []
+    do {
+        sources.append(try DockerSource(host: options.dockerHost, environment: options.environment, logger: logger))
+    } catch {
+        logger.error("Docker discovery is off: \(error)")
+    }
+    return sources
 }
 
 struct Docs: ParsableCommand {

@@ -12,7 +12,7 @@ struct GlobalParametersTests {
         #expect(parameters.maxBytesPerSec == 0)
         #expect(parameters.sendRequestConcurrency == 15)
         #expect(parameters.processThreadCount == 1)
-        #expect(parameters.dockerConfigUpdateIntervalSec == 3)
+        #expect(parameters.dockerConfigUpdateIntervalSec == 1)
         #expect(parameters.maxDockerConfigUpdateTimes == 10)
         #expect(parameters.forceReleaseDeletedFileFdTimeoutSec == -1)
         #expect(parameters.maxReadBufferSize == 524_288)
@@ -27,7 +27,8 @@ struct GlobalParametersTests {
         ])
         let supported = GlobalParameters.specs.filter { $0.status == .supported }.map(\.name)
         #expect(Set(supported) == ["max_read_buffer_size", "force_release_deleted_file_fd_timeout",
-                                   "checkpoint_flush_interval_ms", "max_bytes_per_sec", "mem_usage_limit"])
+                                   "checkpoint_flush_interval_ms", "max_bytes_per_sec", "mem_usage_limit",
+                                   "docker_config_update_interval"])
         // Every default in the table parses to the value of a fresh GlobalParameters.
         let environment = Dictionary(uniqueKeysWithValues: GlobalParameters.specs.map { ($0.name, $0.defaultValue) })
         #expect(try GlobalParameters.from(environment: environment).0 == GlobalParameters())

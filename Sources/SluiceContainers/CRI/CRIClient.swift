@@ -35,12 +35,13 @@ public struct CRIClientConfig: Sendable {
         self.reconnectBackoffMax = reconnectBackoffMax
     }
 
-    /// The containerd state dir in effect (explicit, else the socket's directory).
+    /// The containerd state dir in effect, as a host path (without the host-root prefix):
+    /// explicit, else the socket's directory.
     public var effectiveStateDir: String {
         if let s = stateDir, !s.isEmpty { return s }
         guard let slash = socketPath.lastIndex(of: "/") else { return "." }
         let dir = String(socketPath[..<slash])
-        return dir.isEmpty ? "/" : dir
+        return CRIRootfs.stripHostRoot(dir.isEmpty ? "/" : dir, hostRoot)
     }
 }
 
@@ -144,34 +145,61 @@ public final class CRIClient: Sendable {
         return m
     }
 
+    /// Runs one call under `callTimeout` (plus a little slack), cancelling it when that passes.
+    ///
+    /// grpc-swift's own deadline does not fire while the call waits for a connection that never
+    /// becomes ready (a runtime that accepts the socket and never speaks HTTP/2), so the wrapper
+    /// is what bounds every call.
+    public func withDeadline<T: Sendable>(_ call: @escaping @Sendable () async throws -> T) async throws -> T {
+        let limit = config.callTimeout + .milliseconds(100)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await call() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw RPCError(
+                    code: .deadlineExceeded,
+                    message: "no answer within \(limit) (the runtime accepted the connection but did not answer)")
+            }
+            return value
+        }
+    }
+
     // MARK: - CRI calls
 
     public func version() async throws -> Runtime_V1_VersionResponse {
         var req = Runtime_V1_VersionRequest()
         req.version = "v1"
-        return try await runtime.version(req, options: unaryOptions)
+        return try await withDeadline { [runtime, unaryOptions, req] in try await runtime.version(req, options: unaryOptions) }
     }
 
     public func listContainers() async throws -> [Runtime_V1_Container] {
-        try await runtime.listContainers(Runtime_V1_ListContainersRequest(), options: unaryOptions).containers
+        try await withDeadline { [runtime, unaryOptions] in
+            try await runtime.listContainers(Runtime_V1_ListContainersRequest(), options: unaryOptions).containers
+        }
     }
 
     public func listPodSandboxes() async throws -> [Runtime_V1_PodSandbox] {
-        try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest(), options: unaryOptions).items
+        try await withDeadline { [runtime, unaryOptions] in
+            try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest(), options: unaryOptions).items
+        }
     }
 
     public func containerStatus(id: String, verbose: Bool = true) async throws -> Runtime_V1_ContainerStatusResponse {
         var req = Runtime_V1_ContainerStatusRequest()
         req.containerID = id
         req.verbose = verbose
-        return try await runtime.containerStatus(req, options: unaryOptions)
+        return try await withDeadline { [runtime, unaryOptions, req] in try await runtime.containerStatus(req, options: unaryOptions) }
     }
 
     public func podSandboxStatus(id: String, verbose: Bool = true) async throws -> Runtime_V1_PodSandboxStatusResponse {
         var req = Runtime_V1_PodSandboxStatusRequest()
         req.podSandboxID = id
         req.verbose = verbose
-        return try await runtime.podSandboxStatus(req, options: unaryOptions)
+        return try await withDeadline { [runtime, unaryOptions, req] in try await runtime.podSandboxStatus(req, options: unaryOptions) }
     }
 
     /// CRI `GetContainerEvents`: calls `handler` for each event until the stream ends (returns)
@@ -193,7 +221,9 @@ public final class CRIClient: Sendable {
         var req = Containerd_Services_Snapshots_V1_MountsRequest()
         req.snapshotter = snapshotter
         req.key = key
-        return try await snapshots.mounts(req, metadata: containerdMetadata, options: unaryOptions).mounts
+        return try await withDeadline { [snapshots, containerdMetadata, unaryOptions, req] in
+            try await snapshots.mounts(req, metadata: containerdMetadata, options: unaryOptions).mounts
+        }
     }
 
     /// (a) of the rootfs search: the `upperdir=` of the snapshot's overlay mount (for a bind

@@ -57,9 +57,12 @@ public enum CRIRootfs {
         return nil
     }
 
-    /// (b): the overlay on `/` in `<hostRoot>/proc/<pid>/mounts`.
+    /// (b): the overlay on `/` in `<hostRoot>/proc/<pid>/mounts` (else `/proc/<pid>/mounts`:
+    /// with the host's pid namespace, /proc is the host's).
     public static func upperDirFromProc(pid: Int, hostRoot: String) -> String? {
-        guard pid > 0, let text = readSmallFile(join(hostRoot, "/proc/\(pid)/mounts")) else { return nil }
+        guard pid > 0 else { return nil }
+        guard let text = readSmallFile(join(hostRoot, "/proc/\(pid)/mounts")) ?? readSmallFile("/proc/\(pid)/mounts")
+        else { return nil }
         return overlayUpperDir(in: parseMounts(text), mountPoint: "/")
     }
 
@@ -92,6 +95,16 @@ public enum CRIRootfs {
         var root = hostRoot
         while root.hasSuffix("/") { root.removeLast() }
         return path.hasPrefix("/") ? root + path : root + "/" + path
+    }
+
+    /// `path` without the `hostRoot` prefix (the inverse of `join`); unchanged when it has none.
+    public static func stripHostRoot(_ path: String, _ hostRoot: String) -> String {
+        var root = hostRoot
+        while root.hasSuffix("/") { root.removeLast() }
+        guard !root.isEmpty, path.hasPrefix(root) else { return path }
+        let rest = path.dropFirst(root.count)
+        if rest.isEmpty { return "/" }
+        return rest.hasPrefix("/") ? String(rest) : path
     }
 
     public static func isDirectory(_ path: String) -> Bool {

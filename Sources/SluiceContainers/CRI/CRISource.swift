@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import GRPCCore
 import Logging
 import Synchronization
@@ -19,7 +26,8 @@ public final class CRISource: ContainerSource {
     public struct Options: Sendable {
         /// `--cri-socket`; nil: `CONTAINERD_SOCK_PATH` from `environment`, else the first default that exists.
         public var socketPath: String?
-        public var environment: [String: String]
+        /// Where `CONTAINERD_SOCK_PATH` is looked up; nil: this process's environment.
+        public var environment: [String: String]?
         /// Host root prefix for finding default sockets and reading host paths.
         public var hostRoot: String
         /// containerd state dir (nil: the socket's directory).
@@ -39,7 +47,7 @@ public final class CRISource: ContainerSource {
         public var useEvents: Bool
 
         public init(
-            socketPath: String? = nil, environment: [String: String] = [:], hostRoot: String = "/",
+            socketPath: String? = nil, environment: [String: String]? = nil, hostRoot: String = "/",
             stateDir: String? = nil, pollInterval: Duration = .seconds(1), resyncInterval: Duration = .seconds(30),
             callTimeout: Duration = .seconds(5), absentRecheckInterval: Duration = .seconds(2),
             backoffInitial: Duration = .milliseconds(500), backoffMax: Duration = .seconds(30), useEvents: Bool = true
@@ -55,6 +63,12 @@ public final class CRISource: ContainerSource {
             self.backoffInitial = backoffInitial
             self.backoffMax = backoffMax
             self.useEvents = useEvents
+        }
+
+        var socketEnvironment: [String: String] {
+            if let e = environment { return e }
+            guard let v = getenv(CRISocket.environmentVariable) else { return [:] }
+            return [CRISocket.environmentVariable: String(cString: v)]
         }
     }
 
@@ -98,7 +112,7 @@ public final class CRISource: ContainerSource {
         self.options = options
         self.logger = logger
         let path = CRISocket.resolve(
-            explicit: options.socketPath, environment: options.environment, hostRoot: options.hostRoot)
+            explicit: options.socketPath, environment: options.socketEnvironment, hostRoot: options.hostRoot)
         state = Mutex((kind: CRISocket.kind(forSocketPath: path ?? ""), status: Status(socketPath: path)))
     }
 
@@ -107,7 +121,7 @@ public final class CRISource: ContainerSource {
         var reportedAbsent = false
         while !Task.isCancelled {
             let path = CRISocket.resolve(
-                explicit: options.socketPath, environment: options.environment, hostRoot: options.hostRoot)
+                explicit: options.socketPath, environment: options.socketEnvironment, hostRoot: options.hostRoot)
             guard let path, CRIRootfs.exists(path) else {
                 if !reportedAbsent {
                     reportedAbsent = true
@@ -143,6 +157,8 @@ public final class CRISource: ContainerSource {
                 if synced { backoff = options.backoffInitial }
                 if CRIRootfs.exists(path) {
                     logger.warning("CRI runtime at \(path): \(message); retrying in \(Self.format(backoff))")
+                } else {
+                    logger.info("CRI runtime at \(path) went away (\(message))")
                 }
             }
             state.withLock { $0.status.connected = false; $0.status.mode = .disconnected }
