@@ -39,7 +39,7 @@ let package = Package(
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ], exclude: ["CRI"]),
+        ], exclude: ["CRI/proto"]),
         // flusher_stdout, flusher_file, flusher_blackhole.
         .target(name: "SluiceFlushers", dependencies: [
             "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log"),
@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),
         .testTarget(name: "SluiceContainersTests", dependencies: [
             "SluiceContainers", "SluiceConfig", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
-            .product(name: "GRPCCore", package: "grpc-swift-2"),
-        ], exclude: ["CRI"]),
+            .product(name: "GRPCCore", package: "grpc-swift-2"), "sluice",
+        ]),
     ]
 )

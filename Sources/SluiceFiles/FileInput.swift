@@ -72,6 +72,8 @@ public final class FileInput: Input, @unchecked Sendable {
     /// Readers by the hash of their first 16 bytes (finding a copy's twin without scanning all).
     private var headIndex: [UInt64: Set<FileIdentity>] = [:]
     static let headKeyLength = 16
+    /// Directories where a file has been read (an empty new file there may be a copy being made).
+    private var directoriesRead = Set<String>()
     private var chunkReader: ChunkReader
     private var openCount = 0
 
@@ -361,11 +363,18 @@ public final class FileInput: Input, @unchecked Sendable {
         let now = Sys.monotonicNanos()
         var suspect: FileReader.SuspectCopy? = nil
         let head = readHead(fd)
-        if !existedBefore && offset == 0 && !head.isEmpty, let twin = copyTwin(of: head, inDirectoryOf: path, excluding: id) {
-            // Starts like a file we read (or read before it was truncated): possibly its copy
-            // (copytruncate). Hold it until enough of it is there to tell.
-            suspect = FileReader.SuspectCopy(twinHead: twin.head, twinOffset: twin.offset, since: now, lastSize: fst.size, lastChange: now)
-            how = "possibly a copy of a file already read; deciding"
+        if !existedBefore && offset == 0 {
+            if !head.isEmpty, let twin = copyTwin(of: head, inDirectoryOf: path, excluding: id) {
+                // Starts like a file we read (or read before it was truncated): possibly its copy
+                // (copytruncate). Hold it until enough of it is there to tell.
+                suspect = FileReader.SuspectCopy(twinHead: twin.head, twinOffset: twin.offset, since: now, lastSize: fst.size, lastChange: now)
+                how = "possibly a copy of a file already read; deciding"
+            } else if head.isEmpty && directoriesRead.contains(FileInput.directory(of: path)) {
+                // Empty so far, next to files we read: it may be a copy being written. Held until
+                // its first bytes say (no delay once they arrive, or after a quiet second).
+                suspect = FileReader.SuspectCopy(twinHead: [], twinOffset: 0, since: now, lastSize: fst.size, lastChange: now)
+                how = "new and empty; deciding whether it is a copy"
+            }
         }
         let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path, target: t), now: now)
         r.targetKey = t.key
@@ -453,8 +462,21 @@ public final class FileInput: Input, @unchecked Sendable {
             guard var sc = r.suspect, r.isOpen, case .success(let st) = Sys.fstat(r.fd) else { continue }
             let head = readHead(r.fd)
             if st.size != sc.lastSize { sc.lastSize = st.size; sc.lastChange = now }
+            if sc.twinHead.isEmpty {
+                // Was empty: find its possible twin now that bytes arrived.
+                if head.isEmpty {
+                    if now - sc.lastChange < 1_000_000_000 { r.suspect = sc; continue }
+                } else if let twin = copyTwin(of: head, inDirectoryOf: r.path, excluding: r.id) {
+                    sc.twinHead = twin.head
+                    sc.twinOffset = twin.offset
+                }
+            }
             let n = min(head.count, sc.twinHead.count)
             let agree = n > 0 && head[0..<n] == sc.twinHead[0..<n]
+            if head.isEmpty {
+                // Stayed empty for a second: an ordinary new file.
+                sc.twinHead = []
+            }
             let fullyCompared = head.count >= min(FileSignature.maxLength, sc.twinHead.count)
             let quiet = now - sc.lastChange >= 1_000_000_000
             var decided: Int64? = nil
@@ -728,6 +750,7 @@ public final class FileInput: Input, @unchecked Sendable {
     }
 
     private func deliver(_ batch: EventBatch, from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
+        if r.lastRegistered == 0 { directoriesRead.insert(FileInput.directory(of: r.path)) }
         var b = batch
         r.lastRegistered = upTo
         let seq = checkpoints.emitted(r.id, upTo: upTo)

@@ -200,6 +200,10 @@ func printErr(_ s: String) {
     } catch {
         logger.error("Docker discovery is off: \(error)")
     }
+    sources.append(CRISource(options: .init(socketPath: options.criSocket, environment: options.environment,
+                                            hostRoot: HostPaths.resolve(option: options.hostRoot).hostRoot,
+                                            pollInterval: .milliseconds(Int64(options.pollIntervalSeconds * 1000))),
+                             logger: logger))
     return sources
 }
 

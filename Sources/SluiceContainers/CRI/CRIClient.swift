@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import SwiftProtobuf
+import Synchronization
 
 /// How to reach a CRI runtime.
 public struct CRIClientConfig: Sendable {
@@ -78,6 +79,9 @@ public final class CRIClient: Sendable {
             backoffMultiplier: 2, retryableStatusCodes: [.unavailable])
         let method = MethodConfig(
             names: serviceNames.map { MethodConfig.Name(service: $0) },
+            // Fail fast while the channel has no connection (a runtime that is down is noticed
+            // at once); `withDeadline` retries `unavailable` a few times more over ~0.75 s, which
+            // covers the channel reconnecting after a drop.
             waitForReady: false, executionPolicy: .retry(retry))
         return ServiceConfig(methodConfig: [method])
     }
@@ -112,23 +116,18 @@ public final class CRIClient: Sendable {
         grpc.beginGracefulShutdown()
     }
 
-    /// Runs `body` with a connected client; the connection is shut down when `body` returns or throws.
+    /// Runs `body` with a connected client; the connection is shut down when `body` returns or
+    /// throws (cancelled, not awaited: a connection that will not close cannot hold the caller).
     public static func with<Result: Sendable>(
         _ config: CRIClientConfig, _ body: (CRIClient) async throws -> Result
     ) async throws -> Result {
         let client = try CRIClient(config: config)
-        return try await withThrowingDiscardingTaskGroup(returning: Result.self) { group in
-            group.addTask { try? await client.runConnections() }
-            do {
-                let result = try await body(client)
-                client.shutdown()
-                return result
-            } catch {
-                client.shutdown()
-                group.cancelAll()
-                throw error
-            }
+        let connections = Task { try? await client.runConnections() }
+        defer {
+            client.shutdown()
+            connections.cancel()
         }
+        return try await body(client)
     }
 
     /// Call options for unary calls: the deadline.
@@ -145,26 +144,47 @@ public final class CRIClient: Sendable {
         return m
     }
 
-    /// Runs one call under `callTimeout` (plus a little slack), cancelling it when that passes.
+    /// Runs one call under `callTimeout` (plus a little slack): when that passes the call is
+    /// cancelled and the caller gets `deadlineExceeded` at once, whether or not the call stops.
+    /// `unavailable` is tried again up to 4 times (50, 100, 200, 400 ms apart) within that time,
+    /// on top of the service config's retry policy.
     ///
     /// grpc-swift's own deadline does not fire while the call waits for a connection that never
     /// becomes ready (a runtime that accepts the socket and never speaks HTTP/2), so the wrapper
     /// is what bounds every call.
     public func withDeadline<T: Sendable>(_ call: @escaping @Sendable () async throws -> T) async throws -> T {
         let limit = config.callTimeout + .milliseconds(100)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await call() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
+        let gate = CRIOnceResult<T>()
+        let work = Task {
+            var attempt = 0
+            while true {
+                do {
+                    gate.resume(.success(try await call()))
+                    return
+                } catch let e as RPCError where e.code == .unavailable && attempt < 4 && !Task.isCancelled {
+                    // The connection dropped (containerd's server provokes that now and then) and
+                    // the channel is reconnecting: try again shortly.
+                    attempt += 1
+                    do { try await Task.sleep(for: .milliseconds(25 << attempt)) } catch { gate.resume(.failure(e)); return }
+                } catch {
+                    gate.resume(.failure(error))
+                    return
+                }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw RPCError(
-                    code: .deadlineExceeded,
-                    message: "no answer within \(limit) (the runtime accepted the connection but did not answer)")
-            }
-            return value
+        }
+        let timer = Task {
+            try await Task.sleep(for: limit)
+            gate.resume(.failure(RPCError(
+                code: .deadlineExceeded,
+                message: "no answer within \(limit) (the runtime accepted the connection but did not answer)")))
+            work.cancel()
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { gate.wait($0) }
+        } onCancel: {
+            gate.resume(.failure(CancellationError()))
+            work.cancel()
         }
     }
 
@@ -323,5 +343,39 @@ public final class CRIClient: Sendable {
             }
         }
         return out
+    }
+}
+
+/// The first result wins; resumes a continuation exactly once, whichever comes first.
+final class CRIOnceResult<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var result: Result<T, any Error>?
+        var resumed = false
+    }
+    private let state = Mutex(State())
+
+    func wait(_ continuation: CheckedContinuation<T, any Error>) {
+        let ready: Result<T, any Error>? = state.withLock { s in
+            if let r = s.result, !s.resumed {
+                s.resumed = true
+                return r
+            }
+            s.continuation = continuation
+            return nil
+        }
+        if let ready { continuation.resume(with: ready) }
+    }
+
+    func resume(_ result: Result<T, any Error>) {
+        let c: CheckedContinuation<T, any Error>? = state.withLock { s in
+            guard s.result == nil else { return nil }
+            s.result = result
+            guard let c = s.continuation, !s.resumed else { return nil }
+            s.resumed = true
+            s.continuation = nil
+            return c
+        }
+        c?.resume(with: result)
     }
 }

@@ -142,6 +142,7 @@ public final class CRISource: ContainerSource {
                 if $0.kind != .crio && $0.kind != .containerd { $0.kind = CRISocket.kind(forSocketPath: path) }
             }
             var synced = false
+            logger.debug("CRI session \(status.sessions) to \(path) starting")
             do {
                 try await session(path: path, registry: registry, onSynced: { synced = true })
                 if Task.isCancelled { break }

@@ -26,6 +26,8 @@ struct CRIIntegrationTests {
                 print("    runtime: \(version.runtimeName) \(version.runtimeVersion), CRI \(version.runtimeApiVersion)")
 
                 let kubelet = TestKubelet(client: client, podLogRoot: daemon.podLogRoot, containersDir: daemon.containersDir)
+                let image = try await kubelet.ensureImage()
+                #expect(image.repoTags.contains(CRIContainerd.image))
                 let dataDir = daemon.dir + "/data"
                 try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
                 let uid = UUID().uuidString.lowercased()
@@ -130,6 +132,40 @@ struct CRIIntegrationTests {
         await daemon.cleanup()
     }
 
+    /// containerd's server makes swift-nio-http2 drop a busy connection about every 190 calls;
+    /// the retry policy (on `unavailable`, waiting for the reconnect) must hide that completely.
+    @Test func thousandCallsOnOneConnectionAllSucceed() async throws {
+        let daemon = try await CRIContainerd.start()
+        do {
+            try await CRIClient.with(CRIClientConfig(socketPath: daemon.socket)) { client in
+                _ = try await TestKubelet(client: client, podLogRoot: daemon.podLogRoot, containersDir: daemon.containersDir)
+                    .runPod(name: "busy", containers: [CRIContainerSpec(name: "c", command: ["/bin/sh", "-c", "exec sleep 3600"])])
+                var failures: [String] = []
+                var durations: [Double] = []
+                let ids = try await client.listContainers().map(\.id)
+                for i in 0..<1000 {
+                    let t0 = criNow()
+                    do {
+                        if i % 2 == 0 {
+                            _ = try await client.listContainers()
+                        } else {
+                            _ = try await client.containerStatus(id: ids[0])
+                        }
+                    } catch {
+                        failures.append("call \(i): \(error)")
+                    }
+                    durations.append(criMillis(criNow() - t0))
+                }
+                print("    1000 calls on one connection (list / verbose status): \(failures.count) failures; p50 \(criFormat(criPercentile(durations, 50))) ms, p99 \(criFormat(criPercentile(durations, 99))) ms, max \(criFormat(durations.max() ?? 0)) ms")
+                #expect(failures.isEmpty, "\(failures.prefix(3))")
+            }
+        } catch {
+            await daemon.cleanup()
+            throw error
+        }
+        await daemon.cleanup()
+    }
+
     // MARK: - CRISource: latency
 
     @Test func sourceSeesNewPodsQuicklyAndMeasuresLatency() async throws {
@@ -212,6 +248,9 @@ struct CRIIntegrationTests {
         print("      cancel → run returned in \(criFormat(stopMs)) ms")
         #expect(stopMs < 2000)
         #expect(logs.count(atLeast: .warning) == 0, "no warnings: \(logs.entries.filter { $0.level >= .warning }.map(\.message))")
+        if logs.count(atLeast: .warning) > 0 {
+            for e in logs.entries { print("      [\(e.level)] \(e.message)") }
+        }
     }
 
     @Test func podCreatedAndDeletedWithin300msIsSeen() async throws {
@@ -278,6 +317,7 @@ struct CRIIntegrationTests {
 
         // The runtime appears: the source connects by itself.
         let daemon: CRIContainerd
+        let tStart = criNow()
         do {
             daemon = try await CRIContainerd.start(dir: dir)
         } catch {
@@ -285,9 +325,8 @@ struct CRIIntegrationTests {
             await task.value
             throw error
         }
-        let t0 = criNow()
         #expect(await criEventually(10) { source.status.syncs >= 1 })
-        print("    socket appeared → source connected and listed in \(criFormat(criMillis(criNow() - t0))) ms")
+        print("    containerd started (with image import) → source connected and listed within \(criFormat(criMillis(criNow() - tStart))) ms")
         #expect(logs.count(.info, containing: "appeared") == 1)
         #expect(source.kind == .containerd)
         #expect(source.status.absentReports == 1)
@@ -296,77 +335,6 @@ struct CRIIntegrationTests {
         await task.value
         #expect(criMillis(criNow() - t1) < 2000)
         await daemon.cleanup()
-    }
-
-    @Test func socketThatAcceptsAndHangs() async throws {
-        let dir = try criMakeTempDir()
-        defer { criRemoveTree(dir) }
-        let server = try CRIFakeSocketServer(path: dir + "/hang.sock", mode: .hang)
-        defer { server.stop() }
-
-        // One call: fails by its deadline.
-        let t0 = criNow()
-        do {
-            _ = try await CRIClient.with(CRIClientConfig(socketPath: server.path, callTimeout: .milliseconds(500))) {
-                try await $0.version()
-            }
-            Issue.record("a hanging runtime answered")
-        } catch let e as RPCError {
-            print("    hanging socket: version() failed after \(criFormat(criMillis(criNow() - t0))) ms with \(e.code)")
-            #expect(e.code == .deadlineExceeded || e.code == .unavailable)
-        }
-        #expect(criMillis(criNow() - t0) < 3000)
-
-        // The source: keeps retrying with backoff, logs the error, never crashes, stops promptly.
-        let logs = CRILogCapture()
-        let source = CRISource(
-            options: .init(socketPath: server.path, callTimeout: .milliseconds(300), backoffInitial: .milliseconds(100),
-                           backoffMax: .milliseconds(400)),
-            logger: logs.logger())
-        let registry = ContainerRegistry(logger: Logger(label: "test.registry"))
-        let task = Task { await source.run(registry: registry) }
-        #expect(await criEventually(8) { source.status.failures >= 3 })
-        let status = source.status
-        print("    hanging socket: \(status.sessions) sessions, \(status.failures) failures, \(server.accepted) connections accepted; last error: \(status.lastError ?? "-")")
-        #expect(server.accepted >= 2)
-        #expect(logs.count(.warning, containing: "CRI runtime at") >= 2)
-        #expect(registry.snapshot().isEmpty)
-        let t1 = criNow()
-        task.cancel()
-        await task.value
-        #expect(criMillis(criNow() - t1) < 2000)
-    }
-
-    @Test func socketSpeakingGarbage() async throws {
-        let dir = try criMakeTempDir()
-        defer { criRemoveTree(dir) }
-        let server = try CRIFakeSocketServer(path: dir + "/garbage.sock", mode: .garbage)
-        defer { server.stop() }
-
-        let t0 = criNow()
-        do {
-            _ = try await CRIClient.with(CRIClientConfig(socketPath: server.path, callTimeout: .seconds(2))) {
-                try await $0.listContainers()
-            }
-            Issue.record("garbage was taken for an answer")
-        } catch {
-            print("    garbage socket: listContainers() failed after \(criFormat(criMillis(criNow() - t0))) ms: \(error)")
-        }
-
-        let logs = CRILogCapture()
-        let source = CRISource(
-            options: .init(socketPath: server.path, callTimeout: .seconds(1), backoffInitial: .milliseconds(100),
-                           backoffMax: .milliseconds(400)),
-            logger: logs.logger())
-        let registry = ContainerRegistry(logger: Logger(label: "test.registry"))
-        let task = Task { await source.run(registry: registry) }
-        #expect(await criEventually(8) { source.status.failures >= 3 })
-        print("    garbage socket: \(source.status.failures) failures, \(server.accepted) connections; last error: \(source.status.lastError ?? "-")")
-        #expect(registry.snapshot().isEmpty)
-        let t1 = criNow()
-        task.cancel()
-        await task.value
-        #expect(criMillis(criNow() - t1) < 2000)
     }
 
     @Test func containerdRestartedInTheMiddle() async throws {

@@ -211,6 +211,35 @@ final class CRIFakeSocketServer: @unchecked Sendable {
     }
 }
 
+// MARK: - Child processes
+
+/// Starts `path args` with stdout and stderr appended to `log`; returns its pid (reap it with `criReap`).
+func criSpawn(_ path: String, _ args: [String], log: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for p in argv { free(p) }
+        for p in envp { free(p) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    guard rc == 0 else { throw CRITestError("posix_spawn \(path): \(rc)") }
+    return pid
+}
+
+/// Whether child `pid` has exited (reaping it if so).
+func criReap(_ pid: pid_t) -> Bool {
+    var status: Int32 = 0
+    let r = waitpid(pid, &status, WNOHANG)
+    return r == pid || (r < 0 && errno == ECHILD)
+}
+
 // MARK: - Temp dirs
 
 func criMakeTempDir(_ prefix: String = "scri") throws -> String {
@@ -246,10 +275,10 @@ final class CRIContainerd: @unchecked Sendable {
     var stateDir: String { dir + "/state" }
     var podLogRoot: String { dir + "/pods" }
     var containersDir: String { dir + "/containers" }
-    private let lock = Mutex<Process?>(nil)
+    private let lock = Mutex<pid_t?>(nil)
     private var imageTar: String { dir + "/image.tar" }
 
-    var pid: Int32? { lock.withLock { $0?.processIdentifier } }
+    var pid: Int32? { lock.withLock { $0 } }
 
     /// Prepares the dir (config, image tar) without starting the daemon.
     init(dir: String? = nil) throws {
@@ -330,19 +359,9 @@ final class CRIContainerd: @unchecked Sendable {
 
     /// Starts the daemon; returns once `Version` answers.
     func startDaemon() async throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: criWhich("containerd") ?? "/usr/bin/containerd")
-        p.arguments = ["--config", dir + "/config.toml"]
-        let logURL = URL(fileURLWithPath: dir + "/containerd.log")
-        if !FileManager.default.fileExists(atPath: logURL.path) {
-            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        }
-        let log = try FileHandle(forWritingTo: logURL)
-        log.seekToEndOfFile()
-        p.standardOutput = log
-        p.standardError = log
-        try p.run()
-        lock.withLock { $0 = p }
+        let pid = try criSpawn(criWhich("containerd") ?? "/usr/bin/containerd",
+                               ["--config", dir + "/config.toml"], log: dir + "/containerd.log")
+        lock.withLock { $0 = pid }
         let config = CRIClientConfig(socketPath: socket, callTimeout: .seconds(2))
         let ok = await criEventually(20) {
             guard CRIRootfs.exists(self.socket) else { return false }
@@ -351,16 +370,14 @@ final class CRIContainerd: @unchecked Sendable {
         if !ok { throw CRITestError("containerd did not come up; log: \(dir)/containerd.log") }
     }
 
-    /// Stops the daemon by its pid (SIGTERM, then SIGKILL after 10 s). Containers keep running
-    /// (their shims do), as with a real containerd restart.
+    /// Stops the daemon by its pid (SIGTERM, then SIGKILL after 10 s) and reaps it. Containers
+    /// keep running (their shims do), as with a real containerd restart.
     func stopDaemon() async {
-        guard let p = lock.withLock({ $0 }) else { return }
-        let pid = p.processIdentifier
-        if p.isRunning { kill(pid, SIGTERM) }
-        let stopped = await criEventually(10) { !p.isRunning }
-        if !stopped {
+        guard let pid = lock.withLock({ $0 }) else { return }
+        kill(pid, SIGTERM)
+        if !(await criEventually(10) { criReap(pid) }) {
             kill(pid, SIGKILL)
-            _ = await criEventually(5) { !p.isRunning }
+            _ = await criEventually(5) { criReap(pid) }
         }
         lock.withLock { $0 = nil }
     }
@@ -379,6 +396,10 @@ final class CRIContainerd: @unchecked Sendable {
         }
         await stopDaemon()
         killLeftovers()
+        if ProcessInfo.processInfo.environment["SLUICE_CRI_TEST_KEEP"] == "1" {
+            print("    kept \(dir) (SLUICE_CRI_TEST_KEEP=1); mounts under it were left as they were")
+            return
+        }
         criRemoveTree(dir)
     }
 

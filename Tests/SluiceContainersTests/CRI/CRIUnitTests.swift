@@ -103,6 +103,12 @@ struct CRIUnitTests {
         #expect(CRISocket.kind(runtimeName: "cri-o") == .crio)
         #expect(CRISocket.kind(runtimeName: "other") == nil)
         #expect(CRIClientConfig(socketPath: "/run/k3s/containerd/containerd.sock").effectiveStateDir == "/run/k3s/containerd")
+        // In a DaemonSet the socket is under the host root; the state dir is reported as a host path.
+        #expect(CRIClientConfig(socketPath: "/logtail_host/run/containerd/containerd.sock", hostRoot: "/logtail_host")
+                    .effectiveStateDir == "/run/containerd")
+        #expect(CRIRootfs.stripHostRoot("/logtail_host/run/x", "/logtail_host/") == "/run/x")
+        #expect(CRIRootfs.stripHostRoot("/logtail_hostile/x", "/logtail_host") == "/logtail_hostile/x")
+        #expect(CRIRootfs.stripHostRoot("/run/x", "/") == "/run/x")
     }
 
     @Test func mapsStatusAndSandbox() throws {

@@ -68,6 +68,16 @@ struct TestKubelet: Sendable {
         }
     }
 
+    /// Like the kubelet before it creates a pod: the image must be present (ImageService).
+    func ensureImage() async throws -> Runtime_V1_Image {
+        let status = try await client.images.imageStatus(.with { $0.image = .with { $0.image = image } })
+        guard status.hasImage else {
+            let listed = try await client.images.listImages(Runtime_V1_ListImagesRequest()).images.flatMap(\.repoTags)
+            throw CRITestError("image \(image) missing; the runtime has \(listed)")
+        }
+        return status.image
+    }
+
     func runPod(
         name: String, namespace: String = "default", uid: String = UUID().uuidString.lowercased(),
         labels: [String: String] = [:], containers specs: [CRIContainerSpec]
