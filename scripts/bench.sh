@@ -3,6 +3,8 @@
 # (sluice-bench finds `sluice` next to itself in .build/release).
 # Usage: scripts/bench.sh [sluice-bench options]      (scripts/bench.sh --help lists them)
 #   e.g. scripts/bench.sh --size-mib 512 --scenario plain-file --scenario many-files
+#        scripts/bench.sh --scenario docker-json --scenario cri   (runtime logs through ContainerLogFormat)
+# Scenarios: plain-file, plain-blackhole, many-files, docker-json, cri (default: all of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

@@ -38,6 +38,9 @@ public struct JSONLineEncoder: Sendable {
         out.reserve(batch.arena.count * 6 + fieldBytes + batch.events.count * (tailCount + 40) + 64)
         let base = out.base
         var d = out.count
+        // Runtime times change second rarely between events: keep the last second's digits.
+        var cachedSecs = Int64.min
+        let digits = ByteBuffer(capacity: 32)
 
         batch.arena.withUnsafeBufferPointer { arenaBuf in
             let arena = arenaBuf.baseAddress ?? UnsafePointer(bitPattern: 1)!
@@ -71,11 +74,15 @@ public struct JSONLineEncoder: Sendable {
                 } else {
                     (base + d).update(from: tailBase, count: timeStart)
                     d += timeStart
-                    out.count = d
                     var secs = ev.timeNanos / 1_000_000_000
                     if ev.timeNanos < 0 && ev.timeNanos % 1_000_000_000 != 0 { secs -= 1 }
-                    out.append(decimal: secs)
-                    d = out.count
+                    if secs != cachedSecs {
+                        cachedSecs = secs
+                        digits.clear()
+                        digits.append(decimal: secs)
+                    }
+                    (base + d).update(from: digits.base, count: digits.count)
+                    d += digits.count
                     base[d] = UInt8(ascii: "}"); base[d + 1] = 0x0A
                     d += 2
                 }

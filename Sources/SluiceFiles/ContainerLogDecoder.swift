@@ -140,7 +140,22 @@ public enum RuntimeLogParser {
     static func unescapeString(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int, into out: inout [UInt8]) -> Int? {
         var i = start
         var run = start
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
         while i < end {
+            // Skip eight bytes at a time while none is a quote or a backslash.
+            while i &+ 8 <= end {
+                let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+                let q = w ^ (ones &* 0x22)
+                let b = w ^ (ones &* 0x5C)
+                let m = ((q &- ones) & ~q | (b &- ones) & ~b) & highs
+                if m != 0 {
+                    i &+= m.trailingZeroBitCount >> 3
+                    break
+                }
+                i &+= 8
+            }
+            guard i < end else { break }
             let c = base[i]
             if c == 0x22 {
                 out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: i - run))

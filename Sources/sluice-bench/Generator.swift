@@ -194,10 +194,12 @@ func emitLine(_ t: LineTables, _ rng: inout SplitMix64, fileIndex: Int, lineNo: 
 
 /// What to generate.
 struct DatasetSpec: Equatable {
-    var name: String          // "plain" or "many"
+    var name: String          // "plain", "many", "docker" or "cri"
     var fileCount: Int
     var bytesPerFile: Int
     var seed: UInt64
+    /// nil: plain lines; else container runtime log files (see RuntimeLogs.swift).
+    var format: RuntimeFormat? = nil
     var totalBytes: Int { fileCount * bytesPerFile }
     func fileName(_ i: Int) -> String {
         let width = fileCount > 100 ? 4 : 2
@@ -205,21 +207,32 @@ struct DatasetSpec: Equatable {
         while n.count < width { n = "0" + n }
         return "\(name)-\(n).log"
     }
+    /// Runtime log datasets: the source lines' lengths and streams, next to each file (not matched by `*.log`).
+    func sidecarName(_ i: Int) -> String { fileName(i) + ".lines" }
     static let formatVersion = 1
 }
 
 /// A dataset on disk, plus what the warm-up scan learned about it.
+///
+/// "Lines" are the source lines, each with its id: what the collector must deliver. For plain datasets they are the
+/// files' lines; for runtime log datasets, a line may be split over several records (the files' physical lines).
 struct Dataset {
     var spec: DatasetSpec
     var dir: String                   // staging directory holding the files between runs
-    var lineCounts: [Int]
+    var lineCounts: [Int]             // source lines (ids) per file
     var lineBase: [Int]               // global index of each file's first line
     var totalLines: Int
+    var recordCounts: [Int]           // physical lines ('\n') per file; == lineCounts for plain datasets
+    var totalRecords: Int
     var lineLengths: [UInt16]         // per global line, without '\n' (filled by scanDataset)
+    var lineStreams: [UInt8]          // runtime datasets: per global line, 0 stdout / 1 stderr (filled by scanDataset)
+    var contentBytes = 0              // sum of lineLengths (filled by scanDataset)
     var reused: Bool
     var totalBytes: Int { spec.totalBytes }
     var fileNames: [String] { (0..<spec.fileCount).map { spec.fileName($0) } }
-    var describe: String { "\(spec.fileCount) x \(humanBytes(spec.bytesPerFile))" }
+    var describe: String {
+        "\(spec.fileCount) x \(humanBytes(spec.bytesPerFile))" + (spec.format.map { " " + $0.rawValue } ?? "")
+    }
 }
 
 /// Generates one file at exactly `bytes` bytes. Returns its line count.
@@ -261,38 +274,60 @@ func generateFile(path: String, spec: DatasetSpec, fileIndex: Int, tables: LineT
     return lineNo
 }
 
-func manifestText(_ spec: DatasetSpec, lineCounts: [Int]) -> String {
-    var s = "sluice-bench-dataset v\(DatasetSpec.formatVersion)\n"
-    s += "name \(spec.name)\nseed \(spec.seed)\nfiles \(spec.fileCount)\nbytes_per_file \(spec.bytesPerFile)\n"
-    for i in 0..<spec.fileCount { s += "file \(spec.fileName(i)) \(lineCounts[i])\n" }
+func manifestHeader(_ spec: DatasetSpec) -> [String] {
+    var h = ["sluice-bench-dataset v\(DatasetSpec.formatVersion)", "name \(spec.name)", "seed \(spec.seed)",
+             "files \(spec.fileCount)", "bytes_per_file \(spec.bytesPerFile)"]
+    if let f = spec.format { h.append("format \(f.rawValue) generator v\(RuntimeFormat.generatorVersion)") }
+    return h
+}
+
+/// Plain: `file <name> <lines>`; runtime logs: `file <name> <lines> <records>`.
+func manifestText(_ spec: DatasetSpec, lineCounts: [Int], recordCounts: [Int]) -> String {
+    var s = manifestHeader(spec).joined(separator: "\n") + "\n"
+    for i in 0..<spec.fileCount {
+        s += "file \(spec.fileName(i)) \(lineCounts[i])"
+        if spec.format != nil { s += " \(recordCounts[i])" }
+        s += "\n"
+    }
     return s
 }
 
-/// Returns the line counts if the manifest in `dir` describes `spec` and every file has the right size.
-func reusableDataset(_ spec: DatasetSpec, dir: String) -> [Int]? {
+/// Returns the line and record counts if the manifest in `dir` describes `spec` and every file (and, for runtime
+/// logs, every sidecar) has the right size.
+func reusableDataset(_ spec: DatasetSpec, dir: String) -> (lines: [Int], records: [Int])? {
     guard let bytes = readSmallFile(dir + "/MANIFEST") else { return nil }
     let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
-    let header = manifestText(spec, lineCounts: [Int](repeating: 0, count: spec.fileCount))
-        .split(separator: "\n").prefix(5)
-    guard lines.count == 5 + spec.fileCount, Array(lines.prefix(5)) == Array(header) else { return nil }
+    let header = manifestHeader(spec)
+    let h = header.count
+    guard lines.count == h + spec.fileCount, lines.prefix(h).map(String.init) == header else { return nil }
+    let runtime = spec.format != nil
     var counts: [Int] = []
+    var records: [Int] = []
     for i in 0..<spec.fileCount {
-        let parts = lines[5 + i].split(separator: " ")
-        guard parts.count == 3, parts[0] == "file", String(parts[1]) == spec.fileName(i),
+        let parts = lines[h + i].split(separator: " ")
+        guard parts.count == (runtime ? 4 : 3), parts[0] == "file", String(parts[1]) == spec.fileName(i),
               let n = Int(parts[2]), n > 0 else { return nil }
+        let r = runtime ? Int(parts[3]) ?? 0 : n
+        guard r >= n else { return nil }
         guard let info = statPath(dir + "/" + spec.fileName(i)), info.isRegular,
               info.size == spec.bytesPerFile else { return nil }
+        if runtime {
+            guard let side = statPath(dir + "/" + spec.sidecarName(i)), side.isRegular, side.size == 2 * n else { return nil }
+        }
         counts.append(n)
+        records.append(r)
     }
-    return counts
+    return (counts, records)
 }
 
 /// Reuses the dataset in `dir` if it matches `spec`, else (re)generates it.
 func ensureDataset(_ spec: DatasetSpec, dir: String, log: Bool = true) throws -> Dataset {
     var counts: [Int]
+    var records: [Int]
     var reused = false
     if let c = reusableDataset(spec, dir: dir) {
-        counts = c
+        counts = c.lines
+        records = c.records
         reused = true
         if log { note("inputs: reusing \(spec.name) (\(spec.fileCount) x \(humanBytes(spec.bytesPerFile))) in \(dir)") }
     } else {
@@ -301,33 +336,52 @@ func ensureDataset(_ spec: DatasetSpec, dir: String, log: Bool = true) throws ->
         let tables = LineTables()
         let t0 = monoNow()
         counts = []
+        records = []
         for i in 0..<spec.fileCount {
             let final = dir + "/" + spec.fileName(i)
-            let n = try generateFile(path: final + ".tmp", spec: spec, fileIndex: i, tables: tables)
-            try renameOrThrow(final + ".tmp", final)
-            counts.append(n)
+            if spec.format != nil {
+                let side = dir + "/" + spec.sidecarName(i)
+                let r = try generateRuntimeFile(path: final + ".tmp", sidecarPath: side + ".tmp", spec: spec,
+                                                fileIndex: i, tables: tables)
+                try renameOrThrow(side + ".tmp", side)
+                try renameOrThrow(final + ".tmp", final)
+                counts.append(r.lines)
+                records.append(r.records)
+            } else {
+                let n = try generateFile(path: final + ".tmp", spec: spec, fileIndex: i, tables: tables)
+                try renameOrThrow(final + ".tmp", final)
+                counts.append(n)
+                records.append(n)
+            }
         }
-        try writeFile(dir + "/MANIFEST", manifestText(spec, lineCounts: counts))
+        try writeFile(dir + "/MANIFEST", manifestText(spec, lineCounts: counts, recordCounts: records))
         let dt = monoNow() - t0
         if log {
+            let recs = spec.format != nil ? " in \(records.reduce(0, +)) records" : ""
             note("inputs: generated \(spec.name) (\(spec.fileCount) x \(humanBytes(spec.bytesPerFile)), "
-                 + "\(counts.reduce(0, +)) lines) in \(fmt(dt, 2)) s (\(fmt(Double(spec.totalBytes) / dt / 1e6, 0)) MB/s) in \(dir)")
+                 + "\(counts.reduce(0, +)) lines\(recs)) in \(fmt(dt, 2)) s (\(fmt(Double(spec.totalBytes) / dt / 1e6, 0)) MB/s) in \(dir)")
         }
     }
     var base: [Int] = []
     var total = 0
     for c in counts { base.append(total); total += c }
     return Dataset(spec: spec, dir: dir, lineCounts: counts, lineBase: base, totalLines: total,
-                   lineLengths: [], reused: reused)
+                   recordCounts: records, totalRecords: records.reduce(0, +),
+                   lineLengths: [], lineStreams: [], reused: reused)
 }
 
 /// Reads every file of the dataset once from `dir` (warming the page cache). With `recordLengths`, records each
-/// line's length and checks the line counts against the manifest.
+/// line's length (runtime logs: loads the lengths and streams from the sidecars) and checks the line (record)
+/// counts against the manifest.
 func scanDataset(_ ds: inout Dataset, dir: String, recordLengths: Bool) throws {
     let bufSize = 1 << 20
     let buf = UnsafeMutableRawPointer.allocate(byteCount: bufSize, alignment: 4096)
     defer { buf.deallocate() }
-    if recordLengths { ds.lineLengths = [UInt16](repeating: 0, count: ds.totalLines) }
+    let runtime = ds.spec.format != nil
+    if recordLengths {
+        ds.lineLengths = [UInt16](repeating: 0, count: ds.totalLines)
+        ds.lineStreams = runtime ? [UInt8](repeating: 0, count: ds.totalLines) : []
+    }
     for (i, name) in ds.fileNames.enumerated() {
         let path = dir + "/" + name
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -336,7 +390,7 @@ func scanDataset(_ ds: inout Dataset, dir: String, recordLengths: Bool) throws {
         var lineIndex = 0
         var partial = 0
         let base = ds.lineBase[i]
-        let expected = ds.lineCounts[i]
+        let expected = ds.recordCounts[i]
         while true {
             let n = read(fd, buf, bufSize)
             if n < 0 { if errno == EINTR { continue }; throw BenchError("cannot read \(path): \(errnoText())") }
@@ -351,9 +405,11 @@ func scanDataset(_ ds: inout Dataset, dir: String, recordLengths: Bool) throws {
                 }
                 let at = nl.assumingMemoryBound(to: UInt8.self) - p
                 if lineIndex >= expected { throw BenchError("\(path) has more lines than its manifest says") }
-                let len = partial + at - off
-                if len > Int(UInt16.max) { throw BenchError("\(path): line \(lineIndex + 1) is too long") }
-                ds.lineLengths[base + lineIndex] = UInt16(len)
+                if !runtime {
+                    let len = partial + at - off
+                    if len > Int(UInt16.max) { throw BenchError("\(path): line \(lineIndex + 1) is too long") }
+                    ds.lineLengths[base + lineIndex] = UInt16(len)
+                }
                 lineIndex += 1
                 partial = 0
                 off = at + 1
@@ -362,5 +418,17 @@ func scanDataset(_ ds: inout Dataset, dir: String, recordLengths: Bool) throws {
         if recordLengths && (lineIndex != expected || partial != 0) {
             throw BenchError("\(path) has \(lineIndex) complete lines, its manifest says \(expected)")
         }
+        if recordLengths && runtime {
+            let side = dir + "/" + ds.spec.sidecarName(i)
+            guard let meta = readSmallFile(side, limit: Int.max), meta.count == 2 * ds.lineCounts[i] else {
+                throw BenchError("\(side) is missing or does not hold \(ds.lineCounts[i]) lines")
+            }
+            for k in 0..<ds.lineCounts[i] {
+                let v = UInt16(meta[2 * k]) | UInt16(meta[2 * k + 1]) << 8
+                ds.lineLengths[base + k] = v & 0x7FFF
+                ds.lineStreams[base + k] = UInt8(v >> 15)
+            }
+        }
     }
+    if recordLengths { ds.contentBytes = ds.lineLengths.reduce(0) { $0 + Int($1) } }
 }

@@ -63,21 +63,26 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
     out("            each the median of \(rawRepetitions) runs.")
     out("  % of raw: sluice MB/s / raw MB/s on the same input; file flusher vs (a), blackhole vs (b).")
     out("  lost / dup / bad: from parsing the output (each input line's id must appear exactly once; bad = content")
-    out("            length differs from the input line, or no parsable content/id); blackhole: from events_out only.")
+    out("            length differs from the input line, or no parsable content/id; docker_json / cri also: _source_ not the")
+    out("            line's stream, or __time__ not the runtime's); blackhole: from events_out only.")
+    out("  docker_json / cri inputs: runtime log files of the same source lines, ~5% split over 2-3 records (Docker:")
+    out("            `log` without its trailing \\n; CRI: P ... F), a few % on stderr, sometimes a line of the other stream")
+    out("            between the parts; MB/s and CPU-s/GiB are per byte of those files; lines = source lines (joined),")
+    out("            raw rows count records.")
     out("")
     let headers = ["scenario", "flusher", "input", "MB/s", "CPU-s/GiB", "peak RSS MiB",
                    "delivered/expected", "lost", "dup", "bad", "% of raw", "status"]
     var rows: [[String]] = []
     for r in raws {
         rows.append([r.name, r.toFile ? "(a) file" : "(b) /dev/null", r.dataset.describe,
-                     fmt(r.mbPerSec, 1), fmt(r.cpuPerGiB, 3), "-", "\(r.result.lines)/\(r.dataset.totalLines)",
+                     fmt(r.mbPerSec, 1), fmt(r.cpuPerGiB, 3), "-", "\(r.result.lines)/\(r.dataset.totalRecords)",
                      "-", "-", "-", "-", "ok"])
     }
     for r in results {
         let ref = rawReference(r, raws)
         var pct = "-"
         if let m = mbPerSec(r), let ref { pct = fmt(100 * m / ref.mbPerSec, 1) + "% " + (ref.toFile ? "(a)" : "(b)") }
-        let corrupt = r.verify.map { String($0.corrupt + $0.malformed) } ?? "-"
+        let corrupt = r.verify.map { String($0.badLines) } ?? "-"
         rows.append([r.spec.name, r.spec.flusher.rawValue, r.dataset.describe,
                      opt(mbPerSec(r), 1), opt(cpuPerGiB(r), 3),
                      opt(r.maxRSSKiB.map { Double($0) / 1024 }, 1),
@@ -90,7 +95,8 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
         out("\(r.spec.name): \(r.status)" + (r.error.map { ": " + $0 } ?? ""))
         if let v = r.verify {
             out("  output: \(v.outputLines) lines, \(v.outputBytes) bytes; unique ids \(v.unique) of \(v.expected); "
-                + "lost \(v.lost), duplicated \(v.duplicated), corrupt \(v.corrupt), malformed \(v.malformed)")
+                + "lost \(v.lost), duplicated \(v.duplicated), corrupt \(v.corrupt), malformed \(v.malformed)"
+                + (r.dataset.spec.format != nil ? ", wrong _source_ \(v.wrongStream), wrong __time__ \(v.wrongTime)" : ""))
             for p in v.firstProblems { out("  e.g. " + p) }
         }
         if let e = r.eventsOut, r.spec.flusher == .blackhole { out("  events_out \(e), expected \(r.dataset.totalLines)") }
@@ -107,6 +113,7 @@ func rawJSON(_ r: RawRow) -> String {
     f.append(("kind", jsonString("raw")))
     f.append(("target", jsonString(r.toFile ? "file" : "/dev/null")))
     f.append(("dataset", jsonString(r.dataset.spec.name)))
+    f.append(("format", r.dataset.spec.format.map { jsonString($0.rawValue) } ?? jsonString("plain")))
     f.append(("files", String(r.dataset.spec.fileCount)))
     f.append(("input_bytes", String(r.result.bytes)))
     f.append(("lines", String(r.result.lines)))
@@ -127,8 +134,10 @@ func scenarioJSON(_ r: ScenarioResult, _ ref: RawRow?) -> String {
     f.append(("kind", jsonString("sluice")))
     f.append(("flusher", jsonString(r.spec.flusher.rawValue)))
     f.append(("dataset", jsonString(r.dataset.spec.name)))
+    f.append(("format", r.dataset.spec.format.map { jsonString($0.rawValue) } ?? jsonString("plain")))
     f.append(("files", String(r.dataset.spec.fileCount)))
     f.append(("input_bytes", String(r.dataset.totalBytes)))
+    f.append(("input_records", String(r.dataset.totalRecords)))
     f.append(("lines_expected", String(r.dataset.totalLines)))
     f.append(("wall_sec", jsonNumber(r.wall, 6)))
     f.append(("end_method", r.endMethod.isEmpty ? "null" : jsonString(r.endMethod)))
@@ -145,6 +154,9 @@ func scenarioJSON(_ r: ScenarioResult, _ ref: RawRow?) -> String {
     f.append(("duplicated", i(r.duplicated)))
     f.append(("corrupt", i(r.verify?.corrupt)))
     f.append(("malformed", i(r.verify?.malformed)))
+    f.append(("wrong_stream", i(r.verify?.wrongStream)))
+    f.append(("wrong_time", i(r.verify?.wrongTime)))
+    f.append(("bad", i(r.verify?.badLines)))
     f.append(("events_out", i(r.eventsOut)))
     f.append(("raw_ref", ref.map { jsonString($0.name) } ?? "null"))
     f.append(("raw_mb_per_sec", jsonNumber(ref?.mbPerSec, 1)))

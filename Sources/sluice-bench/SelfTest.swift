@@ -1,6 +1,7 @@
-// `--self-test` (not in --help): checks the generator, the raw ceilings, the verifier (on a synthetic correct
-// output it writes itself, and on outputs with injected loss, duplication, corruption and garbage), the
-// helpers, and the process plumbing, without needing sluice.
+// `--self-test` (not in --help): checks the generator (plain lines, and Docker json-file / CRI runtime logs, the
+// latter against an independent decoder), the raw ceilings, the verifier (on a synthetic correct output it writes
+// itself, and on outputs with injected loss, duplication, corruption, garbage, and for runtime logs split lines
+// left unjoined, wrong streams and wrong times), the helpers, and the process plumbing, without needing sluice.
 
 import Glibc
 
@@ -9,6 +10,41 @@ struct Injection {
     var extraCopies: [Int: Int] = [:]  // global line index -> extra copies
     var corrupt: Set<Int> = []         // one content byte removed
     var garbageLines: [String] = []    // appended lines that are not valid records
+    // runtime logs only
+    var unjoined: Set<Int> = []        // each record of a split line written as its own event
+    var wrongStream: Set<Int> = []     // _source_ of the other stream
+    var noStream: Set<Int> = []        // no _source_
+    var wrongTime: Set<Int> = []       // __time__ not the runtime's (the read time, say)
+}
+
+/// A source line as the synthetic output writes it.
+struct SyntheticLine {
+    var g: Int                 // global index
+    var pieces: [[UInt8]]      // the records' contents (plain: the line)
+    var stream: UInt8
+    var time: Int
+}
+
+/// The source lines of file `f`: plain datasets from the file; runtime logs decoded (in the order they complete).
+func syntheticLines(_ ds: Dataset, file f: Int) throws -> [SyntheticLine] {
+    let path = ds.dir + "/" + ds.spec.fileName(f)
+    guard let bytes = readSmallFile(path, limit: Int.max) else { throw BenchError("cannot read \(path)") }
+    guard let format = ds.spec.format else {
+        var lines: [SyntheticLine] = []
+        var g = ds.lineBase[f]
+        for l in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).dropLast() {
+            lines.append(SyntheticLine(g: g, pieces: [Array(l)], stream: 0, time: 1_700_000_000))
+            g += 1
+        }
+        return lines
+    }
+    let d = try decodeRuntimeFile(bytes, format: format)
+    return try d.lines.map { l in
+        let c = l.content
+        guard let id = c.withUnsafeBufferPointer({ parseTrailingID($0.baseAddress!, $0.baseAddress! + $0.count) }),
+              id.file == f, id.line >= 1, id.line <= ds.lineCounts[f] else { throw BenchError("\(path): a decoded line has no valid id") }
+        return SyntheticLine(g: ds.lineBase[f] + id.line - 1, pieces: l.pieces, stream: l.stream, time: l.timeSec)
+    }
 }
 
 /// Writes a flusher_file-like output for every line of `ds` (read from ds.dir) into outDir/out.jsonl.1 (first half of
@@ -20,6 +56,7 @@ func writeSyntheticOutput(_ ds: Dataset, outDir: String, inj: Injection) throws 
     defer { buf.deallocate() }
     var written: [String: Int] = [:]
     let half = (ds.spec.fileCount + 1) / 2
+    let runtime = ds.spec.format != nil
     var fd: Int32 = -1
     var used = 0
     var currentName = ""
@@ -45,27 +82,24 @@ func writeSyntheticOutput(_ ds: Dataset, outDir: String, inj: Injection) throws 
     try openOut("out.jsonl.1")
     for f in 0..<ds.spec.fileCount {
         if f == half { try openOut("out.jsonl") }
-        let path = ds.dir + "/" + ds.spec.fileName(f)
-        guard let content = readSmallFile(path, limit: Int.max) else { throw BenchError("cannot read \(path)") }
         let pathJSON = jsonString("/var/tmp/in/" + ds.spec.fileName(f))
-        try content.withUnsafeBufferPointer { cb in
-            let base = cb.baseAddress!
-            var off = 0
-            var lineIndex = 0
-            while off < cb.count {
-                let nl = UnsafePointer(memchr(base + off, 0x0A, cb.count - off)!.assumingMemoryBound(to: UInt8.self))
-                let line = UnsafeBufferPointer(start: base + off, count: (nl - base) - off)
-                off = (nl - base) + 1
-                let g = ds.lineBase[f] + lineIndex
-                lineIndex += 1
-                if inj.drop.contains(g) { continue }
-                let copies = 1 + (inj.extraCopies[g] ?? 0)
-                for _ in 0..<copies {
+        for sl in try syntheticLines(ds, file: f) {
+            let g = sl.g
+            if inj.drop.contains(g) { continue }
+            let copies = 1 + (inj.extraCopies[g] ?? 0)
+            // the events to write: the joined line, or each record on its own
+            let events: [[UInt8]] = inj.unjoined.contains(g) ? sl.pieces : [sl.pieces.flatMap { $0 }]
+            var stream = sl.stream
+            if inj.wrongStream.contains(g) { stream = 1 - stream }
+            let source = inj.noStream.contains(g) ? "" : (stream == 0 ? "\"_source_\":\"stdout\"" : "\"_source_\":\"stderr\"")
+            let time = String(inj.wrongTime.contains(g) ? 1_700_000_000 : sl.time)
+            for _ in 0..<copies {
+                for line in events {
                     let variant = g % 4
                     switch variant {
-                    case 0: put("{\"__time__\":1700000000,\"__path__\":\(pathJSON),\"__hostname__\":\"h\",\"content\":\"")
+                    case 0: put("{\"__time__\":\(time),\"__path__\":\(pathJSON),\"__hostname__\":\"h\",\(runtime && !source.isEmpty ? source + "," : "")\"content\":\"")
                     case 1: put("{\"content\": \"")
-                    case 2: put("{\"__time__\":1700000000,\"content\":\"")
+                    case 2: put("{\"__time__\":\(time),\"content\":\"")
                     default: put("{\"__path__\":\"/weird/\\\"content\\\":\\\"x.log\",\"content\":\"")
                     }
                     let skip = inj.corrupt.contains(g) ? 10 : -1
@@ -79,10 +113,12 @@ func writeSyntheticOutput(_ ds: Dataset, outDir: String, inj: Injection) throws 
                         default: buf[used] = c; used += 1
                         }
                     }
+                    let src = runtime && !source.isEmpty ? "," + source : ""
                     switch variant {
-                    case 1: put("\", \"__time__\": 1700000000, \"__path__\": \(pathJSON)}\n")
-                    case 2: put("\",\"__path__\":\(pathJSON),\"__hostname__\":\"h\"}\n")
-                    default: put("\"}\n")
+                    case 0: put("\"}\n")
+                    case 1: put("\", \"__time__\": \(time)\(src), \"__path__\": \(pathJSON)}\n")
+                    case 2: put("\",\"__path__\":\(pathJSON),\"__hostname__\":\"h\"\(src)}\n")
+                    default: put("\"\(src),\"__time__\":\(time)}\n")
                     }
                     written[currentName, default: 0] += 1
                     if used >= bufSize { try flush() }
@@ -116,7 +152,8 @@ struct SelfTestRun {
 
 func describe(_ v: VerifyResult) -> String {
     "lines \(v.outputLines) delivered \(v.delivered) unique \(v.unique)/\(v.expected) lost \(v.lost) dup \(v.duplicated) "
-        + "corrupt \(v.corrupt) malformed \(v.malformed) " + v.firstProblems.joined(separator: " | ")
+        + "corrupt \(v.corrupt) malformed \(v.malformed) wrong-stream \(v.wrongStream) wrong-time \(v.wrongTime) "
+        + "bad \(v.badLines) " + v.firstProblems.joined(separator: " | ")
 }
 
 func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
@@ -125,7 +162,7 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
     var o = opts
     if !opts.sizeGiven { o.sizeMiB = 32 }
     if !opts.manyGiven { o.manyFiles = 40 }
-    note("self-test in \(dir): plain 4 x \(o.sizeMiB / 4) MiB, many \(o.manyFiles) x 1 MiB")
+    note("self-test in \(dir): plain, docker, cri 4 x \(o.sizeMiB / 4) MiB each, many \(o.manyFiles) x 1 MiB")
     do {
         try mkdirP(dir)
         // --- helpers
@@ -161,6 +198,23 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
         t.check(strIs(#"abc\"d\\"rest"#, 8, 6) && strIs(#"\u00e9x""#, 7, 3) && strIs(#"\/a\n""#, 5, 3)
                 && str(#"abc\""#) == nil && str("no end") == nil, "scanJSONString",
                 "\(String(describing: str(#"abc\"d\\"rest"#)))")
+
+        do {
+            let line = Array("{\"__time__\":17,\"content\":\"x \\\"_source_\\\":\\\"y\",\"_source_\":\"stderr\"}".utf8)
+            let r = line.withUnsafeBufferPointer { b -> (Int, Int, Int)? in
+                let base = b.baseAddress!, end = base + b.count
+                guard let c = findContent(base, end),
+                      let s = findKey(sourceKey, base, end, skipStart: c.start, skipEnd: c.close),
+                      let t = findKey(timeKey, base, end, skipStart: c.start, skipEnd: c.close) else { return nil }
+                return (s - base, t - base, findKey(Array("\"nope\":".utf8), base, end, skipStart: c.start, skipEnd: c.close) == nil ? 1 : 0)
+            }
+            t.check(r != nil && line[r!.0] == UInt8(ascii: "s") && line[r!.0 + 5] == UInt8(ascii: "r") && line[r!.1] == UInt8(ascii: "1")
+                    && r!.2 == 1, "findKey: keys outside the content only", "\(String(describing: r))")
+            t.check(parseRuntimeTime(Array("2026-11-22T00:00:00.000000000Z".utf8)[...]) == runtimeEpochDay
+                    && parseRuntimeTime(Array("2026-11-22T01:02:03Z".utf8)[...]) == runtimeEpochDay + 3723
+                    && expectedRuntimeTime(file: 1, line: 101) == runtimeEpochDay + 3602,
+                    "runtime timestamps: 2026-11-22 epoch and per-line seconds")
+        }
 
         // --- generator
         let specs = datasetSpecs(o)
@@ -235,11 +289,114 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
                     "many: regenerated identically after a size mismatch")
         }
 
+        // --- runtime log generators, checked against an independent decoder
+        for name in ["docker", "cri"] {
+            let spec = specs[name]!
+            var ds = try ensureDataset(spec, dir: dir + "/inputs/" + name)
+            t.check(!ds.reused, "\(name): generated fresh")
+            try scanDataset(&ds, dir: ds.dir, recordLengths: true)
+            let sizesOK = ds.fileNames.allSatisfy { statPath(ds.dir + "/" + $0)?.size == spec.bytesPerFile }
+            t.check(sizesOK, "\(name): every file is exactly \(spec.bytesPerFile) bytes")
+            var allOK = true
+            var firstBad = ""
+            var records = 0, split = 0, three = 0, emptyLast = 0, stderrLines = 0, splitStderr = 0, interleaved = 0
+            var maxLen = 0
+            for f in 0..<spec.fileCount {
+                let path = ds.dir + "/" + spec.fileName(f)
+                guard let bytes = readSmallFile(path, limit: Int.max) else { allOK = false; firstBad = "cannot read \(path)"; break }
+                let d: DecodedFile
+                do { d = try decodeRuntimeFile(bytes, format: spec.format!) } catch {
+                    allOK = false; firstBad = "\(path): \(error)"; break
+                }
+                records += d.records
+                interleaved += d.interleaved
+                if d.records != ds.recordCounts[f] || d.lines.count != ds.lineCounts[f] {
+                    allOK = false
+                    firstBad = "\(path): \(d.records) records / \(d.lines.count) lines, manifest \(ds.recordCounts[f]) / \(ds.lineCounts[f])"
+                }
+                var seen = [Bool](repeating: false, count: ds.lineCounts[f])
+                for l in d.lines where allOK {
+                    let c = l.content
+                    let id = c.withUnsafeBufferPointer { parseTrailingID($0.baseAddress!, $0.baseAddress! + $0.count) }
+                    guard let id, id.file == f, id.line >= 1, id.line <= ds.lineCounts[f], !seen[id.line - 1] else {
+                        allOK = false
+                        firstBad = "\(path): bad or repeated id in " + String(decoding: c, as: UTF8.self)
+                        break
+                    }
+                    seen[id.line - 1] = true
+                    let g = ds.lineBase[f] + id.line - 1
+                    if c.count != Int(ds.lineLengths[g]) || l.stream != ds.lineStreams[g]
+                        || l.timeSec != expectedRuntimeTime(file: f, line: id.line) || c.first! < 49 || c.first! > 57 {
+                        allOK = false
+                        firstBad = "\(path): id=\(f):\(id.line): length \(c.count) stream \(l.stream) time \(l.timeSec); sidecar "
+                            + "\(ds.lineLengths[g]) \(ds.lineStreams[g]), expected time \(expectedRuntimeTime(file: f, line: id.line))"
+                        break
+                    }
+                    if id.line < ds.lineCounts[f] { maxLen = max(maxLen, c.count) }
+                    if l.stream == 1 { stderrLines += 1 }
+                    if l.pieces.count > 1 {
+                        split += 1
+                        if l.stream == 1 { splitStderr += 1 }
+                        if l.pieces.count == 3 { three += 1 }
+                        if l.pieces.last!.isEmpty { emptyLast += 1 }
+                    }
+                }
+                if f == 0, spec.fileCount > 0 {
+                    // show a few records: the first two, and the records of the first split line
+                    let recs = bytes.prefix(1 << 20).split(separator: 0x0A)
+                    for r in recs.prefix(2) { note("      sample: " + String(decoding: r, as: UTF8.self)) }
+                    let partial: (ArraySlice<UInt8>) -> Bool = { r in
+                        spec.format == .cri ? r.dropFirst(31).starts(with: Array("stdout P".utf8)) || r.dropFirst(31).starts(with: Array("stderr P".utf8))
+                                            : r.firstRange(of: Array("\\n\",\"stream\"".utf8)) == nil }
+                    if let i = recs.firstIndex(where: partial) {
+                        for r in recs[i..<min(i + 3, recs.endIndex)] { note("      split: " + String(decoding: r, as: UTF8.self)) }
+                    }
+                }
+            }
+            t.check(allOK, "\(name): every record decodes (independent decoder, joined per stream); each line once, "
+                    + "with the sidecar's length and stream and the expected time", firstBad)
+            t.check(records == ds.totalRecords, "\(name): records counted like the manifest", "\(records) vs \(ds.totalRecords)")
+            let pct = { (n: Int) -> Double in 100 * Double(n) / Double(max(1, ds.totalLines)) }
+            note("      \(name): \(ds.totalLines) lines in \(ds.totalRecords) records, average \(fmt(Double(ds.totalBytes) / Double(ds.totalRecords), 1)) "
+                 + "bytes/record; split \(split) (\(fmt(pct(split), 2))%; 3 parts \(three), empty last part \(emptyLast), on stderr \(splitStderr)); "
+                 + "stderr \(stderrLines) (\(fmt(pct(stderrLines), 2))%); records between the parts of another stream's line \(interleaved)")
+            t.check(pct(split) > 3.5 && pct(split) < 7, "\(name): about 5% of the lines split", fmt(pct(split), 2))
+            t.check(pct(stderrLines) > 1.5 && pct(stderrLines) < 8, "\(name): a few % of the lines on stderr", fmt(pct(stderrLines), 2))
+            t.check(interleaved > 0 && emptyLast > 0 && splitStderr > 0 && (spec.format == .dockerJSON || three > 0),
+                    "\(name): interleaved streams, empty last parts, split stderr lines\(spec.format == .cri ? ", 3-part lines" : "") all present")
+            t.check(maxLen < maxNormalLine, "\(name): source lines shorter than \(maxNormalLine) (but the last)", String(maxLen))
+            // determinism
+            let tmp = dir + "/regen.tmp"
+            _ = try generateRuntimeFile(path: tmp, sidecarPath: tmp + ".lines", spec: spec, fileIndex: 0, tables: LineTables())
+            let a = readSmallFile(tmp, limit: Int.max), b = readSmallFile(ds.dir + "/" + spec.fileName(0), limit: Int.max)
+            let sa = readSmallFile(tmp + ".lines", limit: Int.max), sb = readSmallFile(ds.dir + "/" + spec.sidecarName(0), limit: Int.max)
+            t.check(a != nil && a == b && sa != nil && sa == sb, "\(name): generation is deterministic")
+            unlink(tmp)
+            unlink(tmp + ".lines")
+            let again = try ensureDataset(spec, dir: ds.dir, log: false)
+            t.check(again.reused && again.lineCounts == ds.lineCounts && again.recordCounts == ds.recordCounts,
+                    "\(name): reused when present with the right size")
+            // a sidecar of the wrong size forces regeneration
+            let victim = ds.dir + "/" + spec.sidecarName(spec.fileCount - 1)
+            t.check(truncate(victim, 2) == 0, "\(name): truncate a sidecar")
+            var regen = try ensureDataset(spec, dir: ds.dir, log: false)
+            try scanDataset(&regen, dir: regen.dir, recordLengths: true)
+            t.check(!regen.reused && regen.lineLengths == ds.lineLengths && regen.lineStreams == ds.lineStreams,
+                    "\(name): regenerated identically after a sidecar size mismatch")
+            datasets.append(ds)
+        }
+        // a plain manifest does not describe a runtime dataset of the same name and size, and the reverse
+        do {
+            var mixed = specs["docker"]!
+            mixed.format = .cri
+            t.check(reusableDataset(mixed, dir: dir + "/inputs/docker") == nil, "a dataset of another format is not reused")
+        }
+
         // --- raw ceilings
         var raws: [RawRow] = []
         for ds in datasets { raws += try measureRaw(ds, workDir: dir) }
-        t.check(raws.count == 4 && raws.allSatisfy { $0.result.lines == $0.dataset.totalLines && $0.result.bytes == $0.dataset.totalBytes },
-                "raw ceilings read every byte and counted every line")
+        t.check(raws.count == 6 && raws.allSatisfy { $0.result.lines == $0.dataset.totalRecords && $0.result.bytes == $0.dataset.totalBytes },
+                "raw ceilings read every byte and counted every line (record)")
 
         // --- verifier on synthetic output
         for ds in datasets {
@@ -252,7 +409,7 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
             let v = try verifyOutputDir(outDir, ds)
             let dt = monoNow() - t0
             note("      \(name): verified \(humanBytes(outBytes)) of output in \(fmt(dt, 3)) s (\(fmt(Double(outBytes) / dt / 1e6, 0)) MB/s)")
-            t.check(v.ok && v.delivered == ds.totalLines && v.outputLines == ds.totalLines,
+            t.check(v.ok && v.delivered == ds.totalLines && v.outputLines == ds.totalLines && v.badLines == 0,
                     "\(name): correct output verifies clean", describe(v))
             // line counter, in small and large chunks, on the larger output file
             var c1 = LineCounter(path: outDir + "/out.jsonl")
@@ -277,14 +434,70 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
                                 "{\"content\":\"x id=\(ds.spec.fileCount):1\"}", "{\"content\":\"x id=0:999999999\"}",
                                 "{\"content\":\"unterminated id=0:1"]
             let extras = inj.extraCopies.values.reduce(0, +)
+            // runtime logs: split lines left unjoined, wrong or missing streams, wrong times
+            var unjoinedPieces = 0
+            if ds.spec.format != nil {
+                var taken = inj.drop.union(inj.corrupt).union(inj.extraCopies.keys)
+                var candidates: [SyntheticLine] = []
+                for f in 0..<ds.spec.fileCount {
+                    // (only lines whose last part holds the whole id and whose other parts do not end like an id: a
+                    // part cut inside the id would count as another line's, which the exact counts below ignore)
+                    func hasID(_ p: [UInt8]) -> Bool {
+                        p.withUnsafeBufferPointer { parseTrailingID($0.baseAddress!, $0.baseAddress! + $0.count) } != nil
+                    }
+                    for l in try syntheticLines(ds, file: f) where l.pieces.count > 1 && hasID(l.pieces.last!)
+                        && !l.pieces.dropLast().contains(where: hasID) {
+                        candidates.append(l)
+                    }
+                }
+                for l in stride(from: 0, to: candidates.count, by: max(1, candidates.count / 40)).map({ candidates[$0] })
+                    where !taken.contains(l.g) {
+                    inj.unjoined.insert(l.g)
+                    unjoinedPieces += l.pieces.count
+                    taken.insert(l.g)
+                }
+                for g in stride(from: 11, to: n, by: 2003) where !taken.contains(g) { inj.wrongStream.insert(g); taken.insert(g) }
+                for g in stride(from: 13, to: n, by: 3001) where !taken.contains(g) { inj.noStream.insert(g); taken.insert(g) }
+                for g in stride(from: 17, to: n, by: 1999) where !taken.contains(g) { inj.wrongTime.insert(g); taken.insert(g) }
+                t.check(inj.unjoined.count >= 10, "\(name): unjoined split lines to inject (\(inj.unjoined.count), \(unjoinedPieces) records)")
+            }
             _ = try writeSyntheticOutput(ds, outDir: outDir, inj: inj)
             let w = try verifyOutputDir(outDir, ds)
+            let unjoinedMalformed = unjoinedPieces - inj.unjoined.count   // the parts without the id
             t.check(w.lost == inj.drop.count, "\(name): injected loss detected (\(inj.drop.count) lines)", describe(w))
             t.check(w.duplicated == extras, "\(name): injected duplication detected (\(extras) copies)", describe(w))
-            t.check(w.corrupt == inj.corrupt.count, "\(name): injected corruption detected (\(inj.corrupt.count) lines)", describe(w))
-            t.check(w.malformed == inj.garbageLines.count, "\(name): garbage lines counted as malformed (\(inj.garbageLines.count))", describe(w))
+            t.check(w.corrupt == inj.corrupt.count + inj.unjoined.count,
+                    "\(name): injected corruption detected (\(inj.corrupt.count) lines"
+                    + (inj.unjoined.isEmpty ? ")" : ", + \(inj.unjoined.count) last parts of unjoined lines)"), describe(w))
+            t.check(w.malformed == inj.garbageLines.count + unjoinedMalformed,
+                    "\(name): garbage lines counted as malformed (\(inj.garbageLines.count)"
+                    + (inj.unjoined.isEmpty ? ")" : ", + \(unjoinedMalformed) first parts of unjoined lines)"), describe(w))
+            t.check(w.wrongStream == inj.wrongStream.count + inj.noStream.count && w.wrongTime == inj.wrongTime.count,
+                    "\(name): wrong / missing _source_ (\(inj.wrongStream.count + inj.noStream.count)) and wrong __time__ (\(inj.wrongTime.count)) detected",
+                    describe(w))
+            let expectBad = inj.corrupt.count + inj.garbageLines.count + unjoinedPieces + inj.wrongStream.count
+                + inj.noStream.count + inj.wrongTime.count
+            t.check(w.badLines == expectBad, "\(name): bad lines counted once each (\(expectBad))", describe(w))
             t.check(w.delivered == n - inj.drop.count + extras && !w.ok, "\(name): delivered count with faults", describe(w))
             note("      \(name) with faults: " + describe(w))
+            if ds.spec.format != nil {
+                // a collector that joins nothing at all: every split line is bad, nothing else
+                var none = Injection()
+                var splitLines = 0, parts = 0
+                for f in 0..<ds.spec.fileCount {
+                    for l in try syntheticLines(ds, file: f) where l.pieces.count > 1 {
+                        none.unjoined.insert(l.g)
+                        splitLines += 1
+                        parts += l.pieces.count
+                    }
+                }
+                _ = try writeSyntheticOutput(ds, outDir: outDir, inj: none)
+                let u = try verifyOutputDir(outDir, ds)
+                note("      \(name) with no line joined: " + describe(u))
+                t.check(!u.ok && u.badLines >= splitLines && u.badLines <= parts,
+                        "\(name): a collector that does not join split lines fails verification (\(splitLines) split lines, \(parts) records)",
+                        describe(u))
+            }
             removeTree(outDir)
         }
 

@@ -1,5 +1,6 @@
 // Checks flusher_file output against the dataset: each input line's id must appear exactly once, with its
-// content intact (same length once JSON-unescaped). Scans with memchr / memmem over an mmap of each file.
+// content intact (same length once JSON-unescaped). For runtime log datasets also the stream (`_source_`) and the
+// event time (`__time__`, the runtime's). Scans with memchr / memmem over an mmap of each file.
 
 import Glibc
 
@@ -12,9 +13,16 @@ struct VerifyResult {
     var duplicated = 0         // extra copies (delivered - unique)
     var corrupt = 0            // lines whose content length differs from the input line's
     var malformed = 0          // lines without a parsable "content" string or id
+    var wrongStream = 0        // runtime logs: "_source_" missing or not the line's stream
+    var wrongTime = 0          // runtime logs: "__time__" missing or not the runtime's time of the line
+    var badLines = 0           // output lines with any of the four problems above
     var expected = 0
-    var firstProblems: [String] = []   // a few examples for the report
-    var ok: Bool { lost == 0 && duplicated == 0 && corrupt == 0 && malformed == 0 && unique == expected }
+    var firstProblems: [String] = []   // a few examples for the report: up to 2 of each kind, then the first missing line
+    var examplesPerKind = [Int](repeating: 0, count: 5)
+    var ok: Bool {
+        lost == 0 && duplicated == 0 && corrupt == 0 && malformed == 0 && wrongStream == 0 && wrongTime == 0
+            && unique == expected
+    }
 }
 
 /// Parses the trailing ` id=<file>:<line>` of a line / content. `end` points one past the last byte.
@@ -134,6 +142,27 @@ func findContent(_ line: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>)
     return nil
 }
 
+/// Position right after `key` in `[line, end)` outside the content string `[skipStart, skipEnd]`, or nil.
+@inline(__always)
+func findKey(_ key: [UInt8], _ line: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>,
+             skipStart: UnsafePointer<UInt8>, skipEnd: UnsafePointer<UInt8>) -> UnsafePointer<UInt8>? {
+    key.withUnsafeBufferPointer { k -> UnsafePointer<UInt8>? in
+        for (from, to) in [(skipEnd, end), (line, skipStart)] where to - from >= k.count {
+            // memmem is not visible from Swift's Glibc module: memchr for the first byte, then memcmp
+            var q = from
+            while to - q >= k.count, let hit = memchr(q, Int32(k[0]), to - q - k.count + 1) {
+                let h = UnsafePointer(hit.assumingMemoryBound(to: UInt8.self))
+                if memcmp(h, k.baseAddress!, k.count) == 0 { return h + k.count }
+                q = h + 1
+            }
+        }
+        return nil
+    }
+}
+
+let sourceKey = Array("\"_source_\":\"".utf8)
+let timeKey = Array("\"__time__\":".utf8)
+
 /// Accumulates ids across several output files.
 struct IDTracker {
     let ds: Dataset
@@ -146,9 +175,6 @@ struct IDTracker {
         result.expected = ds.totalLines
     }
 
-    mutating func problem(_ s: String) {
-        if result.firstProblems.count < 5 { result.firstProblems.append(s) }
-    }
 
     /// Scans one mapped output file.
     mutating func scan(_ base: UnsafePointer<UInt8>, _ size: Int, name: String) {
@@ -159,13 +185,16 @@ struct IDTracker {
             swap(&seenArr, &counts)
             result = res
         }
-        func problem(_ s: String) {
-            if res.firstProblems.count < 5 { res.firstProblems.append(s) }
+        /// kind: 0 no content, 1 no id, 2 length, 3 stream, 4 time
+        func problem(_ kind: Int, _ s: @autoclosure () -> String) {
+            if res.examplesPerKind[kind] < 2 { res.examplesPerKind[kind] += 1; res.firstProblems.append(s()) }
         }
         res.outputBytes += size
         let end = base + size
         var p = base
         let fileCount = ds.spec.fileCount
+        let runtime = ds.spec.format != nil
+        ds.lineStreams.withUnsafeBufferPointer { streams in
         ds.lineCounts.withUnsafeBufferPointer { lineCounts in
         ds.lineBase.withUnsafeBufferPointer { lineBase in
         ds.lineLengths.withUnsafeBufferPointer { lengths in
@@ -180,23 +209,60 @@ struct IDTracker {
                 res.outputLines += 1
                 guard let c = findContent(p, lineEnd) else {
                     res.malformed += 1
-                    problem("\(name):\(lineNo): no JSON string \"content\"")
+                    res.badLines += 1
+                    problem(0, "\(name):\(lineNo): no JSON string \"content\"")
                     continue
                 }
                 guard let id = parseTrailingID(c.start, c.close),
                       id.file < fileCount, id.line >= 1, id.line <= lineCounts[id.file] else {
                     res.malformed += 1
-                    problem("\(name):\(lineNo): content has no valid id=<file>:<line> at its end")
+                    res.badLines += 1
+                    let n = min(c.close - c.start, 60)
+                    problem(1, "\(name):\(lineNo): content has no valid id=<file>:<line> at its end (ends with \""
+                            + String(decoding: UnsafeBufferPointer(start: c.close - n, count: n), as: UTF8.self) + "\")")
                     continue
                 }
                 let g = lineBase[id.file] + id.line - 1
                 res.delivered += 1
                 if seen[g] < 255 { seen[g] += 1 }
+                var bad = false
                 if !lengths.isEmpty && Int(lengths[g]) != c.length {
                     res.corrupt += 1
-                    problem("\(name):\(lineNo): id=\(id.file):\(id.line) content is \(c.length) bytes, input line is \(lengths[g])")
+                    bad = true
+                    problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) content is \(c.length) bytes, input line is \(lengths[g])")
                 }
+                if runtime && !streams.isEmpty {
+                    let want: StaticString = streams[g] == 0 ? "stdout" : "stderr"
+                    let v = findKey(sourceKey, p, lineEnd, skipStart: c.start, skipEnd: c.close)
+                    if v == nil || lineEnd - v! < 7 || memcmp(v!, want.utf8Start, 6) != 0 || v![6] != 0x22 {
+                        res.wrongStream += 1
+                        bad = true
+                        let got = v.map { String(decoding: UnsafeBufferPointer(start: $0, count: min(lineEnd - $0, 7)), as: UTF8.self) }
+                        problem(3, "\(name):\(lineNo): id=\(id.file):\(id.line) _source_ is \(got ?? "missing"), expected \(want)")
+                    }
+                    let wantTime = expectedRuntimeTime(file: id.file, line: id.line)
+                    var got: Int? = nil
+                    if var q = findKey(timeKey, p, lineEnd, skipStart: c.start, skipEnd: c.close) {
+                        while q < lineEnd && q.pointee == 0x20 { q += 1 }
+                        var v = 0
+                        var digits = 0
+                        while q < lineEnd && q.pointee >= 48 && q.pointee <= 57 && digits < 18 {
+                            v = v * 10 + Int(q.pointee - 48)
+                            digits += 1
+                            q += 1
+                        }
+                        if digits > 0 { got = v }
+                    }
+                    if got != wantTime {
+                        res.wrongTime += 1
+                        bad = true
+                        problem(4, "\(name):\(lineNo): id=\(id.file):\(id.line) __time__ is \(got.map(String.init) ?? "missing"), "
+                                + "expected \(wantTime) (the runtime's)")
+                    }
+                }
+                if bad { res.badLines += 1 }
             }
+        }
         }
         }
         }
@@ -232,7 +298,7 @@ struct IDTracker {
             // translate the global index back to file:line for the example
             var f = 0
             while f + 1 < ds.lineBase.count && ds.lineBase[f + 1] <= g { f += 1 }
-            problem("first missing line: id=\(f):\(g - ds.lineBase[f] + 1)")
+            result.firstProblems.append("first missing line: id=\(f):\(g - ds.lineBase[f] + 1)")
         }
         return result
     }

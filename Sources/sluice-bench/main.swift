@@ -1,5 +1,6 @@
-// sluice-bench: drives the real `sluice` binary over generated access logs and prints throughput, CPU per GiB,
-// peak RSS and delivery figures, next to this machine's raw read/write ceiling on the same input.
+// sluice-bench: drives the real `sluice` binary over generated access logs (plain, and wrapped in Docker json-file
+// and CRI runtime log files) and prints throughput, CPU per GiB, peak RSS and delivery figures, next to this
+// machine's raw read/write ceiling on the same input.
 //
 // Exit status: 0 all scenarios ran and delivered every line exactly once; 1 a scenario failed (sluice missing,
 // timed out, exited non-zero, ...); 2 bad usage; 3 all ran but some lost / duplicated / corrupted lines or stalled.
@@ -9,11 +10,20 @@ import Glibc
 let usage = """
 usage: sluice-bench [options]
   --sluice PATH        sluice binary (default: `sluice` next to this executable)
-  --size-mib N         size of the plain-lines input, 4 files of N/4 MiB (default 512)
+  --size-mib N         size of the plain-lines input and of each runtime log input (docker-json, cri),
+                       4 files of N/4 MiB each (default 512)
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
-  --scenario NAME      plain-file | plain-blackhole | many-files | raw | all (repeatable; default all);
-                       1, 2, 3 are aliases of the first three; `raw` alone measures only the raw ceilings
+  --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | raw | all
+                       (repeatable; default all); 1 to 5 are aliases of the first five;
+                       `raw` alone measures only the raw ceilings
+                         plain-file       plain lines, input_file -> flusher_file
+                         plain-blackhole  plain lines, input_file -> flusher_blackhole
+                         many-files       many 1 MiB files of plain lines -> flusher_file
+                         docker-json      Docker json-file logs (ContainerLogFormat: docker_json) -> flusher_file
+                         cri              CRI (kubelet) logs (ContainerLogFormat: cri) -> flusher_file
+                       (docker-json / cri: ~5% of the lines split over 2-3 records, a few % on stderr,
+                       sometimes interleaved; every line must come out joined, with its stream and time)
   --keep               keep generated inputs and each scenario's run dir (config, data, output)
                        (default: outputs are deleted after each scenario, inputs at the end; inputs already
                        present with the right size are reused)
@@ -96,10 +106,12 @@ func resolveScenarios(_ names: [String]) -> (sluice: [ScenarioSpec], rawOnly: Bo
         case "1": chosen.append("plain-file")
         case "2": chosen.append("plain-blackhole")
         case "3": chosen.append("many-files")
+        case "4": chosen.append("docker-json")
+        case "5": chosen.append("cri")
         case "raw": raw = true
         default:
             guard allScenarios.contains(where: { $0.name == n }) else {
-                usageError("unknown scenario \(n) (plain-file, plain-blackhole, many-files, raw, all)")
+                usageError("unknown scenario \(n) (plain-file, plain-blackhole, many-files, docker-json, cri, raw, all)")
             }
             chosen.append(n)
         }
@@ -112,10 +124,18 @@ func datasetSpecs(_ o: Options) -> [String: DatasetSpec] {
     [
         "plain": DatasetSpec(name: "plain", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed),
         "many": DatasetSpec(name: "many", fileCount: o.manyFiles, bytesPerFile: 1048576, seed: o.seed &+ 1),
+        "docker": DatasetSpec(name: "docker", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 2,
+                              format: .dockerJSON),
+        "cri": DatasetSpec(name: "cri", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 3,
+                           format: .cri),
     ]
 }
 
-/// Measures (a) and (b) on a dataset, warm; each is the median of `rawRepetitions` runs.
+/// Every dataset, in the order they are prepared and reported.
+let datasetOrder = ["plain", "many", "docker", "cri"]
+
+/// Measures (a) and (b) on a dataset, warm; each is the median of `rawRepetitions` runs. Runtime log datasets
+/// only have file-flusher scenarios: (a) only.
 let rawRepetitions = 3
 
 func measureRaw(_ ds: Dataset, workDir: String) throws -> [RawRow] {
@@ -123,7 +143,7 @@ func measureRaw(_ ds: Dataset, workDir: String) throws -> [RawRow] {
     try mkdirP(rawDir)
     var rows: [RawRow] = []
     var warm = ds
-    for toFile in [true, false] {
+    for toFile in ds.spec.format == nil ? [true, false] : [true] {
         var runs: [RawResult] = []
         for _ in 0..<rawRepetitions {
             sync()
@@ -148,7 +168,7 @@ func recoverInputs(_ workDir: String) {
     for run in listDir(workDir + "/runs") {
         let inDir = workDir + "/runs/" + run + "/in"
         for name in listDir(inDir) {
-            for ds in ["plain", "many"] where name.hasPrefix(ds + "-") && name.hasSuffix(".log") {
+            for ds in datasetOrder where name.hasPrefix(ds + "-") && name.hasSuffix(".log") {
                 let dest = workDir + "/inputs/" + ds + "/" + name
                 if statPath(workDir + "/inputs/" + ds)?.isDir == true && !fileExists(dest) {
                     _ = rename(inDir + "/" + name, dest)
@@ -204,7 +224,7 @@ func mainEntry() -> Int32 {
         let specs = datasetSpecs(opts)
         var needed: [String] = []
         for s in scenarios where !needed.contains(s.dataset) { needed.append(s.dataset) }
-        if scenarios.isEmpty { needed = ["plain", "many"] }
+        if scenarios.isEmpty { needed = datasetOrder }
 
         var datasets: [String: Dataset] = [:]
         for name in needed {
