@@ -133,8 +133,16 @@ public final class FileInput: Input, @unchecked Sendable {
             }
         }
         for t in next {
-            let isNew = targets[t.key] == nil
+            let old = targets[t.key]
+            let isNew = old == nil
             targets[t.key] = t
+            if let o = old, o.tags != t.tags {
+                // Metadata completed later (the runtime answered after the pod log dir): files
+                // already followed get the new tags from their next batch on.
+                for r in readers.values where r.targetKey == t.key {
+                    r.tags = tags(for: r.path, target: t)
+                }
+            }
             if isNew {
                 var s = Set<FileIdentity>()
                 for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: t.existedBefore, seen: &s) }
@@ -248,6 +256,7 @@ public final class FileInput: Input, @unchecked Sendable {
         case .success(let e): entries = e
         case .failure(let e):
             if e.code != ENOENT { warnOnce(dir, "Cannot list directory; will retry.", e) }
+            else if rel.isEmpty { watchNearestAncestor(of: dir) }
             return
         }
         let filesHere = p.directoryMatches(rel)
@@ -264,6 +273,19 @@ public final class FileInput: Input, @unchecked Sendable {
                 }
             } else if isFile && filesHere && PathPattern.matchComponent(p.filePattern, name) {
                 if let id = consider(path: path, existedBefore: existedBefore, target: t) { seen.insert(id) }
+            }
+        }
+    }
+
+    /// A base directory that does not exist yet (a log dir a container creates on its first
+    /// write): watch its deepest existing ancestor, so its creation is seen at once.
+    private func watchNearestAncestor(of dir: String) {
+        var d = dir
+        while let slash = d.lastIndex(of: "/"), slash != d.startIndex {
+            d = String(d[..<slash])
+            if case .success(let st) = Sys.stat(d), st.isDirectory {
+                watch(d)
+                return
             }
         }
     }
@@ -300,6 +322,13 @@ public final class FileInput: Input, @unchecked Sendable {
         guard st.isRegular else { return nil }
         let id = FileIdentity(dev: st.dev, inode: st.inode)
         if let r = readers[id] {
+            if targets[r.targetKey] == nil && !r.deleted {
+                // Its target went away but another one matches it now (a container's key changed):
+                // adopt it, keeping its position.
+                r.targetKey = t.key
+                r.pathGone = false
+                r.tags = tags(for: path, target: t)
+            }
             if r.path != path {
                 // Renamed to a path that still matches: same file, keep reading where we are.
                 if byPath[r.path] == id { byPath[r.path] = nil }
@@ -628,6 +657,11 @@ public final class FileInput: Input, @unchecked Sendable {
                 }
                 if ev.mask & (UInt32(IN_CREATE) | UInt32(IN_MOVED_TO)) != 0 {
                     for t in targets.values {
+                        for p in t.patterns where p.baseDirectory.hasPrefix(path + "/") {
+                            // On the way to a base directory that did not exist: go as deep as exists now.
+                            var s = Set<FileIdentity>()
+                            scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: false, seen: &s)
+                        }
                         for p in t.patterns {
                             if let rel = p.relativeComponents(ofDirectory: path), rel.count <= p.maxRelativeDepth {
                                 var s = Set<FileIdentity>()

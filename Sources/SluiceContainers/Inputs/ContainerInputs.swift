@@ -78,7 +78,11 @@ public final class ContainerInput: Input, Sendable {
         for await event in registry.subscribe() {
             if Task.isCancelled { return }
             switch event {
-            case .added(let c), .updated(_, let c): live[ContainerInput.key(c)] = c
+            case .added(let c): live[ContainerInput.key(c)] = c
+            case .updated(let old, let c):
+                // The key may change (a log path learned later): drop the entry under the old one.
+                live[ContainerInput.key(old)] = nil
+                live[ContainerInput.key(c)] = c
             case .removed(let c): live[ContainerInput.key(c)] = nil
             }
             var targets: [WatchTarget] = []

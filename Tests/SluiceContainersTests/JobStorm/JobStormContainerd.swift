@@ -1,0 +1,186 @@
+// The Job storm on a real containerd through CRI, with the test kubelet (Tests/.../CRI:
+// CRIContainerd, TestKubelet): pod sandboxes with the kubelet's log layout under a pod log root,
+// each pod deleted the way the kubelet does it 0.2 s after its container exited.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SluiceTesting
+import Testing
+@testable import SluiceContainers
+
+struct JSContainerdRuntime: JSRuntime {
+    let name = "containerd"
+    let client: CRIClient
+    let kubelet: TestKubelet
+
+    /// A Job's pod: one container, `job`, running the Job's script.
+    func startPod(_ job: JSJob) async throws -> CRIKubeletPod {
+        try await kubelet.runPod(
+            name: job.pod, namespace: job.namespace, uid: job.uid, labels: ["job-name": job.pod],
+            containers: [CRIContainerSpec(name: jsContainerName, command: ["/bin/sh", "-c", job.script])])
+    }
+
+    /// Runs the Job; when the runtime fails a call (containerd closes busy connections now and
+    /// then, and a retried RunPodSandbox / StartContainer then finds its first try done), the
+    /// attempt is cleaned up and the Job run again under a new pod name (up to 3 attempts), so
+    /// every Job's lines stay unique.
+    func run(_ job: JSJob, deleteDelayMs: Int) async -> JSJobResult {
+        var abandoned: [JSJob] = []
+        var reasons: [String] = []
+        var attemptJob = job
+        for attempt in 0..<3 {
+            if attempt > 0 {
+                attemptJob.pod = "\(job.pod)-r\(attempt)"
+                attemptJob.uid = UUID().uuidString.lowercased()
+            }
+            var r = await runOnce(attemptJob, deleteDelayMs: deleteDelayMs)
+            if r.error == nil || attempt == 2 {
+                r.abandoned = abandoned
+                r.abandonReasons = reasons
+                return r
+            }
+            abandoned.append(attemptJob)
+            reasons.append(r.error ?? "")
+        }
+        fatalError("unreachable")
+    }
+
+    private func runOnce(_ job: JSJob, deleteDelayMs: Int) async -> JSJobResult {
+        var r = JSJobResult(job: job)
+        var pod: CRIKubeletPod?
+        do {
+            r.createCalled = jsWallNanos()
+            let p = try await startPod(job)
+            pod = p
+            // The kubelet's timestamps are monotonic: carry them over to the wall clock.
+            let offset = jsWallNanos() - jsMonoNanos()
+            r.startCalled = p.containers[0].startCalled + offset
+            r.startReturned = p.containers[0].started + offset
+            r.containerID = p.containers[0].id
+            // Wait for the exit (ContainerStatus every 40 ms: cheap, and well within the 0.2 s; a
+            // call that fails or times out, as happens when containerd drops a busy connection, is
+            // simply made again).
+            let deadline = jsMonoNanos() + 120_000_000_000
+            while true {
+                if jsMonoNanos() > deadline { throw JSError("container \(r.containerID) did not exit within 120 s") }
+                guard let st = try? await client.containerStatus(id: r.containerID, verbose: false).status else {
+                    try await Task.sleep(for: .milliseconds(40))
+                    continue
+                }
+                if st.state == .containerExited {
+                    r.exitSeen = jsWallNanos()
+                    r.startedAt = st.startedAt
+                    r.finishedAt = st.finishedAt
+                    r.exitCode = Int(st.exitCode)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(40))
+            }
+        } catch {
+            r.error = "\(error)"
+            await removeLeftovers(of: job, pod: pod)
+            return r
+        }
+        // Where its rootfs upper dir is (for the ground truth below).
+        var upperDir: String?
+        if let st = try? await client.containerStatus(id: r.containerID, verbose: true),
+           let v = CRIVerboseContainerInfo.parse(st.info) {
+            upperDir = await client.upperDirFromSnapshot(snapshotter: v.snapshotter ?? "", key: v.snapshotKey ?? "")
+        }
+        // Deleted 0.2 s after the exit (finished_at), or at once if that moment has passed.
+        let due = (r.finishedAt > 0 ? r.finishedAt : jsWallNanos()) + Int64(deleteDelayMs) * 1_000_000
+        let wait = due - jsWallNanos()
+        if wait > 0 { try? await Task.sleep(for: .nanoseconds(wait)) }
+        // Ground truth, read (not changed) just before the deletion.
+        if let c = jsCountJobLines(pod!.containers[0].logPath, pod: job.pod, kinds: [.stdout, .stderr]) { r.runtimeWrote.merge(c) { $1 } }
+        if let u = upperDir { r.runtimeWrote[.file] = jsCountJobLines(u + jsFileInContainer, pod: job.pod, kinds: [.file])?[.file] ?? 0 }
+        r.deleteBegan = jsWallNanos()
+        do {
+            try await kubelet.deletePod(pod!)
+        } catch {
+            r.deleteError = "\(error)"
+            await removeLeftovers(of: job, pod: pod)
+        }
+        r.deleted = jsWallNanos()
+        return r
+    }
+
+    /// The kubelet's deletion, step by step and ignoring errors (for a pod whose creation or
+    /// deletion failed half way): log files and symlinks, containers, sandboxes of that pod, log dir.
+    func removeLeftovers(of job: JSJob, pod: CRIKubeletPod?) async {
+        for _ in 0..<3 {
+            for c in pod?.containers ?? [] {
+                _ = try? await client.runtime.stopContainer(.with { $0.containerID = c.id; $0.timeout = 0 })
+                unlink(c.logPath)
+                unlink(c.symlink)
+                _ = try? await client.runtime.removeContainer(.with { $0.containerID = c.id })
+            }
+            let sandboxes = (try? await client.listPodSandboxes())?.filter { $0.metadata.uid == job.uid } ?? []
+            for sb in sandboxes {
+                _ = try? await client.runtime.stopPodSandbox(.with { $0.podSandboxID = sb.id })
+                _ = try? await client.runtime.removePodSandbox(.with { $0.podSandboxID = sb.id })
+            }
+            try? FileManager.default.removeItem(atPath: "\(kubelet.podLogRoot)/\(job.namespace)_\(job.pod)_\(job.uid)")
+            let left = (try? await client.listPodSandboxes())?.contains { $0.metadata.uid == job.uid } ?? false
+            if !left { return }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
+
+extension JobStormTests {
+    @Test("Job storm on containerd (CRI, test kubelet): no line lost, duplicated or mislabelled; first line p99 ≤ 500 ms",
+          .enabled(if: CRITestEnv.announced && CRITestEnv.canRunContainerd, CRITestEnv.skipReason), .timeLimit(.minutes(10)))
+    func containerdJobStorm() async throws {
+        let settings = JSSettings.fromEnvironment()
+        let t0 = jsMonoNanos()
+        let daemon = try await CRIContainerd.start()
+        jsSay("    [containerd] containerd pid \(daemon.pid ?? -1), up with the image in \(jsFmt(Double(jsMonoNanos() - t0) / 1e9, 2)) s; pod log root \(daemon.podLogRoot)")
+        let scenario = E2EScenario("jobstorm-containerd")
+        var sluice: SluiceProcess?
+        var outputTail: JSOutputTail?
+        do {
+            let stdioOut = scenario.path("out/stdio.jsonl")
+            let filesOut = scenario.path("out/files.jsonl")
+            scenario.dir("out")
+            for p in jsPipelines(stdioOutput: stdioOut, filesOutput: filesOut) { scenario.writePipeline(p.name, p.text) }
+            let proc = try scenario.start(extraArguments: [
+                "--cri-socket", daemon.socket, "--pod-log-dir", daemon.podLogRoot, "--host-root", "/",
+                "--docker-host", "unix://" + scenario.path("no-docker.sock"),
+            ], logLevel: settings.logLevel)
+            sluice = proc
+            let tail = JSOutputTail(paths: [stdioOut, filesOut])
+            outputTail = tail
+            let config = CRIClientConfig(socketPath: daemon.socket, callTimeout: .seconds(3))
+            let report = try await CRIClient.with(config) { client in
+                let kubelet = TestKubelet(client: client, podLogRoot: daemon.podLogRoot, containersDir: daemon.containersDir)
+                let runtime = JSContainerdRuntime(client: client, kubelet: kubelet)
+                return try await jsStormAgainstSluice(
+                    runtime: runtime, settings: settings, sluice: proc, scenario: scenario, tail: tail, stdioOutput: 0, filesOutput: 1,
+                    warmUp: { job in
+                        let pod = try await runtime.startPod(job)
+                        let counts = await jsWaitForWarmUp(job, tail: tail, timeout: 60)
+                        try? await kubelet.deletePod(pod)
+                        guard JSKind.allCases.allSatisfy({ (counts[$0] ?? 0) >= job.lines }) else {
+                            throw JSError("""
+                                the warm-up pod (up for 60 s) was not collected: lines seen per kind \(counts); sluice stderr (tail):
+                                \(proc.stderr.suffix(3000))
+                                """)
+                        }
+                    })
+            }
+            jsAssertTargets(report)
+        } catch {
+            jsSay("    [containerd] failed: \(error)\n    --- sluice stderr (tail) ---\n\(sluice?.stderr.suffix(3000) ?? "")")
+            outputTail?.stop()
+            sluice?.stop(timeout: 10)
+            await daemon.cleanup()
+            scenario.cleanup()
+            throw error
+        }
+        sluice?.stop(timeout: 10)
+        await daemon.cleanup()
+        scenario.cleanup()
+    }
+}
