@@ -395,7 +395,10 @@ final class CRISyncer: @unchecked Sendable {
         for id in sandboxes.keys where !seen.contains(id) { sandboxes[id] = nil }
 
         seen.removeAll(keepingCapacity: true)
-        for c in listedContainers {
+        // Containers not known yet first: a short Job's metadata must not wait behind the
+        // re-check of every other container.
+        let ordered = listedContainers.filter { containers[$0.id] == nil } + listedContainers.filter { containers[$0.id] != nil }
+        for c in ordered {
             seen.insert(c.id)
             let sb = sandboxes[c.podSandboxID]
             let fp = "\(c.state.rawValue)|\(c.createdAt)|\(c.metadata.attempt)|\(sb?.version ?? -1)"
@@ -421,7 +424,10 @@ final class CRISyncer: @unchecked Sendable {
                 complete = false
             }
             info.discoveredAt = containers[c.id]?.info.discoveredAt ?? firstLearned(c.id, now)
+            let isNew = containers[c.id] == nil
             containers[c.id] = ContainerEntry(fingerprint: fp, info: info, complete: complete)
+            // Published at once, not at the end of the pass (the resync below only confirms it).
+            if isNew { registry.upsert(info) }
         }
         for id in containers.keys where !seen.contains(id) { containers[id] = nil }
 
