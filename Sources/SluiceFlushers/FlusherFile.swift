@@ -47,7 +47,6 @@ public final class FlusherFile: Flusher {
     let context: PluginContext
     let target: RotatingFileTarget
     let writer: ThreadedWriter
-    private let encoder = JSONLineEncoder()
 
     public init(options: Options, context: PluginContext) {
         self.options = options
@@ -62,10 +61,7 @@ public final class FlusherFile: Flusher {
     }
 
     public func flush(_ batch: EventBatch) async throws -> FlushResult {
-        let buffer = try await writer.takeBuffer()
-        encoder.encode(batch, into: buffer)
-        writer.submit(buffer, ack: batch.ack, events: batch.events.count)
-        return .accepted
+        try await writer.submitJSONLines(batch)
     }
 
     public func stop(deadline: Double) async {

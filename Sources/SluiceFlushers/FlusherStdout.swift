@@ -23,7 +23,6 @@ public final class FlusherStdout: Flusher {
 
     let context: PluginContext
     let writer: ThreadedWriter
-    private let encoder = JSONLineEncoder()
 
     public init(context: PluginContext, fd: Int32 = 1) {
         self.context = context
@@ -33,10 +32,7 @@ public final class FlusherStdout: Flusher {
     public func start() async throws {}
 
     public func flush(_ batch: EventBatch) async throws -> FlushResult {
-        let buffer = try await writer.takeBuffer()
-        encoder.encode(batch, into: buffer)
-        writer.submit(buffer, ack: batch.ack, events: batch.events.count)
-        return .accepted
+        try await writer.submitJSONLines(batch)
     }
 
     public func stop(deadline: Double) async {

@@ -106,6 +106,15 @@ public final class ThreadedWriter: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
+    /// Encodes `batch` as JSON lines into a free buffer and queues it; the batch is acknowledged
+    /// once written. What a line-oriented flusher's `flush` does.
+    public func submitJSONLines(_ batch: EventBatch) async throws -> FlushResult {
+        let buffer = try await takeBuffer()
+        JSONLineEncoder().encode(batch, into: buffer)
+        submit(buffer, ack: batch.ack, events: batch.events.count)
+        return .accepted
+    }
+
     /// Gives a buffer back unused.
     public func giveBack(_ buffer: ByteBuffer) {
         recycle(buffer)

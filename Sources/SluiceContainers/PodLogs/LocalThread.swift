@@ -1,42 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SluiceFiles
 import Synchronization
 
-/// Runs `body` on a dedicated OS thread and returns when it has finished, so a blocking poll(2)
-/// loop never occupies the cooperative thread pool (the pattern of SluiceFiles' `runOnDedicatedThread`).
-func runOnOwnThread(_ body: @escaping @Sendable () -> Void) async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let box = Unmanaged.passRetained(ThreadStart(body: body, continuation: continuation)).toOpaque()
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        pthread_attr_setstacksize(&attr, 1 << 20)
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, &attr, { arg in
-            let start = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
-            start.body()
-            start.continuation.resume()
-            return nil
-        }, box)
-        pthread_attr_destroy(&attr)
-        if rc != 0 {
-            // No thread could be started: run inline rather than lose the work.
-            let start = Unmanaged<ThreadStart>.fromOpaque(box).takeRetainedValue()
-            start.body()
-            start.continuation.resume()
-        }
-    }
-}
-
-private final class ThreadStart: Sendable {
-    let body: @Sendable () -> Void
-    let continuation: CheckedContinuation<Void, Never>
-    init(body: @escaping @Sendable () -> Void, continuation: CheckedContinuation<Void, Never>) {
-        self.body = body
-        self.continuation = continuation
-    }
-}
 
 /// A stop request for a thread blocked in poll(2): a flag plus a pipe whose read end is polled.
 final class LocalStopSignal: Sendable {
@@ -87,7 +54,7 @@ final class LocalStopSignal: Sendable {
 func runStoppableThread(_ body: @escaping @Sendable (LocalStopSignal) -> Void) async {
     let signal = LocalStopSignal()
     await withTaskCancellationHandler {
-        await runOnOwnThread { body(signal) }
+        await runOnDedicatedThread(name: "podlogs") { body(signal) }
     } onCancel: {
         signal.stop()
     }
