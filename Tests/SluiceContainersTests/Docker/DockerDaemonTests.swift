@@ -105,6 +105,8 @@ struct DockerDaemonTests {
 
             try await h.dockerOK(["rm", "life1b"])
             #expect(await dkEventually { dkInfo(registry, id) == nil })
+            // The recorder consumes the subscription on its own task: let it catch up.
+            _ = await dkEventually(5) { recorder.events(for: id).last.map { "\($0.kind)".hasPrefix("removed") } == true }
 
             let kinds = recorder.events(for: id).map { "\($0.kind):\($0.info.state.rawValue):\($0.info.name)" }
             dkSay("lifecycle registry events for life1: \(kinds)")
