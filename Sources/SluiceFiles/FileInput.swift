@@ -123,19 +123,27 @@ public final class FileInput: Input, @unchecked Sendable {
     private func applyPendingTargets() {
         guard let next = pendingTargets.withLock({ p -> [WatchTarget]? in defer { p = nil }; return p }) else { return }
         let nextKeys = Set(next.map(\.key))
-        for (key, _) in targets where key != "" && !nextKeys.contains(key) {
+        // Targets that went away. Their files are adopted by a new target that matches the same
+        // path (a container's key changed as its metadata completed), else read to their end
+        // through the descriptors held, then let go. Held or not: only `discard` lets go unread.
+        var removed = Set<String>()
+        for (key, t) in targets where key != "" && !nextKeys.contains(key) {
             targets[key] = nil
-            let now = Sys.monotonicNanos()
-            for r in readers.values where r.targetKey == key && !r.pathGone {
-                r.pathGone = true
-                r.goneSince = now
-                r.dirty = true
-            }
+            if !t.discard { removed.insert(key) }
         }
         for t in next {
             let old = targets[t.key]
             let isNew = old == nil
             targets[t.key] = t
+            if t.discard {
+                // The container's filters rejected it while its files were held: let them go unread.
+                for r in readers.values where r.targetKey == t.key { release(r) }
+                continue
+            }
+            if let o = old, o.hold, !t.hold {
+                // Released: read what was held.
+                for r in readers.values where r.targetKey == t.key { r.dirty = true }
+            }
             if let o = old, o.tags != t.tags {
                 // Metadata completed later (the runtime answered after the pod log dir): files
                 // already followed get the new tags from their next batch on.
@@ -148,6 +156,37 @@ public final class FileInput: Input, @unchecked Sendable {
                 for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: t.existedBefore, seen: &s) }
             }
         }
+        if !removed.isEmpty {
+            let now = Sys.monotonicNanos()
+            for r in readers.values where removed.contains(r.targetKey) {
+                if let t = target(for: r.path) {
+                    // Same path, new key: the same container's file (even if deleted meanwhile).
+                    r.targetKey = t.key
+                    r.tags = tags(for: r.path, target: t)
+                    r.dirty = true
+                } else if !r.pathGone {
+                    r.pathGone = true
+                    r.goneSince = now
+                    r.dirty = true
+                }
+            }
+        }
+    }
+
+    /// Whether `r` belongs to a target that holds its files unread.
+    private func isHeld(_ r: FileReader) -> Bool {
+        r.targetKey != "" && targets[r.targetKey]?.hold == true
+    }
+
+    /// Stops following `r` without reading further.
+    private func release(_ r: FileReader) {
+        guard readers.removeValue(forKey: r.id) != nil else { return }
+        setHead(r, [])
+        if r.isOpen { openCount -= 1; context.metrics.filesClosed.add(1, ordering: .relaxed) }
+        r.closeFD()
+        if byPath[r.path] == r.id { byPath[r.path] = nil }
+        checkpoints.release(r.id)
+        logger.debug("Let go of a held file unread (its container was not selected).", metadata: ["file.path": "\(r.path)"])
     }
 
     public func requestStop() {
@@ -249,6 +288,7 @@ public final class FileInput: Input, @unchecked Sendable {
     }
 
     private func scanDirectory(_ dir: String, rel: [String], pattern p: PathPattern, target t: WatchTarget, existedBefore: Bool, seen: inout Set<FileIdentity>) {
+        if t.discard { return }
         guard p.directoryMayLeadToMatch(rel), !t.exclusions.excludesDirectory(dir) || rel.isEmpty else { return }
         watch(dir)
         let entries: [(name: String, type: UInt8)]
@@ -304,7 +344,7 @@ public final class FileInput: Input, @unchecked Sendable {
     /// The target a path belongs to, if any.
     private func target(for path: String) -> WatchTarget? {
         if let own = targets[""], own.matches(path) { return own }
-        for t in targets.values where t.key != "" && t.matches(path) { return t }
+        for t in targets.values where t.key != "" && !t.discard && t.matches(path) { return t }
         return nil
     }
 
@@ -727,7 +767,7 @@ public final class FileInput: Input, @unchecked Sendable {
     /// Reads every dirty file a little (fair to all files). Returns false when the sink refused
     /// a batch because the pipeline is stopping.
     private func readRound(sink: any BatchSink) -> Bool {
-        let dirty = readers.values.filter { $0.dirty && $0.suspect == nil }
+        let dirty = readers.values.filter { $0.dirty && $0.suspect == nil && !isHeld($0) }
         for r in dirty {
             if stopping { return false }
             if !ensureOpen(r) { continue }
@@ -861,6 +901,8 @@ public final class FileInput: Input, @unchecked Sendable {
         let idleClose = nanos(options.closeUnusedReaderIntervalSec)
         var toRemove: [FileIdentity] = []
         for r in readers.values {
+            // Held unread until its container is known: nothing to flush, drain or close yet.
+            if isHeld(r) { continue }
             // Unterminated last line: emit after the flush timeout.
             if !r.partial.isEmpty && !r.dirty && now - r.partialSince >= flushAfter {
                 let start = r.emittedOffset

@@ -19,6 +19,12 @@ public struct WatchTarget: Sendable {
     public var omitPathTag: Bool
     public var ignoreStdout = false
     public var ignoreStderr = false
+    /// Files are opened and held (so nothing is lost if they are deleted) but not read yet: the
+    /// container's metadata is still incomplete, or whether it is selected at all is not known.
+    /// A held target that goes away is read like any other (to the end, then let go).
+    public var hold = false
+    /// The container was rejected while its files were held: let them go unread, open nothing.
+    public var discard = false
 
     public init(key: String, patterns: [PathPattern], exclusions: PathExclusions = PathExclusions(), tags: [EventTag] = [],
                 format: ContainerLogFormat? = nil, existedBefore: Bool, pathRewrite: (host: String, container: String)? = nil, omitPathTag: Bool = false) {

@@ -65,11 +65,13 @@ public final class CRIClient: Sendable {
     public let images: Runtime_V1_ImageService.Client<Transport>
     public let snapshots: Containerd_Services_Snapshots_V1_Snapshots.Client<Transport>
     public let events: Containerd_Services_Events_V1_Events.Client<Transport>
+    public let containers: Containerd_Services_Containers_V1_Containers.Client<Transport>
 
     /// Service names the retry policy covers.
     public static let serviceNames = [
         "runtime.v1.RuntimeService", "runtime.v1.ImageService",
         "containerd.services.snapshots.v1.Snapshots", "containerd.services.events.v1.Events",
+        "containerd.services.containers.v1.Containers",
     ]
 
     /// Retry on `unavailable`, 3 attempts, for every service used (mandatory with containerd).
@@ -104,6 +106,7 @@ public final class CRIClient: Sendable {
         images = Runtime_V1_ImageService.Client(wrapping: grpc)
         snapshots = Containerd_Services_Snapshots_V1_Snapshots.Client(wrapping: grpc)
         events = Containerd_Services_Events_V1_Events.Client(wrapping: grpc)
+        containers = Containerd_Services_Containers_V1_Containers.Client(wrapping: grpc)
     }
 
     /// Maintains the connection until `shutdown()` (or cancellation).
@@ -246,6 +249,27 @@ public final class CRIClient: Sendable {
         }
     }
 
+    /// A container's record in containerd's metadata store (namespace `k8s.io`): there from the
+    /// moment the CRI plugin creates the container, before the CRI itself answers for it.
+    public func containerdContainer(id: String) async throws -> Containerd_Services_Containers_V1_Container {
+        var req = Containerd_Services_Containers_V1_GetContainerRequest()
+        req.id = id
+        return try await withDeadline { [containers, containerdMetadata, unaryOptions, req] in
+            try await containers.get(req, metadata: containerdMetadata, options: unaryOptions).container
+        }
+    }
+
+    /// The container as its containerd record describes it (see `CRIContainerRecord`), with its
+    /// rootfs upper dir from the snapshot. nil when the record is not a CRI container's.
+    public func containerInfoFromRecord(id: String, runtime kind: ContainerRuntimeKind) async throws -> ContainerInfo? {
+        let record = try await containerdContainer(id: id)
+        guard var info = CRIContainerRecord.containerInfo(record, runtime: kind) else { return nil }
+        if !info.isSandbox, let upper = await upperDirFromSnapshot(snapshotter: record.snapshotter, key: record.snapshotKey) {
+            info.upperDir = upper
+        }
+        return info
+    }
+
     /// (a) of the rootfs search: the `upperdir=` of the snapshot's overlay mount (for a bind
     /// mount, e.g. the native snapshotter, its source). nil when containerd does not say.
     public func upperDirFromSnapshot(snapshotter: String, key: String) async -> String? {
@@ -317,6 +341,20 @@ public final class CRIClient: Sendable {
         }
         info.upperDir = upper ?? ""
         info.mergedDir = info.state == .running ? merged : ""
+    }
+
+    /// One container's facts with its pod's (verbose status, then the sandbox it names): for a
+    /// container just learned of, without waiting for a listing. Without its pod, the level is
+    /// `identified` (pod labels unknown).
+    public func containerInfoWithPod(id: String, runtime kind: ContainerRuntimeKind) async throws -> ContainerInfo {
+        let resp = try await containerStatus(id: id)
+        let verbose = CRIVerboseContainerInfo.parse(resp.info)
+        var sandbox: CRISandbox? = nil
+        if let sid = verbose?.sandboxID, !sid.isEmpty { sandbox = try? await self.sandbox(id: sid) }
+        var info = CRIMapping.containerInfo(status: resp.status, verbose: verbose, listed: nil, sandbox: sandbox, runtime: kind)
+        if sandbox == nil { info.metadataLevel = .identified }
+        await resolveRootfs(&info, verbose: verbose)
+        return info
     }
 
     /// One-shot listing: every sandbox and container with full facts (no caching; for

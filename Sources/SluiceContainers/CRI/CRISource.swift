@@ -104,6 +104,10 @@ public final class CRISource: ContainerSource {
     public let options: Options
     private let logger: Logger
     private let state: Mutex<(kind: ContainerRuntimeKind, status: Status)>
+    /// Containers learned from containerd's `/tasks/create` (see `CRITaskBundle`) that the CRI
+    /// listing has not shown yet, with when: kept in the registry by the re-lists until listed
+    /// (or for 15 s, for a container deleted before any listing saw it).
+    private let announced = CRIAnnounced()
 
     public var kind: ContainerRuntimeKind { state.withLock { $0.kind } }
     public var status: Status { state.withLock { $0.status } }
@@ -190,7 +194,14 @@ public final class CRISource: ContainerSource {
             }
             logger.info("connected to \(version.runtimeName) \(version.runtimeVersion) (CRI \(version.runtimeApiVersion)) at \(path)")
 
-            let syncer = CRISyncer(client: client, kind: kind, registry: registry, logger: logger)
+            let announced = self.announced
+            let syncer = CRISyncer(client: client, kind: kind, registry: registry, logger: logger, announced: { listed in
+                let now = CRIClock.nanos()
+                return announced.entries.withLock { a in
+                    for (id, e) in a where listed.contains(id) || now - e.at > 15_000_000_000 { a[id] = nil }
+                    return a.values.map(\.info)
+                }
+            })
             try await syncer.sync()
             state.withLock { $0.status.syncs += 1 }
             onSynced()
@@ -200,11 +211,15 @@ public final class CRISource: ContainerSource {
             if !options.useEvents { state.withLock { $0.status.mode = .poll } }
 
             try await withThrowingTaskGroup(of: Void.self) { group in
-                // Re-list on every wake-up, one at a time.
+                // Re-list on every wake-up, one at a time, at most every 200 ms: containerd's
+                // event stream wakes it for every step of every container, and a busy node's
+                // runtime is slowed by back-to-back listings. New containers do not wait for it
+                // (the task-create fast path publishes them at once).
                 group.addTask {
                     for await _ in wake {
                         try await syncer.sync()
                         self.state.withLock { $0.status.syncs += 1 }
+                        try await Task.sleep(for: .milliseconds(200))
                     }
                 }
                 // Timer: the poll (or safety-net resync) interval.
@@ -221,7 +236,7 @@ public final class CRISource: ContainerSource {
                         try await CRIClient.with(config) { streamClient in
                             try await self.followEvents(
                                 client: streamClient, kind: kind, runtimeName: version.runtimeName,
-                                namespace: config.containerdNamespace, wakeUp: wakeUp, interval: interval)
+                                namespace: config.containerdNamespace, registry: registry, fetchClient: client, wakeUp: wakeUp, interval: interval)
                         }
                     }
                 }
@@ -239,7 +254,7 @@ public final class CRISource: ContainerSource {
     /// sets the poll interval and waits to be cancelled.
     private func followEvents(
         client: CRIClient, kind: ContainerRuntimeKind, runtimeName: String, namespace: String,
-        wakeUp: AsyncStream<Void>.Continuation, interval: CRILockedBox<Duration>
+        registry: ContainerRegistry, fetchClient: CRIClient, wakeUp: AsyncStream<Void>.Continuation, interval: CRILockedBox<Duration>
     ) async throws {
         var useCRI = true
         var dropsInARow = 0
@@ -260,6 +275,11 @@ public final class CRISource: ContainerSource {
                         guard envelope.namespace == namespace,
                               envelope.topic.hasPrefix("/tasks/") || envelope.topic.hasPrefix("/containers/") else { return }
                         gotEvent.set(true)
+                        if let id = CRITaskBundle.containerCreated(envelope) {
+                            self.containerCreated(id: id, client: fetchClient, kind: kind, registry: registry)
+                        } else if let created = CRITaskBundle.taskCreate(envelope) {
+                            self.taskCreated(created, client: fetchClient, kind: kind, registry: registry)
+                        }
                         wakeUp.yield()
                     }
                 } else {
@@ -293,6 +313,91 @@ public final class CRISource: ContainerSource {
         }
     }
 
+    /// A task was created: publish what its bundle says at once (the CRI status follows).
+    /// Then asks the CRI for this one container at once, not waiting for the next listing (its
+    /// labels, log path and pod; the listing may come too late for a Job deleted within a second).
+    private func taskCreated(_ e: Containerd_Events_TaskCreate, client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry) {
+        guard var info = CRITaskBundle.containerInfo(e, hostRoot: options.hostRoot, runtime: kind) else {
+            logger.debug("task \(e.containerID) created: not a CRI container (bundle \(e.bundle))")
+            return
+        }
+        let now = CRIClock.nanos()
+        if let known = registry.lookup(id: info.id) {
+            // Known already (the CRI answered first): the bundle still adds the pod uid and the
+            // rootfs, which join it to the pod log dir's entry.
+            info.discoveredAt = known.discoveredAt > 0 ? known.discoveredAt : now
+            info.state = .unknown
+            info.metadataLevel = min(info.metadataLevel, known.metadataLevel)
+            registry.upsert(info)
+            return
+        }
+        info.discoveredAt = now
+        announced.entries.withLock { $0[info.id] = (info, now) }
+        logger.debug("task created: container \(info.id) (\(info.metadataLevel == .bare ? "bundle gone already" : "from its bundle"), upper dir \(info.upperDir.isEmpty ? "unknown" : info.upperDir))")
+        registry.upsert(info)
+        if info.isSandbox { return }
+        fetchNow(id: info.id, client: client, kind: kind, registry: registry, discoveredAt: now, notFoundRetries: 0)
+    }
+
+    /// containerd created a container: its record (labels, spec, CRI metadata) and snapshot say
+    /// whose it is, where it logs and where its rootfs is, before it starts. Read at once, beside
+    /// the event stream; the CRI status follows with the listing.
+    private func containerCreated(id: String, client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry) {
+        let now = CRIClock.nanos()
+        let logger = self.logger
+        let announced = self.announced
+        Task {
+            do {
+                guard var info = try await client.containerInfoFromRecord(id: id, runtime: kind) else { return }
+                if info.isSandbox { return }
+                if let known = registry.lookup(id: id) {
+                    info.discoveredAt = known.discoveredAt > 0 ? min(known.discoveredAt, now) : now
+                    info.metadataLevel = min(info.metadataLevel, known.metadataLevel)
+                } else {
+                    info.discoveredAt = now
+                    announced.entries.withLock { $0[id] = (info, now) }
+                }
+                logger.debug("container \(id) created: known from its containerd record (log \(info.logPath), upper dir \(info.upperDir))")
+                registry.upsert(info)
+            } catch {
+                logger.debug("container \(id): its containerd record could not be read: \(CRISource.describe(error)); the task event and the listing will tell")
+            }
+        }
+    }
+
+    /// Asks the CRI for one container just announced by an event, at once and beside the
+    /// listing, and publishes it: a container created is known with its log path, labels, pod
+    /// and rootfs before it even starts. The CRI plugin may answer NotFound for a moment after
+    /// containerd's own event: asked again after 20, 40, 80, 160 ms (up to `notFoundRetries` times).
+    private func fetchNow(id: String, client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry,
+                          discoveredAt: Int64, notFoundRetries: Int) {
+        let logger = self.logger
+        let announced = self.announced
+        Task {
+            var tries = 0
+            while true {
+                do {
+                    var full = try await client.containerInfoWithPod(id: id, runtime: kind)
+                    if full.isSandbox { return }
+                    if let known = registry.lookup(id: id), known.discoveredAt > 0 {
+                        full.discoveredAt = min(known.discoveredAt, discoveredAt)
+                    } else {
+                        full.discoveredAt = discoveredAt
+                    }
+                    announced.entries.withLock { $0[id] = (full, discoveredAt) }
+                    registry.upsert(full)
+                    return
+                } catch let e as RPCError where e.code == .notFound && tries < notFoundRetries {
+                    tries += 1
+                    try? await Task.sleep(for: .milliseconds(20 << min(tries - 1, 3)))
+                } catch {
+                    logger.debug("container \(id): status right after its event failed: \(CRISource.describe(error)); the listing will tell")
+                    return
+                }
+            }
+        }
+    }
+
     static func describe(_ error: any Error) -> String {
         if let e = error as? RPCError {
             var s = "\(e.code): \(e.message)"
@@ -307,6 +412,11 @@ public final class CRISource: ContainerSource {
         let ms = s * 1000 + atto / 1_000_000_000_000_000
         return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(ms) ms"
     }
+}
+
+/// Containers the fast path announced, by id, with when.
+final class CRIAnnounced: Sendable {
+    let entries = Mutex<[String: (info: ContainerInfo, at: Int64)]>([:])
 }
 
 /// A value behind a lock, shareable between tasks.
@@ -342,8 +452,12 @@ final class CRISyncer: @unchecked Sendable {
     private var containers: [String: ContainerEntry] = [:]
     private var nextVersion = 0
     private var warned = Set<String>()
+    /// Containers announced by the fast path and not listed yet (given the ids listed now).
+    let announced: @Sendable (Set<String>) -> [ContainerInfo]
 
-    init(client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry, logger: Logger) {
+    init(client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry, logger: Logger,
+         announced: @escaping @Sendable (Set<String>) -> [ContainerInfo] = { _ in [] }) {
+        self.announced = announced
         self.client = client
         self.kind = kind
         self.registry = registry
@@ -421,6 +535,7 @@ final class CRISyncer: @unchecked Sendable {
                 status.image = c.image
                 status.labels = c.labels
                 info = CRIMapping.containerInfo(status: status, verbose: nil, listed: c, sandbox: sb?.sandbox, runtime: kind)
+                info.metadataLevel = .identified
                 complete = false
             }
             info.discoveredAt = containers[c.id]?.info.discoveredAt ?? firstLearned(c.id, now)
@@ -435,6 +550,7 @@ final class CRISyncer: @unchecked Sendable {
         present.reserveCapacity(sandboxes.count + containers.count)
         for e in sandboxes.values { present.append(e.info) }
         for e in containers.values { present.append(e.info) }
+        present.append(contentsOf: announced(Set(containers.keys).union(sandboxes.keys)))
         registry.resync(source: kind, present: present)
     }
 

@@ -71,31 +71,147 @@ public final class ContainerInput: Input, Sendable {
         }
     }
 
+    /// How long a container's files are held unread waiting for its metadata (or for what its
+    /// filters need) before they are read with what is known.
+    static let holdLimitNanos: Int64 = 3_000_000_000
+
     /// Keeps the file input's targets in step with the registry.
+    ///
+    /// A container known only in part (the pod log dir saw its log file before the runtime said
+    /// anything) is followed at once, its files opened and held, but read only once its metadata
+    /// is complete enough for the tags (id and image; labels too when ExternalK8sLabelTag asks for
+    /// them) and for the filters to decide, so every event carries every tag and nothing of a
+    /// container the filters reject is read. After `holdLimitNanos` it is read with what is known.
     private func follow() async {
-        var live: [String: ContainerInfo] = [:]
-        var lastTargets: [String: String] = [:]
-        for await event in registry.subscribe() {
+        let (events, feed) = AsyncStream<ContainerEvent?>.makeStream(bufferingPolicy: .unbounded)
+        let registry = self.registry
+        let forward = Task {
+            for await e in registry.subscribe() { feed.yield(e) }
+            feed.finish()
+        }
+        // Re-checks held containers against the hold limit.
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                feed.yield(nil)
+            }
+        }
+        defer {
+            forward.cancel()
+            ticker.cancel()
+        }
+        let needed: MetadataLevel = selection.externalK8sLabelTag.isEmpty ? .identified : .complete
+        var state = FollowState(needed: needed)
+        for await event in events {
             if Task.isCancelled { return }
+            let now = ContainerInput.monotonicNow()
             switch event {
-            case .added(let c): live[ContainerInput.key(c)] = c
-            case .updated(let old, let c):
+            case .added(let c)?:
+                let key = ContainerInput.key(c)
+                state.departing[key] = nil
+                state.live[key] = c
+                evaluate(key, &state, now)
+            case .updated(let old, let c)?:
                 // The key may change (a log path learned later): drop the entry under the old one.
-                live[ContainerInput.key(old)] = nil
-                live[ContainerInput.key(c)] = c
-            case .removed(let c): live[ContainerInput.key(c)] = nil
+                let oldKey = ContainerInput.key(old), key = ContainerInput.key(c)
+                state.live[key] = c
+                evaluate(key, &state, now)
+                if oldKey != key {
+                    state.live[oldKey] = nil
+                    state.departing[oldKey] = nil
+                    // Files held under the old key: adopted by the new key's targets (same paths)
+                    // if it is followed, else let go unread, never drained (it may be rejected).
+                    if state.held.contains(oldKey) && state.targets[key] == nil {
+                        state.discarded[oldKey] = (old, now + 5_000_000_000)
+                    }
+                    evaluate(oldKey, &state, now)
+                }
+            case .removed(let c)?:
+                let key = ContainerInput.key(c)
+                state.live[key] = nil
+                if state.held.contains(key) { state.departing[key] = (c, nil) }
+                evaluate(key, &state, now)
+            case nil:
+                // Timer: the containers whose state depends on time.
+                let keys = state.held.union(state.departing.keys).union(state.discarded.keys)
+                if keys.isEmpty { continue }
+                for key in keys { evaluate(key, &state, now) }
             }
-            var targets: [WatchTarget] = []
-            for c in live.values where selection.filters.matches(c) {
-                targets.append(contentsOf: self.targets(for: c))
+            if state.changed {
+                state.changed = false
+                files.setDynamicTargets(state.targets.values.flatMap { $0.targets })
             }
-            // Only push when something changed (keys or tags).
-            var now: [String: String] = [:]
-            for t in targets { now[t.key] = t.tags.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}") + "|" + t.patterns.map(\.original).joined(separator: ",") }
-            if now != lastTargets {
-                lastTargets = now
-                files.setDynamicTargets(targets)
+        }
+    }
+
+    /// What `follow` keeps between events: the containers, and the targets computed for each.
+    struct FollowState {
+        let needed: MetadataLevel
+        var live: [String: ContainerInfo] = [:]
+        /// Removed while still held: followed (held) until decided, then kept released for 2 s so
+        /// the file input surely sees the release (it applies only the latest target set) before
+        /// the target goes and its files are drained.
+        var departing: [String: (info: ContainerInfo, releasedAt: Int64?)] = [:]
+        /// Rejected after being held: a `discard` target for 5 s, so its held files are let go unread.
+        var discarded: [String: (info: ContainerInfo, until: Int64)] = [:]
+        /// Containers whose targets hold their files unread.
+        var held = Set<String>()
+        /// Per container key: its targets and a fingerprint of them.
+        var targets: [String: (targets: [WatchTarget], fingerprint: String)] = [:]
+        var changed = false
+        init(needed: MetadataLevel) { self.needed = needed }
+    }
+
+    /// Recomputes one container's targets.
+    private func evaluate(_ key: String, _ s: inout FollowState, _ now: Int64) {
+        if let d = s.departing[key], let released = d.releasedAt, now - released > 2_000_000_000 { s.departing[key] = nil }
+        if let d = s.discarded[key], now > d.until { s.discarded[key] = nil }
+        var out: [WatchTarget] = []
+        var nowHeld = false
+        if let c = s.live[key] ?? s.departing[key]?.info {
+            let waited = c.discoveredAt > 0 && now - c.discoveredAt >= ContainerInput.holdLimitNanos
+            var selected = true
+            var hold = false
+            switch selection.filters.decide(c) {
+            case .rejected: selected = false
+            case .undecided:
+                if waited { selected = selection.filters.matches(c) } else { hold = true }
+            case .selected:
+                hold = c.metadataLevel < s.needed && !waited
             }
+            if selected {
+                if s.departing[key] != nil && !hold && s.departing[key]?.releasedAt == nil { s.departing[key]?.releasedAt = now }
+                out = targets(for: c)
+                if hold && !out.isEmpty {
+                    nowHeld = true
+                    for i in out.indices { out[i].hold = true }
+                }
+                s.discarded[key] = nil
+            } else {
+                if s.held.contains(key) { s.discarded[key] = (c, now + 5_000_000_000) }
+                s.departing[key] = nil
+            }
+        }
+        if out.isEmpty, let d = s.discarded[key] {
+            out = targets(for: d.info)
+            for i in out.indices { out[i].discard = true }
+        }
+        let wasHeld = s.held.contains(key)
+        if nowHeld { s.held.insert(key) } else { s.held.remove(key) }
+        if wasHeld != nowHeld {
+            let level = (s.live[key] ?? s.departing[key]?.info).map { "\($0.metadataLevel)" } ?? "gone"
+            logger.debug(nowHeld ? "Holding a container's files until its metadata is known." : "Container's files released.",
+                         metadata: ["container.key": "\(key)", "metadata.level": "\(level)", "targets": "\(out.count)", "discard": "\(s.discarded[key] != nil)"])
+        }
+        let fingerprint = out.map { t in
+            t.key + "|" + t.tags.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}") + "|" + t.patterns.map(\.original).joined(separator: ",")
+                + (t.hold ? "|hold" : "") + (t.discard ? "|discard" : "")
+        }.joined(separator: "\n")
+        if out.isEmpty {
+            if s.targets.removeValue(forKey: key) != nil { s.changed = true }
+        } else if s.targets[key]?.fingerprint != fingerprint {
+            s.targets[key] = (out, fingerprint)
+            s.changed = true
         }
     }
 

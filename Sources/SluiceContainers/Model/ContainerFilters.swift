@@ -243,6 +243,27 @@ public struct ContainerFilters: Sendable {
         explain(c) == nil
     }
 
+    /// Selected, not selected, or not known yet: a rule reads metadata the container's entry does
+    /// not have yet (labels before the runtime's API answered, env before its spec was read).
+    public enum Decision: Sendable, Equatable { case selected, rejected, undecided }
+
+    public func decide(_ c: ContainerInfo) -> Decision {
+        let reason = explain(c)
+        if reason == nil && c.metadataLevel == .complete { return .selected }
+        if c.isSandbox { return .rejected }
+        // Names are known from `located` on: a name rule that fails then settles it.
+        if c.metadataLevel == .bare { return .undecided }
+        let k8s = c.kubernetes
+        if let r = k8sNamespaceRegex, !r.search(k8s?.namespace ?? "") { return .rejected }
+        if let r = k8sPodRegex, !r.search(k8s?.podName ?? "") { return .rejected }
+        if let r = k8sContainerRegex, !r.search(k8s?.containerName ?? "") { return .rejected }
+        let readsLabels = !includeK8sLabel.isEmpty || !excludeK8sLabel.isEmpty || !includeContainerLabel.isEmpty || !excludeContainerLabel.isEmpty
+        let readsEnv = !includeEnv.isEmpty || !excludeEnv.isEmpty
+        if readsLabels && c.metadataLevel < .complete { return .undecided }
+        if readsEnv && c.metadataLevel < .identified { return .undecided }
+        return reason == nil ? .selected : .rejected
+    }
+
     /// Nil when the container is selected, else why not, e.g.
     /// `namespace "kube-system" does not match K8sNamespaceRegex ^default$`.
     public func explain(_ c: ContainerInfo) -> String? {

@@ -3,6 +3,20 @@ public enum ContainerRuntimeKind: String, Sendable, Codable, Equatable {
     case docker, containerd, crio, cri, `static`, podLogs
 }
 
+/// How much of a container's metadata a report carries (the registry keeps the highest).
+public enum MetadataLevel: Int, Sendable, Codable, Comparable {
+    /// Only its id and rootfs (containerd's task event, its bundle already gone): whose it is, not yet.
+    case bare = 0
+    /// Where its log is and its Kubernetes names (the kubelet pod log dir): no id, image or env.
+    case located = 1
+    /// Id, image, Kubernetes names, env, mounts, rootfs: read from the runtime's own state on disk
+    /// the moment the container is created (containerd's task bundle); labels not yet.
+    case identified = 2
+    /// Everything the runtime's API reports.
+    case complete = 3
+    public static func < (a: MetadataLevel, b: MetadataLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
 public enum ContainerState: String, Sendable, Codable, Equatable {
     case created, running, exited, unknown
 }
@@ -67,6 +81,8 @@ public struct ContainerInfo: Sendable, Codable, Equatable {
     public var runtime: ContainerRuntimeKind
     /// Monotonic nanoseconds when Sluice first learned of the container (discovery latency).
     public var discoveredAt: Int64
+    /// How complete this metadata is.
+    public var metadataLevel: MetadataLevel
 
     public init(id: String, name: String = "", image: String = "", state: ContainerState = .unknown, runtime: ContainerRuntimeKind) {
         self.id = id
@@ -88,5 +104,6 @@ public struct ContainerInfo: Sendable, Codable, Equatable {
         self.isSandbox = false
         self.runtime = runtime
         self.discoveredAt = 0
+        self.metadataLevel = runtime == .podLogs ? .located : .complete
     }
 }

@@ -264,6 +264,11 @@ private struct PodKey: Hashable {
     }
 }
 
+private struct PodName: Hashable {
+    var uid: String
+    var container: String
+}
+
 private struct Entry {
     var info: ContainerInfo
     /// The sources that currently report the container.
@@ -280,6 +285,7 @@ private struct State {
     var byID: [String: Int] = [:]
     var byLogPath: [String: Int] = [:]
     var byPod: [PodKey: Int] = [:]
+    var byPodName: [PodName: Set<Int>] = [:]
     var subscribers: [Int: AsyncStream<ContainerEvent>.Continuation] = [:]
     var nextSubscriber = 0
 
@@ -308,7 +314,19 @@ private struct State {
         }
         if !info.id.isEmpty { consider(byID[info.id]) }
         if !info.logPath.isEmpty { consider(byLogPath[info.logPath]) }
-        if let pod = PodKey(info) { consider(byPod[pod]) }
+        if let pod = PodKey(info) {
+            consider(byPod[pod])
+            // A restart count not known on one side (-1): the same pod and container name, the
+            // entry of the latest restart that has no other id yet.
+            let named = (byPodName[PodName(uid: pod.uid, container: pod.container)] ?? [])
+                .compactMap { key -> (Int, Int)? in
+                    guard let e = entries[key], let k = e.info.kubernetes, e.removedAt == nil else { return nil }
+                    guard pod.restart < 0 || k.restartCount < 0 else { return nil }
+                    guard e.info.id.isEmpty || info.id.isEmpty else { return nil }
+                    return (key, k.restartCount)
+                }
+            if let best = named.max(by: { ($0.1, $0.0) < ($1.1, $1.0) }) { consider(best.0) }
+        }
         return found
     }
 
@@ -383,14 +401,22 @@ private struct State {
         guard let entry = entries[key] else { return }
         if !entry.info.id.isEmpty { byID[entry.info.id] = key }
         for path in entry.logPaths { byLogPath[path] = key }
-        if let pod = PodKey(entry.info) { byPod[pod] = key }
+        if let pod = PodKey(entry.info) {
+            byPod[pod] = key
+            byPodName[PodName(uid: pod.uid, container: pod.container), default: []].insert(key)
+        }
     }
 
     mutating func unindex(_ key: Int) {
         guard let entry = entries[key] else { return }
         if !entry.info.id.isEmpty, byID[entry.info.id] == key { byID[entry.info.id] = nil }
         for path in entry.logPaths where byLogPath[path] == key { byLogPath[path] = nil }
-        if let pod = PodKey(entry.info), byPod[pod] == key { byPod[pod] = nil }
+        if let pod = PodKey(entry.info) {
+            if byPod[pod] == key { byPod[pod] = nil }
+            let name = PodName(uid: pod.uid, container: pod.container)
+            byPodName[name]?.remove(key)
+            if byPodName[name]?.isEmpty == true { byPodName[name] = nil }
+        }
     }
 }
 
@@ -439,7 +465,9 @@ enum ContainerMerge {
                 takeK8s(\.podName, known: nonEmpty)
                 takeK8s(\.podUID, known: nonEmpty)
                 takeK8s(\.containerName, known: nonEmpty)
-                takeK8s(\.restartCount, known: { $0 != 0 })
+                takeK8s(\.restartCount, known: { $0 > 0 })
+                // -1: not known yet (a report read from the runtime's state, which has no attempt).
+                if mine.restartCount < 0 && theirs.restartCount >= 0 { mine.restartCount = theirs.restartCount }
                 takeK8s(\.podLabels, known: { !$0.isEmpty })
                 out.kubernetes = mine
             } else {
@@ -447,6 +475,7 @@ enum ContainerMerge {
             }
         }
         out.isSandbox = current.isSandbox || report.isSandbox
+        out.metadataLevel = max(current.metadataLevel, report.metadataLevel)
         if report.runtime != .podLogs && (out.runtime == .podLogs || !fillOnly) {
             out.runtime = report.runtime
         }

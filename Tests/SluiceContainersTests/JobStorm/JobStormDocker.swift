@@ -254,12 +254,14 @@ struct JobStormTests {
             outputTail?.stop()
             sluice?.stop(timeout: 10)
             await h.cleanup()
+            jsKeepStderr(sluice, runtime: "docker")
             scenario.cleanup()
             throw error
         }
         sluice?.stop(timeout: 10)
         await h.cleanup()
-        scenario.cleanup()
+        jsKeepStderr(sluice, runtime: "docker")
+            scenario.cleanup()
     }
 }
 

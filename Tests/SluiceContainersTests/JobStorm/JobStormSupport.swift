@@ -777,3 +777,12 @@ func jsWaitForWarmUp(_ job: JSJob, tail: JSOutputTail, timeout: Double) async ->
     }
     return counts
 }
+
+/// With SLUICE_JOBSTORM_KEEP_STDERR=<path>, sluice's whole stderr is kept there (for a run at
+/// SLUICE_JOBSTORM_LOG_LEVEL=debug).
+func jsKeepStderr(_ proc: SluiceProcess?, runtime: String) {
+    guard let proc, let dest = ProcessInfo.processInfo.environment["SLUICE_JOBSTORM_KEEP_STDERR"], !dest.isEmpty else { return }
+    let path = "\(dest).\(runtime)"
+    try? FileManager.default.removeItem(atPath: path)
+    try? FileManager.default.copyItem(atPath: proc.stderrPath, toPath: path)
+}
