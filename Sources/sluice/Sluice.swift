@@ -196,7 +196,9 @@ func printErr(_ s: String) {
 @Sendable func makeRuntimeSources(_ options: DiscoveryOptions, _ logger: Logger) -> [any ContainerSource] {
     var sources: [any ContainerSource] = []
     do {
-        sources.append(try DockerSource(host: options.dockerHost, environment: options.environment, logger: logger))
+        var docker = try DockerSource(host: options.dockerHost, environment: options.environment, logger: logger)
+        docker.hostRoot = HostPaths.resolve(option: options.hostRoot).hostRoot
+        sources.append(docker)
     } catch {
         logger.error("Docker discovery is off: \(error)")
     }

@@ -50,6 +50,12 @@ public final class DockerClient: Sendable {
         return try DockerJSON.decode(DockerVersion.self, from: bytes, what: "GET /version")
     }
 
+    /// `GET /info`: dockerd's root dir and drivers.
+    public func info() async throws -> DockerInfo {
+        let bytes = try await body("/info")
+        return try DockerJSON.decode(DockerInfo.self, from: bytes, what: "GET /info")
+    }
+
     /// `GET /_ping`: true when the daemon answers `OK`.
     public func ping() async throws -> Bool {
         let bytes = try await body("/_ping")

@@ -23,6 +23,8 @@ public struct DockerSource: ContainerSource {
     public var absentPollInterval: Duration
     /// Inspect calls in flight at once during a re-sync.
     public var inspectConcurrency: Int
+    /// Where the host's `/` is (dockerd's state files are read under it; see `DockerDiskState`).
+    public var hostRoot: String = "/"
     public var logger: Logger
 
     public init(
@@ -105,6 +107,16 @@ public struct DockerSource: ContainerSource {
     private func session(client: DockerClient, writer: DockerRegistryWriter, health: DockerSessionHealth,
                          logger: Logger, reportedAbsent: inout Bool) async throws {
         let version = try await client.version()
+        var disk: DockerDiskState? = nil
+        do {
+            let info = try await client.info()
+            if let root = info.dockerRootDir, root.hasPrefix("/") {
+                disk = DockerDiskState(rootDir: root, storageDriver: info.driver ?? "", defaultLogDriver: info.loggingDriver ?? "json-file", hostRoot: hostRoot)
+            }
+        } catch {
+            logger.info("Docker GET /info failed: new containers are known from inspect only", metadata: ["error": "\(error)"])
+        }
+        let diskState = disk
         let stream = try await client.events()
         logger.info("Docker connected", metadata: ["version": "\(version.version ?? "?")", "api": "\(version.apiVersion ?? "?")"])
         reportedAbsent = false
@@ -114,7 +126,7 @@ public struct DockerSource: ContainerSource {
             // Events first: the stream is open before the list is taken, so nothing between the two is lost,
             // and events are applied while the (re)sync runs.
             group.addTask {
-                try await Self.followEvents(stream, client: client, writer: writer, logger: logger)
+                try await Self.followEvents(stream, client: client, writer: writer, disk: diskState, logger: logger)
             }
             group.addTask {
                 while true {
@@ -191,8 +203,10 @@ public struct DockerSource: ContainerSource {
     /// dying container, never delays another container's start), each container's events in order,
     /// coalesced while its worker is busy (only the latest action is carried out next).
     static func followEvents(_ stream: DockerEventStream, client: DockerClient, writer: DockerRegistryWriter,
-                             logger: Logger) async throws {
+                             disk: DockerDiskState? = nil, logger: Logger) async throws {
         let queue = DockerContainerQueues()
+        // Containers already read from disk (once each, at their first create/start event).
+        var readFromDisk = Set<String>()
         try await withThrowingDiscardingTaskGroup { group in
             for try await batch in stream {
                 for bad in batch.malformed {
@@ -203,6 +217,15 @@ public struct DockerSource: ContainerSource {
                     guard let id = event.containerID else { continue }
                     let verb = event.verb
                     guard DockerClient.containerActions.contains(verb) else { continue }
+                    if let disk, verb == "create" || verb == "start", readFromDisk.insert(id).inserted,
+                       var info = disk.containerInfo(id: id) {
+                        // Known at once from dockerd's files; the inspect below confirms and completes it.
+                        info.discoveredAt = batch.receivedAt
+                        logger.debug("Docker container read from dockerd's files", metadata: [
+                            "container_id": "\(id)", "event": "\(verb)", "log_path": "\(info.logPath)", "upper_dir": "\(info.upperDir)"])
+                        writer.upsert(info)
+                    }
+                    if verb == "destroy" { readFromDisk.remove(id) }
                     let action: DockerContainerQueues.Action = verb == "destroy" ? .remove : .inspect(receivedAt: batch.receivedAt)
                     if queue.submit(id, action) {
                         group.addTask {
