@@ -194,13 +194,10 @@ struct JSDockerRuntime: JSRuntime {
 
 // MARK: - The test
 
-/// Opt-in until the open issue's remaining work lands (Docker: register containers from the
-/// create event before inspect returns; CRI: publish each container as soon as its status is
-/// fetched): against the current collector these runs still lose lines of Jobs deleted within
-/// ~0.5 s, and the suite fails. `SLUICE_JOBSTORM=1 swift test --filter JobStorm` runs it.
-let jobStormEnabled = ProcessInfo.processInfo.environment["SLUICE_JOBSTORM"] == "1"
+/// Part of the suite (`.ci/run` runs it, ~1 min per runtime); `SLUICE_JOBSTORM=0` skips it.
+let jobStormEnabled = ProcessInfo.processInfo.environment["SLUICE_JOBSTORM"] != "0"
 
-@Suite("Job storm", .serialized, .enabled(if: jobStormEnabled, "opt-in (SLUICE_JOBSTORM=1): the collector does not meet it yet, see the issue note"))
+@Suite("Job storm", .serialized, .enabled(if: jobStormEnabled, "skipped: SLUICE_JOBSTORM=0"))
 struct JobStormTests {
     @Test("Job storm on dockerd: no line lost, duplicated or mislabelled; first line p99 ≤ 500 ms",
           .enabled(if: dkIsRoot, "needs root to start a private dockerd"), .timeLimit(.minutes(10)))

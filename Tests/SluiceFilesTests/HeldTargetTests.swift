@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SluiceCore
+import SluiceFiles
+import SluiceTesting
+import Testing
+
+/// Dynamic targets that hold their files (a container whose metadata is not known yet).
+@Suite("input_file: held and discarded targets")
+struct HeldTargetTests {
+    func target(_ env: FIEnv, key: String, dir: String, hold: Bool = false, discard: Bool = false, tag: String = "v") throws -> WatchTarget {
+        var t = WatchTarget(key: key, patterns: [try PathPattern(dir + "/*.log")], tags: [EventTag("who", tag)], existedBefore: false)
+        t.hold = hold
+        t.discard = discard
+        return t
+    }
+
+    @Test("A held target's file is opened at once but not read; released, it is read from 0, even after deletion")
+    func heldThenReleased() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let dir = env.tmp.sub("c1")
+        let input = try env.input(env.options([]), table: try env.table())
+        let sink = FIRecordingSink()
+        try await fiWithInput(input, sink: sink) {
+            input.setDynamicTargets([try target(env, key: "c1", dir: dir, hold: true, tag: "partial")])
+            writeFile(dir + "/0.log", "a\nb\n")
+            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            appendFile(dir + "/0.log", "c\n")
+            await fiSleep(0.4)
+            #expect(sink.lines.isEmpty, "a held file must not be read")
+            // Deleted while held: still read through the held descriptor once released.
+            unlink(dir + "/0.log")
+            await fiSleep(0.2)
+            input.setDynamicTargets([try target(env, key: "c1", dir: dir, tag: "complete")])
+            #expect(await fiEventually { sink.lines.count >= 3 })
+        }
+        #expect(sink.lines == ["a", "b", "c"])
+    }
+
+    @Test("A held target that goes away is drained (read to the end), not dropped")
+    func heldTargetRemovedIsDrained() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let dir = env.tmp.sub("c2")
+        let input = try env.input(env.options([]), table: try env.table())
+        let sink = FIRecordingSink()
+        try await fiWithInput(input, sink: sink) {
+            input.setDynamicTargets([try target(env, key: "c2", dir: dir, hold: true)])
+            writeFile(dir + "/0.log", "x\ny\n")
+            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            input.setDynamicTargets([])
+            #expect(await fiEventually { sink.lines.count >= 2 })
+        }
+        #expect(sink.lines == ["x", "y"])
+    }
+
+    @Test("A discarded target lets its held files go unread and opens nothing new")
+    func discardedTargetLetsGoUnread() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let dir = env.tmp.sub("c3")
+        let input = try env.input(env.options([]), table: try env.table())
+        let sink = FIRecordingSink()
+        try await fiWithInput(input, sink: sink) {
+            input.setDynamicTargets([try target(env, key: "c3", dir: dir, hold: true)])
+            writeFile(dir + "/0.log", "secret\n")
+            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            input.setDynamicTargets([try target(env, key: "c3", dir: dir, discard: true)])
+            #expect(await fiEventually { !fiIsOpenInProcess(dir + "/0.log") })
+            writeFile(dir + "/1.log", "more\n")
+            await fiSleep(0.5)
+            #expect(!fiIsOpenInProcess(dir + "/1.log"))
+            input.setDynamicTargets([])
+            await fiSleep(0.5)
+        }
+        #expect(sink.lines.isEmpty)
+    }
+
+    @Test("A target replaced by one under another key that matches the same path adopts the file, deleted or not")
+    func keyChangeAdoptsByPath() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let dir = env.tmp.sub("c4")
+        let input = try env.input(env.options([]), table: try env.table())
+        let sink = FIRecordingSink()
+        try await fiWithInput(input, sink: sink) {
+            input.setDynamicTargets([try target(env, key: "log:c4", dir: dir, hold: true, tag: "old")])
+            writeFile(dir + "/0.log", "one\ntwo\n")
+            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            unlink(dir + "/0.log")
+            await fiSleep(0.2)
+            input.setDynamicTargets([try target(env, key: "id:c4", dir: dir, tag: "new")])
+            #expect(await fiEventually { sink.lines.count >= 2 })
+        }
+        #expect(sink.lines == ["one", "two"])
+    }
+}
