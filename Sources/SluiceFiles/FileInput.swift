@@ -59,6 +59,11 @@ public final class FileInput: Input, @unchecked Sendable {
 
     // Input-thread state.
     private var targets: [String: WatchTarget] = [:]
+    /// New dynamic targets scanned again shortly after they appear (at 0.1, 0.4, 1 and 2 s): a
+    /// directory created while its watch was being set up raises no event, and a short Job's
+    /// files must not wait for the periodic rescan.
+    private var settleScans: [(key: String, due: Int64, step: Int)] = []
+    private static let settleSteps: [Int64] = [100_000_000, 300_000_000, 600_000_000, 1_000_000_000]
     private let pendingTargets = Mutex<[WatchTarget]?>(nil)
     private var readers: [FileIdentity: FileReader] = [:]
     private var byPath: [String: FileIdentity] = [:]
@@ -140,6 +145,11 @@ public final class FileInput: Input, @unchecked Sendable {
                 for r in readers.values where r.targetKey == t.key { release(r) }
                 continue
             }
+            if let o = old, o.generation != t.generation {
+                var s = Set<FileIdentity>()
+                for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: false, seen: &s) }
+                settleScans.append((t.key, Sys.monotonicNanos() + Self.settleSteps[0], 0))
+            }
             if let o = old, o.hold, !t.hold {
                 // Released: read what was held.
                 for r in readers.values where r.targetKey == t.key { r.dirty = true }
@@ -154,6 +164,7 @@ public final class FileInput: Input, @unchecked Sendable {
             if isNew {
                 var s = Set<FileIdentity>()
                 for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: t.existedBefore, seen: &s) }
+                if t.key != "" { settleScans.append((t.key, Sys.monotonicNanos() + Self.settleSteps[0], 0)) }
             }
         }
         if !removed.isEmpty {
@@ -234,6 +245,7 @@ public final class FileInput: Input, @unchecked Sendable {
                 handle(events: ino.readEvents())
             }
             let now = Sys.monotonicNanos()
+            if !settleScans.isEmpty { runSettleScans(now: now) }
             if now >= nextRescan {
                 var s = Set<FileIdentity>()
                 scanAll(existedBefore: false, seen: &s)
@@ -252,6 +264,19 @@ public final class FileInput: Input, @unchecked Sendable {
     }
 
     private func nanos(_ s: Double) -> Int64 { Int64(s * 1_000_000_000) }
+
+    private func runSettleScans(now: Int64) {
+        var keep: [(key: String, due: Int64, step: Int)] = []
+        for e in settleScans {
+            guard let t = targets[e.key], !t.discard else { continue }
+            if now < e.due { keep.append(e); continue }
+            var s = Set<FileIdentity>()
+            for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: false, seen: &s) }
+            let next = e.step + 1
+            if next < Self.settleSteps.count { keep.append((e.key, now + Self.settleSteps[next], next)) }
+        }
+        settleScans = keep
+    }
 
     // MARK: - Discovery
 
@@ -296,7 +321,10 @@ public final class FileInput: Input, @unchecked Sendable {
         case .success(let e): entries = e
         case .failure(let e):
             if e.code != ENOENT { warnOnce(dir, "Cannot list directory; will retry.", e) }
-            else if rel.isEmpty { watchNearestAncestor(of: dir) }
+            else if rel.isEmpty && watchNearestAncestor(of: dir) {
+                // A directory on the way was created between the listing and the watch: look again.
+                scanDirectory(dir, rel: rel, pattern: p, target: t, existedBefore: existedBefore, seen: &seen)
+            }
             return
         }
         let filesHere = p.directoryMatches(rel)
@@ -319,15 +347,22 @@ public final class FileInput: Input, @unchecked Sendable {
 
     /// A base directory that does not exist yet (a log dir a container creates on its first
     /// write): watch its deepest existing ancestor, so its creation is seen at once.
-    private func watchNearestAncestor(of dir: String) {
+    /// Returns true when, once the watch is in place, the next directory towards `dir` exists:
+    /// created after the caller looked and before the watch, its creation raised no event, so the
+    /// caller must look again (each retry gets one level deeper, so this ends).
+    private func watchNearestAncestor(of dir: String) -> Bool {
         var d = dir
+        var next = dir
         while let slash = d.lastIndex(of: "/"), slash != d.startIndex {
+            next = d
             d = String(d[..<slash])
             if case .success(let st) = Sys.stat(d), st.isDirectory {
                 watch(d)
-                return
+                if case .success(let n) = Sys.stat(next), n.isDirectory { return true }
+                return false
             }
         }
+        return false
     }
 
     private func watch(_ dir: String) {

@@ -25,6 +25,10 @@ public struct WatchTarget: Sendable {
     public var hold = false
     /// The container was rejected while its files were held: let them go unread, open nothing.
     public var discard = false
+    /// Changes when the container changes state (created, started, exited): its directories are
+    /// scanned again then, whatever inotify said (an exited container's files are still there
+    /// until it is removed).
+    public var generation = 0
 
     public init(key: String, patterns: [PathPattern], exclusions: PathExclusions = PathExclusions(), tags: [EventTag] = [],
                 format: ContainerLogFormat? = nil, existedBefore: Bool, pathRewrite: (host: String, container: String)? = nil, omitPathTag: Bool = false) {

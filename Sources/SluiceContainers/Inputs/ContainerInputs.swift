@@ -204,7 +204,7 @@ public final class ContainerInput: Input, Sendable {
                          metadata: ["container.key": "\(key)", "metadata.level": "\(level)", "targets": "\(out.count)", "discard": "\(s.discarded[key] != nil)"])
         }
         let fingerprint = out.map { t in
-            t.key + "|" + t.tags.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}") + "|" + t.patterns.map(\.original).joined(separator: ",")
+            t.key + "|\(t.generation)|" + t.tags.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}") + "|" + t.patterns.map(\.original).joined(separator: ",")
                 + (t.hold ? "|hold" : "") + (t.discard ? "|discard" : "")
         }.joined(separator: "\n")
         if out.isEmpty {
@@ -220,6 +220,18 @@ public final class ContainerInput: Input, Sendable {
     }
 
     func targets(for c: ContainerInfo) -> [WatchTarget] {
+        var out = targetsIgnoringState(for: c)
+        // The container's life steps: each makes the file input look at its directories again.
+        var h = Hasher()
+        h.combine(c.state.rawValue)
+        h.combine(c.startedAt)
+        h.combine(c.finishedAt)
+        let generation = h.finalize()
+        for i in out.indices { out[i].generation = generation }
+        return out
+    }
+
+    private func targetsIgnoringState(for c: ContainerInfo) -> [WatchTarget] {
         let tags = containerTags(c, externalEnvTag: selection.externalEnvTag, externalK8sLabelTag: selection.externalK8sLabelTag)
             .map { EventTag($0.0, $0.1) }
         let existedBefore = c.discoveredAt != 0 && c.discoveredAt < startedAt
