@@ -229,6 +229,14 @@ public final class CRISource: ContainerSource {
                         wakeUp.yield()
                     }
                 }
+                if kind == .containerd {
+                    // New tasks' bundles, straight from containerd's state dir (see CRITaskDirWatcher).
+                    let taskDir = CRIRootfs.join(options.hostRoot, "\(config.effectiveStateDir)/io.containerd.runtime.v2.task/\(config.containerdNamespace)")
+                    let watcher = CRITaskDirWatcher(directory: taskDir, logger: logger) { info in
+                        self.bundleAppeared(info, registry: registry)
+                    }
+                    group.addTask { await watcher.run() }
+                }
                 if options.useEvents {
                     group.addTask {
                         // Its own connection: containerd's server makes the client drop a busy
@@ -339,6 +347,21 @@ public final class CRISource: ContainerSource {
         fetchNow(id: info.id, client: client, kind: kind, registry: registry, discoveredAt: now, notFoundRetries: 0)
     }
 
+    /// A task bundle appeared in containerd's state dir: the container is known at once.
+    private func bundleAppeared(_ bundleInfo: ContainerInfo, registry: ContainerRegistry) {
+        var info = bundleInfo
+        let now = CRIClock.nanos()
+        if let known = registry.lookup(id: info.id) {
+            info.discoveredAt = known.discoveredAt > 0 ? min(known.discoveredAt, now) : now
+            info.metadataLevel = min(info.metadataLevel, known.metadataLevel)
+        } else {
+            info.discoveredAt = now
+            announced.entries.withLock { $0[info.id] = (info, now) }
+        }
+        logger.debug("container \(info.id): its task bundle appeared")
+        registry.upsert(info)
+    }
+
     /// containerd created a container: its record (labels, spec, CRI metadata) and snapshot say
     /// whose it is, where it logs and where its rootfs is, before it starts. Read at once, beside
     /// the event stream; the CRI status follows with the listing.
@@ -347,8 +370,13 @@ public final class CRISource: ContainerSource {
         let logger = self.logger
         let announced = self.announced
         Task {
+            var attempt = 0
+            while true {
             do {
+                let began = CRIClock.nanos()
                 guard var info = try await client.containerInfoFromRecord(id: id, runtime: kind) else { return }
+                let took = CRIClock.nanos() - began
+                if took > 100_000_000 { logger.debug("container \(id): reading its containerd record took \(took / 1_000_000) ms") }
                 if info.isSandbox { return }
                 if let known = registry.lookup(id: id) {
                     info.discoveredAt = known.discoveredAt > 0 ? min(known.discoveredAt, now) : now
@@ -359,8 +387,17 @@ public final class CRISource: ContainerSource {
                 }
                 logger.debug("container \(id) created: known from its containerd record (log \(info.logPath), upper dir \(info.upperDir))")
                 registry.upsert(info)
+                return
             } catch {
+                attempt += 1
+                if attempt < 3 && !Task.isCancelled {
+                    logger.debug("container \(id): reading its containerd record failed (\(CRISource.describe(error))); again in \(50 * attempt) ms")
+                    try? await Task.sleep(for: .milliseconds(50 * attempt))
+                    continue
+                }
                 logger.debug("container \(id): its containerd record could not be read: \(CRISource.describe(error)); the task event and the listing will tell")
+                return
+            }
             }
         }
     }

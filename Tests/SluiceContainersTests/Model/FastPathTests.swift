@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import SwiftProtobuf
+import Synchronization
 import SluiceTesting
 import Testing
 @testable import SluiceContainers
@@ -190,4 +191,48 @@ struct FastPathTests {
         writeFile("\(dir)/config.v2.json", "{truncated")
         #expect(disk.containerInfo(id: id) == nil)
     }
+}
+
+@Suite("containerd task dir watcher")
+struct TaskDirWatcherTests {
+    @Test("A bundle whose config.json appears (after the watcher started, or before) is reported once; a partial or non-CRI one is not")
+    func reportsBundles() async throws {
+        let tmp = TempDir("sluice-taskdir")
+        defer { tmp.remove() }
+        let dir = tmp.path + "/io.containerd.runtime.v2.task/k8s.io"
+        let seen = LockedList()
+        let watcher = CRITaskDirWatcher(directory: dir, logger: modelTestLogger) { seen.append($0.id) }
+        let task = Task { await watcher.run() }
+        defer { task.cancel() }
+        let spec = #"{"process":{"env":["A=1"]},"annotations":{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.container-name":"job","io.kubernetes.cri.sandbox-name":"p","io.kubernetes.cri.sandbox-namespace":"n","io.kubernetes.cri.sandbox-uid":"u","io.kubernetes.cri.image-name":"busybox"}}"#
+        // The namespace dir does not exist yet: found within ~1 s once it does.
+        try FileManager.default.createDirectory(atPath: dir + "/early", withIntermediateDirectories: true)
+        writeFile(dir + "/early/config.json", spec)
+        #expect(await waitFor { seen.items == ["early"] })
+        try FileManager.default.createDirectory(atPath: dir + "/c1", withIntermediateDirectories: true)
+        writeFile(dir + "/c1/config.json", "{\"process\":")  // torn write: not reported (yet)
+        try FileManager.default.createDirectory(atPath: dir + "/plain", withIntermediateDirectories: true)
+        writeFile(dir + "/plain/config.json", "{}")  // not a CRI container
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(seen.items == ["early"])
+        writeFile(dir + "/c1/config.json", spec)
+        #expect(await waitFor { seen.items == ["early", "c1"] })
+        writeFile(dir + "/c1/config.json", spec)  // rewritten: still once
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(seen.items == ["early", "c1"])
+    }
+
+    func waitFor(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<300 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+}
+
+final class LockedList: Sendable {
+    private let list = Mutex<[String]>([])
+    func append(_ s: String) { list.withLock { $0.append(s) } }
+    var items: [String] { list.withLock { $0 } }
 }
