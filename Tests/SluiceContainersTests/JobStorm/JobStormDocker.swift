@@ -281,4 +281,5 @@ func jsAssertTargets(_ r: JSReport, sourceLocation: SourceLocation = #_sourceLoc
     #expect(r.leaked == 0, "\(r.runtime): \(r.leaked) events of namespace \(jsOtherNamespace) came through the filter", sourceLocation: sourceLocation)
     #expect(r.foreign == 0 && r.misrouted == 0, "\(r.runtime): \(r.foreign) foreign lines \(r.foreignSamples), \(r.misrouted) misrouted", sourceLocation: sourceLocation)
     #expect(r.p99 <= 500, "\(r.runtime): container start → first line p99 \(jsFmt(r.p99)) ms > 500 ms", sourceLocation: sourceLocation)
+    #expect(r.deletedHeldAtEnd == 0, "\(r.runtime): \(r.deletedHeldAtEnd) descriptors on deleted files still held 20 s after the end (an exited container's rootfs stays pinned)", sourceLocation: sourceLocation)
 }

@@ -441,6 +441,8 @@ struct JSReport: Sendable {
     var startMs: [Double] = []
     /// Extra information printed at the end.
     var notes: [String] = []
+    /// Descriptors sluice still held on deleted files 20 s after the outputs were complete.
+    var deletedHeldAtEnd = 0
 
     var totalLost: Int { kinds.values.reduce(0) { $0 + $1.lost } }
     var totalDuplicated: Int { kinds.values.reduce(0) { $0 + $1.duplicated } }
@@ -730,6 +732,17 @@ func jsStormAgainstSluice(runtime: any JSRuntime, settings: JSSettings, sluice: 
     // Descriptors still held on deleted files once everything is drained and deleted.
     let held = jsDeletedDescriptors(pid: sluice.pid)
     notes.append("sluice: \(openDescriptorCount(pid: sluice.pid)) open descriptors, \(held.count) on deleted files\(held.samples.isEmpty ? "" : " e.g. \(held.samples)"), RSS \(residentSetKiB(pid: sluice.pid) / 1024) MiB")
+    // They must be let go once drained and their containers gone (5 s after the drain by default).
+    let releaseStart = jsMonoNanos()
+    var stillHeld = held
+    while stillHeld.count > 0 && jsMonoNanos() - releaseStart < 20_000_000_000 {
+        try? await Task.sleep(for: .milliseconds(200))
+        stillHeld = jsDeletedDescriptors(pid: sluice.pid)
+    }
+    notes.append(stillHeld.count == 0
+        ? "descriptors on deleted files: all released \(jsFmt(Double(jsMonoNanos() - releaseStart) / 1e9, 1)) s later"
+        : "descriptors on deleted files: \(stillHeld.count) still held 20 s later, e.g. \(stillHeld.samples)")
+    let deletedHeldAtEnd = max(0, stillHeld.count)
     let stats = readStats(scenario.statsFile)
     if !stats.isEmpty {
         let keys = stats.keys.sorted().filter { k in
@@ -757,6 +770,7 @@ func jsStormAgainstSluice(runtime: any JSRuntime, settings: JSSettings, sluice: 
         notes.append("sluice warnings/errors: \(errors.count); first: " + errors.prefix(5).map { String($0.prefix(300)) }.joined(separator: "\n    "))
     }
     report.notes = notes
+    report.deletedHeldAtEnd = deletedHeldAtEnd
     jsPrint(report, settings: settings, stormSeconds: stormSeconds, binary: SluiceProcess.binaryPath)
     return report
 }
