@@ -3,40 +3,44 @@ import Glibc
 #endif
 
 /// inotify(7) on directories. Watching directories, not files, keeps the watch count small:
-/// a directory's watch also reports writes to every file in it.
-final class Inotify {
-    struct Event {
-        var wd: Int32
-        var mask: UInt32
-        var name: String
+/// a directory's watch also reports writes to every file in it. Non-blocking; owned by one thread.
+/// Also used by SluiceContainers' watchers (pod log dir, static container file, containerd's task dir).
+public final class Inotify {
+    public struct Event {
+        public var wd: Int32
+        public var mask: UInt32
+        public var name: String
+
+        public func has<T: BinaryInteger>(_ bit: T) -> Bool { mask & UInt32(truncatingIfNeeded: bit) != 0 }
     }
 
-    let fd: Int32
+    public let fd: Int32
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
-    static let dirMask: UInt32 = UInt32(IN_CREATE) | UInt32(IN_MODIFY) | UInt32(IN_MOVED_TO) | UInt32(IN_MOVED_FROM)
+    /// What input_file watches: creations, writes, renames, deletions and the directory's own end.
+    public static let dirMask: UInt32 = UInt32(IN_CREATE) | UInt32(IN_MODIFY) | UInt32(IN_MOVED_TO) | UInt32(IN_MOVED_FROM)
         | UInt32(IN_DELETE) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF) | UInt32(IN_ATTRIB) | UInt32(IN_CLOSE_WRITE)
         | UInt32(IN_ONLYDIR)
 
-    init?() {
+    public init?() {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         if fd < 0 { return nil }
     }
 
     deinit { close(fd) }
 
-    func addWatch(_ dir: String) -> Result<Int32, Errno> {
-        let wd = inotify_add_watch(fd, dir, Inotify.dirMask)
+    public func addWatch(_ dir: String, mask: UInt32 = Inotify.dirMask) -> Result<Int32, Errno> {
+        let wd = inotify_add_watch(fd, dir, mask)
         if wd < 0 { return .failure(Errno(errno)) }
         return .success(wd)
     }
 
-    func removeWatch(_ wd: Int32) {
+    public func removeWatch(_ wd: Int32) {
         inotify_rm_watch(fd, wd)
     }
 
     /// Reads every queued event without blocking.
-    func readEvents() -> [Event] {
+    public func readEvents() -> [Event] {
         var out: [Event] = []
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }

@@ -128,10 +128,10 @@ public func runOnDedicatedThread(name: String, _ body: @escaping @Sendable () ->
 }
 
 /// A pipe used to wake a thread blocked in poll(2): `fd` is the end to poll.
-final class Waker: Sendable {
-    let fd: Int32
+public final class Waker: Sendable {
+    public let fd: Int32
     let writeFD: Int32
-    init() {
+    public init() {
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) != 0 { fds = [-1, -1] }
         for f in fds where f >= 0 {
@@ -145,11 +145,11 @@ final class Waker: Sendable {
         if fd >= 0 { close(fd) }
         if writeFD >= 0 { close(writeFD) }
     }
-    func wake() {
+    public func wake() {
         var one: UInt8 = 1
         _ = write(writeFD, &one, 1)
     }
-    func drain() {
+    public func drain() {
         var buf = [UInt8](repeating: 0, count: 64)
         while buf.withUnsafeMutableBytes({ read(fd, $0.baseAddress!, 64) }) > 0 {}
     }

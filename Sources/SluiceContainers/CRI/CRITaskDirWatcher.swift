@@ -7,6 +7,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import SluiceFiles
 
 /// Watches containerd's task state directory (`<state>/io.containerd.runtime.v2.task/<namespace>`)
 /// with inotify: the moment a task's bundle gets its `config.json` (before the container's process
@@ -19,7 +20,7 @@ final class CRITaskDirWatcher: @unchecked Sendable {
     let directory: String
     let logger: Logger
     let report: @Sendable (ContainerInfo) -> Void
-    private let inotify = LocalInotify()
+    private let inotify = Inotify()
     private var rootWatch: Int32 = -1
     private var taskOf: [Int32: String] = [:]
     private var watchOf: [String: Int32] = [:]
@@ -75,7 +76,7 @@ final class CRITaskDirWatcher: @unchecked Sendable {
         tryRead(id)  // config.json may be complete already
     }
 
-    private func handle(_ events: [LocalInotify.Event]) {
+    private func handle(_ events: [Inotify.Event]) {
         for e in events {
             if e.has(IN_Q_OVERFLOW) { scan(); continue }
             if e.wd == rootWatch {

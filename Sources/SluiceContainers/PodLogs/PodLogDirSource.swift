@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import SluiceFiles
 
 /// The kubelet's pod log layout: `<root>/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
 ///
@@ -138,7 +139,11 @@ private final class PodLogWatcher {
     let source: PodLogDirSource
     let registry: ContainerRegistry
     let logger: Logger
-    let inotify: LocalInotify?
+    let inotify: Inotify?
+    /// Creations, deletions and renames in the directory, and the directory's own end (no writes:
+    /// the pod log dir only needs to know which log files exist).
+    static let directoryMask: UInt32 = UInt32(IN_CREATE) | UInt32(IN_DELETE) | UInt32(IN_MOVED_FROM) | UInt32(IN_MOVED_TO)
+        | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF) | UInt32(IN_ONLYDIR)
     var targets: [Int32: Target] = [:]
     var watchOf: [String: Int32] = [:]
     /// Log files (relative paths) reported and not withdrawn.
@@ -154,7 +159,7 @@ private final class PodLogWatcher {
         self.source = source
         self.registry = registry
         self.logger = source.logger
-        self.inotify = LocalInotify()
+        self.inotify = Inotify()
     }
 
     func absolute(_ relative: String) -> String {
@@ -243,7 +248,7 @@ private final class PodLogWatcher {
     /// Adds (or refreshes) the watch on a directory.
     func watch(_ relative: String, as target: Target) {
         guard let inotify else { return }
-        switch inotify.addWatch(absolute(relative)) {
+        switch inotify.addWatch(absolute(relative), mask: Self.directoryMask) {
         case .success(let wd):
             targets[wd] = target
             watchOf[relative] = wd
@@ -297,7 +302,7 @@ private final class PodLogWatcher {
         }
     }
 
-    func handle(_ events: [LocalInotify.Event]) {
+    func handle(_ events: [Inotify.Event]) {
         for event in events {
             if event.has(IN_Q_OVERFLOW) {
                 logger.warning("The inotify queue overflowed; rescanning the pod log directory.", metadata: ["pods.dir": "\(source.directory)"])

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import SluiceFiles
 
 /// Reports the containers listed in a static container file (``StaticContainerFile``), re-reading
 /// it when it changes: inotify on its directory reacts within milliseconds, and the file's inode,
@@ -64,7 +65,7 @@ private struct StaticFileWatcher {
     var seen: Seen = .nothing
     /// A parse failure not logged yet: it is logged if the file is still the same at the next check.
     var unreportedFailure: (stat: LocalSys.FileStat, message: String, at: Int64)?
-    var inotify: LocalInotify?
+    var inotify: Inotify?
     var watching = false
     let directory: String
 
@@ -77,7 +78,7 @@ private struct StaticFileWatcher {
         } else {
             directory = "."
         }
-        inotify = LocalInotify()
+        inotify = Inotify()
     }
 
     var logger: Logger { source.logger }
