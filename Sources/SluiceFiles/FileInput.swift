@@ -142,12 +142,11 @@ public final class FileInput: Input, @unchecked Sendable {
             targets[t.key] = t
             if t.discard {
                 // The container's filters rejected it while its files were held: let them go unread.
-                for r in readers.values where r.targetKey == t.key { release(r) }
+                for r in readers.values where r.targetKey == t.key { release(r, "Let go of a held file unread (its container was not selected).") }
                 continue
             }
             if let o = old, o.generation != t.generation {
-                var s = Set<FileIdentity>()
-                for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: false, seen: &s) }
+                scanTarget(t, existedBefore: false)
                 settleScans.append((t.key, Sys.monotonicNanos() + Self.settleSteps[0], 0))
             }
             if let o = old, o.hold, !t.hold {
@@ -162,8 +161,7 @@ public final class FileInput: Input, @unchecked Sendable {
                 }
             }
             if isNew {
-                var s = Set<FileIdentity>()
-                for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: t.existedBefore, seen: &s) }
+                scanTarget(t, existedBefore: t.existedBefore)
                 if t.key != "" { settleScans.append((t.key, Sys.monotonicNanos() + Self.settleSteps[0], 0)) }
             }
         }
@@ -189,15 +187,15 @@ public final class FileInput: Input, @unchecked Sendable {
         r.targetKey != "" && targets[r.targetKey]?.hold == true
     }
 
-    /// Stops following `r` without reading further.
-    private func release(_ r: FileReader) {
+    /// Stops following `r`: its descriptor closed, its checkpoint entry let go (`why` is logged).
+    private func release(_ r: FileReader, _ why: Logger.Message) {
         guard readers.removeValue(forKey: r.id) != nil else { return }
         setHead(r, [])
         if r.isOpen { openCount -= 1; context.metrics.filesClosed.add(1, ordering: .relaxed) }
         r.closeFD()
         if byPath[r.path] == r.id { byPath[r.path] = nil }
         checkpoints.release(r.id)
-        logger.debug("Let go of a held file unread (its container was not selected).", metadata: ["file.path": "\(r.path)"])
+        logger.debug(why, metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)"])
     }
 
     public func requestStop() {
@@ -270,8 +268,7 @@ public final class FileInput: Input, @unchecked Sendable {
         for e in settleScans {
             guard let t = targets[e.key], !t.discard else { continue }
             if now < e.due { keep.append(e); continue }
-            var s = Set<FileIdentity>()
-            for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: false, seen: &s) }
+            scanTarget(t, existedBefore: false)
             let next = e.step + 1
             if next < Self.settleSteps.count { keep.append((e.key, now + Self.settleSteps[next], next)) }
         }
@@ -301,6 +298,12 @@ public final class FileInput: Input, @unchecked Sendable {
             seen.insert(id)
             logger.info("Reading a rotated file to its end from its checkpoint.", metadata: ["file.path": "\(p)", "file.offset": "\(e.offset)"])
         }
+    }
+
+    /// Walks one target's patterns from their base directories.
+    private func scanTarget(_ t: WatchTarget, existedBefore: Bool) {
+        var seen = Set<FileIdentity>()
+        for p in t.patterns { scanDirectory(p.baseDirectory, rel: [], pattern: p, target: t, existedBefore: existedBefore, seen: &seen) }
     }
 
     /// Walks every pattern from its base directory, watching directories and finding files.
@@ -974,14 +977,7 @@ public final class FileInput: Input, @unchecked Sendable {
             }
         }
         for id in toRemove {
-            if let r = readers.removeValue(forKey: id) {
-                setHead(r, [])
-                if r.isOpen { openCount -= 1; context.metrics.filesClosed.add(1, ordering: .relaxed) }
-                r.closeFD()
-                if byPath[r.path] == id { byPath[r.path] = nil }
-                checkpoints.release(id)
-                logger.debug("Released file.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)"])
-            }
+            if let r = readers[id] { release(r, "Released file.") }
         }
         // Too many descriptors: close the idle ones that have been quiet longest.
         if openCount > options.maxOpenFiles {

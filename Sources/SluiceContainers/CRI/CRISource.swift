@@ -325,41 +325,42 @@ public final class CRISource: ContainerSource {
     /// Then asks the CRI for this one container at once, not waiting for the next listing (its
     /// labels, log path and pod; the listing may come too late for a Job deleted within a second).
     private func taskCreated(_ e: Containerd_Events_TaskCreate, client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry) {
-        guard var info = CRITaskBundle.containerInfo(e, hostRoot: options.hostRoot, runtime: kind) else {
+        guard let info = CRITaskBundle.containerInfo(e, hostRoot: options.hostRoot, runtime: kind) else {
             logger.debug("task \(e.containerID) created: not a CRI container (bundle \(e.bundle))")
             return
         }
         let now = CRIClock.nanos()
-        if let known = registry.lookup(id: info.id) {
-            // Known already (the CRI answered first): the bundle still adds the pod uid and the
-            // rootfs, which join it to the pod log dir's entry.
-            info.discoveredAt = known.discoveredAt > 0 ? known.discoveredAt : now
-            info.state = .unknown
-            info.metadataLevel = min(info.metadataLevel, known.metadataLevel)
-            registry.upsert(info)
-            return
-        }
-        info.discoveredAt = now
-        announced.entries.withLock { $0[info.id] = (info, now) }
+        // Known already (the CRI answered first): the bundle still adds the pod uid and the
+        // rootfs, which join it to the pod log dir's entry.
+        guard Self.announce(info, registry: registry, announced: announced, at: now) else { return }
         logger.debug("task created: container \(info.id) (\(info.metadataLevel == .bare ? "bundle gone already" : "from its bundle"), upper dir \(info.upperDir.isEmpty ? "unknown" : info.upperDir))")
-        registry.upsert(info)
         if info.isSandbox { return }
         fetchNow(id: info.id, client: client, kind: kind, registry: registry, discoveredAt: now, notFoundRetries: 0)
     }
 
     /// A task bundle appeared in containerd's state dir: the container is known at once.
-    private func bundleAppeared(_ bundleInfo: ContainerInfo, registry: ContainerRegistry) {
-        var info = bundleInfo
-        let now = CRIClock.nanos()
+    private func bundleAppeared(_ info: ContainerInfo, registry: ContainerRegistry) {
+        logger.debug("container \(info.id): its task bundle appeared")
+        Self.announce(info, registry: registry, announced: announced, at: CRIClock.nanos())
+    }
+
+    /// Publishes a container learned before the CRI listing shows it (fast paths). Not known yet:
+    /// it is discovered now and kept in the re-lists' results until listed (`announced`); returns
+    /// true. Known already: its report is merged in, with the state left to the CRI; returns false.
+    @discardableResult
+    static func announce(_ report: ContainerInfo, registry: ContainerRegistry, announced: CRIAnnounced, at now: Int64) -> Bool {
+        var info = report
         if let known = registry.lookup(id: info.id) {
             info.discoveredAt = known.discoveredAt > 0 ? min(known.discoveredAt, now) : now
             info.metadataLevel = min(info.metadataLevel, known.metadataLevel)
-        } else {
-            info.discoveredAt = now
-            announced.entries.withLock { $0[info.id] = (info, now) }
+            info.state = .unknown
+            registry.upsert(info)
+            return false
         }
-        logger.debug("container \(info.id): its task bundle appeared")
+        info.discoveredAt = now
+        announced.entries.withLock { $0[info.id] = (info, now) }
         registry.upsert(info)
+        return true
     }
 
     /// containerd created a container: its record (labels, spec, CRI metadata) and snapshot say
@@ -374,19 +375,12 @@ public final class CRISource: ContainerSource {
             while true {
             do {
                 let began = CRIClock.nanos()
-                guard var info = try await client.containerInfoFromRecord(id: id, runtime: kind) else { return }
+                guard let info = try await client.containerInfoFromRecord(id: id, runtime: kind) else { return }
                 let took = CRIClock.nanos() - began
                 if took > 100_000_000 { logger.debug("container \(id): reading its containerd record took \(took / 1_000_000) ms") }
                 if info.isSandbox { return }
-                if let known = registry.lookup(id: id) {
-                    info.discoveredAt = known.discoveredAt > 0 ? min(known.discoveredAt, now) : now
-                    info.metadataLevel = min(info.metadataLevel, known.metadataLevel)
-                } else {
-                    info.discoveredAt = now
-                    announced.entries.withLock { $0[id] = (info, now) }
-                }
                 logger.debug("container \(id) created: known from its containerd record (log \(info.logPath), upper dir \(info.upperDir))")
-                registry.upsert(info)
+                CRISource.announce(info, registry: registry, announced: announced, at: now)
                 return
             } catch {
                 attempt += 1

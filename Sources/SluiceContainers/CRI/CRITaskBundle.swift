@@ -56,8 +56,9 @@ public enum CRITaskBundle {
                              spec: spec, runtime: runtime)
     }
 
-    /// The mapping itself (separate for unit tests).
-    public static func containerInfo(id: String, bundle: String, pid: Int, rootfs: [(type: String, options: [String])],
+    /// The mapping itself (separate for unit tests). `bundle`: where containerd's task bundle is,
+    /// for the merged rootfs; nil when the spec was read elsewhere (no merged dir reported).
+    public static func containerInfo(id: String, bundle: String?, pid: Int, rootfs: [(type: String, options: [String])],
                                      spec: OCISpec, runtime: ContainerRuntimeKind) -> ContainerInfo? {
         let a = spec.annotations ?? [:]
         guard let type = a[containerType] else { return nil }
@@ -72,10 +73,12 @@ public enum CRITaskBundle {
         for m in rootfs where m.type == "overlay" {
             if let upper = CRIRootfs.upperDir(fromOptions: m.options) { info.upperDir = upper; break }
         }
-        if let root = spec.root?.path, root.hasPrefix("/") {
-            info.mergedDir = root
-        } else {
-            info.mergedDir = bundle.hasSuffix("/") ? bundle + "rootfs" : bundle + "/rootfs"
+        if let bundle {
+            if let root = spec.root?.path, root.hasPrefix("/") {
+                info.mergedDir = root
+            } else {
+                info.mergedDir = bundle.hasSuffix("/") ? bundle + "rootfs" : bundle + "/rootfs"
+            }
         }
         if !podName.isEmpty || a[sandboxNamespace] != nil {
             info.kubernetes = KubernetesInfo(
@@ -110,8 +113,7 @@ public enum CRIContainerRecord {
 
     public static func containerInfo(_ c: Containerd_Services_Containers_V1_Container, runtime: ContainerRuntimeKind) -> ContainerInfo? {
         guard c.hasSpec, let spec = try? JSONDecoder().decode(OCISpec.self, from: c.spec.value),
-              var info = CRITaskBundle.containerInfo(id: c.id, bundle: "/", pid: 0, rootfs: [], spec: spec, runtime: runtime) else { return nil }
-        info.mergedDir = ""
+              var info = CRITaskBundle.containerInfo(id: c.id, bundle: nil, pid: 0, rootfs: [], spec: spec, runtime: runtime) else { return nil }
         info.state = .unknown
         info.labels = c.labels.filter { !$0.key.hasPrefix("io.cri-containerd.") }
         if let ext = c.extensions[metadataExtension], let meta = try? JSONDecoder().decode(CRIMetadata.self, from: ext.value) {

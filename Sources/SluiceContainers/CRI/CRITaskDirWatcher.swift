@@ -103,9 +103,8 @@ final class CRITaskDirWatcher: @unchecked Sendable {
               let data = FileManager.default.contents(atPath: "\(directory)/\(id)/config.json"), !data.isEmpty,
               let spec = try? JSONDecoder().decode(OCISpec.self, from: data) else { return }
         reported.insert(id)
-        // The bundle path as containerd reports it is not needed: the merged dir is filled by the CRI.
-        guard var info = CRITaskBundle.containerInfo(id: id, bundle: "/", pid: 0, rootfs: [], spec: spec, runtime: .containerd) else { return }
-        info.mergedDir = ""
+        // No merged dir from here (this path is under the host root): the CRI fills it.
+        guard var info = CRITaskBundle.containerInfo(id: id, bundle: nil, pid: 0, rootfs: [], spec: spec, runtime: .containerd) else { return }
         info.state = .unknown
         if info.isSandbox { return }
         report(info)

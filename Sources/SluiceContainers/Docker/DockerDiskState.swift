@@ -57,9 +57,7 @@ public struct DockerDiskState: Sendable {
         var LogConfig: LogConfig?
     }
 
-    private func path(_ p: String) -> String {
-        hostRoot == "/" || hostRoot.isEmpty ? p : (hostRoot.hasSuffix("/") ? String(hostRoot.dropLast()) : hostRoot) + p
-    }
+    private func path(_ p: String) -> String { CRIRootfs.join(hostRoot, p) }
 
     private var root: String { rootDir.hasSuffix("/") ? String(rootDir.dropLast()) : rootDir }
 
