@@ -352,7 +352,6 @@ public final class CRISource: ContainerSource {
         var info = report
         if let known = registry.lookup(id: info.id) {
             info.discoveredAt = known.discoveredAt > 0 ? min(known.discoveredAt, now) : now
-            info.metadataLevel = min(info.metadataLevel, known.metadataLevel)
             info.state = .unknown
             registry.upsert(info)
             return false

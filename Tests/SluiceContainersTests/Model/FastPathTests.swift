@@ -130,6 +130,23 @@ struct FastPathTests {
         }
     }
 
+    @Test("A fast-path report raises a container known only bare (id + rootfs) to what it carries; the state stays the CRI's")
+    func announceRaisesBareEntry() throws {
+        let registry = ContainerRegistry(logger: modelTestLogger)
+        let announced = CRIAnnounced()
+        var bare = ContainerInfo(id: "c9", state: .running, runtime: .containerd)
+        bare.upperDir = "/snap/9/fs"
+        bare.metadataLevel = .bare
+        #expect(CRISource.announce(bare, registry: registry, announced: announced, at: 100))
+        var record = try #require(CRITaskBundle.containerInfo(id: "c9", bundle: nil, pid: 0, rootfs: [], spec: Self.spec, runtime: .containerd))
+        record.state = .created
+        #expect(!CRISource.announce(record, registry: registry, announced: announced, at: 200))
+        let merged = try #require(registry.lookup(id: "c9"))
+        #expect(merged.metadataLevel == .identified && merged.kubernetes?.namespace == "batch")
+        #expect(merged.upperDir == "/snap/9/fs" && merged.state == .running && merged.discoveredAt == 100)
+        #expect(announced.entries.withLock { $0["c9"]?.info.metadataLevel } == .bare)
+    }
+
     @Test("Filters decide only on what is known: names settle a rejection early, label and env rules wait for the metadata they read")
     func decideOnPartialMetadata() throws {
         var c = ContainerInfo(id: "", runtime: .podLogs)
