@@ -5,18 +5,19 @@ import Darwin
 #endif
 import Synchronization
 
-/// Thin, allocation-free wrappers over the few system calls the file input needs.
-enum Sys {
-    static func errorString(_ e: Int32) -> String { String(cString: strerror(e)) }
+/// Thin, allocation-free wrappers over the few system calls the file input needs (the ones
+/// SluiceContainers' local sources use too are public).
+public enum Sys {
+    public static func errorString(_ e: Int32) -> String { String(cString: strerror(e)) }
 
-    struct FileStat: Equatable {
-        var dev: UInt64
-        var inode: UInt64
-        var size: Int64
-        var mtimeNanos: Int64
-        var nlink: UInt64
-        var isRegular: Bool
-        var isDirectory: Bool
+    public struct FileStat: Equatable, Sendable {
+        public var dev: UInt64
+        public var inode: UInt64
+        public var size: Int64
+        public var mtimeNanos: Int64
+        public var nlink: UInt64
+        public var isRegular: Bool
+        public var isDirectory: Bool
     }
 
     static func fromStat(_ st: stat) -> FileStat {
@@ -27,7 +28,7 @@ enum Sys {
     }
 
     /// stat(2) following symlinks; errno on failure.
-    static func stat(_ path: String) -> Result<FileStat, Errno> {
+    public static func stat(_ path: String) -> Result<FileStat, Errno> {
         var st = Glibc.stat()
         if statFollowing(path, &st) != 0 { return .failure(Errno(errno)) }
         return .success(fromStat(st))
@@ -60,7 +61,7 @@ enum Sys {
         return .success(done)
     }
 
-    static func monotonicNanos() -> Int64 {
+    public static func monotonicNanos() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
@@ -73,7 +74,7 @@ enum Sys {
     }
 
     /// Directory entries (names only, without "." and ".."), with their d_type when known.
-    static func listDirectory(_ path: String) -> Result<[(name: String, type: UInt8)], Errno> {
+    public static func listDirectory(_ path: String) -> Result<[(name: String, type: UInt8)], Errno> {
         guard let d = opendir(path) else { return .failure(Errno(errno)) }
         defer { closedir(d) }
         var out: [(String, UInt8)] = []

@@ -223,9 +223,5 @@ public enum CRISocket {
 /// Monotonic clock (`ContainerInfo.discoveredAt`).
 public enum CRIClock {
     /// CLOCK_MONOTONIC in nanoseconds.
-    public static func nanos() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
+    public static func nanos() -> Int64 { LocalSys.monotonicNanos() }
 }

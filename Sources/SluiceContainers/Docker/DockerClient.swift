@@ -218,11 +218,7 @@ public final class DockerClient: Sendable {
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the clock of `ContainerInfo.discoveredAt`.
-func dockerMonotonicNanos() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
+func dockerMonotonicNanos() -> Int64 { LocalSys.monotonicNanos() }
 
 /// The `/events` body as batches of decoded events: each element holds the events completed by
 /// one chunk of the body (usually one; several when the daemon emitted a burst), so a consumer can

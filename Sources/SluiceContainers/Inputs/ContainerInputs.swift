@@ -52,13 +52,7 @@ public final class ContainerInput: Input, Sendable {
         self.selection = selection
         self.kind = kind
         logger = context.logger
-        startedAt = ContainerInput.monotonicNow()
-    }
-
-    static func monotonicNow() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        startedAt = Sys.monotonicNanos()
     }
 
     public func requestStop() { files.requestStop() }
@@ -104,7 +98,7 @@ public final class ContainerInput: Input, Sendable {
         var state = FollowState(needed: needed)
         for await event in events {
             if Task.isCancelled { return }
-            let now = ContainerInput.monotonicNow()
+            let now = Sys.monotonicNanos()
             switch event {
             case .added(let c)?:
                 let key = ContainerInput.key(c)

@@ -3,9 +3,10 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceFiles
 
 /// The few system calls the registry, the pod log directory source and the static container file
-/// source need (the local-source half of SluiceContainers; SluiceFiles has its own, internal, copy).
+/// source need: SluiceFiles' `Sys` where it has them, plus whole-file reads and the environment.
 enum LocalSys {
     /// What `stat` says of a path, for change detection.
     struct FileStat: Equatable {
@@ -16,24 +17,11 @@ enum LocalSys {
     }
 
     /// CLOCK_MONOTONIC in nanoseconds.
-    static func monotonicNanos() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
-
-    static func errorString(_ code: Int32) -> String {
-        "\(String(cString: strerror(code))) (errno \(code))"
-    }
+    static func monotonicNanos() -> Int64 { Sys.monotonicNanos() }
 
     /// stat(2), following symlinks; the errno on failure.
     static func stat(_ path: String) -> Result<FileStat, LocalErrno> {
-        var st = statBuffer()
-        guard statPath(path, &st) == 0 else { return .failure(LocalErrno(errno)) }
-        return .success(FileStat(
-            inode: UInt64(st.st_ino), size: Int64(st.st_size),
-            mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
-            isDirectory: (st.st_mode & S_IFMT) == S_IFDIR))
+        Sys.stat(path).map { FileStat(inode: $0.inode, size: $0.size, mtimeNanos: $0.mtimeNanos, isDirectory: $0.isDirectory) }
     }
 
     static func isDirectory(_ path: String) -> Bool {
@@ -48,17 +36,7 @@ enum LocalSys {
     /// Directory entries without "." and "..", with their d_type (DT_UNKNOWN when the file
     /// system does not say).
     static func listDirectory(_ path: String) -> Result<[(name: String, type: UInt8)], LocalErrno> {
-        guard let dir = opendir(path) else { return .failure(LocalErrno(errno)) }
-        defer { closedir(dir) }
-        var out: [(name: String, type: UInt8)] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name == "." || name == ".." { continue }
-            out.append((name, entry.pointee.d_type))
-        }
-        return .success(out)
+        Sys.listDirectory(path)
     }
 
     /// The whole file, at most `limit` bytes (more is an error: `EFBIG`).
@@ -87,12 +65,5 @@ enum LocalSys {
     }
 }
 
-/// An errno value with its message.
-struct LocalErrno: Error, Equatable, CustomStringConvertible {
-    var code: Int32
-    init(_ code: Int32) { self.code = code }
-    var description: String { LocalSys.errorString(code) }
-}
-
-private func statBuffer() -> stat { stat() }
-private func statPath(_ path: String, _ st: inout stat) -> Int32 { stat(path, &st) }
+/// An errno value with its message (SluiceFiles' `Errno`).
+typealias LocalErrno = Errno
