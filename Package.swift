@@ -1,9 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// Linux only: inotify, /proc, Glibc. There is no macOS build.
+
 let package = Package(
     name: "sluice",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
@@ -11,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -20,20 +22,28 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
-        // Events (arena + views), batches, acknowledgements, queues, plugin protocols. No I/O.
-        .target(name: "SluiceCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // The operating system, once: clocks, stat, whole-file reads, atomic writes, mkdir -p,
+        // directory listing, inotify, the wake-up pipe, dedicated threads, FNV-1a. A leaf.
+        .target(name: "SluiceSystem"),
         // The iLogtail pipeline document: parsing with line/column, validation, field specs, global parameters.
-        .target(name: "SluiceConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "SluiceConfig", dependencies: ["SluiceSystem", .product(name: "Yams", package: "Yams")]),
+        // Events (arena + views), batches, the delivery contract (statuses, outcomes, backoff),
+        // queues, plugin protocols and context, component metrics. No file or network I/O.
+        .target(name: "SluiceCore", dependencies: [
+            "SluiceConfig", "SluiceSystem",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         // input_file: path patterns, inotify + polling discovery, readers, rotation, checkpoints.
         .target(name: "SluiceFiles", dependencies: [
-            "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceSystem", .product(name: "Logging", package: "swift-log"),
         ]),
         // Container discovery straight from the runtimes: the registry, filters, host paths, Docker
         // (Engine API over its socket), CRI (gRPC: containerd, CRI-O), the kubelet pod log dir, the
         // static container file; and the container inputs. CRI Swift is generated from CRI/proto
         // once and committed.
         .target(name: "SluiceContainers", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceFiles", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceSystem", .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -42,16 +52,16 @@ let package = Package(
         ], exclude: ["CRI/proto"]),
         // flusher_stdout, flusher_file, flusher_blackhole.
         .target(name: "SluiceFlushers", dependencies: [
-            "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceSystem", .product(name: "Logging", package: "swift-log"),
         ]),
         // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle.
         .target(name: "SluiceRuntime", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers", "SluiceContainers",
+            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers", "SluiceContainers", "SluiceSystem",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "sluice", dependencies: [
-            "SluiceRuntime", "SluiceConfig", "SluiceContainers",
+            "SluiceRuntime", "SluiceConfig", "SluiceContainers", "SluiceSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -59,7 +69,7 @@ let package = Package(
         // Benchmark driver: generates inputs, runs the real binary, prints figures.
         .executableTarget(name: "sluice-bench"),
         // In-memory inputs/flushers and helpers to drive the real binary in tests.
-        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig", "SluiceSystem", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceRuntime"]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),

@@ -1,10 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import SluiceSystem
 
 /// One plugin entry of a pipeline, checked against its spec.
 public struct PluginInstanceConfig: Sendable {
@@ -96,7 +91,7 @@ public enum PipelineLoader {
     public static func load(file: String, catalog: PluginCatalog) throws(ConfigErrors) -> PipelineDocument {
         let bytes: [UInt8]
         do {
-            bytes = try readFile(file)
+            bytes = try PipelineFiles.read(file)
         } catch {
             throw ConfigErrors([error])
         }
@@ -206,10 +201,10 @@ public enum PipelineLoader {
             throw ConfigErrors(ConfigError.sorted(errors))
         }
         return PipelineDocument(
-            name: pipelineName(of: file), file: file, enable: enable, global: global,
+            name: PipelineFiles.pipelineName(of: file), file: file, enable: enable, global: global,
             inputs: sections[.input] ?? [], processors: sections[.processor] ?? [],
             aggregators: sections[.aggregator] ?? [], flushers: sections[.flusher] ?? [],
-            warnings: ConfigError.sorted(checker.warnings), contentHash: contentHash(text.utf8)
+            warnings: ConfigError.sorted(checker.warnings), contentHash: PipelineFiles.contentHash(Array(text.utf8))
         )
     }
 
@@ -271,63 +266,5 @@ public enum PipelineLoader {
                 config: ConfigObject(file: file, keyPath: itemPath, node: item, fields: spec.fields)))
         }
         return instances
-    }
-
-    /// Whether a directory entry is a pipeline config file: `.yaml`, `.yml` or `.json`
-    /// (any case), not hidden (`.name`), not an editor's backup (`~`) or swap file (`.swp`).
-    public static func isPipelineFile(_ path: String) -> Bool {
-        let name = ConfigError.basename(of: path)
-        guard !name.isEmpty, !name.hasPrefix("."), !name.hasSuffix("~"), !name.lowercased().hasSuffix(".swp") else {
-            return false
-        }
-        return pipelineExtension(of: name) != nil
-    }
-
-    /// The pipeline name for a file: its name without directory and without `.yaml`/`.yml`/`.json`.
-    public static func pipelineName(of path: String) -> String {
-        let name = ConfigError.basename(of: path)
-        if let ext = pipelineExtension(of: name) {
-            return String(name.dropLast(ext.count))
-        }
-        return name
-    }
-
-    private static func pipelineExtension(of name: String) -> String? {
-        let lowered = name.lowercased()
-        for ext in [".yaml", ".yml", ".json"] where lowered.hasSuffix(ext) && lowered.count > ext.count {
-            return ext
-        }
-        return nil
-    }
-
-    /// FNV-1a 64 of `bytes` (the value of ``PipelineDocument/contentHash``).
-    public static func contentHash<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
-    }
-
-    /// Reads a whole file, with the system's reason on failure.
-    static func readFile(_ path: String) throws(ConfigError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw ConfigError(file: path, message: "cannot read the file: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ConfigError(file: path, message: "cannot read the file: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes += chunk[0 ..< count]
-        }
-        return bytes
     }
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A bounded queue of batches between a producing thread (an input) and one consuming task
 /// (a flusher runner). Bounded by memory with two watermarks: when the queued bytes reach
@@ -20,6 +16,9 @@ public final class BatchQueue: @unchecked Sendable {
     private var closed = false
     private var draining = false
     private var waiter: CheckedContinuation<EventBatch?, Never>?
+    /// Which `pop(timeout:)` the waiter belongs to (0: a plain `pop`).
+    private var waiterToken: UInt64 = 0
+    private var nextToken: UInt64 = 0
 
     public let highWatermark: Int
     public let lowWatermark: Int
@@ -69,6 +68,7 @@ public final class BatchQueue: @unchecked Sendable {
         }
         if let w = waiter {
             waiter = nil
+            waiterToken = 0
             pthread_mutex_unlock(mutex)
             w.resume(returning: batch)
             return true
@@ -125,6 +125,61 @@ public final class BatchQueue: @unchecked Sendable {
         }
     }
 
+    /// What `pop(timeout:)` found.
+    public enum TimedPop: Sendable {
+        case batch(EventBatch)
+        case timedOut
+        case closed
+    }
+
+    /// Takes the next batch, waiting at most `timeout` for one. One consumer only.
+    public func pop(timeout: Duration) async -> TimedPop {
+        pthread_mutex_lock(mutex)
+        if head < items.count {
+            let b = takeLocked()
+            pthread_mutex_unlock(mutex)
+            return .batch(b)
+        }
+        if closed {
+            pthread_mutex_unlock(mutex)
+            return .closed
+        }
+        if timeout <= .zero {
+            pthread_mutex_unlock(mutex)
+            return .timedOut
+        }
+        nextToken += 1
+        let token = nextToken
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            expire(token)
+        }
+        let got = await withCheckedContinuation { (c: CheckedContinuation<EventBatch?, Never>) in
+            precondition(waiter == nil, "BatchQueue has a single consumer")
+            waiter = c
+            waiterToken = token
+            pthread_mutex_unlock(mutex)
+        }
+        timer.cancel()
+        if let b = got { return .batch(b) }
+        pthread_mutex_lock(mutex)
+        let isClosed = closed && head == items.count
+        pthread_mutex_unlock(mutex)
+        return isClosed ? .closed : .timedOut
+    }
+
+    private func expire(_ token: UInt64) {
+        pthread_mutex_lock(mutex)
+        guard let w = waiter, waiterToken == token else {
+            pthread_mutex_unlock(mutex)
+            return
+        }
+        waiter = nil
+        waiterToken = 0
+        pthread_mutex_unlock(mutex)
+        w.resume(returning: nil)
+    }
+
     /// Takes the next batch if one is queued, without waiting.
     public func tryPop() -> EventBatch? {
         pthread_mutex_lock(mutex)
@@ -156,21 +211,23 @@ public final class BatchQueue: @unchecked Sendable {
         closed = true
         let w = waiter
         waiter = nil
+        waiterToken = 0
         pthread_cond_broadcast(notFull)
         pthread_mutex_unlock(mutex)
         w?.resume(returning: nil)
     }
 
-    /// Removes everything queued (used when a pipeline is abandoned after its shutdown deadline).
-    public func discardAll() -> Int {
+    /// Removes and returns everything queued (a pipeline abandoning what it could not deliver by
+    /// its shutdown deadline).
+    public func removeAll() -> [EventBatch] {
         pthread_mutex_lock(mutex)
-        let n = items.count - head
+        let out = Array(items[head...])
         items.removeAll()
         head = 0
         bytes = 0
         draining = false
         pthread_cond_broadcast(notFull)
         pthread_mutex_unlock(mutex)
-        return n
+        return out
     }
 }

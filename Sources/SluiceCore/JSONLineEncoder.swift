@@ -14,10 +14,10 @@ public struct JSONLineEncoder: Sendable {
     public init() {}
 
     /// Appends every event of `batch` to `out`, one line each.
-    public func encode(_ batch: EventBatch, into out: ByteBuffer) {
+    public func encode(_ batch: EventBatch, into out: OutputBuffer) {
         // Everything after the event's own fields, built once per batch:
         // `,"tag":"value",...,"__time__":<batch time>}\n`.
-        let tail = ByteBuffer(capacity: 256)
+        let tail = OutputBuffer(capacity: 256)
         for t in batch.tags {
             tail.append(byte: UInt8(ascii: ","))
             JSONLineEncoder.appendString(t.key, to: tail)
@@ -40,7 +40,7 @@ public struct JSONLineEncoder: Sendable {
         var d = out.count
         // Runtime times change second rarely between events: keep the last second's digits.
         var cachedSecs = Int64.min
-        let digits = ByteBuffer(capacity: 32)
+        let digits = OutputBuffer(capacity: 32)
 
         batch.arena.withUnsafeBufferPointer { arenaBuf in
             let arena = arenaBuf.baseAddress ?? UnsafePointer(bitPattern: 1)!
@@ -99,7 +99,7 @@ public struct JSONLineEncoder: Sendable {
     }()
 
     /// Appends `s` as a quoted JSON string.
-    public static func appendString(_ s: String, to out: ByteBuffer) {
+    public static func appendString(_ s: String, to out: OutputBuffer) {
         var s = s
         out.append(byte: UInt8(ascii: "\""))
         s.withUTF8 { b in appendEscaped(b.baseAddress ?? UnsafePointer(bitPattern: 1)!, b.count, to: out) }
@@ -107,7 +107,7 @@ public struct JSONLineEncoder: Sendable {
     }
 
     /// Appends `n` bytes at `p` JSON-escaped (without quotes).
-    public static func appendEscaped(_ p: UnsafePointer<UInt8>, _ n: Int, to out: ByteBuffer) {
+    public static func appendEscaped(_ p: UnsafePointer<UInt8>, _ n: Int, to out: OutputBuffer) {
         out.reserve(n * 6 + 16)
         out.count = escape(p, n, out.base, out.count)
     }

@@ -1,6 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#endif
+import SluiceSystem
 import Synchronization
 
 /// A token bucket shared by all inputs (`max_bytes_per_sec`). Inputs call `acquire` from their
@@ -16,11 +15,7 @@ public final class RateLimiter: Sendable {
         state = Mutex((Double(bytesPerSecond), RateLimiter.now()))
     }
 
-    static func now() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
+    static func now() -> Int64 { Sys.monotonicNanos() }
 
     /// Takes `bytes` from the bucket, sleeping as long as needed (in slices of at most 100 ms, so
     /// `shouldStop` is honoured).

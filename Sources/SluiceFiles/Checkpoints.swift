@@ -1,9 +1,8 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import FoundationEssentials
 import SluiceCore
 import Synchronization
+import SluiceSystem
 
 /// The persisted position of one file of one pipeline.
 public struct CheckpointEntry: Codable, Sendable, Equatable {

@@ -1,48 +1,8 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import SluiceCore
 import Synchronization
-
-/// Options of `input_file`, already validated.
-public struct FileInputOptions: Sendable {
-    public var filePaths: [String]
-    public var maxDirSearchDepth: Int = 0
-    public var exclusions = PathExclusions()
-    /// First sight of a file that existed before the pipeline started: read only its last TailSizeKB.
-    public var tailSizeKB: Int = 1024
-    /// An unterminated last line is emitted after this many seconds without new data.
-    public var flushTimeoutSecs: Double = 60
-    /// "utf8" or "gbk".
-    public var fileEncoding: String = "utf8"
-    /// Idle files (read to their end, unchanged) are closed after this and reopened on change.
-    public var closeUnusedReaderIntervalSec: Double = 60
-    /// Most descriptors held for files that still exist; idle ones beyond it are closed first.
-    public var maxOpenFiles: Int = 512
-    /// Full rescan of the patterns (fallback for missed inotify events), seconds.
-    public var rescanIntervalSec: Double = 5
-    /// Size check of open files (fallback for missed modify events), seconds.
-    public var pollIntervalSec: Double = 1
-    /// A deleted or rotated-away file read to its end is let go after this many idle seconds.
-    public var releaseDrainedAfterSec: Double = 5
-    /// Close a deleted file after this many seconds even if not read to its end; < 0: never.
-    public var forceReleaseDeletedFileFdTimeoutSec: Int = -1
-    /// Read buffer and largest single event.
-    public var maxReadBufferSize: Int = 512 * 1024
-    /// Tags added to every batch besides `__path__` and `__hostname__`.
-    public var extraTags: [EventTag] = []
-    /// Use inotify (tests turn it off to exercise the polling fallback).
-    public var useInotify = true
-    /// Runtime log format of the pipeline's own files (`ContainerLogFormat`); nil: plain lines.
-    public var containerLogFormat: ContainerLogFormat?
-    /// Largest joined record of a runtime log (`MaxLogSize`).
-    public var maxLogSize: Int = 512 * 1024
-
-    public init(filePaths: [String]) {
-        self.filePaths = filePaths
-    }
-}
+import SluiceSystem
 
 /// `input_file`: finds files matching its patterns (inotify within milliseconds, periodic rescan
 /// as a fallback), reads them from a dedicated thread and hands batches to the pipeline.
@@ -191,7 +151,7 @@ public final class FileInput: Input, @unchecked Sendable {
     private func release(_ r: FileReader, _ why: Logger.Message) {
         guard readers.removeValue(forKey: r.id) != nil else { return }
         setHead(r, [])
-        if r.isOpen { openCount -= 1; context.metrics.filesClosed.add(1, ordering: .relaxed) }
+        if r.isOpen { openCount -= 1; context.pipelineMetrics.filesClosed.add(1, ordering: .relaxed) }
         r.closeFD()
         if byPath[r.path] == r.id { byPath[r.path] = nil }
         checkpoints.release(r.id)
@@ -424,7 +384,7 @@ public final class FileInput: Input, @unchecked Sendable {
             r.pathGone = true
             r.goneSince = Sys.monotonicNanos()
             r.dirty = true
-            context.metrics.rotations.add(1, ordering: .relaxed)
+            context.pipelineMetrics.rotations.add(1, ordering: .relaxed)
         }
         // Open and identify.
         let fd: Int32
@@ -499,7 +459,7 @@ public final class FileInput: Input, @unchecked Sendable {
             r.dirty = false
         }
         openCount += 1
-        context.metrics.filesOpened.add(1, ordering: .relaxed)
+        context.pipelineMetrics.filesOpened.add(1, ordering: .relaxed)
         readers[id] = r
         byPath[path] = id
         checkpoints.track(id, path: path, signature: sig, offset: offset)
@@ -698,7 +658,7 @@ public final class FileInput: Input, @unchecked Sendable {
         let now = Sys.monotonicNanos()
         if let last = warnedPaths[path], now - last < 60_000_000_000 { return }
         warnedPaths[path] = now
-        context.metrics.readErrors.add(1, ordering: .relaxed)
+        context.pipelineMetrics.readErrors.add(1, ordering: .relaxed)
         logger.warning(message, metadata: ["path": "\(path)", "error": "\(e)"])
     }
 
@@ -752,7 +712,7 @@ public final class FileInput: Input, @unchecked Sendable {
             }
             if ev.mask & (UInt32(IN_DELETE) | UInt32(IN_MOVED_FROM)) != 0 {
                 if let id = byPath[path], let r = readers[id] {
-                    if ev.mask & UInt32(IN_MOVED_FROM) != 0 { context.metrics.rotations.add(1, ordering: .relaxed) }
+                    if ev.mask & UInt32(IN_MOVED_FROM) != 0 { context.pipelineMetrics.rotations.add(1, ordering: .relaxed) }
                     byPath[path] = nil
                     r.pathGone = true
                     r.goneSince = Sys.monotonicNanos()
@@ -821,9 +781,9 @@ public final class FileInput: Input, @unchecked Sendable {
                     r.dirty = false
                     chunks = Int.max
                 case .success(let out):
-                    if out.linesSplit > 0 { context.metrics.linesSplit.add(out.linesSplit, ordering: .relaxed) }
+                    if out.linesSplit > 0 { context.pipelineMetrics.linesSplit.add(out.linesSplit, ordering: .relaxed) }
                     if out.bytesRead > 0 {
-                        context.metrics.bytesIn.add(out.bytesRead, ordering: .relaxed)
+                        context.pipelineMetrics.bytesIn.add(out.bytesRead, ordering: .relaxed)
                         context.rateLimiter?.acquire(out.bytesRead, shouldStop: { self.stopping })
                     }
                     if let b = out.batch {
@@ -868,8 +828,12 @@ public final class FileInput: Input, @unchecked Sendable {
         let seq = checkpoints.emitted(r.id, upTo: upTo)
         let id = r.id
         let table = checkpoints
-        b.ack = AckToken(expected: 0) { table.acknowledged(id, sequence: seq) }
-        context.metrics.eventsIn.add(b.events.count, ordering: .relaxed)
+        // Delivered and rejected both let the position move past the batch; abandoned (shutdown)
+        // leaves it behind, so the batch is read again on the next start.
+        b.ack = AckToken(expected: 0) { status in if status.isFinal { table.acknowledged(id, sequence: seq) } }
+        context.pipelineMetrics.eventsIn.add(b.events.count, ordering: .relaxed)
+        context.metrics.receivedEvents.add(b.events.count)
+        context.metrics.receivedBytes.add(b.inputBytes)
         return sink.send(b)
     }
 
@@ -912,7 +876,7 @@ public final class FileInput: Input, @unchecked Sendable {
             truncated = !signatureMatches(fd: r.fd, r.signature)
         }
         if truncated {
-            context.metrics.truncations.add(1, ordering: .relaxed)
+            context.pipelineMetrics.truncations.add(1, ordering: .relaxed)
             logger.info("File was truncated or rewritten; reading it again from the start.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)", "file.size": "\(st.size)"])
             if !r.head.isEmpty && r.emittedOffset > 0 {
                 recentHeads.append((FileInput.directory(of: r.path), r.head, r.emittedOffset, Sys.monotonicNanos() + 60_000_000_000))
@@ -973,7 +937,7 @@ public final class FileInput: Input, @unchecked Sendable {
             if r.isOpen && r.atEOF && !r.dirty && r.partial.isEmpty && now - r.lastActivity >= idleClose {
                 r.closeFD()
                 openCount -= 1
-                context.metrics.filesClosed.add(1, ordering: .relaxed)
+                context.pipelineMetrics.filesClosed.add(1, ordering: .relaxed)
             }
         }
         for id in toRemove {
@@ -986,7 +950,7 @@ public final class FileInput: Input, @unchecked Sendable {
             for r in idle.prefix(openCount - options.maxOpenFiles) {
                 r.closeFD()
                 openCount -= 1
-                context.metrics.filesClosed.add(1, ordering: .relaxed)
+                context.pipelineMetrics.filesClosed.add(1, ordering: .relaxed)
             }
         }
     }

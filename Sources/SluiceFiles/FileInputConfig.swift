@@ -1,12 +1,50 @@
 import SluiceConfig
+import SluiceCore
 
-extension FileInput {
-    /// `input_file` as iLogtail users write it. Every field is documented here; the README's
-    /// reference and `sluice validate` both come from this spec.
-    public static let spec = PluginSpec(
-        type: "input_file", kind: .input,
-        summary: "Tails files on this host (or, later, inside containers): rotation, truncation and deletion handled, checkpoints moved only on acknowledgement.",
-        fields: [
+/// Options of `input_file`, already validated.
+public struct FileInputOptions: Sendable {
+    public var filePaths: [String]
+    public var maxDirSearchDepth: Int = 0
+    public var exclusions = PathExclusions()
+    /// First sight of a file that existed before the pipeline started: read only its last TailSizeKB.
+    public var tailSizeKB: Int = 1024
+    /// An unterminated last line is emitted after this many seconds without new data.
+    public var flushTimeoutSecs: Double = 60
+    /// "utf8" or "gbk".
+    public var fileEncoding: String = "utf8"
+    /// Idle files (read to their end, unchanged) are closed after this and reopened on change.
+    public var closeUnusedReaderIntervalSec: Double = 60
+    /// Most descriptors held for files that still exist; idle ones beyond it are closed first.
+    public var maxOpenFiles: Int = 512
+    /// Full rescan of the patterns (fallback for missed inotify events), seconds.
+    public var rescanIntervalSec: Double = 5
+    /// Size check of open files (fallback for missed modify events), seconds.
+    public var pollIntervalSec: Double = 1
+    /// A deleted or rotated-away file read to its end is let go after this many idle seconds.
+    public var releaseDrainedAfterSec: Double = 5
+    /// Close a deleted file after this many seconds even if not read to its end; < 0: never.
+    public var forceReleaseDeletedFileFdTimeoutSec: Int = -1
+    /// Read buffer and largest single event.
+    public var maxReadBufferSize: Int = 512 * 1024
+    /// Tags added to every batch besides `__path__` and `__hostname__`.
+    public var extraTags: [EventTag] = []
+    /// Use inotify (tests turn it off to exercise the polling fallback).
+    public var useInotify = true
+    /// Runtime log format of the pipeline's own files (`ContainerLogFormat`); nil: plain lines.
+    public var containerLogFormat: ContainerLogFormat?
+    /// Largest joined record of a runtime log (`MaxLogSize`).
+    public var maxLogSize: Int = 512 * 1024
+
+    public init(filePaths: [String]) {
+        self.filePaths = filePaths
+    }
+}
+
+extension FileInputOptions {
+    /// The parameters of `input_file` about files, as iLogtail users write them (the plugin type
+    /// `InputFile` adds the container ones). The reference docs and `sluice validate` both come
+    /// from these specs.
+    public static let fields: [FieldSpec] = [
             FieldSpec(name: "FilePaths", type: .stringList, doc: "Absolute path patterns (at most 10). `*` and `?` match within a name; `**` stands for 0 to MaxDirSearchDepth directories.", defaultValue: nil),
             FieldSpec(name: "MaxDirSearchDepth", type: .int, doc: "How many directories `**` may stand for (0–1000).", defaultValue: "0"),
             FieldSpec(name: "ExcludeFilePaths", type: .stringList, doc: "Absolute path globs of files to skip.", defaultValue: "[]"),
@@ -32,10 +70,10 @@ extension FileInput {
             FieldSpec(name: "MaxLogSize", type: .int, doc: "With ContainerLogFormat: the largest joined record in bytes; past it the joined part is emitted (and counted).", defaultValue: "524288"),
             FieldSpec(name: "Multiline", type: .object(fields: [], allowUnknown: true), doc: "Multiline grouping (Mode, StartPattern, ContinuePattern, EndPattern, UnmatchedContentTreatment).", defaultValue: nil,
                       status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
-        ])
+        ]
 
-    /// Reads and checks the options (no side effects).
-    public static func options(from c: ConfigObject, maxReadBufferSize: Int, forceReleaseDeletedFileFdTimeoutSec: Int, allowContainerDiscovery: Bool = false) throws(ConfigError) -> FileInputOptions {
+    /// Reads and checks the file options of an `input_file` (no side effects).
+    public static func from(_ c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> FileInputOptions {
         guard let paths = try c.stringList("FilePaths"), !paths.isEmpty else {
             throw c.error(at: c.has("FilePaths") ? "FilePaths" : nil, "FilePaths is required and must list at least one path")
         }
@@ -81,11 +119,22 @@ extension FileInput {
             guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
             o.maxLogSize = m
         }
-        if let enable = try c.bool("EnableContainerDiscovery"), enable, !allowContainerDiscovery {
-            throw c.error(at: "EnableContainerDiscovery", "container discovery is not available here")
-        }
-        o.maxReadBufferSize = maxReadBufferSize
-        o.forceReleaseDeletedFileFdTimeoutSec = forceReleaseDeletedFileFdTimeoutSec
+        o.maxReadBufferSize = globals.maxReadBufferSize
+        o.forceReleaseDeletedFileFdTimeoutSec = globals.forceReleaseDeletedFileFdTimeoutSec
         return o
+    }
+}
+
+extension PluginServices {
+    /// The pipeline's checkpoint table (the runtime provides it to inputs that read files).
+    public var checkpoints: CheckpointTable? {
+        get { self[CheckpointTable.self] }
+        set { self[CheckpointTable.self] = newValue }
+    }
+
+    /// The checkpoint table, or an error that says it is missing.
+    public func requireCheckpoints() throws -> CheckpointTable {
+        guard let t = checkpoints else { throw MissingService(name: "checkpoint table") }
+        return t
     }
 }

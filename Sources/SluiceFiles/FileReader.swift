@@ -1,7 +1,6 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import SluiceCore
+import SluiceSystem
 
 /// One file being read: its identity, where reading stands and what is held back (the
 /// unterminated last line). Owned and driven by one input thread; never shared.

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import SluiceCore
 
 /// Splits bytes into lines. Pure: works on memory only, so the chunk-boundary cases are unit tested.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// One `FilePaths` entry in iLogtail's syntax: a directory part that may hold `*`, `?` and `**`,
 /// and a file-name pattern. `**` stands for any number of directories, from 0 up to

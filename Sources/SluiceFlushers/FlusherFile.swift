@@ -1,16 +1,15 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import SluiceConfig
 import SluiceCore
 
 /// `flusher_file`: appends one JSON object per event per line (see `JSONLineEncoder`) to a file,
 /// rotating it by size: `FilePath` → `FilePath.1` → … → `FilePath.<MaxFiles>` (the oldest is removed).
-/// Encoding (on the flusher task) and writing (on the writer thread) overlap. A batch is
-/// acknowledged once its bytes are written to the file (they survive the process being killed;
-/// `fsync` happens on rotation and on stop).
-public final class FlusherFile: Flusher {
+/// Encoding (on the runner's task) and writing (on the writer thread) overlap. A batch is
+/// delivered once its bytes are written to the file (they survive the process being killed;
+/// `fsync` happens on rotation and on stop). A failed write (a full disk) is sent again from where
+/// it stopped, so nothing is written twice.
+public final class FlusherFile: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_file", kind: .flusher,
         summary: "Writes events as JSON lines to a local file, rotated by size.",
@@ -29,7 +28,7 @@ public final class FlusherFile: Flusher {
         public init(filePath: String) { self.filePath = filePath }
     }
 
-    public static func options(from c: ConfigObject) throws(ConfigError) -> Options {
+    public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> Options {
         guard let path = try c.string("FilePath"), !path.isEmpty else { throw c.error(at: nil, "FilePath is required") }
         var o = Options(filePath: path)
         if let v = try c.int("MaxFileSize") {
@@ -44,32 +43,30 @@ public final class FlusherFile: Flusher {
     }
 
     let options: Options
-    let context: PluginContext
     let target: RotatingFileTarget
     let writer: ThreadedWriter
+    public let delivery = DeliveryOptions(maxBytes: 1 << 20, concurrency: 1)
 
     public init(options: Options, context: PluginContext) {
         self.options = options
-        self.context = context
         target = RotatingFileTarget(path: options.filePath, maxFileSize: options.maxFileSize, maxFiles: options.maxFiles)
-        writer = ThreadedWriter(name: "flusher_file", target: target, logger: context.logger, metrics: context.metrics)
+        writer = ThreadedWriter(name: "flusher_file", target: target)
     }
 
     public func start() async throws {
-        // Fail early with a clear message; the writer keeps retrying if this fails.
+        // Fail early with a clear message; sends retry the open if this fails.
         do { try target.open() } catch { throw FlushError(error.message) }
     }
 
-    public func flush(_ batch: EventBatch) async throws -> FlushResult {
-        try await writer.submitJSONLines(batch)
+    public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> WriteRequest {
+        writer.makeJSONLinesRequest(batches)
     }
 
-    public func stop(deadline: Double) async {
-        await writer.finish(deadline: deadline)
+    public func send(_ request: WriteRequest) async -> SendOutcome<WriteRequest> {
+        await writer.send(request)
     }
-}
 
-public struct FlushError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ d: String) { description = d }
+    public func stop() async {
+        await writer.finish()
+    }
 }

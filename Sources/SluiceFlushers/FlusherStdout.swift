@@ -1,11 +1,9 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import SluiceConfig
 import SluiceCore
 
 /// `flusher_stdout`: writes one JSON object per event per line to standard output.
-public final class FlusherStdout: Flusher {
+public final class FlusherStdout: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_stdout", kind: .flusher,
         summary: "Writes events as JSON lines to standard output.",
@@ -21,33 +19,32 @@ public final class FlusherStdout: Flusher {
                       status: .acceptedNotYetEffective(reason: "use flusher_file to write to a file")),
         ])
 
-    let context: PluginContext
+    public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> NoOptions { NoOptions() }
+
     let writer: ThreadedWriter
+    public let delivery = DeliveryOptions(maxBytes: 1 << 20, concurrency: 1)
 
-    public init(context: PluginContext, fd: Int32 = 1) {
-        self.context = context
-        writer = ThreadedWriter(name: "flusher_stdout", target: DescriptorTarget(fd: fd, label: "standard output"), logger: context.logger, metrics: context.metrics)
+    public convenience init(options: NoOptions, context: PluginContext) {
+        self.init(fd: 1)
+    }
+
+    /// Writes to `fd` instead of standard output (tests).
+    public init(fd: Int32) {
+        writer = ThreadedWriter(name: "flusher_stdout", target: DescriptorTarget(fd: fd, label: "standard output"))
     }
 
     public func start() async throws {}
 
-    public func flush(_ batch: EventBatch) async throws -> FlushResult {
-        try await writer.submitJSONLines(batch)
+    public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> WriteRequest {
+        writer.makeJSONLinesRequest(batches)
     }
 
-    public func stop(deadline: Double) async {
-        await writer.finish(deadline: deadline)
+    public func send(_ request: WriteRequest) async -> SendOutcome<WriteRequest> {
+        await writer.send(request)
+    }
+
+    public func stop() async {
+        await writer.finish()
     }
 }
 
-/// `flusher_blackhole`: discards every batch (acknowledging it). For benchmarks and tests.
-public final class FlusherBlackhole: Flusher {
-    public static let spec = PluginSpec(type: "flusher_blackhole", kind: .flusher, summary: "Discards events, acknowledging them (benchmarks, tests).", fields: [
-        FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                  status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
-    ])
-    public init() {}
-    public func start() async throws {}
-    public func flush(_ batch: EventBatch) async throws -> FlushResult { .delivered }
-    public func stop(deadline: Double) async {}
-}

@@ -1,68 +1,84 @@
-#if canImport(Glibc)
 import Glibc
-#endif
-import Logging
 import SluiceCore
+import SluiceSystem
+import Synchronization
 
 /// Where a `ThreadedWriter` puts bytes: a file that rotates, or a descriptor.
 public protocol WriteTarget: AnyObject {
     /// Writes all of `bytes[from...]`; returns how far it got. Throws on failure after writing
     /// `partial` bytes (reported through the return of the next call's `from`).
-    func write(_ buffer: ByteBuffer, from: Int) throws(PartialWriteError) -> Int
+    func write(_ buffer: OutputBuffer, from: Int) throws(PartialWriteError) -> Int
     func sync()
     func close()
 }
 
-public struct PartialWriteError: Error, CustomStringConvertible {
+public struct PartialWriteError: Error, CustomStringConvertible, Sendable {
     public var written: Int
     public var message: String
     public var description: String { message }
 }
 
-/// Pipelines a flusher: the flusher task encodes batch N+1 while this thread writes batch N.
-/// Buffers circulate between them (at most `depth` in flight, which bounds memory and is the
-/// backpressure). A batch is acknowledged here, after its bytes were written. A failing write is
-/// retried with backoff, from where it stopped, so nothing is written twice; once the flusher is
-/// stopping and the deadline has passed, undelivered batches are abandoned unacknowledged (their
-/// data is read again on the next start).
+/// A write job: one encoded buffer and how much of it is already written (a failed write is
+/// sent again from there, so nothing is written twice). Returns its buffer to the pool it came
+/// from when the runner is done with it.
+public final class WriteRequest: FlushRequest, @unchecked Sendable {
+    public let buffer: OutputBuffer
+    public let eventCount: Int
+    /// Bytes of `buffer` already written. Only the writer thread changes it, between a send's
+    /// submit and its completion (sends of one request never overlap).
+    public internal(set) var written = 0
+    let pool: BufferPool
+
+    init(buffer: OutputBuffer, eventCount: Int, pool: BufferPool) {
+        self.buffer = buffer
+        self.eventCount = eventCount
+        self.pool = pool
+    }
+    public var byteCount: Int { buffer.count }
+    deinit { pool.put(buffer) }
+}
+
+/// Free encode buffers, reused so that a 1 MiB buffer is not allocated per request.
+final class BufferPool: Sendable {
+    private let free = Mutex<[OutputBuffer]>([])
+    let keep: Int
+    init(keep: Int) { self.keep = keep }
+    func take() -> OutputBuffer {
+        if let b = free.withLock({ $0.popLast() }) {
+            b.clear()
+            return b
+        }
+        return OutputBuffer(capacity: 1 << 20)
+    }
+    func put(_ b: OutputBuffer) {
+        free.withLock { f in if f.count < keep { f.append(b) } }
+    }
+}
+
+/// Writes encoded buffers on a thread of its own, so the blocking `write(2)` never runs on the
+/// cooperative pool, while the flusher's runner builds the next request. Each write is tried
+/// once; a failure is reported with how far it got, and the runner decides when to send again.
 public final class ThreadedWriter: @unchecked Sendable {
     struct Job {
-        var buffer: ByteBuffer
-        var acks: [AckToken]
-        var events: Int
+        var request: WriteRequest
+        var done: CheckedContinuation<PartialWriteError?, Never>
     }
     // Guarded by `mutex`.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var jobs: [Job] = []
-    private var free: [ByteBuffer] = []
-    private var waiters: [CheckedContinuation<ByteBuffer?, Never>] = []
     private var closing = false
-    private var abandonAfter: Int64 = .max
     private var finished = false
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
 
     let target: WriteTarget
-    let name: String
-    let logger: Logger
-    let metrics: PipelineMetrics
+    let pool = BufferPool(keep: 4)
 
-    public init(name: String, target: WriteTarget, depth: Int = 3, logger: Logger, metrics: PipelineMetrics) {
-        self.name = name
+    public init(name: String, target: WriteTarget) {
         self.target = target
-        self.logger = logger
-        self.metrics = metrics
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
-        for _ in 0..<max(1, depth) { free.append(ByteBuffer(capacity: 1 << 20)) }
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var tid = pthread_t()
-        pthread_create(&tid, nil, { arg in
-            let me = Unmanaged<ThreadedWriter>.fromOpaque(arg!).takeRetainedValue()
-            me.loop()
-            return nil
-        }, box)
-        pthread_detach(tid)
+        startThread(name: name) { [self] in loop() }
     }
 
     deinit {
@@ -72,72 +88,44 @@ public final class ThreadedWriter: @unchecked Sendable {
         cond.deallocate()
     }
 
-    public struct Closed: Error, CustomStringConvertible {
-        public var description: String { "the writer has stopped" }
-    }
-
-    /// An empty buffer to encode into; suspends while all buffers are being written. Throws once
-    /// the writer has stopped.
-    public func takeBuffer() async throws -> ByteBuffer {
-        pthread_mutex_lock(mutex)
-        if finished {
-            pthread_mutex_unlock(mutex)
-            throw Closed()
+    /// Encodes `batches` as JSON lines into a pooled buffer.
+    public func makeJSONLinesRequest(_ batches: [EventBatch]) -> WriteRequest {
+        let buffer = pool.take()
+        var events = 0
+        let encoder = JSONLineEncoder()
+        for b in batches {
+            encoder.encode(b, into: buffer)
+            events += b.events.count
         }
-        if let b = free.popLast() {
+        return WriteRequest(buffer: buffer, eventCount: events, pool: pool)
+    }
+
+    /// Writes the rest of `request` once: nil when all of it is written, else the error (with
+    /// `request.written` telling how far it got).
+    public func write(_ request: WriteRequest) async -> PartialWriteError? {
+        await withCheckedContinuation { (c: CheckedContinuation<PartialWriteError?, Never>) in
+            pthread_mutex_lock(mutex)
+            if finished {
+                pthread_mutex_unlock(mutex)
+                c.resume(returning: PartialWriteError(written: request.written, message: "the writer has stopped"))
+                return
+            }
+            jobs.append(Job(request: request, done: c))
+            pthread_cond_signal(cond)
             pthread_mutex_unlock(mutex)
-            b.clear()
-            return b
         }
-        let got = await withCheckedContinuation { (c: CheckedContinuation<ByteBuffer?, Never>) in
-            waiters.append(c)
-            pthread_mutex_unlock(mutex)
-        }
-        guard let b = got else { throw Closed() }
-        b.clear()
-        return b
     }
 
-    /// Queues an encoded buffer for writing; `ack` is acknowledged once it is written.
-    public func submit(_ buffer: ByteBuffer, ack: AckToken?, events: Int) {
-        pthread_mutex_lock(mutex)
-        jobs.append(Job(buffer: buffer, acks: ack.map { [$0] } ?? [], events: events))
-        pthread_cond_signal(cond)
-        pthread_mutex_unlock(mutex)
+    /// The send of a line-oriented flusher: one write, classified.
+    public func send(_ request: WriteRequest) async -> SendOutcome<WriteRequest> {
+        if let e = await write(request) { return .retry(after: nil, reason: e.message) }
+        return .delivered
     }
 
-    /// Encodes `batch` as JSON lines into a free buffer and queues it; the batch is acknowledged
-    /// once written. What a line-oriented flusher's `flush` does.
-    public func submitJSONLines(_ batch: EventBatch) async throws -> FlushResult {
-        let buffer = try await takeBuffer()
-        JSONLineEncoder().encode(batch, into: buffer)
-        submit(buffer, ack: batch.ack, events: batch.events.count)
-        return .accepted
-    }
-
-    /// Gives a buffer back unused.
-    public func giveBack(_ buffer: ByteBuffer) {
-        recycle(buffer)
-    }
-
-    private func recycle(_ b: ByteBuffer) {
-        pthread_mutex_lock(mutex)
-        if !waiters.isEmpty {
-            let w = waiters.removeFirst()
-            pthread_mutex_unlock(mutex)
-            w.resume(returning: b)
-            return
-        }
-        free.append(b)
-        pthread_mutex_unlock(mutex)
-    }
-
-    /// Writes what is queued, then ends the thread. Failures keep being retried for `deadline`
-    /// seconds, then the rest is abandoned.
-    public func finish(deadline: Double) async {
+    /// Ends the thread once what was submitted is written, syncing and closing the target.
+    public func finish() async {
         pthread_mutex_lock(mutex)
         closing = true
-        abandonAfter = min(abandonAfter, Self.now() + Int64(deadline * 1e9))
         pthread_cond_signal(cond)
         if finished {
             pthread_mutex_unlock(mutex)
@@ -149,12 +137,6 @@ public final class ThreadedWriter: @unchecked Sendable {
         }
     }
 
-    static func now() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
-
     private func loop() {
         while true {
             pthread_mutex_lock(mutex)
@@ -163,62 +145,21 @@ public final class ThreadedWriter: @unchecked Sendable {
                 finished = true
                 let w = finishWaiters
                 finishWaiters = []
-                let blocked = waiters
-                waiters = []
                 pthread_mutex_unlock(mutex)
                 target.sync()
                 target.close()
-                for c in blocked { c.resume(returning: nil) }
                 for c in w { c.resume() }
                 return
             }
             let job = jobs.removeFirst()
             pthread_mutex_unlock(mutex)
-            if write(job) {
-                metrics.bytesOut.add(job.buffer.count, ordering: .relaxed)
-                metrics.eventsOut.add(job.events, ordering: .relaxed)
-                for a in job.acks { a.acknowledge() }
-            }
-            recycle(job.buffer)
-        }
-    }
-
-    /// Writes one job, retrying failures with backoff; false if abandoned at the deadline.
-    private func write(_ job: Job) -> Bool {
-        var from = 0
-        var delayMs = 100
-        var attempt = 0
-        while true {
+            let r = job.request
             do {
-                from = try target.write(job.buffer, from: from)
-                if attempt > 0 {
-                    logger.info("Write succeeded again.", metadata: ["flusher": "\(name)", "attempts": "\(attempt + 1)"])
-                }
-                return true
+                r.written = try target.write(r.buffer, from: r.written)
+                job.done.resume(returning: nil)
             } catch {
-                from = error.written
-                attempt += 1
-                metrics.flushErrors.add(1, ordering: .relaxed)
-                if attempt == 1 || attempt % 10 == 0 {
-                    logger.warning("Write failed; retrying.", metadata: ["flusher": "\(name)", "attempt": "\(attempt)", "error": "\(error.message)"])
-                }
-                pthread_mutex_lock(mutex)
-                let giveUp = closing && Self.now() >= abandonAfter
-                pthread_mutex_unlock(mutex)
-                if giveUp {
-                    logger.warning("Abandoning undelivered data at shutdown; it will be read again on the next start.", metadata: ["flusher": "\(name)"])
-                    return false
-                }
-                var slept = 0
-                while slept < delayMs {
-                    usleep(50_000)
-                    slept += 50
-                    pthread_mutex_lock(mutex)
-                    let stop = closing && Self.now() >= abandonAfter
-                    pthread_mutex_unlock(mutex)
-                    if stop { break }
-                }
-                delayMs = min(delayMs * 2, 30_000)
+                r.written = error.written
+                job.done.resume(returning: error)
             }
         }
     }
@@ -232,7 +173,7 @@ public final class DescriptorTarget: WriteTarget {
         self.fd = fd
         self.label = label
     }
-    public func write(_ buffer: ByteBuffer, from: Int) throws(PartialWriteError) -> Int {
+    public func write(_ buffer: OutputBuffer, from: Int) throws(PartialWriteError) -> Int {
         var written = from
         while written < buffer.count {
             let n = Glibc.write(fd, buffer.base + written, buffer.count - written)
@@ -272,12 +213,9 @@ public final class RotatingFileTarget: WriteTarget, @unchecked Sendable {
     /// Opens (creating directories); throws a readable message.
     public func open() throws(PartialWriteError) {
         if fd >= 0 { return }
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            var cur = ""
-            for c in path[..<slash].split(separator: "/") {
-                cur += "/" + c
-                mkdir(cur, 0o755)
-            }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex,
+           case .failure(let e) = Sys.makeDirectories(String(path[..<slash])) {
+            throw PartialWriteError(written: 0, message: "cannot create the directory \(e)")
         }
         let f = Glibc.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         if f < 0 { throw PartialWriteError(written: 0, message: "cannot open \(path): \(String(cString: strerror(errno)))") }
@@ -295,7 +233,7 @@ public final class RotatingFileTarget: WriteTarget, @unchecked Sendable {
         }
     }
 
-    public func write(_ buffer: ByteBuffer, from: Int) throws(PartialWriteError) -> Int {
+    public func write(_ buffer: OutputBuffer, from: Int) throws(PartialWriteError) -> Int {
         do { try open() } catch { throw PartialWriteError(written: from, message: error.message) }
         if from == 0 && maxFileSize > 0 && size > 0 && size + Int64(buffer.count) > maxFileSize {
             rotate()

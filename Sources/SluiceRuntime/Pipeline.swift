@@ -3,90 +3,103 @@ import SluiceConfig
 import SluiceCore
 import Synchronization
 
-/// Hands an input's batches to the processors (run here, on the input's thread) and then to
-/// each flusher's bounded queue. Blocking when a queue is full is the backpressure.
-final class PipelineSink: BatchSink {
-    let processors: [any Processor]
-    let queues: [BatchQueue]
-    let stopping = Atomic<Bool>(false)
-    let metrics: PipelineMetrics
+/// What every component of a pipeline shares: where it logs and counts, the daemon's settings,
+/// where component state goes, and the daemon's services (checkpoints, discovery).
+public struct PipelineEnvironment: Sendable {
+    public var logger: Logger
+    public var pipelineMetrics: PipelineMetrics
+    public var globals: GlobalParameters
+    public var hostname: String
+    public var dataDirectory: String
+    public var rateLimiter: RateLimiter?
+    public var services: PluginServices
 
-    init(processors: [any Processor], queues: [BatchQueue], metrics: PipelineMetrics) {
-        self.processors = processors
-        self.queues = queues
-        self.metrics = metrics
+    public init(logger: Logger, pipelineMetrics: PipelineMetrics, globals: GlobalParameters, hostname: String,
+                dataDirectory: String, rateLimiter: RateLimiter? = nil, services: PluginServices = PluginServices()) {
+        self.logger = logger
+        self.pipelineMetrics = pipelineMetrics
+        self.globals = globals
+        self.hostname = hostname
+        self.dataDirectory = dataDirectory
+        self.rateLimiter = rateLimiter
+        self.services = services
     }
 
-    func send(_ batch: EventBatch) -> Bool {
-        var b = batch
-        for p in processors { p.process(&b) }
-        if b.events.isEmpty {
-            // Everything was filtered out: the source position may move on.
-            b.ack?.expect(1)
-            b.ack?.acknowledge()
-            return true
-        }
-        b.ack?.expect(queues.count)
-        for q in queues {
-            while !q.push(b, timeoutMs: 200) {
-                if stopping.load(ordering: .acquiring) { return false }
-            }
-        }
-        return true
+    /// The context of one component of pipeline `pipeline`.
+    func context(pipeline: String, kind: PluginKind, type: String, index: Int) -> PluginContext {
+        let id = ComponentID(pipeline: pipeline, kind: kind.rawValue, type: type, index: index)
+        return PluginContext(component: id, logger: logger, pipelineMetrics: pipelineMetrics, globals: globals, hostname: hostname,
+                             stateDirectory: dataDirectory + "/components/" + Self.pathSafe(pipeline) + "/" + id.id,
+                             rateLimiter: rateLimiter, services: services)
+    }
+
+    static func pathSafe(_ s: String) -> String {
+        String(s.map { $0 == "/" ? "_" : $0 })
     }
 }
 
-/// One running pipeline: an input, its processors, its flushers and the queues between them.
+/// One running pipeline: an input, its processors, its flushers (each fed by its own runner) and
+/// the queues between them.
 public final class Pipeline: Sendable {
     public let name: String
     public let document: PipelineDocument
     let input: any Input
-    let flushers: [(type: String, flusher: any Flusher)]
+    let flushers: [(flusher: any Flusher, context: PluginContext)]
     let sink: PipelineSink
     let logger: Logger
-    let metrics: PipelineMetrics
     let shutdownTimeoutSeconds: Double
+    /// Every component's counters (inputs, processors, flushers), for the stats file and metrics.
+    public let components: [ComponentMetrics]
     private let stopRequested = Atomic<Bool>(false)
     private let done = Latch()
 
-    public init(document: PipelineDocument, registry: PluginRegistry, context: PluginContext, resources: BuildResources, queueBytes: Int, shutdownTimeoutSeconds: Double) throws {
-        self.name = document.name
-        self.document = document
-        self.logger = context.logger
-        self.metrics = context.metrics
+    public init(_ pipeline: ValidatedPipeline, environment env: PipelineEnvironment, queueBytes: Int, shutdownTimeoutSeconds: Double) throws {
+        let doc = pipeline.document
+        self.name = doc.name
+        self.document = doc
+        self.logger = env.logger
         self.shutdownTimeoutSeconds = shutdownTimeoutSeconds
-        guard let inCfg = document.inputs.first, let inEntry = registry.inputs[inCfg.type] else {
-            throw ConfigErrors(errors: [ConfigError(file: document.file, line: 0, column: 0, keyPath: "inputs", message: "no usable input")])
+        guard let inPlugin = pipeline.inputs.first, let makeInput = inPlugin.entry.makeInput else {
+            throw ConfigErrors(errors: [ConfigError(file: doc.file, line: 0, column: 0, keyPath: "inputs", message: "no usable input")])
         }
-        input = try inEntry.build(inCfg.config, context, resources)
+        var components: [ComponentMetrics] = []
+        let inCtx = env.context(pipeline: doc.name, kind: .input, type: inPlugin.type, index: inPlugin.config.index)
+        components.append(inCtx.metrics)
+        input = try makeInput(inPlugin.options, inCtx)
         var procs: [any Processor] = []
-        for p in document.processors {
-            guard let e = registry.processors[p.type] else { continue }
-            procs.append(try e.build(p.config, context))
+        for p in pipeline.processors {
+            guard let make = p.entry.makeProcessor else { continue }
+            let ctx = env.context(pipeline: doc.name, kind: .processor, type: p.type, index: p.config.index)
+            components.append(ctx.metrics)
+            procs.append(try make(p.options, ctx))
         }
-        var fl: [(String, any Flusher)] = []
-        for f in document.flushers {
-            guard let e = registry.flushers[f.type] else { continue }
-            fl.append((f.type, try e.build(f.config, context)))
+        var fl: [(any Flusher, PluginContext)] = []
+        for f in pipeline.flushers {
+            guard let make = f.entry.makeFlusher else { continue }
+            let ctx = env.context(pipeline: doc.name, kind: .flusher, type: f.type, index: f.config.index)
+            components.append(ctx.metrics)
+            fl.append((try make(f.options, ctx), ctx))
         }
         flushers = fl
+        self.components = components
         let queues = fl.map { _ in BatchQueue(highWatermark: queueBytes, lowWatermark: queueBytes / 2) }
-        sink = PipelineSink(processors: procs, queues: queues, metrics: context.metrics)
+        sink = PipelineSink(processors: procs, queues: queues)
     }
 
-    /// Runs until `stop()`; then stops the input first, lets the flushers drain their queues
-    /// (bounded by the shutdown timeout) and returns.
+    /// Runs until `stop()`; then stops the input first, lets the flushers deliver what is queued
+    /// (bounded by the shutdown timeout) and returns. Past the deadline, what is undelivered is
+    /// finished as abandoned: it stays in its source and is read again on the next start.
     public func run() async {
-        for (t, f) in flushers {
+        for (f, ctx) in flushers {
             do { try await f.start() } catch {
-                logger.error("Flusher could not start; it will retry on each batch.", metadata: ["flusher": "\(t)", "error": "\(error)"])
+                ctx.logger.error("Flusher could not start; its sends will retry.", metadata: ["error": "\(error)"])
             }
         }
+        let queues = sink.queues
         await withTaskGroup(of: Bool.self) { group in
-            for (i, (t, f)) in flushers.enumerated() {
-                let q = sink.queues[i]
-                group.addTask { [logger, metrics] in
-                    await Pipeline.runFlusher(type: t, flusher: f, queue: q, logger: logger, metrics: metrics)
+            for (i, (f, ctx)) in flushers.enumerated() {
+                group.addTask {
+                    await Pipeline.runFlusher(f, queue: queues[i], context: ctx)
                     return true
                 }
             }
@@ -95,8 +108,8 @@ public final class Pipeline: Sendable {
             } catch {
                 logger.error("Input failed.", metadata: ["error": "\(error)"])
             }
-            // The input has stopped: no more batches. Flushers drain what is queued, within the deadline.
-            for q in sink.queues { q.close() }
+            // The input has stopped: no more batches. Flushers deliver what is queued, within the deadline.
+            for q in queues { q.close() }
             let deadline = shutdownTimeoutSeconds
             group.addTask {
                 try? await Task.sleep(for: .milliseconds(Int(deadline * 1000)))
@@ -108,50 +121,24 @@ public final class Pipeline: Sendable {
                     finished += 1
                     if finished == flushers.count { break }
                 } else {
-                    logger.warning("Shutdown deadline reached; abandoning undelivered batches (they will be read again on the next start).", metadata: ["pipeline": "\(name)"])
-                    // Writers give up their retries now; flusher tasks waiting on them are released.
-                    for (_, f) in flushers { await f.stop(deadline: 0) }
+                    logger.warning("Shutdown deadline reached; abandoning undelivered batches (they will be read again on the next start).")
+                    for (i, q) in queues.enumerated() {
+                        let left = q.removeAll()
+                        flushers[i].context.metrics.abandonedEvents.add(left.reduce(0) { $0 + $1.events.count })
+                        for b in left { b.ack?.finish(.abandoned) }
+                    }
                     break
                 }
             }
+            // Cancelled runners stop retrying and finish what they hold as abandoned.
             group.cancelAll()
         }
-        // Writers finish what they hold; failures are retried for a few more seconds at most.
-        for (_, f) in flushers { await f.stop(deadline: min(5, shutdownTimeoutSeconds)) }
+        for (f, _) in flushers { await f.stop() }
         done.open()
     }
 
-    static func runFlusher(type: String, flusher: any Flusher, queue: BatchQueue, logger: Logger, metrics: PipelineMetrics) async {
-        while let batch = await queue.pop() {
-            var delayMs = 100
-            var attempt = 0
-            var result = FlushResult.delivered
-            while true {
-                do {
-                    result = try await flusher.flush(batch)
-                    break
-                } catch {
-                    attempt += 1
-                    metrics.flushErrors.add(1, ordering: .relaxed)
-                    if attempt == 1 || attempt % 10 == 0 {
-                        logger.warning("Flush failed; retrying.", metadata: ["flusher": "\(type)", "attempt": "\(attempt)", "error": "\(error)"])
-                    }
-                    do { try await Task.sleep(for: .milliseconds(delayMs)) } catch {
-                        logger.warning("Flusher abandoned undelivered data at shutdown; it will be read again on the next start.", metadata: ["flusher": "\(type)", "queued.batches": "\(queue.count + 1)"])
-                        return
-                    }
-                    delayMs = min(delayMs * 2, 30_000)
-                }
-            }
-            if case .delivered = result {
-                metrics.eventsOut.add(batch.events.count, ordering: .relaxed)
-                batch.ack?.acknowledge()
-            }
-            if Task.isCancelled {
-                logger.warning("Flusher stopped at the shutdown deadline; undelivered data will be read again on the next start.", metadata: ["flusher": "\(type)", "queued.batches": "\(queue.count)"])
-                return
-            }
-        }
+    static func runFlusher<F: Flusher>(_ flusher: F, queue: BatchQueue, context: PluginContext) async {
+        await FlusherRunner(flusher: flusher, queue: queue, context: context).run()
     }
 
     /// Asks the pipeline to stop and waits until it has.

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import ServiceLifecycle
 import SluiceConfig
@@ -8,6 +6,7 @@ import SluiceContainers
 import SluiceCore
 import SluiceFiles
 import Synchronization
+import SluiceSystem
 
 /// Settings of the daemon (command line and environment).
 public struct DaemonSettings: Sendable {
@@ -18,8 +17,9 @@ public struct DaemonSettings: Sendable {
     public var globals: GlobalParameters
     /// How long a pipeline may take to drain when stopped.
     public var shutdownTimeoutSeconds: Double = 30
-    /// How often the config directory is checked for changes (inotify is not needed for this).
-    public var reloadIntervalMs: Int = 1000
+    /// How often the config directory is read again in full, besides its inotify watch (a fallback
+    /// for file systems that do not report changes, and for `--config` files outside it).
+    public var reloadIntervalMs: Int = 10_000
     /// Per flusher queue, bytes (high watermark; low is half).
     public var queueBytes: Int = 8 << 20
     /// Where to write counters as JSON every 200 ms (SLUICE_STATS_FILE), if set.
@@ -60,6 +60,10 @@ public final class PipelineManager: Service, Sendable {
         var metrics: [String: PipelineMetrics] = [:]
         /// Last persist error per pipeline, so a lasting failure is logged once, not every interval.
         var persistErrors: [String: String] = [:]
+        /// Components of the running pipelines, for the stats file.
+        var components: [String: [ComponentMetrics]] = [:]
+        /// Files (or the directory) that could not be read, with the error, so each is reported once.
+        var unreadable: [String: String] = [:]
     }
 
     public let settings: DaemonSettings
@@ -104,13 +108,31 @@ public final class PipelineManager: Service, Sendable {
             if let stats = settings.statsFile {
                 group.addTask { await self.statsLoop(path: stats) }
             }
-            // Watch the configuration until a graceful shutdown is requested.
+            // Watch the configuration until a graceful shutdown is requested: inotify on the config
+            // directory wakes a reconcile within milliseconds; a slow full read is the fallback.
+            let (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            if let dir = settings.configDirectory {
+                group.addTask { await ConfigDirectoryWatcher(directory: dir, logger: self.logger).run { changed.yield() } }
+            }
             try? await cancelWhenGracefulShutdown {
-                while !Task.isCancelled {
+                await withTaskGroup(of: Void.self) { timers in
+                    timers.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .milliseconds(self.settings.reloadIntervalMs))
+                            changed.yield()
+                        }
+                    }
                     await self.reconcile()
-                    try await Task.sleep(for: .milliseconds(self.settings.reloadIntervalMs))
+                    for await _ in changes {
+                        if Task.isCancelled { break }
+                        // Editors write a file in several steps: let them finish.
+                        try? await Task.sleep(for: .milliseconds(50))
+                        await self.reconcile()
+                    }
+                    timers.cancelAll()
                 }
             }
+            changed.finish()
             logger.info("Stopping: inputs first, then draining flushers.")
             let all = state.withLock { s in Array(s.running.values) }
             await withTaskGroup(of: Void.self) { g in
@@ -127,49 +149,74 @@ public final class PipelineManager: Service, Sendable {
 
     // MARK: - Configuration
 
-    /// Files that define pipelines now.
-    func pipelineFiles() -> [String] {
+    /// Files that define pipelines now; nil when the config directory cannot be read (the
+    /// running pipelines are kept, never taken as deleted).
+    func pipelineFiles() -> [String]? {
         var files: [String] = []
-        if let dir = settings.configDirectory, let d = opendir(dir) {
-            while let e = readdir(d) {
-                let name = withUnsafePointer(to: &e.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        if let dir = settings.configDirectory {
+            switch PipelineFiles.list(directory: dir) {
+            case .success(let found):
+                files = found
+                if state.withLock({ $0.unreadable.removeValue(forKey: dir) }) != nil {
+                    logger.info("The config directory can be read again.", metadata: ["config.dir": "\(dir)"])
                 }
-                if PipelineLoader.isPipelineFile(name) { files.append(dir + "/" + name) }
+            case .failure(let e):
+                reportUnreadable(dir, "\(e.errno)", what: "The config directory cannot be read; the running pipelines are kept.")
+                return nil
             }
-            closedir(d)
         }
         files.append(contentsOf: settings.configFiles)
         return files.sorted()
     }
 
+    /// Logs that `path` cannot be read, once per distinct error.
+    private func reportUnreadable(_ path: String, _ error: String, what: String) {
+        if state.withLock({ s in defer { s.unreadable[path] = error }; return s.unreadable[path] != error }) {
+            logger.error("\(what)", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
     /// Brings the running pipelines in line with the files.
     func reconcile() async {
-        let files = pipelineFiles()
+        guard let files = pipelineFiles() else { return }
+        let running = state.withLock { $0.running }
         var wanted: [String: (file: String, hash: UInt64)] = [:]
         for f in files {
-            guard let bytes = readWholeFile(f) else { continue }
-            let name = pipelineName(f)
+            let name = PipelineFiles.pipelineName(of: f)
             if let other = wanted[name] {
                 logger.error("Two files define the same pipeline name; ignoring the second.", metadata: ["pipeline": "\(name)", "file": "\(f)", "other": "\(other.file)"])
                 continue
             }
-            wanted[name] = (f, fnv(bytes))
+            switch Sys.readFile(f, limit: 16 << 20) {
+            case .success(let bytes):
+                if state.withLock({ $0.unreadable.removeValue(forKey: f) }) != nil {
+                    logger.info("The pipeline file can be read again.", metadata: ["pipeline": "\(name)", "file": "\(f)"])
+                }
+                wanted[name] = (f, PipelineFiles.contentHash(bytes))
+            case .failure(let e) where e.code == ENOENT:
+                continue
+            case .failure(let e):
+                // Unreadable is not deleted: keep what runs, report it.
+                reportUnreadable(f, "\(e)", what: running[name] != nil ? "A pipeline file cannot be read; the running version is kept." : "A pipeline file cannot be read; the pipeline is not started.")
+                if let r = running[name] { wanted[name] = (f, r.hash) }
+            }
         }
-        let running = state.withLock { $0.running }
         // Stopped: file deleted.
         for (name, r) in running where wanted[name] == nil {
             logger.info("Pipeline file removed; stopping the pipeline.", metadata: ["pipeline": "\(name)", "file": "\(r.file)"])
             await r.pipeline.stop()
-            state.withLock { _ = $0.running.removeValue(forKey: name) }
+            state.withLock { s in
+                _ = s.running.removeValue(forKey: name)
+                s.components[name] = nil
+            }
             persist(name)
         }
         for (name, w) in wanted.sorted(by: { $0.key < $1.key }) {
             if let r = running[name], r.hash == w.hash { continue }
             if state.withLock({ $0.reportedBroken[w.file] == w.hash || $0.disabled[w.file] == w.hash }) { continue }
-            let doc: PipelineDocument
+            let validated: ValidatedPipeline
             do {
-                doc = try registry.validate(file: w.file, globals: settings.globals)
+                validated = try registry.validate(file: w.file, globals: settings.globals)
             } catch {
                 state.withLock { $0.reportedBroken[w.file] = w.hash }
                 let keeping = running[name] != nil
@@ -177,6 +224,7 @@ public final class PipelineManager: Service, Sendable {
                              metadata: ["pipeline": "\(name)", "file": "\(w.file)", "errors": "\(error)"])
                 continue
             }
+            let doc = validated.document
             state.withLock { $0.reportedBroken[w.file] = nil; $0.disabled[w.file] = nil }
             for warn in doc.warnings {
                 logger.warning("\(warn.description)", metadata: ["pipeline": "\(name)"])
@@ -193,11 +241,12 @@ public final class PipelineManager: Service, Sendable {
                 state.withLock { $0.disabled[w.file] = w.hash }
                 continue
             }
-            start(doc, hash: w.hash)
+            start(validated, hash: w.hash)
         }
     }
 
-    private func start(_ doc: PipelineDocument, hash: UInt64) {
+    private func start(_ validated: ValidatedPipeline, hash: UInt64) {
+        let doc = validated.document
         let name = doc.name
         var log = logger
         log[metadataKey: "pipeline"] = "\(name)"
@@ -220,17 +269,19 @@ public final class PipelineManager: Service, Sendable {
             log.error("Cannot open the checkpoints; the pipeline is not started.", metadata: ["error": "\(error)"])
             return
         }
-        let ctx = PluginContext(pipelineName: name, logger: log, dataDir: settings.dataDirectory, hostname: settings.hostname,
-                                metrics: metrics, maxReadBufferSize: settings.globals.maxReadBufferSize, rateLimiter: rateLimiter)
+        var services = PluginServices()
+        services.checkpoints = table
+        services.discovery = DiscoveryProvider { [self] in self.startedDiscovery() }
+        let env = PipelineEnvironment(logger: log, pipelineMetrics: metrics, globals: settings.globals, hostname: settings.hostname,
+                                      dataDirectory: settings.dataDirectory, rateLimiter: rateLimiter, services: services)
         let p: Pipeline
         do {
-            p = try Pipeline(document: doc, registry: registry, context: ctx,
-                             resources: BuildResources(checkpoints: table, globals: settings.globals, discovery: { [self] in self.startedDiscovery() }),
-                             queueBytes: settings.queueBytes, shutdownTimeoutSeconds: settings.shutdownTimeoutSeconds)
+            p = try Pipeline(validated, environment: env, queueBytes: settings.queueBytes, shutdownTimeoutSeconds: settings.shutdownTimeoutSeconds)
         } catch {
             log.error("Pipeline could not be built.", metadata: ["error": "\(error)"])
             return
         }
+        state.withLock { $0.components[name] = p.components }
         state.withLock { $0.running[name] = Running(pipeline: p, hash: hash, file: doc.file) }
         log.info("Pipeline started.", metadata: ["file": "\(doc.file)"])
         work.continuation.yield { await p.run() }
@@ -275,7 +326,7 @@ public final class PipelineManager: Service, Sendable {
     }
 
     func writeStats(path: String) {
-        let all = state.withLock { $0.metrics }
+        let (all, components) = state.withLock { ($0.metrics, $0.components) }
         var totals: [String: Int] = [:]
         var per = ""
         for (name, m) in all.sorted(by: { $0.key < $1.key }) {
@@ -284,44 +335,26 @@ public final class PipelineManager: Service, Sendable {
             if !per.isEmpty { per += "," }
             per += "\"\(jsonEscape(name))\":{" + snap.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
+        var comps = ""
+        for (_, list) in components.sorted(by: { $0.key < $1.key }) {
+            for c in list {
+                if !comps.isEmpty { comps += "," }
+                let id = c.component
+                comps += "{\"pipeline\":\"\(jsonEscape(id.pipeline))\",\"kind\":\"\(id.kind)\",\"type\":\"\(jsonEscape(id.type))\",\"id\":\"\(id.id)\","
+                comps += c.snapshot().map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+            }
+        }
         let order = PipelineMetrics().snapshot().map(\.0)
-        let body = "{" + order.map { "\"\($0)\":\(totals[$0] ?? 0)" }.joined(separator: ",") + ",\"pipelines\":{" + per + "}}\n"
-        try? CheckpointTable.writeStatsAtomically(path: path, bytes: Array(body.utf8))
+        let body = "{" + order.map { "\"\($0)\":\(totals[$0] ?? 0)" }.joined(separator: ",") + ",\"pipelines\":{" + per + "},\"components\":[" + comps + "]}\n"
+        _ = Sys.writeAtomically(path, Array(body.utf8), durable: false)
     }
 
     /// Counters of a pipeline by name (tests).
     public func metrics(of pipeline: String) -> PipelineMetrics? { state.withLock { $0.metrics[pipeline] } }
 }
 
-func pipelineName(_ file: String) -> String {
-    var base = file.split(separator: "/").last.map(String.init) ?? file
-    for ext in [".yaml", ".yml", ".json"] where base.hasSuffix(ext) {
-        base.removeLast(ext.count)
-        break
-    }
-    return base
-}
-
-func readWholeFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { return nil }
-    defer { close(fd) }
-    var out = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 16384)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return nil }
-        if n == 0 { break }
-        out.append(contentsOf: buf[0..<n])
-    }
-    return out
-}
-
-func fnv(_ b: [UInt8]) -> UInt64 { FNV1a.hash(b) }
-
 func jsonEscape(_ s: String) -> String {
-    let out = ByteBuffer(capacity: s.utf8.count + 8)
+    let out = OutputBuffer(capacity: s.utf8.count + 8)
     var s = s
     s.withUTF8 { JSONLineEncoder.appendEscaped($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count, to: out) }
     return String(decoding: out.bytes, as: UTF8.self)

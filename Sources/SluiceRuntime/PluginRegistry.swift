@@ -1,44 +1,41 @@
 import SluiceConfig
 import SluiceContainers
 import SluiceCore
-import SluiceFiles
 import SluiceFlushers
 
-/// What building a pipeline's plugins may need besides their own config.
-public struct BuildResources: Sendable {
-    public var checkpoints: CheckpointTable
-    public var globals: GlobalParameters
-    /// The daemon's container discovery, started on first use.
-    public var discovery: @Sendable () -> ContainerDiscovery
-    public init(checkpoints: CheckpointTable, globals: GlobalParameters, discovery: @escaping @Sendable () -> ContainerDiscovery) {
-        self.checkpoints = checkpoints
-        self.globals = globals
-        self.discovery = discovery
-    }
-}
-
-/// Every plugin type Sluice knows: its spec (for validation and docs), a pure check of its
-/// options, and how to build it. Adding a plugin means adding one entry here.
+/// Every plugin type Sluice knows, one line each (`register(FlusherFile.self)`): its spec (for
+/// validation and docs), the pure reading of its options, and its initialiser.
 public struct PluginRegistry: Sendable {
-    public struct InputEntry: Sendable {
-        public var spec: PluginSpec
-        public var check: @Sendable (ConfigObject, GlobalParameters) throws -> Void
-        public var build: @Sendable (ConfigObject, PluginContext, BuildResources) throws -> any Input
-    }
-    public struct ProcessorEntry: Sendable {
-        public var spec: PluginSpec
-        public var check: @Sendable (ConfigObject, GlobalParameters) throws -> Void
-        public var build: @Sendable (ConfigObject, PluginContext) throws -> any Processor
-    }
-    public struct FlusherEntry: Sendable {
-        public var spec: PluginSpec
-        public var check: @Sendable (ConfigObject, GlobalParameters) throws -> Void
-        public var build: @Sendable (ConfigObject, PluginContext) throws -> any Flusher
+    /// One plugin type, type-erased.
+    public struct Entry: Sendable {
+        public let spec: PluginSpec
+        /// `P.options(from:globals:)`.
+        let options: @Sendable (ConfigObject, GlobalParameters) throws(ConfigError) -> any Sendable
+        let makeInput: (@Sendable (any Sendable, PluginContext) throws -> any Input)?
+        let makeProcessor: (@Sendable (any Sendable, PluginContext) throws -> any Processor)?
+        let makeFlusher: (@Sendable (any Sendable, PluginContext) throws -> any Flusher)?
     }
 
-    public var inputs: [String: InputEntry] = [:]
-    public var processors: [String: ProcessorEntry] = [:]
-    public var flushers: [String: FlusherEntry] = [:]
+    public private(set) var inputs: [String: Entry] = [:]
+    public private(set) var processors: [String: Entry] = [:]
+    public private(set) var flushers: [String: Entry] = [:]
+
+    public init() {}
+
+    public mutating func register<P: InputPlugin>(_ p: P.Type) {
+        inputs[P.spec.type] = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
+                                    makeInput: { o, ctx in try P(options: o as! P.Options, context: ctx) }, makeProcessor: nil, makeFlusher: nil)
+    }
+
+    public mutating func register<P: ProcessorPlugin>(_ p: P.Type) {
+        processors[P.spec.type] = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
+                                        makeInput: nil, makeProcessor: { o, ctx in try P(options: o as! P.Options, context: ctx) }, makeFlusher: nil)
+    }
+
+    public mutating func register<P: FlusherPlugin>(_ p: P.Type) {
+        flushers[P.spec.type] = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
+                                      makeInput: nil, makeProcessor: nil, makeFlusher: { o, ctx in try P(options: o as! P.Options, context: ctx) })
+    }
 
     public var catalog: PluginCatalog {
         PluginCatalog(inputs.values.map(\.spec) + processors.values.map(\.spec) + flushers.values.map(\.spec))
@@ -47,62 +44,59 @@ public struct PluginRegistry: Sendable {
     /// The plugins of this build of Sluice.
     public static let standard: PluginRegistry = {
         var r = PluginRegistry()
-        var fileSpec = FileInput.spec
-        fileSpec.fields += [ContainerFilters.fieldSpec] + ContainerTagFields.spec
-        r.inputs["input_file"] = InputEntry(
-            spec: fileSpec,
-            check: { c, g in
-                if try c.bool("EnableContainerDiscovery") == true {
-                    _ = try ContainerInputConfig.containerFiles(c, globals: g)
-                } else {
-                    _ = try FileInput.options(from: c, maxReadBufferSize: g.maxReadBufferSize, forceReleaseDeletedFileFdTimeoutSec: g.forceReleaseDeletedFileFdTimeoutSec)
-                }
-            },
-            build: { c, ctx, res in
-                if try c.bool("EnableContainerDiscovery") == true {
-                    let (o, sel, kind) = try ContainerInputConfig.containerFiles(c, globals: res.globals)
-                    return try ContainerInput(name: "input_file", options: o, selection: sel, kind: kind, discovery: res.discovery(), context: ctx, checkpoints: res.checkpoints)
-                }
-                let o = try FileInput.options(from: c, maxReadBufferSize: res.globals.maxReadBufferSize, forceReleaseDeletedFileFdTimeoutSec: res.globals.forceReleaseDeletedFileFdTimeoutSec)
-                return try FileInput(options: o, context: ctx, checkpoints: res.checkpoints)
-            })
-        for spec in [ContainerInputConfig.stdioSpec, ContainerInputConfig.dockerStdoutSpec] {
-            let type = spec.type
-            r.inputs[type] = InputEntry(
-                spec: spec,
-                check: { c, g in _ = try ContainerInputConfig.stdio(c, type: type, globals: g) },
-                build: { c, ctx, res in
-                    let (o, sel, kind) = try ContainerInputConfig.stdio(c, type: type, globals: res.globals)
-                    return try ContainerInput(name: type, options: o, selection: sel, kind: kind, discovery: res.discovery(), context: ctx, checkpoints: res.checkpoints)
-                })
-        }
-        r.flushers["flusher_file"] = FlusherEntry(
-            spec: FlusherFile.spec,
-            check: { c, _ in _ = try FlusherFile.options(from: c) },
-            build: { c, ctx in FlusherFile(options: try FlusherFile.options(from: c), context: ctx) })
-        r.flushers["flusher_stdout"] = FlusherEntry(
-            spec: FlusherStdout.spec, check: { _, _ in }, build: { _, ctx in FlusherStdout(context: ctx) })
-        r.flushers["flusher_blackhole"] = FlusherEntry(
-            spec: FlusherBlackhole.spec, check: { _, _ in }, build: { _, _ in FlusherBlackhole() })
+        r.register(InputFile.self)
+        r.register(InputContainerStdio.self)
+        r.register(ServiceDockerStdout.self)
+        r.register(FlusherFile.self)
+        r.register(FlusherStdout.self)
+        r.register(FlusherBlackhole.self)
         return r
     }()
 
     /// Loads and fully checks one pipeline file without starting anything: syntax, keys, types,
-    /// and every plugin's own option checks. Returns the document or every error found.
-    public func validate(file: String, globals: GlobalParameters) throws(ConfigErrors) -> PipelineDocument {
+    /// and every plugin's own options. Returns the document with each plugin's typed options (what
+    /// building takes: the config is parsed once), or every error found.
+    public func validate(file: String, globals: GlobalParameters) throws(ConfigErrors) -> ValidatedPipeline {
         let doc = try PipelineLoader.load(file: file, catalog: catalog)
-        var errors: [ConfigError] = []
-        func run(_ body: () throws -> Void, _ inst: PluginInstanceConfig) {
-            do { try body() } catch let e as ConfigError { errors.append(e) } catch {
-                errors.append(inst.config.error(at: nil, "\(error)"))
-            }
-        }
-        for i in doc.inputs { if let e = inputs[i.type] { run({ try e.check(i.config, globals) }, i) } }
-        for p in doc.processors { if let e = processors[p.type] { run({ try e.check(p.config, globals) }, p) } }
-        for f in doc.flushers { if let e = flushers[f.type] { run({ try e.check(f.config, globals) }, f) } }
-        if !errors.isEmpty { throw ConfigErrors(errors: errors) }
-        return doc
+        return try validate(doc, globals: globals)
     }
+
+    /// Checks every plugin's options of an already loaded document.
+    public func validate(_ doc: PipelineDocument, globals: GlobalParameters) throws(ConfigErrors) -> ValidatedPipeline {
+        var errors: [ConfigError] = []
+        func check(_ list: [PluginInstanceConfig], _ table: [String: Entry]) -> [ValidatedPipeline.Plugin] {
+            var out: [ValidatedPipeline.Plugin] = []
+            for inst in list {
+                guard let e = table[inst.type] else { continue }
+                do throws(ConfigError) {
+                    out.append(ValidatedPipeline.Plugin(config: inst, entry: e, options: try e.options(inst.config, globals)))
+                } catch {
+                    errors.append(error)
+                }
+            }
+            return out
+        }
+        let v = ValidatedPipeline(document: doc, inputs: check(doc.inputs, inputs), processors: check(doc.processors, processors),
+                                  flushers: check(doc.flushers, flushers))
+        if !errors.isEmpty { throw ConfigErrors(errors: errors) }
+        return v
+    }
+}
+
+/// A pipeline document whose plugins' options have been read and checked.
+public struct ValidatedPipeline: Sendable {
+    public struct Plugin: Sendable {
+        public let config: PluginInstanceConfig
+        let entry: PluginRegistry.Entry
+        let options: any Sendable
+        public var type: String { config.type }
+    }
+    public let document: PipelineDocument
+    public let inputs: [Plugin]
+    public let processors: [Plugin]
+    public let flushers: [Plugin]
+    public var name: String { document.name }
+    public var warnings: [ConfigError] { document.warnings }
 }
 
 extension PluginRegistry {

@@ -1,16 +1,11 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
+import SluiceSystem
 
 // Helpers for end-to-end tests that drive the real `sluice` binary against real files.
 
 /// Monotonic seconds (for measuring delays in tests).
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+public func monotonicSeconds() -> Double { Double(Sys.monotonicNanos()) / 1e9 }
 
 /// Like ``waitUntil(timeout:_:)`` but polls every `pollMs` milliseconds (for latency measurements).
 public func waitUntil(timeout: Double, pollMs: Int, _ condition: () -> Bool) -> Bool {

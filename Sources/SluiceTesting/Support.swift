@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import Logging
 import SluiceCore
@@ -281,4 +279,13 @@ public func testLogger(_ label: String = "test") -> Logger {
     var l = Logger(label: label)
     l.logLevel = ProcessInfo.processInfo.environment["SLUICE_TEST_LOG"] == nil ? .critical : .debug
     return l
+}
+
+/// A plugin context for tests: component `kind`s[0] of type `type` in pipeline `pipeline`, state
+/// under `dataDir`.
+public func testContext(pipeline: String = "t", kind: String = "input", type: String = "input_file", dataDir: String = "/tmp",
+                        pipelineMetrics: PipelineMetrics = PipelineMetrics(), services: PluginServices = PluginServices()) -> PluginContext {
+    let id = ComponentID(pipeline: pipeline, kind: kind, type: type, index: 0)
+    return PluginContext(component: id, logger: testLogger(), pipelineMetrics: pipelineMetrics, hostname: "h",
+                         stateDirectory: dataDir + "/components/" + pipeline + "/" + id.id, services: services)
 }

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import ArgumentParser
 import Foundation
 import Logging
@@ -83,8 +81,10 @@ struct Explain: AsyncParsableCommand {
 
         var files: [String] = configFiles
         if let dir = configDir {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            files += names.filter { PipelineLoader.isPipelineFile($0) }.sorted().map { dir + "/" + $0 }
+            switch PipelineFiles.list(directory: dir) {
+            case .success(let found): files += found
+            case .failure(let e): throw ValidationError("cannot read the config directory \(dir): \(e.errno)")
+            }
         }
         var pipelines: [PipelineMatch] = []
         for f in files {
@@ -158,7 +158,7 @@ struct PipelineMatch: Encodable {
     /// Reads the filters of each container input of the file (without requiring the rest of the
     /// pipeline to be valid) and applies them.
     static func evaluate(file: String, containers: [ContainerInfo]) -> [PipelineMatch] {
-        let name = PipelineLoader.pipelineName(of: file)
+        let name = PipelineFiles.pipelineName(of: file)
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
             return [PipelineMatch(pipeline: name, file: file, input: "-", error: "cannot read the file")]
         }

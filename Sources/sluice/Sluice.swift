@@ -1,12 +1,11 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import ArgumentParser
 import Logging
 import ServiceLifecycle
 import SluiceConfig
 import SluiceContainers
 import SluiceRuntime
+import SluiceSystem
 import UnixSignals
 
 let sluiceVersion = "0.1.0"
@@ -144,18 +143,12 @@ struct Validate: ParsableCommand {
         let (globals, _) = try loadGlobals(overrides: [:])
         var files: [String] = []
         for p in paths {
-            var st = stat()
-            if stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
-                if let d = opendir(p) {
-                    var names: [String] = []
-                    while let e = readdir(d) {
-                        let name = withUnsafePointer(to: &e.pointee.d_name) {
-                            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                        }
-                        if PipelineLoader.isPipelineFile(name) { names.append(name) }
-                    }
-                    closedir(d)
-                    files += names.sorted().map { p + "/" + $0 }
+            if Sys.isDirectory(p) {
+                switch PipelineFiles.list(directory: p) {
+                case .success(let found): files += found
+                case .failure(let e):
+                    printErr("\(p): cannot read the directory: \(e.errno)")
+                    throw ExitCode(1)
                 }
             } else {
                 files.append(p)
@@ -166,7 +159,7 @@ struct Validate: ParsableCommand {
             do {
                 let doc = try PluginRegistry.standard.validate(file: f, globals: globals)
                 for w in doc.warnings { printErr("\(w.description) (warning)") }
-                print("\(f): ok (\(doc.inputs.count) input, \(doc.processors.count) processors, \(doc.flushers.count) flushers\(doc.enable ? "" : ", disabled"))")
+                print("\(f): ok (\(doc.inputs.count) input, \(doc.processors.count) processors, \(doc.flushers.count) flushers\((doc.document.enable ? "" : ", disabled")))")
             } catch {
                 failed = true
                 for e in error.errors { printErr(e.description) }

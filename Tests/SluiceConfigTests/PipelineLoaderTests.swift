@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SluiceConfig
+import SluiceSystem
 
 @Suite("Valid documents")
 struct ValidDocumentTests {
@@ -41,7 +42,7 @@ struct ValidDocumentTests {
         #expect(doc.enable)
         #expect(doc.global == nil)
         #expect(doc.warnings.isEmpty)
-        #expect(doc.contentHash == PipelineLoader.contentHash(text.utf8))
+        #expect(doc.contentHash == PipelineFiles.contentHash(Array(text.utf8)))
         #expect(doc.aggregators.isEmpty)
 
         let input = try #require(doc.inputs.first)
@@ -617,24 +618,24 @@ struct ConfigObjectTests {
 @Suite("Files")
 struct FileTests {
     @Test func isPipelineFile() {
-        #expect(PipelineLoader.isPipelineFile("app.yaml"))
-        #expect(PipelineLoader.isPipelineFile("/etc/sluice/b.yml"))
-        #expect(PipelineLoader.isPipelineFile("c.json"))
-        #expect(PipelineLoader.isPipelineFile("D.YAML"))
-        #expect(!PipelineLoader.isPipelineFile(".hidden.yaml"))
-        #expect(!PipelineLoader.isPipelineFile("/x/.app.yaml.swp"))
-        #expect(!PipelineLoader.isPipelineFile("app.yaml~"))
-        #expect(!PipelineLoader.isPipelineFile("app.yaml.swp"))
-        #expect(!PipelineLoader.isPipelineFile("app.txt"))
-        #expect(!PipelineLoader.isPipelineFile("yaml"))
-        #expect(!PipelineLoader.isPipelineFile(".yaml"))
-        #expect(!PipelineLoader.isPipelineFile("/x/"))
+        #expect(PipelineFiles.isPipelineFile("app.yaml"))
+        #expect(PipelineFiles.isPipelineFile("/etc/sluice/b.yml"))
+        #expect(PipelineFiles.isPipelineFile("c.json"))
+        #expect(PipelineFiles.isPipelineFile("D.YAML"))
+        #expect(!PipelineFiles.isPipelineFile(".hidden.yaml"))
+        #expect(!PipelineFiles.isPipelineFile("/x/.app.yaml.swp"))
+        #expect(!PipelineFiles.isPipelineFile("app.yaml~"))
+        #expect(!PipelineFiles.isPipelineFile("app.yaml.swp"))
+        #expect(!PipelineFiles.isPipelineFile("app.txt"))
+        #expect(!PipelineFiles.isPipelineFile("yaml"))
+        #expect(!PipelineFiles.isPipelineFile(".yaml"))
+        #expect(!PipelineFiles.isPipelineFile("/x/"))
     }
 
     @Test func pipelineNames() {
-        #expect(PipelineLoader.pipelineName(of: "/x/app.yaml") == "app")
-        #expect(PipelineLoader.pipelineName(of: "my.app.json") == "my.app")
-        #expect(PipelineLoader.pipelineName(of: "b.YML") == "b")
+        #expect(PipelineFiles.pipelineName(of: "/x/app.yaml") == "app")
+        #expect(PipelineFiles.pipelineName(of: "my.app.json") == "my.app")
+        #expect(PipelineFiles.pipelineName(of: "b.YML") == "b")
     }
 
     @Test func loadReadsTheFile() throws {
@@ -648,7 +649,7 @@ struct FileTests {
         let doc = try PipelineLoader.load(file: path, catalog: testCatalog)
         #expect(doc.name == "web")
         #expect(doc.file == path)
-        #expect(doc.contentHash == PipelineLoader.contentHash(Array(text.utf8)))
+        #expect(doc.contentHash == PipelineFiles.contentHash(Array(text.utf8)))
 
         // A change of content changes the hash.
         try Data((text + "# edited\n").utf8).write(to: URL(fileURLWithPath: path))
@@ -671,7 +672,7 @@ struct FileTests {
     }
 
     @Test func contentHashIsFNV1a64() {
-        #expect(PipelineLoader.contentHash([UInt8]()) == 0xcbf2_9ce4_8422_2325)
-        #expect(PipelineLoader.contentHash(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
+        #expect(PipelineFiles.contentHash([UInt8]()) == 0xcbf2_9ce4_8422_2325)
+        #expect(PipelineFiles.contentHash(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
     }
 }

@@ -11,7 +11,7 @@ import Testing
             arena += l
         }
         let batch = EventBatch(arena: arena, events: events, tags: tags, timeSeconds: time, inputBytes: arena.count)
-        let out = ByteBuffer(capacity: 16)
+        let out = OutputBuffer(capacity: 16)
         JSONLineEncoder().encode(batch, into: out)
         return String(decoding: out.bytes, as: UTF8.self)
     }
@@ -85,7 +85,7 @@ import Testing
     @Test func eventTimeOverridesBatchTime() {
         var batch = EventBatch(arena: Array("x".utf8), events: [LogEvent(content: Span(0, 1), timeNanos: 1_600_000_000_123_456_789)], tags: [], timeSeconds: 5, inputBytes: 1)
         batch.tags = [EventTag("k", "v\"")]
-        let out = ByteBuffer(capacity: 8)
+        let out = OutputBuffer(capacity: 8)
         JSONLineEncoder().encode(batch, into: out)
         #expect(String(decoding: out.bytes, as: UTF8.self) == "{\"content\":\"x\",\"k\":\"v\\\"\",\"__time__\":1600000000}\n")
     }
@@ -101,13 +101,13 @@ import Testing
         ev.fieldStart = 0
         ev.fieldCount = 2
         batch.events = [ev]
-        let out = ByteBuffer(capacity: 8)
+        let out = OutputBuffer(capacity: 8)
         JSONLineEncoder().encode(batch, into: out)
         #expect(String(decoding: out.bytes, as: UTF8.self) == "{\"status\":\"200\",\"path\":\"/a\\\"b\",\"__time__\":7}\n")
     }
 
     @Test func decimalFormatting() {
-        let b = ByteBuffer(capacity: 4)
+        let b = OutputBuffer(capacity: 4)
         for v: Int64 in [0, 7, -1, 1_700_000_000, Int64.max, Int64.min] {
             b.clear()
             b.append(decimal: v)
@@ -160,12 +160,25 @@ import Testing
     @Test func ackTokenFiresOnceAfterAllFlushers() {
         final class Counter: @unchecked Sendable { var n = 0 }
         let c = Counter()
-        let tok = AckToken(expected: 0) { c.n += 1 }
+        let tok = AckToken(expected: 0) { _ in c.n += 1 }
         tok.expect(3)
         tok.acknowledge(); tok.acknowledge()
         #expect(c.n == 0)
         tok.acknowledge()
         #expect(c.n == 1)
+    }
+
+    @Test func ackTokenCombinesStatusesWorstFirst() {
+        final class Box: @unchecked Sendable { var s: [DeliveryStatus] = [] }
+        for (given, combined) in [([DeliveryStatus.delivered, .delivered], DeliveryStatus.delivered),
+                                  ([.delivered, .rejected], .rejected),
+                                  ([.rejected, .abandoned], .abandoned),
+                                  ([.abandoned, .delivered], .abandoned)] {
+            let b = Box()
+            let tok = AckToken(expected: given.count) { b.s.append($0) }
+            for g in given { tok.finish(g) }
+            #expect(b.s == [combined])
+        }
     }
 }
 

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import SluiceCore
 import SluiceFiles
 import SluiceTesting
@@ -147,7 +145,7 @@ struct FIEnv {
     func table() throws -> CheckpointTable { try CheckpointTable(dataDir: dir, pipeline: "t") }
 
     func input(_ o: FileInputOptions, table: CheckpointTable, metrics: PipelineMetrics = PipelineMetrics()) throws -> FileInput {
-        let ctx = PluginContext(pipelineName: "t", logger: testLogger(), dataDir: dir, hostname: "h", metrics: metrics)
+        let ctx = testContext(dataDir: dir, pipelineMetrics: metrics)
         return try FileInput(options: o, context: ctx, checkpoints: table)
     }
 

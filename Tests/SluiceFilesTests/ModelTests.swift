@@ -1,11 +1,10 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import SluiceCore
 import SluiceFiles
 import SluiceTesting
 import Synchronization
 import Testing
+import SluiceSystem
 
 // Model-based test of input_file: random sequences of appends, rotations, copytruncates,
 // truncations, deletions and restarts (with unacknowledged batches) on 1–3 files, checked

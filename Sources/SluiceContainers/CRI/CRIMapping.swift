@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceSystem
 
 /// A pod sandbox as Sluice needs it: identity, labels, IP, log directory.
 public struct CRISandbox: Sendable, Equatable {
@@ -220,8 +221,3 @@ public enum CRISocket {
     }
 }
 
-/// Monotonic clock (`ContainerInfo.discoveredAt`).
-public enum CRIClock {
-    /// CLOCK_MONOTONIC in nanoseconds.
-    public static func nanos() -> Int64 { LocalSys.monotonicNanos() }
-}

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SluiceSystem
 import Glibc
 #elseif canImport(Musl)
 import Musl
@@ -196,7 +197,7 @@ public final class CRISource: ContainerSource {
 
             let announced = self.announced
             let syncer = CRISyncer(client: client, kind: kind, registry: registry, logger: logger, announced: { listed in
-                let now = CRIClock.nanos()
+                let now = Sys.monotonicNanos()
                 return announced.entries.withLock { a in
                     for (id, e) in a where listed.contains(id) || now - e.at > 15_000_000_000 { a[id] = nil }
                     return a.values.map(\.info)
@@ -267,7 +268,7 @@ public final class CRISource: ContainerSource {
         var useCRI = true
         var dropsInARow = 0
         while !Task.isCancelled {
-            let began = CRIClock.nanos()
+            let began = Sys.monotonicNanos()
             let gotEvent = CRILockedBox(false)
             var failure: (any Error)? = nil
             do {
@@ -312,7 +313,7 @@ public final class CRISource: ContainerSource {
                 failure = error
             }
             // The stream ended or dropped: resubscribe, and re-list what may have been missed.
-            let lived = CRIClock.nanos() - began
+            let lived = Sys.monotonicNanos() - began
             dropsInARow = gotEvent.get() || lived >= 1_000_000_000 ? 1 : dropsInARow + 1
             if dropsInARow >= 3 { throw failure ?? StreamEnded() }
             logger.debug("event stream ended (\(failure.map(Self.describe) ?? "closed")); resubscribing")
@@ -329,7 +330,7 @@ public final class CRISource: ContainerSource {
             logger.debug("task \(e.containerID) created: not a CRI container (bundle \(e.bundle))")
             return
         }
-        let now = CRIClock.nanos()
+        let now = Sys.monotonicNanos()
         // Known already (the CRI answered first): the bundle still adds the pod uid and the
         // rootfs, which join it to the pod log dir's entry.
         guard Self.announce(info, registry: registry, announced: announced, at: now) else { return }
@@ -341,7 +342,7 @@ public final class CRISource: ContainerSource {
     /// A task bundle appeared in containerd's state dir: the container is known at once.
     private func bundleAppeared(_ info: ContainerInfo, registry: ContainerRegistry) {
         logger.debug("container \(info.id): its task bundle appeared")
-        Self.announce(info, registry: registry, announced: announced, at: CRIClock.nanos())
+        Self.announce(info, registry: registry, announced: announced, at: Sys.monotonicNanos())
     }
 
     /// Publishes a container learned before the CRI listing shows it (fast paths). Not known yet:
@@ -366,16 +367,16 @@ public final class CRISource: ContainerSource {
     /// whose it is, where it logs and where its rootfs is, before it starts. Read at once, beside
     /// the event stream; the CRI status follows with the listing.
     private func containerCreated(id: String, client: CRIClient, kind: ContainerRuntimeKind, registry: ContainerRegistry) {
-        let now = CRIClock.nanos()
+        let now = Sys.monotonicNanos()
         let logger = self.logger
         let announced = self.announced
         Task {
             var attempt = 0
             while true {
             do {
-                let began = CRIClock.nanos()
+                let began = Sys.monotonicNanos()
                 guard let info = try await client.containerInfoFromRecord(id: id, runtime: kind) else { return }
-                let took = CRIClock.nanos() - began
+                let took = Sys.monotonicNanos() - began
                 if took > 100_000_000 { logger.debug("container \(id): reading its containerd record took \(took / 1_000_000) ms") }
                 if info.isSandbox { return }
                 logger.debug("container \(id) created: known from its containerd record (log \(info.logPath), upper dir \(info.upperDir))")
@@ -508,7 +509,7 @@ final class CRISyncer: @unchecked Sendable {
     func sync() async throws {
         let listedSandboxes = try await client.listPodSandboxes()
         let listedContainers = try await client.listContainers()
-        let now = CRIClock.nanos()
+        let now = Sys.monotonicNanos()
 
         var seen = Set<String>()
         for s in listedSandboxes {

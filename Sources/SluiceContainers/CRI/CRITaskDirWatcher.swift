@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -8,6 +6,7 @@ import Foundation
 #endif
 import Logging
 import SluiceFiles
+import SluiceSystem
 
 /// Watches containerd's task state directory (`<state>/io.containerd.runtime.v2.task/<namespace>`)
 /// with inotify: the moment a task's bundle gets its `config.json` (before the container's process
@@ -38,11 +37,11 @@ final class CRITaskDirWatcher: @unchecked Sendable {
     /// Runs on its own thread until the calling task is cancelled (and, without inotify, just
     /// waits for that: the session treats any of its tasks ending as its own end).
     func run() async {
-        await runStoppableThread { signal in self.loop(signal) }
+        await runStoppableThread(name: "containerd-tasks") { signal in self.loop(signal) }
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
     }
 
-    private func loop(_ signal: LocalStopSignal) {
+    private func loop(_ signal: StopSignal) {
         guard let inotify else {
             logger.debug("containerd task dir: inotify unavailable; relying on containerd's events")
             return

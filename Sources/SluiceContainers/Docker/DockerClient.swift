@@ -10,6 +10,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import SluiceSystem
 
 /// A small client of the Docker Engine API (unversioned paths, so any daemon version answers with
 /// its own API) over its Unix socket or plain TCP.
@@ -217,8 +218,6 @@ public final class DockerClient: Sendable {
     }
 }
 
-/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the clock of `ContainerInfo.discoveredAt`.
-func dockerMonotonicNanos() -> Int64 { LocalSys.monotonicNanos() }
 
 /// The `/events` body as batches of decoded events: each element holds the events completed by
 /// one chunk of the body (usually one; several when the daemon emitted a burst), so a consumer can
@@ -272,7 +271,7 @@ public struct DockerEventStream: AsyncSequence, Sendable {
         }
 
         static func decode(_ lines: [[UInt8]]) -> Batch {
-            var batch = Batch(events: [], malformed: [], receivedAt: dockerMonotonicNanos())
+            var batch = Batch(events: [], malformed: [], receivedAt: Sys.monotonicNanos())
             for line in lines {
                 do {
                     batch.events.append(try DockerJSON.decode(DockerEvent.self, from: line, what: "GET /events"))

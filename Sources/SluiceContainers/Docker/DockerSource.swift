@@ -1,3 +1,4 @@
+import SluiceSystem
 import Logging
 import Synchronization
 
@@ -63,10 +64,10 @@ public struct DockerSource: ContainerSource {
         var reportedAbsent = false
         while !Task.isCancelled {
             let health = DockerSessionHealth()
-            let sessionStart = dockerMonotonicNanos()
+            let sessionStart = Sys.monotonicNanos()
             // A session that synced and then lasted a while was healthy: its end (daemon restarted, stream
             // closed) is retried at once from the initial backoff. One that failed fast keeps backing off.
-            var healthy: Bool { health.synced && dockerMonotonicNanos() - sessionStart >= 10_000_000_000 }
+            var healthy: Bool { health.synced && Sys.monotonicNanos() - sessionStart >= 10_000_000_000 }
             var wait = backoff
             do {
                 try await session(client: client, writer: writer, health: health, logger: logger, reportedAbsent: &reportedAbsent)
@@ -130,11 +131,11 @@ public struct DockerSource: ContainerSource {
             }
             group.addTask {
                 while true {
-                    let started = dockerMonotonicNanos()
+                    let started = Sys.monotonicNanos()
                     let count = try await Self.resync(client: client, writer: writer, concurrency: concurrency)
                     health.synced = true
                     logger.debug("Docker re-sync done", metadata: [
-                        "containers": "\(count)", "ms": "\(Double(dockerMonotonicNanos() - started) / 1e6)",
+                        "containers": "\(count)", "ms": "\(Double(Sys.monotonicNanos() - started) / 1e6)",
                     ])
                     try await Task.sleep(for: resyncInterval)
                 }
@@ -149,7 +150,7 @@ public struct DockerSource: ContainerSource {
         writer.beginResync()
         do {
             let listed = try await client.listContainers(all: true)
-            let seenAt = dockerMonotonicNanos()
+            let seenAt = Sys.monotonicNanos()
             let infos = try await inspectAll(listed.map(\.id), client: client, concurrency: concurrency)
             let present: [ContainerInfo] = infos.compactMap { _, info in
                 guard var info else { return nil }  // removed between list and inspect
@@ -246,9 +247,9 @@ public struct DockerSource: ContainerSource {
             case .remove:
                 writer.remove(id: id)
             case .inspect(let receivedAt):
-                let start = dockerMonotonicNanos()
+                let start = Sys.monotonicNanos()
                 let info = try await inspectRetrying(id, client: client)
-                let took = dockerMonotonicNanos() - start
+                let took = Sys.monotonicNanos() - start
                 if took > 20_000_000 {
                     logger.debug("slow Docker inspect", metadata: [
                         "container_id": "\(id)", "inspect_ms": "\(Double(took) / 1e6)",

@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import SluiceSystem
 
 /// A change in the set of known containers, as ``ContainerRegistry/subscribe()`` delivers it.
 public enum ContainerEvent: Sendable {
@@ -55,7 +56,7 @@ public final class ContainerRegistry: Sendable {
     ///   - gracePeriodSeconds: how long a removed container stays available to `lookup` (default 10 min).
     ///   - logger: where additions and removals are logged (at debug level).
     public convenience init(gracePeriodSeconds: Double = 600, logger: Logger) {
-        self.init(gracePeriodSeconds: gracePeriodSeconds, logger: logger, clock: { LocalSys.monotonicNanos() })
+        self.init(gracePeriodSeconds: gracePeriodSeconds, logger: logger, clock: { Sys.monotonicNanos() })
     }
 
     /// A registry with an injected clock (for tests): `clock` returns nanoseconds, and `expire(now:)`

@@ -1,3 +1,4 @@
+import SluiceSystem
 /// Turns paths as runtimes report them (host paths) into paths this process can open, and paths
 /// inside a container into host paths.
 ///
@@ -19,7 +20,7 @@ public struct HostPaths: Sendable, Equatable {
 
     /// The `--host-root` default: `/logtail_host` when that directory exists, else `/`.
     public static func defaultHostRoot() -> String {
-        LocalSys.isDirectory(defaultDaemonSetRoot) ? defaultDaemonSetRoot : "/"
+        Sys.isDirectory(defaultDaemonSetRoot) ? defaultDaemonSetRoot : "/"
     }
 
     /// `--host-root` when given (non-empty), else ``defaultHostRoot()``.

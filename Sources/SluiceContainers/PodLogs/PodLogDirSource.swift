@@ -1,8 +1,7 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import SluiceFiles
+import SluiceSystem
 
 /// The kubelet's pod log layout: `<root>/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
 ///
@@ -103,7 +102,7 @@ public struct PodLogDirSource: ContainerSource {
     /// Watches the directory until the task is cancelled.
     public func run(registry: ContainerRegistry) async {
         let source = self
-        await runStoppableThread { signal in
+        await runStoppableThread(name: "pod-log-dir") { signal in
             PodLogWatcher(source: source, registry: registry).run(signal)
         }
     }
@@ -166,19 +165,19 @@ private final class PodLogWatcher {
         relative.isEmpty ? source.directory : HostPaths.join(source.directory, relative)
     }
 
-    func run(_ signal: LocalStopSignal) {
+    func run(_ signal: StopSignal) {
         if inotify == nil {
             logger.warning("inotify is unavailable; the pod log directory is rescanned every second instead.",
-                           metadata: ["error": "\(LocalErrno(errno))", "pods.dir": "\(source.directory)"])
+                           metadata: ["error": "\(Errno(errno))", "pods.dir": "\(source.directory)"])
         }
         let second: Int64 = 1_000_000_000
         var nextScan: Int64 = 0
         while !signal.isStopped {
-            var now = LocalSys.monotonicNanos()
+            var now = Sys.monotonicNanos()
             if needsScan || now >= nextScan {
                 needsScan = false
                 fullScan(now: now)
-                now = LocalSys.monotonicNanos()
+                now = Sys.monotonicNanos()
                 let fast = inotify == nil || watchesDegraded || !rootPresent
                 nextScan = now + (fast ? second : Int64(max(0.05, source.rescanIntervalSeconds) * 1e9))
             }
@@ -194,7 +193,7 @@ private final class PodLogWatcher {
     // MARK: Scans
 
     func fullScan(now: Int64) {
-        guard LocalSys.isDirectory(source.directory) else {
+        guard Sys.isDirectory(source.directory) else {
             if rootPresent {
                 logger.info("The pod log directory is gone; its containers are withdrawn.", metadata: ["pods.dir": "\(source.directory)"])
                 for wd in targets.keys { inotify?.removeWatch(wd) }
@@ -230,17 +229,17 @@ private final class PodLogWatcher {
     }
 
     func subdirectories(of relative: String) -> [String] {
-        guard case .success(let entries) = LocalSys.listDirectory(absolute(relative)) else { return [] }
+        guard case .success(let entries) = Sys.listDirectory(absolute(relative)) else { return [] }
         let parent = absolute(relative)
         return entries.filter { entry in
             if entry.type == UInt8(DT_DIR) { return true }
-            if entry.type == UInt8(DT_UNKNOWN) || entry.type == UInt8(DT_LNK) { return LocalSys.isDirectory(parent + "/" + entry.name) }
+            if entry.type == UInt8(DT_UNKNOWN) || entry.type == UInt8(DT_LNK) { return Sys.isDirectory(parent + "/" + entry.name) }
             return false
         }.map(\.name).sorted()
     }
 
     func logFiles(in containerDir: String) -> [String] {
-        guard case .success(let entries) = LocalSys.listDirectory(absolute(containerDir)) else { return [] }
+        guard case .success(let entries) = Sys.listDirectory(absolute(containerDir)) else { return [] }
         return entries.filter { $0.type != UInt8(DT_DIR) && PodLogPath.parseLogFileName($0.name) != nil }
             .map { containerDir + "/" + $0.name }.sorted()
     }
@@ -280,7 +279,7 @@ private final class PodLogWatcher {
     func fileAppeared(_ relative: String) {
         pendingGone[relative] = nil
         guard known.insert(relative).inserted,
-              let info = source.report(relative: relative, now: LocalSys.monotonicNanos()) else { return }
+              let info = source.report(relative: relative, now: Sys.monotonicNanos()) else { return }
         registry.upsert(info)
     }
 
@@ -298,7 +297,7 @@ private final class PodLogWatcher {
     func expirePending(now: Int64) {
         for (relative, deadline) in pendingGone where now >= deadline {
             pendingGone[relative] = nil
-            if !LocalSys.exists(absolute(relative)) { fileGone(relative) }
+            if !Sys.exists(absolute(relative)) { fileGone(relative) }
         }
     }
 
@@ -319,9 +318,9 @@ private final class PodLogWatcher {
                 case .root:
                     needsScan = true
                 case .pod(let pod):
-                    if LocalSys.isDirectory(absolute(pod)) { podDirectoryAppeared(pod) } else { directoryGone(pod) }
+                    if Sys.isDirectory(absolute(pod)) { podDirectoryAppeared(pod) } else { directoryGone(pod) }
                 case .container(let dir):
-                    if LocalSys.isDirectory(absolute(dir)) { containerDirectoryAppeared(dir) } else { directoryGone(dir) }
+                    if Sys.isDirectory(absolute(dir)) { containerDirectoryAppeared(dir) } else { directoryGone(dir) }
                 }
                 continue
             }
@@ -343,7 +342,7 @@ private final class PodLogWatcher {
                 }
             case .pod:
                 if appeared {
-                    if isDirectory || LocalSys.isDirectory(absolute(child)) { containerDirectoryAppeared(child) }
+                    if isDirectory || Sys.isDirectory(absolute(child)) { containerDirectoryAppeared(child) }
                 } else if isDirectory && (event.has(IN_DELETE) || event.has(IN_MOVED_FROM)) {
                     directoryGone(child)
                 }
@@ -355,13 +354,13 @@ private final class PodLogWatcher {
                     fileGone(child)
                 } else if event.has(IN_MOVED_FROM), known.contains(child) {
                     // Kubelet rotation renames the file, then the runtime reopens it.
-                    pendingGone[child] = LocalSys.monotonicNanos() + Int64(source.rotationGraceSeconds * 1e9)
+                    pendingGone[child] = Sys.monotonicNanos() + Int64(source.rotationGraceSeconds * 1e9)
                 }
             }
         }
         if needsScan {
             needsScan = false
-            fullScan(now: LocalSys.monotonicNanos())
+            fullScan(now: Sys.monotonicNanos())
         }
     }
 }

@@ -1,8 +1,7 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import SluiceFiles
+import SluiceSystem
 
 /// Reports the containers listed in a static container file (``StaticContainerFile``), re-reading
 /// it when it changes: inotify on its directory reacts within milliseconds, and the file's inode,
@@ -38,14 +37,14 @@ public struct StaticContainerFileSource: ContainerSource {
     /// `ALIYUN_LOG_STATIC_CONTAINER_INFO`, else nil (no static file).
     public static func configuredPath(option: String?) -> String? {
         if let option, !option.isEmpty { return option }
-        if let value = LocalSys.environment(StaticContainerFile.environmentVariable), !value.isEmpty { return value }
+        if let value = Sys.environment(StaticContainerFile.environmentVariable), !value.isEmpty { return value }
         return nil
     }
 
     /// Watches the file until the task is cancelled.
     public func run(registry: ContainerRegistry) async {
         let source = self
-        await runStoppableThread { signal in
+        await runStoppableThread(name: "static-containers") { signal in
             var watcher = StaticFileWatcher(source: source, registry: registry)
             watcher.run(signal)
         }
@@ -57,14 +56,14 @@ private struct StaticFileWatcher {
     enum Seen: Equatable {
         case nothing
         case missing
-        case file(LocalSys.FileStat)
+        case file(Sys.FileStat)
     }
 
     let source: StaticContainerFileSource
     let registry: ContainerRegistry
     var seen: Seen = .nothing
     /// A parse failure not logged yet: it is logged if the file is still the same at the next check.
-    var unreportedFailure: (stat: LocalSys.FileStat, message: String, at: Int64)?
+    var unreportedFailure: (stat: Sys.FileStat, message: String, at: Int64)?
     var inotify: Inotify?
     var watching = false
     let directory: String
@@ -83,7 +82,7 @@ private struct StaticFileWatcher {
 
     var logger: Logger { source.logger }
 
-    mutating func run(_ signal: LocalStopSignal) {
+    mutating func run(_ signal: StopSignal) {
         let mask = UInt32(IN_CREATE) | UInt32(IN_MODIFY) | UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO)
             | UInt32(IN_MOVED_FROM) | UInt32(IN_DELETE) | UInt32(IN_ATTRIB) | UInt32(IN_ONLYDIR)
         let intervalNanos = Int64(max(0.01, source.pollIntervalSeconds) * 1e9)
@@ -91,7 +90,7 @@ private struct StaticFileWatcher {
             if !watching, let inotify, case .success = inotify.addWatch(directory, mask: mask) {
                 watching = true
             }
-            check(now: LocalSys.monotonicNanos(), intervalNanos: intervalNanos)
+            check(now: Sys.monotonicNanos(), intervalNanos: intervalNanos)
             if pollStopOr(signal, fd: inotify?.fd, timeoutMs: Int32(clamping: intervalNanos / 1_000_000)), let inotify {
                 // Any event only wakes the loop; the check above decides from stat.
                 if inotify.readEvents().contains(where: { $0.has(IN_IGNORED) }) { watching = false }
@@ -102,7 +101,7 @@ private struct StaticFileWatcher {
     /// Re-reads the file when its identity, size or mtime changed. A parse failure is logged once
     /// the file has stayed the same for a poll interval (a writer may still be at work).
     mutating func check(now: Int64, intervalNanos: Int64) {
-        switch LocalSys.stat(source.path) {
+        switch Sys.stat(source.path) {
         case .failure(let error):
             if seen != .missing {
                 logger.info("The static container file is not there; keeping the containers it listed last.",
@@ -124,8 +123,8 @@ private struct StaticFileWatcher {
         }
     }
 
-    mutating func read(_ stat: LocalSys.FileStat, now: Int64) {
-        switch LocalSys.readFile(source.path) {
+    mutating func read(_ stat: Sys.FileStat, now: Int64) {
+        switch Sys.readFile(source.path) {
         case .failure(let error):
             unreportedFailure = (stat, "cannot read it: \(error)", now)
         case .success(let bytes):

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SluiceSystem
 import Glibc
 #endif
 import Foundation
@@ -35,7 +36,7 @@ func criWhich(_ tool: String) -> String? {
     return nil
 }
 
-func criNow() -> Int64 { CRIClock.nanos() }
+func criNow() -> Int64 { Sys.monotonicNanos() }
 
 func criMillis(_ ns: Int64) -> Double { Double(ns) / 1e6 }
 

@@ -1,8 +1,6 @@
 // Against a REAL dockerd started by DockerHarness (root only): lifecycle, Kubernetes names,
 // discovery latency, daemon absent at first, daemon restarted mid-stream.
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import Logging
 import Synchronization

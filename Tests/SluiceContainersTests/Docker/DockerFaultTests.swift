@@ -1,8 +1,6 @@
 // Fault cases against fake servers on Unix sockets (no daemon, no root needed): a socket that
 // accepts and hangs, HTTP 500, malformed JSON, garbage in the /events stream, recovery.
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import Logging
 import Testing

@@ -1,9 +1,7 @@
 // Test support for the Docker tests: a real dockerd with private roots, processes without blocking
 // the cooperative pool, fake servers on Unix sockets, log capture. Helpers are prefixed `dk` / `DK`
 // so they cannot clash with other files of this test target.
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import Logging
 import Synchronization

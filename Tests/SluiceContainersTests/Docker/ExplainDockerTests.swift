@@ -1,8 +1,6 @@
 // `sluice explain` (the real binary) against a REAL dockerd: every container with its metadata,
 // rootfs upper dir and mounts, and which pipeline matches it and why not.
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import Testing
 import SluiceTesting

@@ -1,9 +1,7 @@
 // The Job storm on a real containerd through CRI, with the test kubelet (Tests/.../CRI:
 // CRIContainerd, TestKubelet): pod sandboxes with the kubelet's log layout under a pod log root,
 // each pod deleted the way the kubelet does it 0.2 s after its container exited.
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import SluiceTesting
 import Synchronization

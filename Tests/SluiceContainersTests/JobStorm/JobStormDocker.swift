@@ -2,9 +2,7 @@
 // Containers are driven through the Engine API on the daemon's socket, as `docker run` (no
 // `--rm`) and `docker rm` do, from OS threads: create + start, wait for the exit, inspect
 // (State.StartedAt / FinishedAt), remove 0.2 s after FinishedAt.
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import SluiceTesting
 import Synchronization

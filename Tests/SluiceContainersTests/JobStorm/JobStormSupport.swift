@@ -4,9 +4,7 @@
 // rootfs), then checks every line that should have been collected.
 //
 // Everything here is prefixed `js` / `JS` so it cannot clash with other files of this test target.
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import SluiceTesting
 import Synchronization

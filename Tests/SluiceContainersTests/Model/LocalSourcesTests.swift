@@ -1,10 +1,9 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import Synchronization
 import Testing
 @testable import SluiceContainers
+import SluiceSystem
 
 // MARK: - Helpers
 
@@ -45,7 +44,7 @@ func modelReplaceFile(_ path: String, _ text: String) {
 }
 
 func modelRemoveTree(_ path: String) {
-    if case .success(let entries) = LocalSys.listDirectory(path) {
+    if case .success(let entries) = Sys.listDirectory(path) {
         for entry in entries { modelRemoveTree(path + "/" + entry.name) }
         rmdir(path)
     } else {
@@ -53,7 +52,7 @@ func modelRemoveTree(_ path: String) {
     }
 }
 
-func modelNowNanos() -> Int64 { LocalSys.monotonicNanos() }
+func modelNowNanos() -> Int64 { Sys.monotonicNanos() }
 
 /// Registry events with the monotonic time a subscriber received them.
 final class ModelEventCollector: Sendable {

@@ -1,5 +1,6 @@
 import Testing
 @testable import SluiceContainers
+import SluiceSystem
 
 @Suite struct KubernetesNamesTests {
     @Test func dockerNamePattern() throws {
@@ -117,7 +118,7 @@ import Testing
         #expect(HostPaths(hostRoot: "").hostRoot == "/")
         #expect(HostPaths.resolve(option: "/h").hostRoot == "/h")
         // /logtail_host does not exist on a test machine.
-        #expect(HostPaths.resolve(option: nil).hostRoot == (LocalSys.isDirectory("/logtail_host") ? "/logtail_host" : "/"))
+        #expect(HostPaths.resolve(option: nil).hostRoot == (Sys.isDirectory("/logtail_host") ? "/logtail_host" : "/"))
         var c = ContainerInfo(id: "x", runtime: .docker)
         c.upperDir = "/var/lib/docker/overlay2/abc/diff"
         #expect(HostPaths(hostRoot: "/h").hostPath(containerPath: "/app/log/a.log", in: c) == "/h/var/lib/docker/overlay2/abc/diff/app/log/a.log")

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// inotify(7) on directories. Watching directories, not files, keeps the watch count small:
 /// a directory's watch also reports writes to every file in it. Non-blocking; owned by one thread.

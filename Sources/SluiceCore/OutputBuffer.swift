@@ -1,14 +1,10 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A growable byte buffer on the heap, reused across batches by encoders. Appends are plain
 /// memcpys with no bounds checks beyond one capacity check, and no copy-on-write.
 /// `@unchecked Sendable`: a buffer is handed from one owner to the next (encoder → writer thread →
 /// pool), never used by two at once.
-public final class ByteBuffer: @unchecked Sendable {
+public final class OutputBuffer: @unchecked Sendable {
     public private(set) var base: UnsafeMutablePointer<UInt8>
     public private(set) var capacity: Int
     public var count: Int = 0

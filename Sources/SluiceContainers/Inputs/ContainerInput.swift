@@ -1,11 +1,10 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import SluiceConfig
 import SluiceCore
 import SluiceFiles
 import Synchronization
+import SluiceSystem
 
 /// Which containers a container input follows and what it reads from each.
 public struct ContainerSelection: Sendable {
@@ -250,94 +249,5 @@ public final class ContainerInput: Input, Sendable {
             }
             return out
         }
-    }
-}
-
-/// Specs and option parsing of the container inputs.
-public enum ContainerInputConfig {
-    static let commonFields: [FieldSpec] = [
-        FieldSpec(name: "TailSizeKB", type: .int, doc: "Containers that existed when the pipeline started are read from the last TailSizeKB KiB of their log; containers that start later are read from offset 0, always.", defaultValue: "1024"),
-        FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "A held partial line is emitted after this many seconds without new data.", defaultValue: "60"),
-        FieldSpec(name: "Multiline", type: .object(fields: [], allowUnknown: true), doc: "Multiline grouping.", defaultValue: nil,
-                  status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
-        FieldSpec(name: "KeepingSourceWhenParseFail", type: .bool, doc: "Keep a line that is not a runtime record as it is (Sluice always does).", defaultValue: "true"),
-        FieldSpec(name: "IgnoreParseWarning", type: .bool, doc: "Do not warn about lines that are not runtime records.", defaultValue: "false"),
-        FieldSpec(name: "CollectContainersFlag", type: .bool, doc: "iLogtail internal flag.", defaultValue: "false",
-                  status: .acceptedNotYetEffective(reason: "containers are always collected through discovery")),
-    ] + ContainerTagFields.spec
-
-    /// `input_container_stdio`.
-    public static let stdioSpec = PluginSpec(
-        type: "input_container_stdio", kind: .input,
-        summary: "Collects the stdout and stderr of matching containers (Docker json-file and CRI logs, partial lines joined per stream), with their Kubernetes metadata; short-lived containers are followed from the moment discovery sees them.",
-        fields: [
-            FieldSpec(name: "IgnoringStdout", type: .bool, doc: "Skip stdout.", defaultValue: "false"),
-            FieldSpec(name: "IgnoringStderr", type: .bool, doc: "Skip stderr.", defaultValue: "false"),
-            FieldSpec(name: "MaxLogSize", type: .int, doc: "Largest joined line in bytes; past it the joined part is emitted and counted.", defaultValue: "524288"),
-            ContainerFilters.fieldSpec,
-        ] + commonFields)
-
-    /// `service_docker_stdout`: the older stdout input, its own parameter names, the same input.
-    public static let dockerStdoutSpec = PluginSpec(
-        type: "service_docker_stdout", kind: .input,
-        summary: "iLogtail's older stdout input; runs as input_container_stdio. Filters are written at the top of the plugin.",
-        fields: ContainerFilters.spec + ContainerTagFields.spec + [
-            FieldSpec(name: "Stdout", type: .bool, doc: "Collect stdout.", defaultValue: "true"),
-            FieldSpec(name: "Stderr", type: .bool, doc: "Collect stderr.", defaultValue: "true"),
-            FieldSpec(name: "StartLogMaxOffset", type: .int, doc: "For containers that existed at start: how far back from the end of the log to start, in bytes.", defaultValue: "131072"),
-            FieldSpec(name: "MaxLogSize", type: .int, doc: "Largest joined line in bytes.", defaultValue: "524288"),
-            FieldSpec(name: "FlushIntervalMs", type: .int, doc: "iLogtail: container discovery interval. Sluice discovers through events and the pod log dir.", defaultValue: "3000",
-                      status: .acceptedNotYetEffective(reason: "discovery is event-driven")),
-            FieldSpec(name: "ReadIntervalMs", type: .int, doc: "iLogtail: read interval. Sluice reads on inotify events.", defaultValue: "1000",
-                      status: .acceptedNotYetEffective(reason: "reading is event-driven")),
-            FieldSpec(name: "BeginLineRegex", type: .string, doc: "Multiline start pattern.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
-            FieldSpec(name: "BeginLineTimeoutMs", type: .int, doc: "Multiline timeout.", defaultValue: "3000",
-                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
-            FieldSpec(name: "BeginLineCheckLength", type: .int, doc: "Multiline check length.", defaultValue: "10240",
-                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
-            FieldSpec(name: "CloseUnChangedSec", type: .int, doc: "Close an unchanged log after this many seconds.", defaultValue: "60"),
-        ])
-
-    /// Options of either stdout input.
-    public static func stdio(_ c: ConfigObject, type: String, globals: GlobalParameters) throws(ConfigError) -> (FileInputOptions, ContainerSelection, ContainerFileKind) {
-        var o = FileInputOptions(filePaths: [])
-        o.maxReadBufferSize = globals.maxReadBufferSize
-        o.forceReleaseDeletedFileFdTimeoutSec = globals.forceReleaseDeletedFileFdTimeoutSec
-        let filters: ContainerFilters
-        var ignoreOut = false, ignoreErr = false
-        if type == "service_docker_stdout" {
-            filters = try ContainerFilters.from(c)
-            ignoreOut = !(try c.bool("Stdout") ?? true)
-            ignoreErr = !(try c.bool("Stderr") ?? true)
-            if let off = try c.int("StartLogMaxOffset") { o.tailSizeKB = max(0, off / 1024) } else { o.tailSizeKB = 128 }
-            if let s = try c.int("CloseUnChangedSec") { o.closeUnusedReaderIntervalSec = Double(max(0, s)) }
-        } else {
-            filters = try c.object("ContainerFilters").map { o throws(ConfigError) in try ContainerFilters.from(o) } ?? .none
-            ignoreOut = try c.bool("IgnoringStdout") ?? false
-            ignoreErr = try c.bool("IgnoringStderr") ?? false
-            if let t = try c.int("TailSizeKB") {
-                guard t >= 0 else { throw c.error(at: "TailSizeKB", "must be ≥ 0") }
-                o.tailSizeKB = t
-            }
-        }
-        if let f = try c.double("FlushTimeoutSecs") { o.flushTimeoutSecs = max(0, f) }
-        if let m = try c.int("MaxLogSize") {
-            guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
-            o.maxLogSize = m
-        }
-        let tags = try ContainerTagFields.from(c)
-        return (o, ContainerSelection(filters: filters, externalEnvTag: tags.externalEnvTag, externalK8sLabelTag: tags.externalK8sLabelTag),
-                .stdio(ignoreStdout: ignoreOut, ignoreStderr: ignoreErr))
-    }
-
-    /// `input_file` with `EnableContainerDiscovery: true`: FilePaths inside the matched containers.
-    public static func containerFiles(_ c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> (FileInputOptions, ContainerSelection, ContainerFileKind) {
-        let base = try FileInput.options(from: c, maxReadBufferSize: globals.maxReadBufferSize,
-                                         forceReleaseDeletedFileFdTimeoutSec: globals.forceReleaseDeletedFileFdTimeoutSec, allowContainerDiscovery: true)
-        let filters = try c.object("ContainerFilters").map { o throws(ConfigError) in try ContainerFilters.from(o) } ?? .none
-        let tags = try ContainerTagFields.from(c)
-        return (base, ContainerSelection(filters: filters, externalEnvTag: tags.externalEnvTag, externalK8sLabelTag: tags.externalK8sLabelTag),
-                .files(patterns: base.filePaths, maxDepth: base.maxDirSearchDepth, exclusions: base.exclusions))
     }
 }

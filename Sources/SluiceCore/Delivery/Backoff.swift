@@ -1,0 +1,45 @@
+/// Delay before the next try of something that failed: exponential from `initial`, capped at
+/// `maximum`, with jitter so that many retriers do not fire in step, and overridden by a delay
+/// the other side asked for (`Retry-After`), capped too. Pure: the caller sleeps.
+public struct Backoff: Sendable, Equatable {
+    public var initial: Duration
+    public var maximum: Duration
+    public var multiplier: Double
+    /// Fraction of each delay that is randomised: the delay is drawn from
+    /// `[d × (1 − jitter), d]`.
+    public var jitter: Double
+
+    public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(30), multiplier: Double = 2, jitter: Double = 0.2) {
+        self.initial = initial
+        self.maximum = maximum
+        self.multiplier = multiplier
+        self.jitter = min(max(jitter, 0), 1)
+    }
+
+    /// The delay before try `attempt + 1`, after `attempt` (≥ 1) failures. `requested` is what the
+    /// destination asked for; `unit` is a random draw in [0, 1).
+    public func delay(afterFailures attempt: Int, requested: Duration? = nil, unit: Double) -> Duration {
+        if let r = requested { return min(max(r, .zero), maximum) }
+        let base = Backoff.seconds(initial) * pow(multiplier, Double(max(0, attempt - 1)))
+        let capped = min(base, Backoff.seconds(maximum))
+        let d = capped * (1 - jitter * min(max(unit, 0), 1))
+        return .nanoseconds(Int64(d * 1e9))
+    }
+
+    /// `delay` with the system's random source.
+    public func delay(afterFailures attempt: Int, requested: Duration? = nil) -> Duration {
+        delay(afterFailures: attempt, requested: requested, unit: Double.random(in: 0..<1))
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        let c = d.components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+
+    private func pow(_ b: Double, _ e: Double) -> Double {
+        var r = 1.0
+        var i = 0
+        while Double(i) < e && r < 1e12 { r *= b; i += 1 }
+        return r
+    }
+}

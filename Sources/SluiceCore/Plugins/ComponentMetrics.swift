@@ -1,0 +1,96 @@
+import CoreMetrics
+import Synchronization
+
+/// Counters of one component, in the field's names (`component_received_events_total`, ...),
+/// labelled with its `ComponentID`. Each counter is kept twice: an atomic that the stats file
+/// reads, and a swift-metrics counter that whatever metrics backend the daemon bootstrapped
+/// exports. Updated once per batch or request, never per event.
+public final class ComponentMetrics: Sendable {
+    public let component: ComponentID
+
+    public let receivedEvents: Count
+    public let receivedBytes: Count
+    public let sentEvents: Count
+    public let sentBytes: Count
+    /// Requests by outcome.
+    public let requestsDelivered: Count
+    public let requestsRetried: Count
+    public let requestsRejected: Count
+    public let requestsPartial: Count
+    /// Failed sends and failed builds.
+    public let errors: Count
+    /// Events given up at the shutdown deadline (read again on the next start).
+    public let abandonedEvents: Count
+    /// Requests being sent right now.
+    public let inFlight = Atomic<Int>(0)
+    private let discarded: Mutex<[String: Count]>
+
+    /// One counter: an atomic for the stats file and its swift-metrics twin.
+    public final class Count: Sendable {
+        public let name: String
+        private let value = Atomic<Int>(0)
+        private let counter: Counter
+        init(_ name: String, dimensions: [(String, String)]) {
+            self.name = name
+            counter = Counter(label: name, dimensions: dimensions)
+        }
+        public func add(_ n: Int) {
+            guard n != 0 else { return }
+            value.add(n, ordering: .relaxed)
+            counter.increment(by: n)
+        }
+        public var current: Int { value.load(ordering: .relaxed) }
+    }
+
+    let dimensions: [(String, String)]
+
+    public init(component: ComponentID) {
+        self.component = component
+        let d = [("pipeline", component.pipeline), ("component_kind", component.kind),
+                 ("component_type", component.type), ("component_id", component.id)]
+        dimensions = d
+        receivedEvents = Count("component_received_events_total", dimensions: d)
+        receivedBytes = Count("component_received_bytes_total", dimensions: d)
+        sentEvents = Count("component_sent_events_total", dimensions: d)
+        sentBytes = Count("component_sent_bytes_total", dimensions: d)
+        requestsDelivered = Count("component_requests_total", dimensions: d + [("outcome", "delivered")])
+        requestsRetried = Count("component_requests_total", dimensions: d + [("outcome", "retry")])
+        requestsRejected = Count("component_requests_total", dimensions: d + [("outcome", "rejected")])
+        requestsPartial = Count("component_requests_total", dimensions: d + [("outcome", "partial")])
+        errors = Count("component_errors_total", dimensions: d)
+        abandonedEvents = Count("component_abandoned_events_total", dimensions: d)
+        discarded = Mutex([:])
+    }
+
+    /// Events dropped on purpose or refused by a destination, by reason (`rejected`,
+    /// `retry_limit`, `filtered`, `parse_failure`, ...): `component_discarded_events_total{reason}`.
+    public func discarded(_ n: Int, reason: String) {
+        guard n > 0 else { return }
+        let c = discarded.withLock { m -> Count in
+            if let c = m[reason] { return c }
+            let c = Count("component_discarded_events_total", dimensions: dimensions + [("reason", reason)])
+            m[reason] = c
+            return c
+        }
+        c.add(n)
+    }
+
+    /// Discarded events by reason.
+    public var discardedByReason: [String: Int] {
+        discarded.withLock { m in m.mapValues(\.current) }
+    }
+
+    /// Name → value of every counter, for the stats file.
+    public func snapshot() -> [(String, Int)] {
+        var out: [(String, Int)] = [
+            ("received_events", receivedEvents.current), ("received_bytes", receivedBytes.current),
+            ("sent_events", sentEvents.current), ("sent_bytes", sentBytes.current),
+            ("requests_delivered", requestsDelivered.current), ("requests_retried", requestsRetried.current),
+            ("requests_rejected", requestsRejected.current), ("requests_partial", requestsPartial.current),
+            ("errors", errors.current), ("abandoned_events", abandonedEvents.current),
+            ("in_flight", inFlight.load(ordering: .relaxed)),
+        ]
+        for (r, v) in discardedByReason.sorted(by: { $0.key < $1.key }) { out.append(("discarded_events.\(r)", v)) }
+        return out
+    }
+}

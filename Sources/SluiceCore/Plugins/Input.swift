@@ -1,0 +1,18 @@
+/// Where an input delivers its batches. `send` may block the calling thread (backpressure) and
+/// returns false when the pipeline is stopping: the batch was not taken and will not be acknowledged.
+public protocol BatchSink: Sendable {
+    func send(_ batch: EventBatch) -> Bool
+}
+
+/// An input produces batches. It runs its own thread(s) so blocking reads never starve the
+/// cooperative pool. `run` returns after `requestStop()` was called and the input has let go of
+/// everything (its last batch handed to the sink or abandoned).
+public protocol Input: AnyObject, Sendable {
+    func run(sink: any BatchSink) async throws
+    func requestStop()
+}
+
+/// A processor transforms a whole batch in place (parse, filter, mask). It runs on the input's thread.
+public protocol Processor: Sendable {
+    func process(_ batch: inout EventBatch)
+}
