@@ -39,30 +39,59 @@ public final class CheckpointTable: Sendable {
     struct State {
         var files: [FileIdentity: Tracked] = [:]
         var dirty = false
+        /// Positions written in place as they move (nil if the journal could not be opened).
+        var journal: PositionJournal?
+
+        /// Records the current position of `id` in the journal.
+        func journalWrite(_ id: FileIdentity) {
+            guard let j = journal, let t = files[id] else { return }
+            j.write(id, offset: t.entry.offset, signature: t.entry.signature, path: t.entry.path)
+        }
     }
 
     public let pipeline: String
     public let path: String
+    /// The position journal beside it (`<pipeline>.pos`).
+    public let journalPath: String
     private let state = Mutex(State())
 
-    /// Loads `<dataDir>/checkpoints/<pipeline>.json` if it exists. A damaged file is reported by
-    /// the thrown error; the caller decides (the runtime logs it and starts empty).
+    /// Loads `<dataDir>/checkpoints/<pipeline>.json` if it exists, then the newer positions of the
+    /// journal beside it (`<pipeline>.pos`, written in place on every acknowledgement). A damaged
+    /// file is reported by the thrown error; the caller decides (the runtime logs it and starts
+    /// without it; the journal's positions still apply).
     public init(dataDir: String, pipeline: String) throws {
         self.pipeline = pipeline
         let dir = dataDir + "/checkpoints"
-        self.path = dir + "/" + CheckpointTable.fileName(for: pipeline)
+        let base = dir + "/" + CheckpointTable.fileName(for: pipeline)
+        self.path = base + ".json"
+        self.journalPath = base + ".pos"
         var loadError: Error?
-        if let data = CheckpointTable.readFile(path) {
+        var files: [FileIdentity: Tracked] = [:]
+        switch Sys.readFile(path) {
+        case .success(let data):
             do {
-                let f = try JSONDecoder().decode(CheckpointFile.self, from: data)
-                state.withLock { s in
-                    for e in f.files {
-                        s.files[e.identity] = Tracked(entry: e, tracker: OrderedAckTracker(committed: e.offset))
-                    }
-                }
+                let f = try JSONDecoder().decode(CheckpointFile.self, from: Data(data))
+                for e in f.files { files[e.identity] = Tracked(entry: e, tracker: OrderedAckTracker(committed: e.offset)) }
             } catch {
                 loadError = CheckpointError.damaged(path: path, reason: "\(error)")
             }
+        case .failure(let e) where e.code == ENOENT: break
+        case .failure(let e): loadError = CheckpointError.damaged(path: path, reason: "\(e)")
+        }
+        let journal = try? PositionJournal(path: journalPath)
+        for slot in journal?.load() ?? [] {
+            // The journal is at least as new as the JSON file: its position wins for the same file.
+            var e = files[slot.identity]?.entry
+                ?? CheckpointEntry(dev: slot.identity.dev, inode: slot.identity.inode, sig: "", sigLen: 0, offset: 0, path: slot.path)
+            e.offset = slot.offset
+            e.sig = String(slot.signature.hash, radix: 16)
+            e.sigLen = slot.signature.length
+            if !slot.path.isEmpty { e.path = slot.path }
+            files[slot.identity] = Tracked(entry: e, tracker: OrderedAckTracker(committed: e.offset))
+        }
+        state.withLock { s in
+            s.files = files
+            s.journal = journal
         }
         if let e = loadError { throw e }
     }
@@ -89,22 +118,7 @@ public final class CheckpointTable: Sendable {
                 s += "%" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 0xF)])
             }
         }
-        return s + ".json"
-    }
-
-    static func readFile(_ path: String) -> Data? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { return nil }
-        defer { close(fd) }
-        var out = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out.append(contentsOf: buf[0..<n])
-        }
-        return Data(out)
+        return s
     }
 
     /// The checkpoint of a file, if one is known.
@@ -131,6 +145,7 @@ public final class CheckpointTable: Sendable {
                 s.files[id] = Tracked(entry: e, tracker: OrderedAckTracker(committed: offset))
             }
             s.dirty = true
+            s.journalWrite(id)
         }
     }
 
@@ -141,6 +156,7 @@ public final class CheckpointTable: Sendable {
             if let sig = signature { t.entry.sig = String(sig.hash, radix: 16); t.entry.sigLen = sig.length }
             s.files[id] = t
             s.dirty = true
+            s.journalWrite(id)
         }
     }
 
@@ -152,15 +168,18 @@ public final class CheckpointTable: Sendable {
     public func acknowledged(_ id: FileIdentity, sequence: UInt64) {
         state.withLock { s in
             guard var t = s.files[id] else { return }
-            if t.tracker.acknowledged(sequence) {
+            let moved = t.tracker.acknowledged(sequence)
+            if moved {
                 t.entry.offset = t.tracker.committed
                 s.dirty = true
             }
             if t.released && t.tracker.inFlight == 0 {
                 s.files[id] = nil
                 s.dirty = true
+                s.journal?.remove(id)
             } else {
                 s.files[id] = t
+                if moved { s.journalWrite(id) }
             }
         }
     }
@@ -176,6 +195,7 @@ public final class CheckpointTable: Sendable {
             t.entry.sigLen = signature.length
             s.files[id] = t
             s.dirty = true
+            s.journalWrite(id)
         }
     }
 
@@ -185,6 +205,7 @@ public final class CheckpointTable: Sendable {
             guard var t = s.files[id] else { return }
             if t.tracker.inFlight == 0 {
                 s.files[id] = nil
+                s.journal?.remove(id)
             } else {
                 t.released = true
                 s.files[id] = t
@@ -201,15 +222,20 @@ public final class CheckpointTable: Sendable {
     /// Drops entries of files that no longer exist under their identity.
     public func prune(keeping: Set<FileIdentity>) {
         state.withLock { s in
-            let before = s.files.count
-            s.files = s.files.filter { keeping.contains($0.key) || $0.value.tracker.inFlight > 0 }
-            if s.files.count != before { s.dirty = true }
+            let drop = s.files.filter { !keeping.contains($0.key) && $0.value.tracker.inFlight == 0 }.keys
+            for id in drop {
+                s.files[id] = nil
+                s.journal?.remove(id)
+            }
+            if !drop.isEmpty { s.dirty = true }
         }
     }
 
-    /// Writes the table if it changed since the last write. Atomic: temp file, fsync, rename.
+    /// Makes the positions durable: the journal is synced, and the table written if it changed
+    /// since the last write (atomic: temp file, fsync, rename, fsync of the directory).
     public func persist(force: Bool = false) throws {
         let snapshot: [CheckpointEntry]? = state.withLock { s in
+            s.journal?.sync()
             guard s.dirty || force else { return nil }
             s.dirty = false
             return s.files.values.map(\.entry).sorted { ($0.dev, $0.inode) < ($1.dev, $1.inode) }
@@ -224,67 +250,17 @@ public final class CheckpointTable: Sendable {
             state.withLock { $0.dirty = true }
             throw CheckpointError.damaged(path: path, reason: "\(error)")
         }
-        do {
-            try CheckpointTable.writeAtomically(path: path, bytes: Array(data))
-        } catch {
+        if case .failure(let e) = Sys.writeAtomically(path, Array(data), durable: true) {
             state.withLock { $0.dirty = true }
-            throw error
-        }
-    }
-
-    static func writeAtomically(path: String, bytes: [UInt8]) throws {
-        let dir = String(path[..<path.lastIndex(of: "/")!])
-        try makeDirectories(dir)
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw CheckpointError.io(path: tmp, Errno(errno)) }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = Errno(errno)
-                close(fd)
-                throw CheckpointError.io(path: tmp, e)
-            }
-            off += n
-        }
-        if fsync(fd) != 0 {
-            let e = Errno(errno)
-            close(fd)
-            throw CheckpointError.io(path: tmp, e)
-        }
-        close(fd)
-        if rename(tmp, path) != 0 { throw CheckpointError.io(path: path, Errno(errno)) }
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
-    }
-
-    static func makeDirectories(_ dir: String) throws {
-        var cur = dir.hasPrefix("/") ? "" : "."
-        for c in dir.split(separator: "/") {
-            cur += "/" + c
-            if mkdir(cur, 0o755) != 0 && errno != EEXIST {
-                throw CheckpointError.io(path: cur, Errno(errno))
-            }
+            throw CheckpointError.io(path: e.path, e.errno)
         }
     }
 }
 
 extension CheckpointTable {
     /// Moves a damaged checkpoint file aside (`<file>.damaged`), keeping it for inspection.
-    public static func removeFile(dataDir: String, pipeline: String) throws {
-        let p = dataDir + "/checkpoints/" + fileName(for: pipeline)
+    public static func moveAside(dataDir: String, pipeline: String) throws {
+        let p = dataDir + "/checkpoints/" + fileName(for: pipeline) + ".json"
         if rename(p, p + ".damaged") != 0 && errno != ENOENT { throw CheckpointError.io(path: p, Errno(errno)) }
-    }
-
-    /// Writes a small file atomically without fsync (stats that are rewritten constantly).
-    public static func writeStatsAtomically(path: String, bytes: [UInt8]) throws {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw CheckpointError.io(path: tmp, Errno(errno)) }
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
-        close(fd)
-        if rename(tmp, path) != 0 { throw CheckpointError.io(path: path, Errno(errno)) }
     }
 }

@@ -45,12 +45,15 @@ public final class FlusherFile: FlusherPlugin {
     let options: Options
     let target: RotatingFileTarget
     let writer: ThreadedWriter
-    public let delivery = DeliveryOptions(maxBytes: 1 << 20, concurrency: 1)
+    /// One request per read batch at most (`max_read_buffer_size`), so a crash re-delivers at most
+    /// one batch; requests in order, the next encoded while the current one is written.
+    public let delivery: DeliveryOptions
 
     public init(options: Options, context: PluginContext) {
         self.options = options
         target = RotatingFileTarget(path: options.filePath, maxFileSize: options.maxFileSize, maxFiles: options.maxFiles)
         writer = ThreadedWriter(name: "flusher_file", target: target)
+        delivery = DeliveryOptions(maxBytes: context.globals.maxReadBufferSize, concurrency: 1)
     }
 
     public func start() async throws {

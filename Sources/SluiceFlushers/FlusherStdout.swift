@@ -22,15 +22,18 @@ public final class FlusherStdout: FlusherPlugin {
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> NoOptions { NoOptions() }
 
     let writer: ThreadedWriter
-    public let delivery = DeliveryOptions(maxBytes: 1 << 20, concurrency: 1)
+    /// One request per read batch at most (`max_read_buffer_size`), so a crash re-delivers at most
+    /// one batch; requests in order, the next encoded while the current one is written.
+    public let delivery: DeliveryOptions
 
     public convenience init(options: NoOptions, context: PluginContext) {
-        self.init(fd: 1)
+        self.init(fd: 1, maxRequestBytes: context.globals.maxReadBufferSize)
     }
 
     /// Writes to `fd` instead of standard output (tests).
-    public init(fd: Int32) {
+    public init(fd: Int32, maxRequestBytes: Int = 512 * 1024) {
         writer = ThreadedWriter(name: "flusher_stdout", target: DescriptorTarget(fd: fd, label: "standard output"))
+        delivery = DeliveryOptions(maxBytes: maxRequestBytes, concurrency: 1)
     }
 
     public func start() async throws {}

@@ -259,7 +259,7 @@ public final class PipelineManager: Service, Sendable {
                 let t: CheckpointTable
                 do { t = try CheckpointTable(dataDir: settings.dataDirectory, pipeline: name) } catch {
                     log.error("\(error)")
-                    try? CheckpointTable.removeFile(dataDir: settings.dataDirectory, pipeline: name)
+                    try? CheckpointTable.moveAside(dataDir: settings.dataDirectory, pipeline: name)
                     t = try CheckpointTable(dataDir: settings.dataDirectory, pipeline: name)
                 }
                 s.tables[name] = t

@@ -699,7 +699,7 @@ struct FICheckpointTableTests {
                 #expect("\(e)".contains(t.path) && "\(e)".contains("damaged"))
             }
         }
-        try CheckpointTable.removeFile(dataDir: env.dir, pipeline: "t")
+        try CheckpointTable.moveAside(dataDir: env.dir, pipeline: "t")
         #expect(try env.table().entries.isEmpty)
     }
 
