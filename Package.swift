@@ -69,9 +69,13 @@ let package = Package(
         // Benchmark driver: generates inputs, runs the real binary, prints figures.
         .executableTarget(name: "sluice-bench"),
         // In-memory inputs/flushers and helpers to drive the real binary in tests.
-        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig", "SluiceSystem", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceFiles", "SluiceRuntime", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceRuntime"]),
+        // The runner, the delivery contract end to end, reconcile, the registry, flusher compliance.
+        .testTarget(name: "SluiceRuntimeTests", dependencies: [
+            "SluiceRuntime", "SluiceCore", "SluiceConfig", "SluiceFlushers", "SluiceFiles", "SluiceSystem", "SluiceTesting", "sluice",
+        ]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),
         .testTarget(name: "SluiceContainersTests", dependencies: [

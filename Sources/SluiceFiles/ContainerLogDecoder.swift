@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceSystem
 
 /// Formats of container runtime log files (`ContainerLogFormat` of `input_file`, and what
 /// `input_container_stdio` reads).
@@ -36,7 +37,7 @@ public enum RuntimeLogParser {
         // time
         var i = start
         while i < end && base[i] != 0x20 { i += 1 }
-        guard i < end, let t = parseRFC3339Nano(base, start, i) else { return nil }
+        guard i < end, let t = RFC3339.parse(base, start, i) else { return nil }
         i += 1
         // stream
         let sStart = i
@@ -109,7 +110,7 @@ public enum RuntimeLogParser {
                         if v - vStart == 6 && base[vStart + 3] == UInt8(ascii: "o") { stream = .stdout }
                         else if v - vStart == 6 && base[vStart + 3] == UInt8(ascii: "e") { stream = .stderr }
                     } else if isTime {
-                        time = parseRFC3339Nano(base, vStart, v) ?? 0
+                        time = RFC3339.parse(base, vStart, v) ?? 0
                     }
                     i = v + 1
                 }
@@ -219,57 +220,6 @@ public enum RuntimeLogParser {
             out.append(UInt8(0xF0 | (cp >> 18))); out.append(UInt8(0x80 | ((cp >> 12) & 0x3F)))
             out.append(UInt8(0x80 | ((cp >> 6) & 0x3F))); out.append(UInt8(0x80 | (cp & 0x3F)))
         }
-    }
-
-    /// `2024-05-01T12:34:56.123456789Z` or with `+08:00` → Unix nanoseconds.
-    public static func parseRFC3339Nano(_ b: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> Int64? {
-        guard end - start >= 20 else { return nil }
-        @inline(__always) func num(_ at: Int, _ n: Int) -> Int64? {
-            var v: Int64 = 0
-            for k in 0..<n {
-                let c = b[at + k]
-                guard c >= 0x30 && c <= 0x39 else { return nil }
-                v = v * 10 + Int64(c - 0x30)
-            }
-            return v
-        }
-        guard let y = num(start, 4), b[start + 4] == UInt8(ascii: "-"), let mo = num(start + 5, 2), b[start + 7] == UInt8(ascii: "-"),
-              let d = num(start + 8, 2), b[start + 10] == UInt8(ascii: "T") || b[start + 10] == UInt8(ascii: " "),
-              let h = num(start + 11, 2), b[start + 13] == UInt8(ascii: ":"), let mi = num(start + 14, 2),
-              b[start + 16] == UInt8(ascii: ":"), let s = num(start + 17, 2), (1...12).contains(mo), (1...31).contains(d) else { return nil }
-        var i = start + 19
-        var nanos: Int64 = 0
-        if i < end && b[i] == UInt8(ascii: ".") {
-            i += 1
-            var digits = 0
-            while i < end, b[i] >= 0x30 && b[i] <= 0x39 {
-                if digits < 9 { nanos = nanos * 10 + Int64(b[i] - 0x30) }
-                digits += 1
-                i += 1
-            }
-            var k = digits
-            while k < 9 { nanos *= 10; k += 1 }
-        }
-        var offset: Int64 = 0
-        guard i < end else { return nil }
-        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
-            i += 1
-        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
-            guard end - i >= 6, let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
-            offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "-") ? -1 : 1)
-            i += 6
-        } else { return nil }
-        guard i == end else { return nil }
-        // Days from civil (Howard Hinnant).
-        let yy = mo <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let mp = (mo + 9) % 12
-        let doy = (153 * mp + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
-        let secs = days * 86400 + h * 3600 + mi * 60 + s - offset
-        return secs * 1_000_000_000 + nanos
     }
 }
 

@@ -234,22 +234,48 @@ public final class RotatingFileTarget: WriteTarget, @unchecked Sendable {
     }
 
     public func write(_ buffer: OutputBuffer, from: Int) throws(PartialWriteError) -> Int {
-        do { try open() } catch { throw PartialWriteError(written: from, message: error.message) }
-        if from == 0 && maxFileSize > 0 && size > 0 && size + Int64(buffer.count) > maxFileSize {
-            rotate()
-            do { try open() } catch { throw PartialWriteError(written: from, message: error.message) }
-        }
         var written = from
         while written < buffer.count {
-            let n = Glibc.write(fd, buffer.base + written, buffer.count - written)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw PartialWriteError(written: written, message: "cannot write \(path): \(String(cString: strerror(errno)))")
+            do { try open() } catch { throw PartialWriteError(written: written, message: error.message) }
+            var end = buffer.count
+            if maxFileSize > 0 && Int64(buffer.count - written) > maxFileSize - size {
+                // Whole lines that still fit go into this file, the rest into the next one.
+                let limit = written + Int(max(0, maxFileSize - size))
+                if let nl = lastNewline(buffer, written, limit) {
+                    end = nl + 1
+                } else if size > 0 {
+                    rotate()
+                    continue
+                } else {
+                    // One line longer than MaxFileSize: alone in its file.
+                    end = firstNewline(buffer, written).map { $0 + 1 } ?? buffer.count
+                }
             }
-            written += n
-            size += Int64(n)
+            while written < end {
+                let n = Glibc.write(fd, buffer.base + written, end - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw PartialWriteError(written: written, message: "cannot write \(path): \(String(cString: strerror(errno)))")
+                }
+                written += n
+                size += Int64(n)
+            }
         }
         return written
+    }
+
+    private func lastNewline(_ b: OutputBuffer, _ from: Int, _ to: Int) -> Int? {
+        var i = to - 1
+        while i >= from {
+            if b.base[i] == 0x0A { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    private func firstNewline(_ b: OutputBuffer, _ from: Int) -> Int? {
+        guard b.count > from, let p = memchr(b.base + from, 0x0A, b.count - from) else { return nil }
+        return from + (p.assumingMemoryBound(to: UInt8.self) - (b.base + from))
     }
 
     private func rotate() {

@@ -59,9 +59,9 @@ struct FlusherRunner<F: Flusher>: Sendable {
             _ = a.offer(c)
         } else {
             guard let first = await queue.pop() else { return nil }
+            received(first)
             _ = a.offer(first)
         }
-        received(a.batches[0])
         let deadline = ContinuousClock.now.advanced(by: o.maxAge)
         while !a.isFull {
             var next = queue.tryPop()

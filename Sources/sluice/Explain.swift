@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import SluiceConfig
 import SluiceContainers
+import SluiceSystem
 
 /// Where the container runtimes are: shared by `run` and `explain`.
 struct RuntimeOptions: ParsableArguments {
@@ -128,12 +129,13 @@ struct Explain: AsyncParsableCommand {
     func printJSON(containers: [ContainerInfo], pipelines: [PipelineMatch], hostRoot: String) {
         struct Output: Encodable {
             var hostRoot: String
-            var containers: [ContainerInfo]
+            var containers: [ExplainedContainer]
             var pipelines: [PipelineMatch]
         }
         let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if let data = try? enc.encode(Output(hostRoot: hostRoot, containers: containers, pipelines: pipelines)) {
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let views = containers.map { ExplainedContainer(info: $0) }
+        if let data = try? enc.encode(Output(hostRoot: hostRoot, containers: views, pipelines: pipelines)) {
             print(String(decoding: data, as: UTF8.self))
         }
     }
@@ -187,5 +189,24 @@ struct PipelineMatch: Encodable {
             out.append(m)
         }
         return out
+    }
+}
+
+/// A container as `explain --json` shows it: its fields, with `discoveredAt` as a wall-clock time
+/// (RFC 3339, UTC) instead of the registry's monotonic nanoseconds.
+struct ExplainedContainer: Encodable {
+    var info: ContainerInfo
+
+    enum Keys: String, CodingKey { case discoveredAt }
+
+    func encode(to encoder: any Encoder) throws {
+        try info.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        if info.discoveredAt > 0 {
+            let wall = Sys.wallNanos() - (Sys.monotonicNanos() - info.discoveredAt)
+            try c.encode(RFC3339.format(unixNanos: wall), forKey: .discoveredAt)
+        } else {
+            try c.encodeNil(forKey: .discoveredAt)
+        }
     }
 }

@@ -1,4 +1,5 @@
 @testable import SluiceFiles
+import SluiceSystem
 import Testing
 
 @Suite struct RuntimeLogParserTests {
@@ -40,7 +41,7 @@ import Testing
     @Test func timestamps() {
         func t(_ s: String) -> Int64? {
             let b = Array(s.utf8)
-            return b.withUnsafeBufferPointer { RuntimeLogParser.parseRFC3339Nano($0.baseAddress!, 0, b.count) }
+            return b.withUnsafeBufferPointer { RFC3339.parse($0.baseAddress!, 0, b.count) }
         }
         #expect(t("1970-01-01T00:00:00Z") == 0)
         #expect(t("1970-01-01T00:00:01.5Z") == 1_500_000_000)
@@ -49,6 +50,14 @@ import Testing
         #expect(t("2024-02-29T12:00:00.123456789123Z") == 1_709_208_000_123_456_789)
         #expect(t("2024-13-01T00:00:00Z") == nil)
         #expect(t("2024-01-01T00:00:00") == nil)
+        #expect(t("2024-01-01t00:00:00,5z") == 1_704_067_200_500_000_000)
+        #expect(t("2024-01-01 00:00:00.Z") == nil, "a fraction needs a digit")
+        #expect(t("2024-01-01T24:00:00Z") == nil)
+        #expect(t("0001-01-01T00:00:00Z") == nil, "Go's zero time is outside Int64 nanoseconds")
+        #expect(t("9999-01-01T00:00:00Z") == nil)
+        #expect(RFC3339.parse("2026-11-22T08:33:02.413439554+08:00") == 1_795_307_582_413_439_554)
+        #expect(RFC3339.format(unixNanos: 1_795_307_582_413_439_554) == "2026-11-22T00:33:02.413Z")
+        #expect(RFC3339.format(unixNanos: 0) == "1970-01-01T00:00:00.000Z")
     }
 
     @Test func dockerRecords() throws {

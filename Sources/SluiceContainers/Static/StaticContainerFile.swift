@@ -1,3 +1,4 @@
+import SluiceSystem
 /// Why a static container file could not be read, and where.
 public struct StaticContainerFileError: Error, Sendable, CustomStringConvertible, Equatable {
     /// Byte offset of the problem in the file.
@@ -88,7 +89,7 @@ public enum StaticContainerFile {
         var name = try r.string("Name")
         if name.hasPrefix("/") { name.removeFirst() }
         var info = ContainerInfo(id: id, name: name, image: try r.string("Image"), runtime: .static)
-        info.createdAt = StaticFileTime.unixNanos(try r.string("Created")) ?? 0
+        info.createdAt = RFC3339.parse(try r.string("Created")) ?? 0
         info.ip = try r.string("IP")
         info.logPath = try r.string("LogPath")
         info.upperDir = try r.string("UpperDir")
@@ -233,65 +234,5 @@ private struct FieldReader {
             out.append(reader)
         }
         return out
-    }
-}
-
-/// RFC 3339 times as Docker writes them: `2024-05-01T10:00:00.123456789Z`, `…+08:00`.
-enum StaticFileTime {
-    /// Unix nanoseconds, nil when the text is not such a time.
-    static func unixNanos(_ text: String) -> Int64? {
-        let b = Array(text.utf8)
-        func num(_ from: Int, _ count: Int) -> Int? {
-            guard from + count <= b.count else { return nil }
-            var value = 0
-            for byte in b[from..<(from + count)] {
-                guard byte >= 48 && byte <= 57 else { return nil }
-                value = value * 10 + Int(byte - 48)
-            }
-            return value
-        }
-        guard b.count >= 20, let year = num(0, 4), b[4] == UInt8(ascii: "-"), let month = num(5, 2), b[7] == UInt8(ascii: "-"),
-              let day = num(8, 2), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == UInt8(ascii: " "),
-              let hour = num(11, 2), b[13] == UInt8(ascii: ":"), let minute = num(14, 2), b[16] == UInt8(ascii: ":"),
-              let second = num(17, 2), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
-        else { return nil }
-        var position = 19
-        var nanos = 0
-        if position < b.count, b[position] == UInt8(ascii: ".") {
-            position += 1
-            var digits = 0
-            while position < b.count, b[position] >= 48, b[position] <= 57 {
-                if digits < 9 { nanos = nanos * 10 + Int(b[position] - 48) }
-                digits += 1
-                position += 1
-            }
-            guard digits > 0 else { return nil }
-            for _ in digits..<max(digits, 9) { nanos *= 10 }
-        }
-        guard position < b.count else { return nil }
-        var offsetSeconds = 0
-        switch b[position] {
-        case UInt8(ascii: "Z"), UInt8(ascii: "z"):
-            position += 1
-        case UInt8(ascii: "+"), UInt8(ascii: "-"):
-            guard let oh = num(position + 1, 2), position + 3 < b.count, b[position + 3] == UInt8(ascii: ":"),
-                  let om = num(position + 4, 2) else { return nil }
-            offsetSeconds = (oh * 3600 + om * 60) * (b[position] == UInt8(ascii: "-") ? -1 : 1)
-            position += 6
-        default:
-            return nil
-        }
-        guard position == b.count else { return nil }
-        // Days from the civil date (H. Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetSeconds)
-        // Docker's "0001-01-01T00:00:00Z" means "never".
-        if year <= 1 { return nil }
-        return seconds * 1_000_000_000 + Int64(nanos)
     }
 }

@@ -1,6 +1,6 @@
 /// Delay before the next try of something that failed: exponential from `initial`, capped at
 /// `maximum`, with jitter so that many retriers do not fire in step, and overridden by a delay
-/// the other side asked for (`Retry-After`), capped too. Pure: the caller sleeps.
+/// the other side asked for (`Retry-After`), capped at `maximumRequested`. Pure: the caller sleeps.
 public struct Backoff: Sendable, Equatable {
     public var initial: Duration
     public var maximum: Duration
@@ -8,10 +8,14 @@ public struct Backoff: Sendable, Equatable {
     /// Fraction of each delay that is randomised: the delay is drawn from
     /// `[d × (1 − jitter), d]`.
     public var jitter: Double
+    /// The longest delay a destination may ask for (a `Retry-After` of hours is not honoured as is).
+    public var maximumRequested: Duration
 
-    public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(30), multiplier: Double = 2, jitter: Double = 0.2) {
+    public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(30), multiplier: Double = 2, jitter: Double = 0.2,
+                maximumRequested: Duration = .seconds(300)) {
         self.initial = initial
         self.maximum = maximum
+        self.maximumRequested = maximumRequested
         self.multiplier = multiplier
         self.jitter = min(max(jitter, 0), 1)
     }
@@ -19,7 +23,7 @@ public struct Backoff: Sendable, Equatable {
     /// The delay before try `attempt + 1`, after `attempt` (≥ 1) failures. `requested` is what the
     /// destination asked for; `unit` is a random draw in [0, 1).
     public func delay(afterFailures attempt: Int, requested: Duration? = nil, unit: Double) -> Duration {
-        if let r = requested { return min(max(r, .zero), maximum) }
+        if let r = requested { return min(max(r, .zero), maximumRequested) }
         let base = Backoff.seconds(initial) * pow(multiplier, Double(max(0, attempt - 1)))
         let capped = min(base, Backoff.seconds(maximum))
         let d = capped * (1 - jitter * min(max(unit, 0), 1))

@@ -1,3 +1,4 @@
+import SluiceSystem
 import Testing
 @testable import SluiceContainers
 
@@ -95,10 +96,10 @@ let modelGoodStaticFile = """
     }
 
     @Test func timestamps() {
-        #expect(StaticFileTime.unixNanos("1970-01-01T00:00:00Z") == 0)
-        #expect(StaticFileTime.unixNanos("2024-05-01T18:00:00.123456789+08:00") == 1_714_557_600_123_456_789)
-        #expect(StaticFileTime.unixNanos("2000-02-29T00:00:00Z") == 951_782_400_000_000_000)
-        #expect(StaticFileTime.unixNanos("0001-01-01T00:00:00Z") == nil)
-        #expect(StaticFileTime.unixNanos("2024-05-01") == nil)
+        #expect(RFC3339.parse("1970-01-01T00:00:00Z") == 0)
+        #expect(RFC3339.parse("2024-05-01T18:00:00.123456789+08:00") == 1_714_557_600_123_456_789)
+        #expect(RFC3339.parse("2000-02-29T00:00:00Z") == 951_782_400_000_000_000)
+        #expect(RFC3339.parse("0001-01-01T00:00:00Z") == nil)
+        #expect(RFC3339.parse("2024-05-01") == nil)
     }
 }
