@@ -1,0 +1,171 @@
+import Glibc
+import Logging
+import SluiceCore
+import SluiceSystem
+
+// Read rounds, delivery with acknowledgement registration, reopening, truncation checks.
+extension FileInput {
+    // MARK: - Reading
+
+    /// Reads every dirty file a little (fair to all files). Returns false when the sink refused
+    /// a batch because the pipeline is stopping.
+    func readRound(sink: any BatchSink) -> Bool {
+        let dirty = readers.values.filter { $0.dirty && $0.suspect == nil && !isHeld($0) }
+        for r in dirty {
+            if stopping { return false }
+            if !ensureOpen(r) { continue }
+            if !checkTruncation(r) { continue }
+            var chunks = 0
+            while chunks < 8 {
+                chunks += 1
+                let now = Sys.monotonicNanos()
+                let arenaOffset = r.readOffset - Int64(r.partial.count)
+                switch chunkReader.read(r, now: now, wallSeconds: Sys.wallSeconds()) {
+                case .failure(let e):
+                    warnOnce(r.path, "Cannot read file; will retry.", e)
+                    r.dirty = false
+                    chunks = Int.max
+                case .success(let out):
+                    if out.linesSplit > 0 { context.pipelineMetrics.linesSplit.add(out.linesSplit, ordering: .relaxed) }
+                    if out.bytesRead > 0 {
+                        context.pipelineMetrics.bytesIn.add(out.bytesRead, ordering: .relaxed)
+                        context.rateLimiter?.acquire(out.bytesRead, shouldStop: { self.stopping })
+                    }
+                    if let b = out.batch {
+                        if let dec = r.decoder {
+                            let upTo = min(out.emittedUpTo, dec.holdOffset ?? .max)
+                            if !deliver(dec.decode(b, baseOffset: arenaOffset), from: r, upTo: upTo, sink: sink) { return false }
+                        } else if !deliver(b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
+                    }
+                    if out.reachedEOF {
+                        r.dirty = false
+                        r.atEOF = true
+                        chunks = Int.max
+                    } else {
+                        r.atEOF = false
+                    }
+                }
+                if r.signature.length < FileSignature.maxLength && r.readOffset > Int64(r.signature.length) {
+                    if case .success(let s) = FileSignature.read(fd: r.fd) , s.length > r.signature.length {
+                        r.signature = s
+                        setHead(r, readHead(r.fd))
+                        checkpoints.update(r.id, signature: s)
+                    }
+                }
+            }
+        }
+        return true
+    }
+
+    /// Hands on several batches from one read: all but the last keep the checkpoint where it was,
+    /// so it moves only once every one of them is acknowledged.
+    func deliver(_ batches: [EventBatch], from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
+        for (i, b) in batches.enumerated() {
+            if !deliver(b, from: r, upTo: i == batches.count - 1 ? upTo : r.lastRegistered, sink: sink) { return false }
+        }
+        return true
+    }
+
+    func deliver(_ batch: EventBatch, from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
+        if r.lastRegistered == 0 { copies.firstRead(path: r.path) }
+        var b = batch
+        r.lastRegistered = upTo
+        let seq = checkpoints.emitted(r.id, upTo: upTo)
+        let id = r.id
+        let table = checkpoints
+        // Delivered and rejected both let the position move past the batch; abandoned (shutdown)
+        // leaves it behind, so the batch is read again on the next start.
+        b.ack = AckToken(expected: 0) { status in if status.isFinal { table.acknowledged(id, sequence: seq) } }
+        context.pipelineMetrics.eventsIn.add(b.events.count, ordering: .relaxed)
+        context.metrics.receivedEvents.add(b.events.count)
+        context.metrics.receivedBytes.add(b.inputBytes)
+        return sink.send(b)
+    }
+
+    fileprivate func ensureOpen(_ r: FileReader) -> Bool {
+        if r.isOpen { return true }
+        if r.pathGone { return reopenMoved(r) }
+        guard case .success(let fd) = Sys.openRead(r.path) else {
+            r.pathGone = true
+            r.goneSince = Sys.monotonicNanos()
+            r.dirty = false
+            return reopenMoved(r)
+        }
+        guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode else {
+            close(fd)
+            r.pathGone = true
+            r.goneSince = Sys.monotonicNanos()
+            r.dirty = false
+            let moved = reopenMoved(r)
+            if let t = target(for: r.path) { consider(path: r.path, existedBefore: false, target: t) }
+            return moved
+        }
+        r.fd = fd
+        openCount += 1
+        return true
+    }
+
+    /// Reopens a file whose descriptor was closed (idle) after its path stopped leading to it:
+    /// looks for it by identity in its directory, so what was written before or after a rename is
+    /// still read. Returns true if the reader holds a descriptor again.
+    func reopenMoved(_ r: FileReader) -> Bool {
+        guard !r.isOpen, !r.deleted, let p = findByIdentity(r.id, inDirectoryOf: r.path),
+              case .success(let fd) = Sys.openRead(p) else { return false }
+        guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode,
+              signatureMatches(fd: fd, r.signature) else {
+            close(fd)
+            return false
+        }
+        r.fd = fd
+        openCount += 1
+        r.dirty = true
+        r.atEOF = false
+        r.lastActivity = Sys.monotonicNanos()
+        if p != r.path {
+            if byPath[r.path] == r.id { byPath[r.path] = nil }
+            r.path = p
+            // Still matching under its new name: it is followed as before, not let go. Otherwise
+            // (rotated away) its lines keep the name they were written under, in tags and checkpoint.
+            if let t = target(for: p), t.key == r.targetKey {
+                r.pathGone = false
+                byPath[p] = r.id
+                r.tags = tags(for: p, target: t)
+                checkpoints.update(r.id, path: p)
+            }
+        }
+        return true
+    }
+
+    /// Detects truncation (size below our offset) and replacement of the content (signature
+    /// changed): reading restarts at 0. Returns false if the file cannot be checked now.
+    fileprivate func checkTruncation(_ r: FileReader) -> Bool {
+        guard case .success(let st) = Sys.fstat(r.fd) else { return false }
+        r.lastSize = st.size
+        r.lastMtime = st.mtimeNanos
+        if st.nlink == 0 && !r.deleted {
+            r.deleted = true
+            r.pathGone = true
+            if r.goneSince == 0 { r.goneSince = Sys.monotonicNanos() }
+        }
+        var truncated = st.size < r.readOffset
+        if !truncated && r.signature.length > 0 && r.readOffset > 0 {
+            truncated = !signatureMatches(fd: r.fd, r.signature)
+        }
+        if truncated {
+            context.pipelineMetrics.truncations.add(1, ordering: .relaxed)
+            logger.info("File was truncated or rewritten; reading it again from the start.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)", "file.size": "\(st.size)"])
+            copies.truncated(path: r.path, head: r.head, delivered: r.emittedOffset, now: Sys.monotonicNanos())
+            r.readOffset = 0
+            r.lastRegistered = 0
+            r.partial = []
+            r.skipToNewline = false
+            r.inSplitLine = false
+            r.decoder?.reset()
+            let sig = (try? FileSignature.read(fd: r.fd).get()) ?? .empty
+            r.signature = sig
+            setHead(r, readHead(r.fd))
+            checkpoints.reset(r.id, offset: 0, signature: sig)
+        }
+        return true
+    }
+}
