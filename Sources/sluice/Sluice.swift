@@ -193,7 +193,7 @@ func printErr(_ s: String) {
         docker.hostRoot = HostPaths.resolve(option: options.hostRoot).hostRoot
         sources.append(docker)
     } catch {
-        logger.error("Docker discovery is off: \(error)")
+        logger.error("Docker discovery is off.", metadata: ["error": "\(error)"])
     }
     sources.append(CRISource(options: .init(socketPath: options.criSocket, environment: options.environment,
                                             hostRoot: HostPaths.resolve(option: options.hostRoot).hostRoot,

@@ -50,9 +50,9 @@ extension CRISource {
                     useCRI = false
                     listInterval.withLock { $0 = options.pollInterval }
                     wakeUp.yield()
-                    logger.info("\(runtimeName) has no CRI GetContainerEvents: listing every \(Self.format(options.pollInterval))")
+                    logger.info("The runtime has no CRI GetContainerEvents; listing on a timer.", metadata: ["cri.runtime": "\(runtimeName)", "poll.interval": "\(Self.format(options.pollInterval))"])
                 } else {
-                    logger.debug("\(runtimeName) has no containerd event stream either: polling only")
+                    logger.debug("The runtime has no containerd event stream either; polling only.", metadata: ["cri.runtime": "\(runtimeName)"])
                     state.withLock { $0.status.mode = .poll }
                     try await Task.sleep(for: .seconds(365 * 86400))
                 }
@@ -65,7 +65,7 @@ extension CRISource {
             let lived = Sys.monotonicNanos() - began
             dropsInARow = gotEvent.withLock { $0 } || lived >= 1_000_000_000 ? 1 : dropsInARow + 1
             if dropsInARow >= 3 { throw failure ?? StreamEnded() }
-            logger.debug("event stream ended (\(failure.map(Self.describe) ?? "closed")); resubscribing")
+            logger.debug("The event stream ended; resubscribing.", metadata: ["reason": "\(failure.map(Self.describe) ?? "closed")"])
             wakeUp.yield()
             try await Task.sleep(for: .milliseconds(50 * dropsInARow))
         }

@@ -48,21 +48,21 @@ extension CRISource {
     func taskCreated(_ e: Containerd_Events_TaskCreate, kind: ContainerRuntimeKind, registry: ContainerRegistry,
                      fastPaths: AsyncStream<CRIFastPathJob>.Continuation) {
         guard let info = CRITaskBundle.containerInfo(e, hostRoot: options.hostRoot, runtime: kind) else {
-            logger.debug("task \(e.containerID) created: not a CRI container (bundle \(e.bundle))")
+            logger.debug("A task was created that is not a CRI container.", metadata: ["container.id": "\(e.containerID)", "task.bundle": "\(e.bundle)"])
             return
         }
         let now = Sys.monotonicNanos()
         // Known already (the CRI answered first): the bundle still adds the pod uid and the
         // rootfs, which join it to the pod log dir's entry.
         guard Self.announce(info, registry: registry, announced: announced, at: now) else { return }
-        logger.debug("task created: container \(info.id) (\(info.metadataLevel == .bare ? "bundle gone already" : "from its bundle"), upper dir \(info.upperDir.isEmpty ? "unknown" : info.upperDir))")
+        logger.debug("Task created.", metadata: ["container.id": "\(info.id)", "known.from": "\(info.metadataLevel == .bare ? "the event (bundle gone already)" : "its bundle")", "container.upper_dir": "\(info.upperDir)"])
         if info.isSandbox { return }
         fastPaths.yield(.fetchNow(id: info.id, discoveredAt: now, notFoundRetries: 0))
     }
 
     /// A task bundle appeared in containerd's state dir: the container is known at once.
     func bundleAppeared(_ info: ContainerInfo, registry: ContainerRegistry) {
-        logger.debug("container \(info.id): its task bundle appeared")
+        logger.debug("A task bundle appeared.", metadata: ["container.id": "\(info.id)"])
         Self.announce(info, registry: registry, announced: announced, at: Sys.monotonicNanos())
     }
 
@@ -95,19 +95,19 @@ extension CRISource {
                 let began = Sys.monotonicNanos()
                 guard let info = try await client.containerInfoFromRecord(id: id, runtime: kind) else { return }
                 let took = Sys.monotonicNanos() - began
-                if took > 100_000_000 { logger.debug("container \(id): reading its containerd record took \(took / 1_000_000) ms") }
+                if took > 100_000_000 { logger.debug("Reading a containerd record was slow.", metadata: ["container.id": "\(id)", "took.ms": "\(took / 1_000_000)"]) }
                 if info.isSandbox { return }
-                logger.debug("container \(id) created: known from its containerd record (log \(info.logPath), upper dir \(info.upperDir))")
+                logger.debug("Container created; known from its containerd record.", metadata: ["container.id": "\(id)", "container.log_path": "\(info.logPath)", "container.upper_dir": "\(info.upperDir)"])
                 Self.announce(info, registry: registry, announced: announced, at: now)
                 return
             } catch {
                 attempt += 1
                 if attempt < 3 && !Task.isCancelled {
-                    logger.debug("container \(id): reading its containerd record failed (\(Self.describe(error))); again in \(50 * attempt) ms")
+                    logger.debug("Reading a containerd record failed; retrying.", metadata: ["container.id": "\(id)", "error": "\(Self.describe(error))", "retry.in_ms": "\(50 * attempt)"])
                     try? await Task.sleep(for: .milliseconds(50 * attempt))
                     continue
                 }
-                logger.debug("container \(id): its containerd record could not be read: \(Self.describe(error)); the task event and the listing will tell")
+                logger.debug("A containerd record could not be read; the task event and the listing will tell.", metadata: ["container.id": "\(id)", "error": "\(Self.describe(error))"])
                 return
             }
         }
@@ -136,7 +136,7 @@ extension CRISource {
                 tries += 1
                 try? await Task.sleep(for: .milliseconds(20 << min(tries - 1, 3)))
             } catch {
-                logger.debug("container \(id): status right after its event failed: \(Self.describe(error)); the listing will tell")
+                logger.debug("A container status right after its event failed; the listing will tell.", metadata: ["container.id": "\(id)", "error": "\(Self.describe(error))"])
                 return
             }
         }

@@ -43,7 +43,7 @@ public final class CRISource: ContainerSource {
     public var kind: ContainerRuntimeKind { state.withLock { $0.kind } }
     public var status: Status { state.withLock { $0.status } }
 
-    public init(options: Options = Options(), logger: Logger = Logger(label: "sluice.containers.cri")) {
+    public init(options: Options = Options(), logger: Logger) {
         self.options = options
         self.logger = logger
         listInterval = Mutex(options.useEvents ? options.resyncInterval : options.pollInterval)
@@ -62,14 +62,14 @@ public final class CRISource: ContainerSource {
                 if !reportedAbsent {
                     reportedAbsent = true
                     let looked = path.map { [$0] } ?? CRISocket.defaultCandidates.map { CRIRootfs.join(options.hostRoot, $0) }
-                    logger.info("no CRI runtime socket (looked for \(looked.joined(separator: ", "))); will keep looking in the background")
+                    logger.info("No CRI runtime socket; will keep looking in the background.", metadata: ["cri.looked_for": "\(looked.joined(separator: ", "))"])
                     state.withLock { $0.status.absentReports += 1; $0.status.connected = false; $0.status.mode = .disconnected }
                 }
                 try? await Task.sleep(for: options.absentRecheckInterval)
                 continue
             }
             if reportedAbsent {
-                logger.info("CRI runtime socket \(path) appeared")
+                logger.info("The CRI runtime socket appeared.", metadata: ["cri.socket": "\(path)"])
                 reportedAbsent = false
             }
             state.withLock {
@@ -78,7 +78,7 @@ public final class CRISource: ContainerSource {
                 if $0.kind != .crio && $0.kind != .containerd { $0.kind = CRISocket.kind(forSocketPath: path) }
             }
             var synced = false
-            logger.debug("CRI session \(status.sessions) to \(path) starting")
+            logger.debug("CRI session starting.", metadata: ["cri.socket": "\(path)", "cri.session": "\(status.sessions)"])
             do {
                 try await session(path: path, registry: registry, onSynced: { synced = true })
                 if Task.isCancelled { break }
@@ -93,9 +93,9 @@ public final class CRISource: ContainerSource {
                 }
                 if synced { backoff = options.backoffInitial }
                 if CRIRootfs.exists(path) {
-                    logger.warning("CRI runtime at \(path): \(message); retrying in \(Self.format(backoff))")
+                    logger.warning("CRI runtime at the socket failed; retrying.", metadata: ["cri.socket": "\(path)", "error": "\(message)", "retry.in": "\(Self.format(backoff))"])
                 } else {
-                    logger.info("CRI runtime at \(path) went away (\(message))")
+                    logger.info("The CRI runtime went away.", metadata: ["cri.socket": "\(path)", "error": "\(message)"])
                 }
             }
             state.withLock { $0.status.connected = false; $0.status.mode = .disconnected }
@@ -124,7 +124,7 @@ public final class CRISource: ContainerSource {
                 s.status.runtimeVersion = version.runtimeVersion
                 return s.kind
             }
-            logger.info("connected to \(version.runtimeName) \(version.runtimeVersion) (CRI \(version.runtimeApiVersion)) at \(path)")
+            logger.info("Connected to the CRI runtime.", metadata: ["cri.runtime": "\(version.runtimeName) \(version.runtimeVersion)", "cri.api": "\(version.runtimeApiVersion)", "cri.socket": "\(path)"])
 
             let announced = self.announced
             let syncer = CRISyncer(client: client, kind: kind, registry: registry, logger: logger, announced: { listed in

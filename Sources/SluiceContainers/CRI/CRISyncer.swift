@@ -69,7 +69,7 @@ final class CRISyncer: @unchecked Sendable {
                 continue
             } catch {
                 if Self.isConnectionError(error) { throw error }
-                warnOnce(s.id, "pod sandbox \(s.id): status failed: \(CRISource.describe(error)); using its list entry")
+                warnOnce(s.id, "A pod sandbox status failed; using its list entry.", ["pod.sandbox_id": "\(s.id)", "error": "\(CRISource.describe(error))"])
                 sandbox = CRISandbox(
                     id: s.id, name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid,
                     attempt: Int(s.metadata.attempt), ready: s.state == .sandboxReady, createdAt: s.createdAt,
@@ -101,7 +101,7 @@ final class CRISyncer: @unchecked Sendable {
                 continue
             } catch {
                 if Self.isConnectionError(error) { throw error }
-                warnOnce(c.id, "container \(c.id): status failed: \(CRISource.describe(error)); using its list entry")
+                warnOnce(c.id, "A container status failed; using its list entry.", ["container.id": "\(c.id)", "error": "\(CRISource.describe(error))"])
                 var status = Runtime_V1_ContainerStatus()
                 status.id = c.id
                 status.metadata = c.metadata
@@ -136,11 +136,12 @@ final class CRISyncer: @unchecked Sendable {
         return now
     }
 
-    private func warnOnce(_ id: String, _ message: @autoclosure () -> String) {
+    /// Warns the first time for `id`, then logs at debug level.
+    private func warnOnce(_ id: String, _ message: Logger.Message, _ metadata: Logger.Metadata) {
         if warned.insert(id).inserted {
-            logger.warning("\(message())")
+            logger.warning(message, metadata: metadata)
         } else {
-            logger.debug("\(message())")
+            logger.debug(message, metadata: metadata)
         }
     }
 }

@@ -37,7 +37,7 @@ public struct DockerSource: ContainerSource {
         maxBackoff: Duration = .seconds(30),
         absentPollInterval: Duration = .seconds(1),
         inspectConcurrency: Int = 8,
-        logger: Logger = Logger(label: "sluice.docker")
+        logger: Logger
     ) {
         self.endpoint = endpoint
         self.resyncInterval = resyncInterval
@@ -51,7 +51,7 @@ public struct DockerSource: ContainerSource {
     }
 
     /// From `--docker-host` (`option`), else `DOCKER_HOST`, else `unix:///var/run/docker.sock`.
-    public init(host option: String?, environment: [String: String], logger: Logger = Logger(label: "sluice.docker")) throws(DockerError) {
+    public init(host option: String?, environment: [String: String], logger: Logger) throws(DockerError) {
         self.init(endpoint: try DockerEndpoint.resolve(option: option, environment: environment), logger: logger)
     }
 
@@ -100,7 +100,7 @@ public struct DockerSource: ContainerSource {
             if wait == backoff { backoff = min(backoff * 2, maxBackoff) }
             do { try await Task.sleep(for: wait) } catch { break }
         }
-        do { try await client.shutdown() } catch { logger.debug("HTTP client shutdown: \(error)") }
+        do { try await client.shutdown() } catch { logger.debug("The HTTP client did not shut down cleanly.", metadata: ["error": "\(error)"]) }
     }
 
     // MARK: - One connection

@@ -40,7 +40,7 @@ struct CRIFaultTests {
         let status = source.status
         print("    hanging socket: \(status.sessions) sessions, \(status.failures) failures, \(server.accepted) connections accepted; last error: \(status.lastError ?? "-")")
         #expect(server.accepted >= 2)
-        #expect(logs.count(.warning, containing: "CRI runtime at") >= 2)
+        #expect(logs.count(.warning, containing: "CRI runtime at the socket failed") >= 2)
         #expect(registry.snapshot().isEmpty)
         let t1 = criNow()
         task.cancel()

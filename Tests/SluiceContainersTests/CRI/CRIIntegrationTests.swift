@@ -309,7 +309,7 @@ struct CRIIntegrationTests {
         let task = Task { await source.run(registry: registry) }
         try? await Task.sleep(for: .milliseconds(1500))
         #expect(source.status.absentReports == 1)
-        #expect(logs.count(.info, containing: "no CRI runtime socket") == 1)
+        #expect(logs.count(.info, containing: "No CRI runtime socket") == 1)
         #expect(logs.count(atLeast: .warning) == 0)
         #expect(!source.status.connected)
 
@@ -325,7 +325,7 @@ struct CRIIntegrationTests {
         }
         #expect(await criEventually(10) { source.status.syncs >= 1 })
         print("    containerd started (with image import) → source connected and listed within \(criFormat(criMillis(criNow() - tStart))) ms")
-        #expect(logs.count(.info, containing: "appeared") == 1)
+        #expect(logs.count(.info, containing: "The CRI runtime socket appeared.") == 1)
         #expect(source.kind == .containerd)
         #expect(source.status.absentReports == 1)
         let t1 = criNow()

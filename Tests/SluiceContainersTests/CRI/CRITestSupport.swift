@@ -135,7 +135,10 @@ final class CRILogCapture: Sendable {
             set { metadata[key] = newValue }
         }
         func log(event: LogEvent) {
-            capture.append(Entry(level: event.level, message: event.message.description))
+            var all = metadata
+            for (k, v) in event.metadata ?? [:] { all[k] = v }
+            let meta = all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
+            capture.append(Entry(level: event.level, message: meta.isEmpty ? event.message.description : "\(event.message) \(meta)"))
         }
     }
 }
