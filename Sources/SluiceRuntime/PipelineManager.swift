@@ -349,6 +349,9 @@ public final class PipelineManager: Service, Sendable {
         _ = Sys.writeAtomically(path, Array(body.utf8), durable: false)
     }
 
+    /// Names of the pipelines running now.
+    public var runningPipelines: [String] { state.withLock { $0.running.keys.sorted() } }
+
     /// Counters of a pipeline by name (tests).
     public func metrics(of pipeline: String) -> PipelineMetrics? { state.withLock { $0.metrics[pipeline] } }
 }

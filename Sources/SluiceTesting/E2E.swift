@@ -7,16 +7,6 @@ import SluiceSystem
 /// Monotonic seconds (for measuring delays in tests).
 public func monotonicSeconds() -> Double { Double(Sys.monotonicNanos()) / 1e9 }
 
-/// Like ``waitUntil(timeout:_:)`` but polls every `pollMs` milliseconds (for latency measurements).
-public func waitUntil(timeout: Double, pollMs: Int, _ condition: () -> Bool) -> Bool {
-    let deadline = monotonicSeconds() + timeout
-    while monotonicSeconds() < deadline {
-        if condition() { return true }
-        usleep(useconds_t(pollMs * 1000))
-    }
-    return condition()
-}
-
 /// Size of a file in bytes, 0 if it does not exist.
 public func fileSize(_ path: String) -> Int {
     var st = stat()

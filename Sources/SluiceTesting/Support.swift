@@ -2,6 +2,7 @@ import Glibc
 import Foundation
 import Logging
 import SluiceCore
+import SluiceSystem
 import Synchronization
 
 /// A temporary directory removed on `remove()`.
@@ -59,14 +60,31 @@ public func readFileBytes(_ path: String) -> [UInt8] {
     return out
 }
 
-/// Polls `condition` every 20 ms until it holds or `timeout` seconds pass.
-public func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
+/// Blocks, polling `condition` every `pollMs` until it holds or `timeout` seconds pass (monotonic
+/// clock). For synchronous tests that drive the real binary.
+public func waitUntil(timeout: Double, pollMs: Int = 20, _ condition: () -> Bool) -> Bool {
+    let deadline = Sys.monotonicNanos() + Int64(timeout * 1e9)
+    while Sys.monotonicNanos() < deadline {
         if condition() { return true }
-        usleep(20_000)
+        usleep(useconds_t(pollMs * 1000))
     }
     return condition()
+}
+
+/// Suspends (never blocking a pool thread), polling `condition` every `pollMs` until it holds or
+/// `timeout` seconds pass (monotonic clock). For async tests.
+public func eventually(_ timeout: Double = 10, pollMs: Int = 5, _ condition: () async -> Bool) async -> Bool {
+    let deadline = Sys.monotonicNanos() + Int64(timeout * 1e9)
+    while Sys.monotonicNanos() < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(pollMs))
+    }
+    return await condition()
+}
+
+/// Suspends for `seconds`.
+public func pause(_ seconds: Double) async {
+    try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
 }
 
 public func sleepMs(_ ms: Int) { usleep(useconds_t(ms * 1000)) }

@@ -10,6 +10,9 @@ import Glibc
 let usage = """
 usage: sluice-bench [options]
   --sluice PATH        sluice binary (default: `sluice` next to this executable)
+  --baseline PATH      another sluice binary (e.g. the previous release) run on every scenario too, in turn
+                       with --sluice, on the same warm inputs; a comparison of CPU-s/GiB is printed at the end
+  --repeat N           run every scenario N times (with --baseline: alternating), default 1
   --size-mib N         size of the plain-lines input and of each runtime log input (docker-json, cri),
                        4 files of N/4 MiB each (default 512)
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
@@ -40,6 +43,8 @@ early or non-zero, timed out); 2 bad usage; 3 lines lost / duplicated / corrupte
 
 struct Options {
     var sluice: String? = nil
+    var baseline: String? = nil
+    var repeats = 1
     var sizeMiB = 512
     var manyFiles = 500
     var workDir = "/var/tmp/sluice-bench"
@@ -78,6 +83,8 @@ func parseOptions(_ argv: [String]) -> Options {
         let name = a
         switch name {
         case "--sluice": o.sluice = value(name)
+        case "--baseline": o.baseline = value(name)
+        case "--repeat": o.repeats = Int(number(name, min: 1))
         case "--size-mib": o.sizeMiB = Int(number(name, min: 1)); o.sizeGiven = true
         case "--many-files": o.manyFiles = Int(number(name, min: 1)); o.manyGiven = true
         case "--work-dir": o.workDir = value(name)
@@ -216,6 +223,13 @@ func mainEntry() -> Int32 {
         }
     }
     _ = rawOnly
+    let baselinePath = opts.baseline.map(absolutePath)
+    if let b = baselinePath {
+        guard let info = statPath(b), info.isRegular, access(b, X_OK) == 0 else {
+            note("sluice-bench: baseline binary not found or not executable: \(b)")
+            return 1
+        }
+    }
 
     do {
         try mkdirP(workDir)
@@ -240,18 +254,45 @@ func mainEntry() -> Int32 {
                                    settleMs: opts.settleMs, stallSec: opts.stallSec, pollMs: 10,
                                    stopGraceSec: min(60, opts.timeoutSec), keep: opts.keep)
         var results: [ScenarioResult] = []
+        var comparison: [(name: String, baseline: [Double], current: [Double])] = []
         for spec in scenarios {
-            let r = runScenario(spec, datasets[spec.dataset]!, settings)
-            var line = "[\(spec.name)] \(r.status)"
-            if let m = mbPerSec(r) { line += ", \(fmt(m, 1)) MB/s" }
-            if let c = cpuPerGiB(r) { line += ", \(fmt(c, 3)) CPU-s/GiB" }
-            if let e = r.error { line += ": \(e)" }
-            note(line)
-            if r.status == "failed" { note("[\(spec.name)] sluice log: \(r.logPath)") }
-            results.append(r)
+            var cpuBase: [Double] = [], cpuNew: [Double] = []
+            for _ in 0..<opts.repeats {
+                var runs: [(String?, RunSettings)] = [(nil, settings)]
+                if let b = baselinePath {
+                    var bs = settings
+                    bs.sluicePath = b
+                    runs.insert(("baseline", bs), at: 0)
+                }
+                for (label, st) in runs {
+                    var r = runScenario(spec, datasets[spec.dataset]!, st)
+                    if let l = label { r.spec.name += " (\(l))" }
+                    var line = "[\(r.spec.name)] \(r.status)"
+                    if let m = mbPerSec(r) { line += ", \(fmt(m, 1)) MB/s" }
+                    if let c = cpuPerGiB(r) {
+                        line += ", \(fmt(c, 3)) CPU-s/GiB"
+                        if label == nil { cpuNew.append(c) } else { cpuBase.append(c) }
+                    }
+                    if let e = r.error { line += ": \(e)" }
+                    note(line)
+                    if r.status == "failed" { note("[\(r.spec.name)] sluice log: \(r.logPath)") }
+                    results.append(r)
+                }
+            }
+            comparison.append((spec.name, cpuBase, cpuNew))
         }
 
         printReport(settings: scenarios.isEmpty ? nil : settings, raws: raws, results: results)
+        if let b = baselinePath {
+            func median(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[v.count / 2] }
+            writeAll(fd: 1, "\nCPU-s/GiB, median of \(opts.repeats) run(s) each: baseline \(b) vs \(sluicePath)\n")
+            for c in comparison {
+                guard let mb = median(c.baseline), let mn = median(c.current) else { continue }
+                let delta = (mn - mb) / mb * 100
+                writeAll(fd: 1, "  \(c.name): baseline \(fmt(mb, 3)), now \(fmt(mn, 3)) (\(delta >= 0 ? "+" : "")\(fmt(delta, 1)) %)\n")
+                writeAll(fd: 1, "BENCH_COMPARE {\"scenario\":\"\(c.name)\",\"baseline_cpu_s_per_gib\":\(fmt(mb, 4)),\"cpu_s_per_gib\":\(fmt(mn, 4)),\"delta_percent\":\(fmt(delta, 2))}\n")
+            }
+        }
 
         if !opts.keep {
             for name in needed { removeTree(workDir + "/inputs/" + name) }

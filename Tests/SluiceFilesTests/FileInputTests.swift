@@ -8,27 +8,6 @@ import Testing
 // MARK: - Helpers shared by FileInputTests.swift and ModelTests.swift (prefixed `fi` / `FI` so
 // they cannot clash with helpers of other files of this target)
 
-func fiNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-func fiSleep(_ seconds: Double) async {
-    try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-}
-
-/// Polls `condition` every 10 ms (suspending, never blocking a pool thread) until it holds or
-/// `timeout` seconds pass.
-func fiEventually(_ timeout: Double = 5, _ condition: () -> Bool) async -> Bool {
-    let deadline = fiNow() + timeout
-    while fiNow() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
-
 private func fiStatCall(_ path: String, _ st: inout stat) -> Int32 { stat(path, &st) }
 
 /// (dev, inode, size) of `path`, following symlinks.
@@ -153,7 +132,7 @@ struct FIEnv {
     /// `in/` has listed the directory, so files created afterwards count as new.
     var marker: String { inDir + "/zz-marker.log" }
     func createMarker() { writeFile(marker, "") }
-    func waitStarted() async -> Bool { await fiEventually(5) { fiIsOpenInProcess(marker) } }
+    func waitStarted() async -> Bool { await eventually(5) { fiIsOpenInProcess(marker) } }
 }
 
 /// Runs `input` (on its own thread) while `body` runs, then stops it and waits for it to end.
@@ -192,8 +171,8 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
             #expect(await env.waitStarted())
             writeFile(env.inDir + "/a.log", text(lines))
-            #expect(await fiEventually { sink.lines.count >= lines.count })
-            await fiSleep(0.3)
+            #expect(await eventually { sink.lines.count >= lines.count })
+            await pause(0.3)
         }
         #expect(sink.lines == lines)
         #expect(sink.events.allSatisfy { $0.path == env.inDir + "/a.log" })
@@ -216,9 +195,9 @@ struct FileInputTests {
         o.tailSizeKB = 1
         let sink = FIRecordingSink()
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
-            #expect(await fiEventually { sink.lines.count >= expected.count })
+            #expect(await eventually { sink.lines.count >= expected.count })
             writeFile(env.inDir + "/big.log", "appended\n", append: true)
-            #expect(await fiEventually { sink.lines.last == "appended" })
+            #expect(await eventually { sink.lines.last == "appended" })
         }
         #expect(sink.lines == expected + ["appended"])
     }
@@ -238,15 +217,15 @@ struct FileInputTests {
         let table1 = try env.table()
         let held = FIRecordingSink(autoAck: false)
         try await fiWithInput(try env.input(o, table: table1), sink: held) {
-            #expect(await fiEventually { held.lines.count >= expected.count })
+            #expect(await eventually { held.lines.count >= expected.count })
         }
         #expect(held.lines == expected)
         try table1.persist(force: true)
         // Session 2: everything unacknowledged is read again — from a line start, not mid-line.
         let sink = FIRecordingSink()
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
-            #expect(await fiEventually { sink.lines.count >= expected.count })
-            await fiSleep(0.2)
+            #expect(await eventually { sink.lines.count >= expected.count })
+            await pause(0.2)
         }
         #expect(sink.lines.first == expected.first, "first line after restart: \(sink.lines.first ?? "none")")
         #expect(sink.lines == expected)
@@ -265,13 +244,13 @@ struct FileInputTests {
         let a = env.inDir + "/a.log", b = env.inDir + "/b.log"
         writeFile(a, text(["one", "two", "three"]))
         try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
-            #expect(await fiEventually { sink.lines.count >= 3 })
-            if idleClosed { #expect(await fiEventually { !fiIsOpenInProcess(a) }) }
+            #expect(await eventually { sink.lines.count >= 3 })
+            if idleClosed { #expect(await eventually { !fiIsOpenInProcess(a) }) }
             #expect(rename(a, b) == 0)
-            await fiSleep(0.7)  // longer than RescanIntervalSec: the new name has been seen
+            await pause(0.7)  // longer than RescanIntervalSec: the new name has been seen
             writeFile(b, "four\n", append: true)
-            #expect(await fiEventually { sink.lines.contains("four") })
-            await fiSleep(0.8)  // a re-read (rescan every 0.5 s) would show up by now
+            #expect(await eventually { sink.lines.contains("four") })
+            await pause(0.8)  // a re-read (rescan every 0.5 s) would show up by now
         }
         #expect(sink.lines == ["one", "two", "three", "four"])
         #expect(sink.events.last?.path == b)
@@ -290,10 +269,10 @@ struct FileInputTests {
         let after = rewriteLarger ? numbered("after", 0..<10, width: 30) : ["x1", "x2"]
         writeFile(a, text(before))
         try await fiWithInput(try env.input(env.options(), table: try env.table(), metrics: metrics), sink: sink) {
-            #expect(await fiEventually { sink.lines.count >= before.count })
+            #expect(await eventually { sink.lines.count >= before.count })
             writeFile(a, text(after))  // O_TRUNC then write
-            #expect(await fiEventually { sink.lines.count >= before.count + after.count })
-            await fiSleep(0.3)
+            #expect(await eventually { sink.lines.count >= before.count + after.count })
+            await pause(0.3)
         }
         #expect(sink.lines == before + after)
         #expect(metrics.truncations.load(ordering: .relaxed) >= 1)
@@ -309,9 +288,9 @@ struct FileInputTests {
         let a = env.inDir + "/a.log"
         writeFile(a, text(["aaaa-1", "aaaa-2"]))
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
-            #expect(await fiEventually { sink.lines.count >= 2 })
+            #expect(await eventually { sink.lines.count >= 2 })
             writeFile(a, text(["bbbb-1", "bbbb-2"]))  // same size, new content (copytruncate + same-size write)
-            #expect(await fiEventually(3) { sink.lines.count >= 4 }, "the rewritten content was never read")
+            #expect(await eventually(3) { sink.lines.count >= 4 }, "the rewritten content was never read")
         }
         #expect(sink.lines == ["aaaa-1", "aaaa-2", "bbbb-1", "bbbb-2"])
     }
@@ -328,7 +307,7 @@ struct FileInputTests {
         try await fiWithInput(try env.input(env.options(), table: table1), sink: sink1) {
             for (i, batch) in [b0, b1, b2].enumerated() {
                 writeFile(a, text(batch), append: true)
-                #expect(await fiEventually { sink1.lines.count >= 3 * (i + 1) })
+                #expect(await eventually { sink1.lines.count >= 3 * (i + 1) })
             }
             #expect(sink1.batchCount == 3)
             sink1.ack(batch: 0)
@@ -342,8 +321,8 @@ struct FileInputTests {
         let table2 = try env.table()
         let sink2 = FIRecordingSink()
         try await fiWithInput(try env.input(env.options(), table: table2), sink: sink2) {
-            #expect(await fiEventually { sink2.lines.count >= 6 })
-            await fiSleep(0.3)
+            #expect(await eventually { sink2.lines.count >= 6 })
+            await pause(0.3)
         }
         #expect(sink2.lines == b1 + b2)
         try table2.persist(force: true)
@@ -351,7 +330,7 @@ struct FileInputTests {
         // Everything is acknowledged now: a third start reads nothing.
         let sink3 = FIRecordingSink()
         try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink3) {
-            await fiSleep(0.5)
+            await pause(0.5)
         }
         #expect(sink3.lines.isEmpty)
     }
@@ -365,19 +344,19 @@ struct FileInputTests {
         let table1 = try env.table()
         let sink1 = FIRecordingSink(autoAck: false)
         try await fiWithInput(try env.input(env.options(), table: table1), sink: sink1) {
-            #expect(await fiEventually { fiIsOpenInProcess(a) })
+            #expect(await eventually { fiIsOpenInProcess(a) })
             writeFile(a, text(["old-1", "old-2"]), append: true)
-            #expect(await fiEventually { sink1.lines.count >= 2 })
+            #expect(await eventually { sink1.lines.count >= 2 })
             #expect(rename(a, a + ".1") == 0)  // rotated: app.log.1 is not matched by *.log
             writeFile(a, text(["new-1"]))
-            #expect(await fiEventually { sink1.lines.count >= 3 })
+            #expect(await eventually { sink1.lines.count >= 3 })
             // The flusher never confirmed any of it (e.g. the sink was down) when we shut down.
         }
         try table1.persist(force: true)
         let sink2 = FIRecordingSink()
         try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink2) {
-            _ = await fiEventually(2) { sink2.lines.count >= 3 }
-            await fiSleep(0.3)
+            _ = await eventually(2) { sink2.lines.count >= 3 }
+            await pause(0.3)
         }
         #expect(Set(sink2.lines) == ["old-1", "old-2", "new-1"], "at-least-once: got \(sink2.lines)")
     }
@@ -393,11 +372,11 @@ struct FileInputTests {
         let a = env.inDir + "/app.log"
         writeFile(a, "first\n")
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
-            #expect(await fiEventually { sink.lines == ["first"] })
-            #expect(await fiEventually { !fiIsOpenInProcess(a) })  // closed as idle
+            #expect(await eventually { sink.lines == ["first"] })
+            #expect(await eventually { !fiIsOpenInProcess(a) })  // closed as idle
             writeFile(a, "last words\n", append: true)
             #expect(rename(a, a + ".1") == 0)
-            #expect(await fiEventually(3) { sink.lines.contains("last words") }, "the line written before the rotation was lost")
+            #expect(await eventually(3) { sink.lines.contains("last words") }, "the line written before the rotation was lost")
         }
         #expect(sink.lines == ["first", "last words"])
     }
@@ -411,15 +390,15 @@ struct FileInputTests {
         let a = env.inDir + "/a.log"
         try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink) {
             #expect(await env.waitStarted())
-            let t0 = fiNow()
+            let t0 = monotonicSeconds()
             fiPlaceAtomically(a, "abc\ndef")
-            #expect(await fiEventually { sink.lines.count >= 1 })
+            #expect(await eventually { sink.lines.count >= 1 })
             #expect(sink.lines == ["abc"], "the unterminated line must wait for the flush timeout")
-            #expect(await fiEventually(3) { sink.lines.count >= 2 })
-            #expect(fiNow() - t0 >= 0.25)
+            #expect(await eventually(3) { sink.lines.count >= 2 })
+            #expect(monotonicSeconds() - t0 >= 0.25)
             writeFile(a, "ghi\n", append: true)
-            #expect(await fiEventually { sink.lines.count >= 3 })
-            await fiSleep(0.4)
+            #expect(await eventually { sink.lines.count >= 3 })
+            await pause(0.4)
         }
         let ev = sink.events
         #expect(ev.map(\.text) == ["abc", "def", "ghi"])
@@ -443,7 +422,7 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
             #expect(await env.waitStarted())
             fiPlaceAtomically(env.inDir + "/long.log", long + "\nafter\n")
-            #expect(await fiEventually { sink.lines.last == "after" })
+            #expect(await eventually { sink.lines.last == "after" })
         }
         let ev = sink.events
         #expect(ev.map { $0.content.count } == [4096, 4096, 1808, 5])
@@ -466,7 +445,7 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
             #expect(await env.waitStarted())
             fiPlaceAtomically(env.inDir + "/long.log", "short\n" + long + "\nafter\n")
-            #expect(await fiEventually { sink.lines.last == "after" })
+            #expect(await eventually { sink.lines.last == "after" })
         }
         let ev = sink.events
         #expect(ev.first?.text == "short")
@@ -488,7 +467,7 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table(), metrics: metrics), sink: sink) {
             #expect(await env.waitStarted())
             fiPlaceAtomically(env.inDir + "/exact.log", line + "\nafter\n")
-            #expect(await fiEventually { sink.lines.last == "after" })
+            #expect(await eventually { sink.lines.last == "after" })
         }
         #expect(sink.events.map { $0.content.count } == [4096, 5])
         #expect(metrics.linesSplit.load(ordering: .relaxed) == 0)
@@ -506,7 +485,7 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
             #expect(await env.waitStarted())
             fiPlaceAtomically(env.inDir + "/gbk.log", zhongwenrizhi + [0x0A] + Array("ascii".utf8) + [0x0A, 0xD6, 0xD0])
-            #expect(await fiEventually(3) { sink.lines.count >= 3 })
+            #expect(await eventually(3) { sink.lines.count >= 3 })
         }
         #expect(sink.lines == ["中文日志", "ascii", "中"])
     }
@@ -526,7 +505,7 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
             #expect(await env.waitStarted())
             fiPlaceAtomically(env.inDir + "/gbk.log", bytes)
-            #expect(await fiEventually { sink.lines.last == "after" })
+            #expect(await eventually { sink.lines.last == "after" })
         }
         let pieces = sink.lines.dropLast().joined()
         let same = pieces == String(repeating: "中", count: 3000)
@@ -545,14 +524,14 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
             #expect(await env.waitStarted())
             writeFile(a, text(["p1", "p2"]))
-            #expect(await fiEventually(3) { sink.lines.count >= 2 })
+            #expect(await eventually(3) { sink.lines.count >= 2 })
             writeFile(a, "p3\n", append: true)
-            #expect(await fiEventually(3) { sink.lines.count >= 3 })
+            #expect(await eventually(3) { sink.lines.count >= 3 })
             #expect(rename(a, a + ".1") == 0)
             writeFile(a + ".1", "p4-late\n", append: true)  // written by the app just after the rename
             writeFile(a, "n1\n")
-            #expect(await fiEventually(3) { sink.lines.count >= 5 })
-            await fiSleep(0.8)
+            #expect(await eventually(3) { sink.lines.count >= 5 })
+            await pause(0.8)
         }
         #expect(sink.lines.filter { $0.hasPrefix("p") } == ["p1", "p2", "p3", "p4-late"])
         #expect(sink.lines.filter { $0.hasPrefix("n") } == ["n1"])
@@ -580,8 +559,8 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
             #expect(await env.waitStarted())
             for (p, _) in files("late") { writeFile(p, "line of \(p)\n") }
-            #expect(await fiEventually { sink.lines.count >= 4 })
-            await fiSleep(0.8)
+            #expect(await eventually { sink.lines.count >= 4 })
+            await pause(0.8)
         }
         let expected = (files("early").merging(files("late")) { $1 }).filter(\.value).keys.map { "line of \($0)" }
         #expect(Set(sink.lines) == Set(expected))
@@ -604,11 +583,11 @@ struct FileInputTests {
         try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
             #expect(await env.waitStarted())
             _ = env.tmp.sub("in/n"); _ = env.tmp.sub("in/n/m"); _ = env.tmp.sub("in/n/m/o")
-            await fiSleep(0.1)
+            await pause(0.1)
             for (p, _) in late { writeFile(p, "\(p)\n") }
             let want = early.merging(late) { $1 }.filter { $0.value <= depth }.count
-            #expect(await fiEventually { sink.lines.count >= want })
-            await fiSleep(0.8)
+            #expect(await eventually { sink.lines.count >= want })
+            await pause(0.8)
         }
         let expected = Set(early.merging(late) { $1 }.filter { $0.value <= depth }.keys)
         #expect(Set(sink.lines) == expected)
@@ -626,20 +605,20 @@ struct FileInputTests {
         let table1 = try env.table()
         let sink1 = FIRecordingSink(autoAck: false)
         try await fiWithInput(try env.input(env.options(), table: table1), sink: sink1) {
-            #expect(await fiEventually { fiIsOpenInProcess(a) })
+            #expect(await eventually { fiIsOpenInProcess(a) })
             writeFile(a, text(["old-1", "old-2"]), append: true)
-            #expect(await fiEventually { sink1.batchCount == 1 })  // batch 0: held
+            #expect(await eventually { sink1.batchCount == 1 })  // batch 0: held
             #expect(rename(a, away) == 0)                          // rotated away: no longer matched
-            #expect(await fiEventually { !fiIsOpenInProcess(away) })  // drained and released
+            #expect(await eventually { !fiIsOpenInProcess(away) })  // drained and released
             writeFile(away, "new-1\n", append: true)
             #expect(rename(away, a) == 0)                          // and back: followed again
-            #expect(await fiEventually { sink1.lines.contains("new-1") })  // batch 1: held
+            #expect(await eventually { sink1.lines.contains("new-1") })  // batch 1: held
             sink1.ack(batch: 0)  // only the batch from before the release is delivered
         }
         try table1.persist(force: true)
         let sink2 = FIRecordingSink()
         try await fiWithInput(try env.input(env.options(), table: try env.table()), sink: sink2) {
-            _ = await fiEventually(2) { sink2.lines.contains("new-1") }
+            _ = await eventually(2) { sink2.lines.contains("new-1") }
         }
         let offsets = try env.table().entries.map(\.offset)
         #expect(sink2.lines.contains("new-1"), "new-1 was never acknowledged but is not read again: \(sink2.lines), checkpoint \(offsets)")

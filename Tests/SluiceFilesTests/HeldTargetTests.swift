@@ -24,15 +24,15 @@ struct HeldTargetTests {
         try await fiWithInput(input, sink: sink) {
             input.setDynamicTargets([try target(env, key: "c1", dir: dir, hold: true, tag: "partial")])
             writeFile(dir + "/0.log", "a\nb\n")
-            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            #expect(await eventually { fiIsOpenInProcess(dir + "/0.log") })
             appendFile(dir + "/0.log", "c\n")
-            await fiSleep(0.4)
+            await pause(0.4)
             #expect(sink.lines.isEmpty, "a held file must not be read")
             // Deleted while held: still read through the held descriptor once released.
             unlink(dir + "/0.log")
-            await fiSleep(0.2)
+            await pause(0.2)
             input.setDynamicTargets([try target(env, key: "c1", dir: dir, tag: "complete")])
-            #expect(await fiEventually { sink.lines.count >= 3 })
+            #expect(await eventually { sink.lines.count >= 3 })
         }
         #expect(sink.lines == ["a", "b", "c"])
     }
@@ -47,9 +47,9 @@ struct HeldTargetTests {
         try await fiWithInput(input, sink: sink) {
             input.setDynamicTargets([try target(env, key: "c2", dir: dir, hold: true)])
             writeFile(dir + "/0.log", "x\ny\n")
-            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            #expect(await eventually { fiIsOpenInProcess(dir + "/0.log") })
             input.setDynamicTargets([])
-            #expect(await fiEventually { sink.lines.count >= 2 })
+            #expect(await eventually { sink.lines.count >= 2 })
         }
         #expect(sink.lines == ["x", "y"])
     }
@@ -64,14 +64,14 @@ struct HeldTargetTests {
         try await fiWithInput(input, sink: sink) {
             input.setDynamicTargets([try target(env, key: "c3", dir: dir, hold: true)])
             writeFile(dir + "/0.log", "secret\n")
-            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            #expect(await eventually { fiIsOpenInProcess(dir + "/0.log") })
             input.setDynamicTargets([try target(env, key: "c3", dir: dir, discard: true)])
-            #expect(await fiEventually { !fiIsOpenInProcess(dir + "/0.log") })
+            #expect(await eventually { !fiIsOpenInProcess(dir + "/0.log") })
             writeFile(dir + "/1.log", "more\n")
-            await fiSleep(0.5)
+            await pause(0.5)
             #expect(!fiIsOpenInProcess(dir + "/1.log"))
             input.setDynamicTargets([])
-            await fiSleep(0.5)
+            await pause(0.5)
         }
         #expect(sink.lines.isEmpty)
     }
@@ -86,11 +86,11 @@ struct HeldTargetTests {
         try await fiWithInput(input, sink: sink) {
             input.setDynamicTargets([try target(env, key: "log:c4", dir: dir, hold: true, tag: "old")])
             writeFile(dir + "/0.log", "one\ntwo\n")
-            #expect(await fiEventually { fiIsOpenInProcess(dir + "/0.log") })
+            #expect(await eventually { fiIsOpenInProcess(dir + "/0.log") })
             unlink(dir + "/0.log")
-            await fiSleep(0.2)
+            await pause(0.2)
             input.setDynamicTargets([try target(env, key: "id:c4", dir: dir, tag: "new")])
-            #expect(await fiEventually { sink.lines.count >= 2 })
+            #expect(await eventually { sink.lines.count >= 2 })
         }
         #expect(sink.lines == ["one", "two"])
     }

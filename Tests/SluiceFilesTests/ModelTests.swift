@@ -231,7 +231,7 @@ private final class ModelRun {
             try await fiWithInput(input, sink: sink) {
                 // The first scan opens every file that exists; until it has, the checkpoint
                 // table still holds what the previous session persisted.
-                let scanned = await fiEventually(5) { metrics.filesOpened.load(ordering: .relaxed) >= existing }
+                let scanned = await eventually(5) { metrics.filesOpened.load(ordering: .relaxed) >= existing }
                 if !scanned { violation("the first scan did not open the \(existing) existing files within 5 s") }
                 while step < steps {
                     step += 1
@@ -364,7 +364,7 @@ private final class ModelRun {
     func pause() async {
         let ms = rng.chance(0.1) ? rng.int(350...700) : rng.int(0...20)
         log("sleep \(ms) ms")
-        await fiSleep(Double(ms) / 1000)
+        await SluiceTesting.pause(Double(ms) / 1000)
     }
 
     /// Waits until the input holds the slot's current file open (or, with idle closing, has it
@@ -373,7 +373,7 @@ private final class ModelRun {
         guard let st = fiStat(slots[slot].path) else { return false }
         let fd = slots[slot].fd
         let path = slots[slot].path
-        let ok = await fiEventually(3) {
+        let ok = await eventually(3) {
             fiIsOpenInProcess(dev: st.dev, inode: st.inode, excluding: [fd])
                 || (idleClosing && tracked(path: path, dev: st.dev, inode: st.inode))
         }
@@ -390,12 +390,12 @@ private final class ModelRun {
     /// Waits until `condition` holds, as long as the input keeps delivering (gives up after 1.5 s
     /// without a new batch — longer than the rescan and poll intervals — or 10 s in all).
     func waitWhileProgressing(_ condition: () -> Bool) async -> Bool {
-        let start = fiNow()
+        let start = monotonicSeconds()
         var seen = processed
         var lastChange = start
         while true {
             if condition() { return true }
-            let now = fiNow()
+            let now = monotonicSeconds()
             if processed != seen {
                 seen = processed
                 lastChange = now
@@ -473,7 +473,7 @@ private final class ModelRun {
             // out the same inode again.
             let old = streams[st].inode
             let dev = fiStat(env.inDir)?.dev ?? 0
-            let released = await fiEventually(3) { !fiIsOpenInProcess(dev: dev, inode: old) }
+            let released = await eventually(3) { !fiIsOpenInProcess(dev: dev, inode: old) }
             append(slot)
             log("  re-created \(name(slot)) after the input \(released ? "released" : "still held") the old one: inode \(streams[slots[slot].stream].inode == old ? "reused" : "new")")
         }
@@ -653,7 +653,7 @@ private final class ModelRun {
             return self.lines.values.allSatisfy { $0.optional || $0.acked }
         }
         if !done { log("final: not everything arrived (no progress for 1.5 s)") }
-        await fiSleep(0.6)  // duplicates or strays would show up now
+        await SluiceTesting.pause(0.6)  // duplicates or strays would show up now
         log("final: stop")
     }
 
@@ -677,7 +677,7 @@ struct FileInputModelTests {
     @Test("Random append / rotate / copytruncate / truncate / delete / restart sequences agree with the model")
     func randomSequences() async throws {
         let base = envValue("SLUICE_MODEL_SEED").flatMap { UInt64($0) }
-            ?? (UInt64(fiNow() * 1e9) ^ (UInt64(getpid()) << 32))
+            ?? (UInt64(monotonicSeconds() * 1e9) ^ (UInt64(getpid()) << 32))
         let count = envValue("SLUICE_MODEL_SEQUENCES").flatMap { Int($0) } ?? 30
         let steps = envValue("SLUICE_MODEL_STEPS").flatMap { Int($0) } ?? 40
         let only = envValue("SLUICE_MODEL_ONLY").flatMap { Int($0) }
@@ -686,7 +686,7 @@ struct FileInputModelTests {
         let strictRotated = envValue("SLUICE_MODEL_STRICT_ROTATED") == "1"
         let parallel = max(1, envValue("SLUICE_MODEL_PARALLEL").flatMap { Int($0) } ?? 3)
         print("input_file model test: SLUICE_MODEL_SEED=\(base) (\(count) sequences × \(steps) steps, \(parallel) at a time)")
-        let t0 = fiNow()
+        let t0 = monotonicSeconds()
         let indices = (0..<count).filter { only == nil || only == $0 }
         var failed = 0
         // Sequences are independent (own directory, input and sink) and mostly wait: run a few at once.
@@ -698,9 +698,9 @@ struct FileInputModelTests {
                 next += 1
                 group.addTask {
                     let run = ModelRun(index: i, seed: mixSeed(base &+ UInt64(i)), steps: steps, idleClose: idleClose, strictRotated: strictRotated)
-                    let t = fiNow()
+                    let t = monotonicSeconds()
                     let report = try await run.run()
-                    var summary = "sequence \(i): \(run.configDescription), \(run.nextId - 1) lines, \(run.session + 1) sessions, \(Int((fiNow() - t) * 1000)) ms"
+                    var summary = "sequence \(i): \(run.configDescription), \(run.nextId - 1) lines, \(run.session + 1) sessions, \(Int((monotonicSeconds() - t) * 1000)) ms"
                     if verbose { summary += "\n  " + run.opLog.joined(separator: "\n  ") }
                     return (i, report, summary)
                 }
@@ -715,6 +715,6 @@ struct FileInputModelTests {
                 }
             }
         }
-        print("input_file model test: \(failed) of \(indices.count) sequences failed, \(Int((fiNow() - t0) * 1000)) ms; SLUICE_MODEL_SEED=\(base)")
+        print("input_file model test: \(failed) of \(indices.count) sequences failed, \(Int((monotonicSeconds() - t0) * 1000)) ms; SLUICE_MODEL_SEED=\(base)")
     }
 }

@@ -1,3 +1,5 @@
+import SluiceTesting
+import SluiceSystem
 import Glibc
 import Foundation
 import GRPCCore
@@ -41,19 +43,19 @@ struct CRIIntegrationTests {
                     ])
                 let app = pod.containers[0]
                 let job = pod.containers[1]
-                #expect(await criEventually(10) {
+                #expect(await eventually(10) {
                     ((try? String(contentsOfFile: app.logPath, encoding: .utf8)) ?? "").contains("started")
                         && FileManager.default.fileExists(atPath: dataDir + "/x")
                 })
                 // The job exits by itself.
-                #expect(await criEventually(10) {
+                #expect(await eventually(10) {
                     (try? await client.containerStatus(id: job.id, verbose: false).status.state) == .containerExited
                 })
                 #expect(FileManager.default.fileExists(atPath: app.symlink))
 
-                let t0 = criNow()
+                let t0 = Sys.monotonicNanos()
                 let all = try await client.listAll(runtime: .containerd)
-                print("    listAll (1 pod, 2 containers, verbose status + snapshot mounts): \(criFormat(criMillis(criNow() - t0))) ms")
+                print("    listAll (1 pod, 2 containers, verbose status + snapshot mounts): \(criFormat(criMillis(Sys.monotonicNanos() - t0))) ms")
 
                 let info = try #require(all.first { $0.id == app.id })
                 #expect(!info.isSandbox)
@@ -142,7 +144,7 @@ struct CRIIntegrationTests {
                 var durations: [Double] = []
                 let ids = try await client.listContainers().map(\.id)
                 for i in 0..<1000 {
-                    let t0 = criNow()
+                    let t0 = Sys.monotonicNanos()
                     do {
                         if i % 2 == 0 {
                             _ = try await client.listContainers()
@@ -152,7 +154,7 @@ struct CRIIntegrationTests {
                     } catch {
                         failures.append("call \(i): \(error)")
                     }
-                    durations.append(criMillis(criNow() - t0))
+                    durations.append(criMillis(Sys.monotonicNanos() - t0))
                 }
                 print("    1000 calls on one connection (list / verbose status): \(failures.count) failures; p50 \(criFormat(criPercentile(durations, 50))) ms, p99 \(criFormat(criPercentile(durations, 99))) ms, max \(criFormat(durations.max() ?? 0)) ms")
                 #expect(failures.isEmpty, "\(failures.prefix(3))")
@@ -189,7 +191,7 @@ struct CRIIntegrationTests {
         let watcher = CRIRegistryWatcher(registry: registry)
         let watchTask = Task { await watcher.run() }
         defer { watchTask.cancel() }
-        #expect(await criEventually(10) { source.status.syncs >= 1 })
+        #expect(await eventually(10) { source.status.syncs >= 1 })
 
         let config = CRIClientConfig(socketPath: daemon.socket)
         var created: [CRIKubeletPod] = []
@@ -204,7 +206,7 @@ struct CRIIntegrationTests {
                     containers: [CRIContainerSpec(name: "c", command: ["/bin/sh", "-c", "echo hi; exec sleep 3600"], env: ["N": "\(i)"])])
                 let c = pod.containers[0]
                 watcher.watch(c.id)
-                #expect(await criEventually(5) { watcher.complete(c.id) != nil }, "pod \(i) complete in the registry")
+                #expect(await eventually(5) { watcher.complete(c.id) != nil }, "pod \(i) complete in the registry")
                 created.append(pod)
             }
             let mode = source.status.mode
@@ -230,19 +232,19 @@ struct CRIIntegrationTests {
             }
 
             // Pods deleted by the kubelet leave the registry within a poll.
-            let t0 = criNow()
+            let t0 = Sys.monotonicNanos()
             for pod in created { try await kubelet.deletePod(pod) }
-            let gone = await criEventually(5) {
+            let gone = await eventually(5) {
                 created.allSatisfy { criIsGone(registry, $0.containers[0].id) && criIsGone(registry, $0.sandboxID) }
             }
             #expect(gone)
-            print("      \(pods) pods deleted → all gone from the registry in \(criFormat(criMillis(criNow() - t0))) ms")
+            print("      \(pods) pods deleted → all gone from the registry in \(criFormat(criMillis(Sys.monotonicNanos() - t0))) ms")
         }
         // Cancellation stops the source promptly.
-        let t0 = criNow()
+        let t0 = Sys.monotonicNanos()
         task.cancel()
         await task.value
-        let stopMs = criMillis(criNow() - t0)
+        let stopMs = criMillis(Sys.monotonicNanos() - t0)
         print("      cancel → run returned in \(criFormat(stopMs)) ms")
         #expect(stopMs < 2000)
         #expect(logs.count(atLeast: .warning) == 0, "no warnings: \(logs.entries.filter { $0.level >= .warning }.map(\.message))")
@@ -259,21 +261,21 @@ struct CRIIntegrationTests {
             let task = Task { await source.run(registry: registry) }
             let watcher = CRIRegistryWatcher(registry: registry)
             let watchTask = Task { await watcher.run() }
-            #expect(await criEventually(10) { source.status.syncs >= 1 })
+            #expect(await eventually(10) { source.status.syncs >= 1 })
             var seen = 0
             let total = 5
             try await CRIClient.with(CRIClientConfig(socketPath: daemon.socket)) { client in
                 let kubelet = TestKubelet(client: client, podLogRoot: daemon.podLogRoot, containersDir: daemon.containersDir)
                 for i in 0..<total {
-                    let t0 = criNow()
+                    let t0 = Sys.monotonicNanos()
                     let pod = try await kubelet.runPod(
                         name: "short-\(i)", namespace: "jobs",
                         containers: [CRIContainerSpec(name: "c", command: ["/bin/sh", "-c", "echo quick"])])
                     watcher.watch(pod.containers[0].id)
-                    let elapsed = criMillis(criNow() - t0)
+                    let elapsed = criMillis(Sys.monotonicNanos() - t0)
                     if elapsed < 300 { try? await Task.sleep(for: .milliseconds(Int(300 - elapsed))) }
                     try await kubelet.deletePod(pod)
-                    let took = criMillis(criNow() - t0)
+                    let took = criMillis(Sys.monotonicNanos() - t0)
                     try? await Task.sleep(for: .milliseconds(200))
                     if let info = watcher.seenInfo(pod.containers[0].id), info.kubernetes?.podName == pod.name,
                        info.kubernetes?.namespace == "jobs", info.kubernetes?.podUID == pod.uid,
@@ -315,7 +317,7 @@ struct CRIIntegrationTests {
 
         // The runtime appears: the source connects by itself.
         let daemon: CRIContainerd
-        let tStart = criNow()
+        let tStart = Sys.monotonicNanos()
         do {
             daemon = try await CRIContainerd.start(dir: dir)
         } catch {
@@ -323,15 +325,15 @@ struct CRIIntegrationTests {
             await task.value
             throw error
         }
-        #expect(await criEventually(10) { source.status.syncs >= 1 })
-        print("    containerd started (with image import) → source connected and listed within \(criFormat(criMillis(criNow() - tStart))) ms")
+        #expect(await eventually(10) { source.status.syncs >= 1 })
+        print("    containerd started (with image import) → source connected and listed within \(criFormat(criMillis(Sys.monotonicNanos() - tStart))) ms")
         #expect(logs.count(.info, containing: "The CRI runtime socket appeared.") == 1)
         #expect(source.kind == .containerd)
         #expect(source.status.absentReports == 1)
-        let t1 = criNow()
+        let t1 = Sys.monotonicNanos()
         task.cancel()
         await task.value
-        #expect(criMillis(criNow() - t1) < 2000)
+        #expect(criMillis(Sys.monotonicNanos() - t1) < 2000)
         await daemon.cleanup()
     }
 
@@ -346,7 +348,7 @@ struct CRIIntegrationTests {
             let task = Task { await source.run(registry: registry) }
             let watcher = CRIRegistryWatcher(registry: registry)
             let watchTask = Task { await watcher.run() }
-            #expect(await criEventually(10) { source.status.syncs >= 1 })
+            #expect(await eventually(10) { source.status.syncs >= 1 })
             let config = CRIClientConfig(socketPath: daemon.socket)
 
             let podA = try await CRIClient.with(config) { client in
@@ -354,24 +356,24 @@ struct CRIIntegrationTests {
                     .runPod(name: "before", containers: [CRIContainerSpec(name: "c", command: ["/bin/sh", "-c", "exec sleep 3600"])])
             }
             watcher.watch(podA.containers[0].id)
-            #expect(await criEventually(5) { watcher.complete(podA.containers[0].id) != nil })
+            #expect(await eventually(5) { watcher.complete(podA.containers[0].id) != nil })
             let sessionsBefore = source.status.sessions
 
             // Restart containerd under the source's feet (its event stream is open).
-            let tDown = criNow()
+            let tDown = Sys.monotonicNanos()
             await daemon.stopDaemon()
-            #expect(await criEventually(5) { !source.status.connected })
+            #expect(await eventually(5) { !source.status.connected })
             try await daemon.startDaemon()
-            let tUp = criNow()
-            #expect(await criEventually(10) { source.status.connected && source.status.sessions > sessionsBefore })
-            print("    containerd down for \(criFormat(criMillis(tUp - tDown))) ms; source reconnected \(criFormat(criMillis(criNow() - tUp))) ms after it was back (sessions \(source.status.sessions), failures \(source.status.failures))")
+            let tUp = Sys.monotonicNanos()
+            #expect(await eventually(10) { source.status.connected && source.status.sessions > sessionsBefore })
+            print("    containerd down for \(criFormat(criMillis(tUp - tDown))) ms; source reconnected \(criFormat(criMillis(Sys.monotonicNanos() - tUp))) ms after it was back (sessions \(source.status.sessions), failures \(source.status.failures))")
 
             let podB = try await CRIClient.with(config) { client in
                 try await TestKubelet(client: client, podLogRoot: daemon.podLogRoot, containersDir: daemon.containersDir)
                     .runPod(name: "after", containers: [CRIContainerSpec(name: "c", command: ["/bin/sh", "-c", "exec sleep 3600"])])
             }
             watcher.watch(podB.containers[0].id)
-            #expect(await criEventually(5) { watcher.complete(podB.containers[0].id) != nil })
+            #expect(await eventually(5) { watcher.complete(podB.containers[0].id) != nil })
             // The pod from before the restart is still there, with its metadata.
             #expect(registry.lookup(id: podA.containers[0].id)?.kubernetes?.podName == "before")
             #expect(registry.lookup(id: podA.containers[0].id)?.pid ?? 0 > 0)
@@ -417,7 +419,7 @@ final class CRIRegistryWatcher: Sendable {
     /// Registers ids the source already reported before `watch` was called (the first sighting
     /// is also taken from `discoveredAt` when earlier).
     private func poll() {
-        let now = criNow()
+        let now = Sys.monotonicNanos()
         let ids = records.withLock { r in r.filter { $0.value.complete == nil }.map(\.key) }
         for id in ids {
             guard let info = registry.lookup(id: id) else { continue }

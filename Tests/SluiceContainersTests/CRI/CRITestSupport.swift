@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SluiceTesting
 import SluiceSystem
 import Glibc
 #endif
@@ -36,19 +37,7 @@ func criWhich(_ tool: String) -> String? {
     return nil
 }
 
-func criNow() -> Int64 { Sys.monotonicNanos() }
-
 func criMillis(_ ns: Int64) -> Double { Double(ns) / 1e6 }
-
-/// Polls `condition` every 5 ms until it holds or `timeout` seconds pass.
-func criEventually(_ timeout: Double, _ condition: () async -> Bool) async -> Bool {
-    let deadline = criNow() + Int64(timeout * 1e9)
-    while criNow() < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return await condition()
-}
 
 /// Nearest-rank percentile of `values` (ms).
 func criPercentile(_ values: [Double], _ p: Double) -> Double {
@@ -367,7 +356,7 @@ final class CRIContainerd: @unchecked Sendable {
                                ["--config", dir + "/config.toml"], log: dir + "/containerd.log")
         lock.withLock { $0 = pid }
         let config = CRIClientConfig(socketPath: socket, callTimeout: .seconds(2))
-        let ok = await criEventually(20) {
+        let ok = await eventually(20) {
             guard CRIRootfs.exists(self.socket) else { return false }
             return (try? await CRIClient.with(config) { try await $0.version() }) != nil
         }
@@ -379,9 +368,9 @@ final class CRIContainerd: @unchecked Sendable {
     func stopDaemon() async {
         guard let pid = lock.withLock({ $0 }) else { return }
         kill(pid, SIGTERM)
-        if !(await criEventually(10) { criReap(pid) }) {
+        if !(await eventually(10) { criReap(pid) }) {
             kill(pid, SIGKILL)
-            _ = await criEventually(5) { criReap(pid) }
+            _ = await eventually(5) { criReap(pid) }
         }
         lock.withLock { $0 = nil }
     }

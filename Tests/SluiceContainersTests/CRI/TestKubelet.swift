@@ -1,3 +1,5 @@
+import SluiceTesting
+import SluiceSystem
 import Glibc
 import Foundation
 import SluiceContainers
@@ -100,7 +102,7 @@ struct TestKubelet: Sendable {
         config.linux = .with {
             $0.securityContext = .with { $0.namespaceOptions = Self.hostNamespaces() }
         }
-        let runCalled = criNow()
+        let runCalled = Sys.monotonicNanos()
         let sandboxID = try await client.runtime.runPodSandbox(.with { $0.config = config }).podSandboxID
         var pod = CRIKubeletPod(
             sandboxID: sandboxID, name: name, namespace: namespace, uid: uid, logDir: logDir, config: config,
@@ -143,20 +145,20 @@ struct TestKubelet: Sendable {
         c.linux = .with {
             $0.securityContext = .with { $0.namespaceOptions = Self.hostNamespaces() }
         }
-        let createCalled = criNow()
+        let createCalled = Sys.monotonicNanos()
         let id = try await client.runtime.createContainer(.with {
             $0.podSandboxID = pod.sandboxID
             $0.config = c
             $0.sandboxConfig = pod.config
         }).containerID
-        let created = criNow()
+        let created = Sys.monotonicNanos()
         let logPath = "\(pod.logDir)/\(spec.name)/\(spec.attempt).log"
         let link = "\(containersDir)/\(pod.name)_\(pod.namespace)_\(spec.name)-\(id).log"
         unlink(link)
         symlink(logPath, link)
-        let startCalled = criNow()
+        let startCalled = Sys.monotonicNanos()
         _ = try await client.runtime.startContainer(.with { $0.containerID = id })
-        let started = criNow()
+        let started = Sys.monotonicNanos()
         return CRIKubeletContainer(
             id: id, name: spec.name, attempt: spec.attempt, logPath: logPath, symlink: link,
             createCalled: createCalled, created: created, startCalled: startCalled, started: started)

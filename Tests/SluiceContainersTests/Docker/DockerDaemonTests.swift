@@ -1,5 +1,6 @@
 // Against a REAL dockerd started by DockerHarness (root only): lifecycle, Kubernetes names,
 // discovery latency, daemon absent at first, daemon restarted mid-stream.
+import SluiceTesting
 import Glibc
 import Foundation
 import Logging
@@ -56,7 +57,7 @@ struct DockerDaemonTests {
             let run = DKSourceRun(dkTestSource(h, logs), registry: registry)
 
             // Initial list + inspect.
-            #expect(await dkEventually { dkInfo(registry, preID)?.state == .created })
+            #expect(await eventually { dkInfo(registry, preID)?.state == .created })
             #expect(dkInfo(registry, preID)?.name == "pre1")
 
             let bind = h.dir + "/bind"
@@ -65,7 +66,7 @@ struct DockerDaemonTests {
                 "create", "--name", "life1", "--network", "none", "-e", "FOO=bar", "-e", "EMPTY=", "-l", "app=web", "-l", "team=core",
                 "-v", "\(bind):/data", DockerHarness.imageName, "sh", "-c", "echo hello; sleep 30",
             ])
-            #expect(await dkEventually { dkInfo(registry, id)?.state == .created })
+            #expect(await eventually { dkInfo(registry, id)?.state == .created })
             let created = try #require(dkInfo(registry, id))
             #expect(created.name == "life1")
             #expect(created.image == DockerHarness.imageName)
@@ -82,7 +83,7 @@ struct DockerDaemonTests {
             #expect(created.discoveredAt > 0)
 
             try await h.dockerOK(["start", "life1"])
-            #expect(await dkEventually { dkInfo(registry, id)?.state == .running })
+            #expect(await eventually { dkInfo(registry, id)?.state == .running })
             let running = try #require(dkInfo(registry, id))
             #expect(running.pid > 0 && kill(pid_t(running.pid), 0) == 0, "pid \(running.pid)")
             #expect(running.startedAt >= running.createdAt)
@@ -91,20 +92,20 @@ struct DockerDaemonTests {
             }
             // Docker sets LogPath when the container starts.
             #expect(running.logPath.hasPrefix(h.dir + "/data/containers/\(id)/"), "LogPath \(running.logPath)")
-            #expect(await dkEventually(5) { dkFileExists(running.logPath) }, "LogPath \(running.logPath)")
+            #expect(await eventually(5) { dkFileExists(running.logPath) }, "LogPath \(running.logPath)")
 
             try await h.dockerOK(["rename", "life1", "life1b"])
-            #expect(await dkEventually { dkInfo(registry, id)?.name == "life1b" })
+            #expect(await eventually { dkInfo(registry, id)?.name == "life1b" })
 
             try await h.dockerOK(["kill", "life1b"])
-            #expect(await dkEventually { dkInfo(registry, id)?.state == .exited })
+            #expect(await eventually { dkInfo(registry, id)?.state == .exited })
             let exited = try #require(dkInfo(registry, id))
             #expect(exited.pid == 0 && exited.finishedAt >= exited.startedAt)
 
             try await h.dockerOK(["rm", "life1b"])
-            #expect(await dkEventually { dkInfo(registry, id) == nil })
+            #expect(await eventually { dkInfo(registry, id) == nil })
             // The recorder consumes the subscription on its own task: let it catch up.
-            _ = await dkEventually(5) { recorder.events(for: id).last.map { "\($0.kind)".hasPrefix("removed") } == true }
+            _ = await eventually(5) { recorder.events(for: id).last.map { "\($0.kind)".hasPrefix("removed") } == true }
 
             let kinds = recorder.events(for: id).map { "\($0.kind):\($0.info.state.rawValue):\($0.info.name)" }
             dkSay("lifecycle registry events for life1: \(kinds)")
@@ -134,7 +135,7 @@ struct DockerDaemonTests {
             let logs = DKLogStore()
             let registry = ContainerRegistry(logger: Logger(label: "test"))
             let run = DKSourceRun(dkTestSource(h, logs), registry: registry)
-            #expect(await dkEventually { dkInfo(registry, sandbox) != nil })
+            #expect(await eventually { dkInfo(registry, sandbox) != nil })
 
             let byName = try await h.dockerOK(["create", "--name", "k8s_app_mypod_ns1_uid-1_0", "--network", "none",
                                                DockerHarness.imageName, "sleep", "30"])
@@ -145,7 +146,7 @@ struct DockerDaemonTests {
                 DockerHarness.imageName, "sleep", "30",
             ])
             let plain = try await h.dockerOK(["create", "--name", "plain", "--network", "none", DockerHarness.imageName, "true"])
-            #expect(await dkEventually {
+            #expect(await eventually {
                 dkInfo(registry, byName) != nil && dkInfo(registry, byLabels) != nil && dkInfo(registry, plain) != nil
             })
 
@@ -180,11 +181,11 @@ struct DockerDaemonTests {
             source.endpoint = endpoint
             let run = DKSourceRun(source, registry: registry)
             let pre = try await h.dockerOK(["create", "--name", "over-tcp-1", "--network", "none", DockerHarness.imageName, "true"])
-            #expect(await dkEventually { dkInfo(registry, pre) != nil })
+            #expect(await eventually { dkInfo(registry, pre) != nil })
             let id = try await h.dockerOK(["run", "-d", "--name", "over-tcp-2", "--network", "none", DockerHarness.imageName, "sleep", "5"])
-            #expect(await dkEventually { dkInfo(registry, id)?.state == .running })
+            #expect(await eventually { dkInfo(registry, id)?.state == .running })
             try await h.dockerOK(["rm", "-f", id])
-            #expect(await dkEventually { dkInfo(registry, id) == nil })
+            #expect(await eventually { dkInfo(registry, id) == nil })
             #expect(logs.count(.warning, containing: "") == 0, "\(logs.dump)")
             _ = await run.stop()
         }
@@ -196,7 +197,7 @@ struct DockerDaemonTests {
             let registry = ContainerRegistry(logger: Logger(label: "test"))
             let recorder = DKRecorder(registry)
             let run = DKSourceRun(dkTestSource(h, logs), registry: registry)
-            #expect(await dkEventually { logs.count(.info, containing: "Docker connected") == 1 })
+            #expect(await eventually { logs.count(.info, containing: "Docker connected") == 1 })
             // A second, raw /events watcher, to split the latency into daemon / delivery / Sluice parts.
             let watcher = DockerClient(endpoint: h.endpoint)
             let raw = DKRawEvents()
@@ -216,7 +217,7 @@ struct DockerDaemonTests {
                                                "sh", "-c", "echo hello \(i); sleep 3"])
                 started.append((id, dkWallNanos()))
             }
-            #expect(await dkEventually(20) {
+            #expect(await eventually(20) {
                 started.allSatisfy { s in recorder.events(for: s.id).contains { $0.info.state == .running } }
             })
 
@@ -262,11 +263,11 @@ struct DockerDaemonTests {
             #expect(p99 <= 250, "p99 \(p99) ms")  // loose bound against a loaded CI machine; the figure is printed above
 
             // Containers exit; then all are removed at once (a burst of destroy events).
-            #expect(await dkEventually(20) {
+            #expect(await eventually(20) {
                 started.allSatisfy { s in recorder.events(for: s.id).contains { $0.info.state == .exited } }
             })
             try await h.dockerOK(["rm", "-f"] + started.map(\.id))
-            #expect(await dkEventually(20) {
+            #expect(await eventually(20) {
                 var all = true
                 for s in started where dkInfo(registry, s.id) != nil { all = false }
                 return all
@@ -289,7 +290,7 @@ struct DockerDaemonTests {
 
             try await h.start()
             let id = try await h.dockerOK(["create", "--name", "late", "--network", "none", DockerHarness.imageName, "true"])
-            #expect(await dkEventually(10) { dkInfo(registry, id)?.name == "late" })
+            #expect(await eventually(10) { dkInfo(registry, id)?.name == "late" })
             #expect(logs.count(.info, containing: "Docker connected") == 1)
             #expect(logs.count(.info, containing: "Docker not available") == 1, "\(logs.dump)")
             let stop = await run.stop()
@@ -304,7 +305,7 @@ struct DockerDaemonTests {
             let run = DKSourceRun(dkTestSource(h, logs), registry: registry)
             let before = try await h.dockerOK(["create", "--name", "before", "--network", "none", DockerHarness.imageName, "true"])
             let kept = try await h.dockerOK(["create", "--name", "kept", "--network", "none", DockerHarness.imageName, "true"])
-            #expect(await dkEventually { dkInfo(registry, before) != nil && dkInfo(registry, kept) != nil })
+            #expect(await eventually { dkInfo(registry, before) != nil && dkInfo(registry, kept) != nil })
 
             // Stop dockerd under the open /events stream. While the source cannot see it (the daemon runs on
             // another socket), create one container and remove another: no event reaches the source.
@@ -319,12 +320,12 @@ struct DockerDaemonTests {
             #expect(dkInfo(registry, before) != nil)
 
             try await h.startDaemon()
-            #expect(await dkEventually(15) { dkInfo(registry, whileDown)?.name == "while-down" }, "\(logs.dump)")
-            #expect(await dkEventually(5) { dkInfo(registry, before) == nil })
+            #expect(await eventually(15) { dkInfo(registry, whileDown)?.name == "while-down" }, "\(logs.dump)")
+            #expect(await eventually(5) { dkInfo(registry, before) == nil })
             #expect(dkInfo(registry, kept) != nil)
             // And the new stream works.
             let after = try await h.dockerOK(["create", "--name", "after", "--network", "none", DockerHarness.imageName, "true"])
-            #expect(await dkEventually { dkInfo(registry, after) != nil })
+            #expect(await eventually { dkInfo(registry, after) != nil })
 
             #expect(logs.count(.info, containing: "Docker connected") == 2, "\(logs.dump)")
             #expect(logs.count(.info, containing: "events stream ended") + logs.count(.warning, containing: "") >= 1, "\(logs.dump)")

@@ -1,5 +1,7 @@
 // Fault cases against fake servers on Unix sockets (no daemon, no root needed): a socket that
 // accepts and hangs, HTTP 500, malformed JSON, garbage in the /events stream, recovery.
+import SluiceTesting
+import SluiceSystem
 import Glibc
 import Foundation
 import Logging
@@ -49,9 +51,9 @@ struct DockerFaultTests {
 
         // The client gives up after its timeout.
         let client = DockerClient(endpoint: .unix(path: server.path), requestTimeout: .milliseconds(300))
-        let t0 = dkMonoNanos()
+        let t0 = Sys.monotonicNanos()
         await #expect(throws: DockerError.self) { _ = try await client.version() }
-        let took = Double(dkMonoNanos() - t0) / 1e9
+        let took = Double(Sys.monotonicNanos() - t0) / 1e9
         #expect(took >= 0.25 && took < 2, "took \(took) s")
         do { _ = try await client.listContainers() } catch let e as DockerError {
             guard case .timeout = e else { Issue.record("expected a timeout, got \(e)"); return }
@@ -77,11 +79,11 @@ struct DockerFaultTests {
         defer { server.stop() }
         let logs = DKLogStore()
         let registry = ContainerRegistry(logger: Logger(label: "test"))
-        let t0 = dkMonoNanos()
+        let t0 = Sys.monotonicNanos()
         let run = DKSourceRun(dkFaultSource(server.path, logs), registry: registry)
         // Waits as long as a loaded machine needs (the backoff bounds the count below).
-        #expect(await dkEventually(15) { logs.count(.warning, containing: "HTTP 500") >= 2 && server.count("/version") >= 2 })
-        let elapsed = Double(dkMonoNanos() - t0) / 1e9
+        #expect(await eventually(15) { logs.count(.warning, containing: "HTTP 500") >= 2 && server.count("/version") >= 2 })
+        let elapsed = Double(Sys.monotonicNanos() - t0) / 1e9
         #expect(!run.isFinished)
         let errors = logs.count(.warning, containing: "HTTP 500")
         #expect(errors >= 2, "\(logs.dump)")
@@ -94,7 +96,7 @@ struct DockerFaultTests {
         // The daemon heals: the next attempt lists and inspects.
         let id = dkFakeID(0x500)
         server.setHandler(dkFakeDocker(listed: [id], inspect: [id: dkInspectJSON(id: id, name: "healed")]))
-        #expect(await dkEventually(5) { registry.lookup(id: id)?.name == "healed" })
+        #expect(await eventually(5) { registry.lookup(id: id)?.name == "healed" })
         #expect(logs.count(.info, containing: "Docker connected") == 1)
         let stop = await run.stop()
         #expect(stop != nil && stop! < 1)
@@ -110,7 +112,7 @@ struct DockerFaultTests {
         let logs = DKLogStore()
         let registry = ContainerRegistry(logger: Logger(label: "test"))
         let run = DKSourceRun(dkFaultSource(server.path, logs), registry: registry)
-        #expect(await dkEventually(3) { logs.count(.warning, containing: "malformed Docker reply to GET /version") >= 2 }, "\(logs.dump)")
+        #expect(await eventually(3) { logs.count(.warning, containing: "malformed Docker reply to GET /version") >= 2 }, "\(logs.dump)")
 
         // A truncated list.
         server.setHandler { path in
@@ -118,7 +120,7 @@ struct DockerFaultTests {
             if path.hasPrefix("/events") { return .stream(pieces: [], hold: true) }
             return .full(status: 200, body: #"[{"Id":"abc","Na"#)
         }
-        #expect(await dkEventually(3) { logs.count(.warning, containing: "malformed Docker reply to GET /containers/json") >= 1 }, "\(logs.dump)")
+        #expect(await eventually(3) { logs.count(.warning, containing: "malformed Docker reply to GET /containers/json") >= 1 }, "\(logs.dump)")
         #expect(!run.isFinished)
 
         // Garbage lines in the events stream, an event split across chunks, an event for a container
@@ -133,7 +135,7 @@ struct DockerFaultTests {
             (10, String(line[..<half])),
             (30, String(line[half...])),
         ]))
-        #expect(await dkEventually(5) { registry.lookup(id: good)?.name == "good" }, "\(logs.dump)")
+        #expect(await eventually(5) { registry.lookup(id: good)?.name == "good" }, "\(logs.dump)")
         #expect(registry.lookup(id: gone) == nil)
         #expect(logs.count(.warning, containing: "ignoring malformed Docker event") == 2, "\(logs.dump)")
         #expect(!run.isFinished)
@@ -155,13 +157,13 @@ struct DockerFaultTests {
         let logs = DKLogStore()
         let registry = ContainerRegistry(logger: Logger(label: "test"))
         let run = DKSourceRun(dkFaultSource(server.path, logs), registry: registry)
-        #expect(await dkEventually(3) { registry.lookup(id: a) != nil })
-        #expect(await dkEventually(3) { server.count("/containers/json") >= 2 && logs.count(.info, containing: "events stream ended") >= 1 },
+        #expect(await eventually(3) { registry.lookup(id: a) != nil })
+        #expect(await eventually(3) { server.count("/containers/json") >= 2 && logs.count(.info, containing: "events stream ended") >= 1 },
                 "\(server.requests)")
         // Now `a` is gone and `b` exists: a re-sync after reconnecting replaces them.
         let second = dkFakeDocker(listed: [b], inspect: [b: dkInspectJSON(id: b, name: "b")])
         server.setHandler(second)
-        #expect(await dkEventually(5) { registry.lookup(id: b) != nil && registry.isRemoved(id: a) })
+        #expect(await eventually(5) { registry.lookup(id: b) != nil && registry.isRemoved(id: a) })
         let stop = await run.stop()
         #expect(stop != nil && stop! < 1)
     }
@@ -172,7 +174,7 @@ struct DockerFaultTests {
         let logs = DKLogStore()
         let registry = ContainerRegistry(logger: Logger(label: "test"))
         let run = DKSourceRun(dkFaultSource(dir + "/docker.sock", logs), registry: registry)
-        #expect(await dkEventually(15) { logs.count(.debug, containing: "still not available") >= 3 })
+        #expect(await eventually(15) { logs.count(.debug, containing: "still not available") >= 3 })
         #expect(!run.isFinished)
         #expect(logs.count(.info, containing: "Docker not available") == 1, "\(logs.dump)")
         #expect(logs.count(.debug, containing: "still not available") >= 3)
@@ -189,7 +191,7 @@ struct DockerFaultTests {
         let id = dkFakeID(0x800)
         let server = try DKHTTPServer(path: dir + "/docker.sock", handler: dkFakeDocker(listed: [id], inspect: [id: dkInspectJSON(id: id, name: "up")]))
         defer { server.stop() }
-        #expect(await dkEventually(5) { registry.lookup(id: id) != nil })
+        #expect(await eventually(5) { registry.lookup(id: id) != nil })
         let stop = await run.stop()
         #expect(stop != nil && stop! < 1)
     }

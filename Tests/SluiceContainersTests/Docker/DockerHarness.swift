@@ -1,6 +1,8 @@
 // Test support for the Docker tests: a real dockerd with private roots, processes without blocking
 // the cooperative pool, fake servers on Unix sockets, log capture. Helpers are prefixed `dk` / `DK`
 // so they cannot clash with other files of this test target.
+import SluiceTesting
+import SluiceSystem
 import Glibc
 import Foundation
 import Logging
@@ -16,30 +18,10 @@ func dkSay(_ s: String) {
     _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
-func dkMonoNanos() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
-
 func dkWallNanos() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
-
-func dkSleep(ms: Int) async {
-    try? await Task.sleep(for: .milliseconds(ms))
-}
-
-/// Polls `condition` every 5 ms (suspending) until it holds or `timeout` seconds pass.
-func dkEventually(_ timeout: Double = 10, _ condition: () async -> Bool) async -> Bool {
-    let deadline = dkMonoNanos() + Int64(timeout * 1e9)
-    while dkMonoNanos() < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return await condition()
 }
 
 func dkTempDir(_ tag: String) -> String {
@@ -89,7 +71,7 @@ func dkSpawn(_ argv: [String], outputPath: String, append: Bool = false) throws 
 
 /// Waits for `pid` to exit (polling every 1 ms); nil on timeout.
 func dkWait(_ pid: pid_t, timeout: Double) async -> Int32? {
-    let deadline = dkMonoNanos() + Int64(timeout * 1e9)
+    let deadline = Sys.monotonicNanos() + Int64(timeout * 1e9)
     while true {
         var status: Int32 = 0
         let r = waitpid(pid, &status, WNOHANG)
@@ -98,7 +80,7 @@ func dkWait(_ pid: pid_t, timeout: Double) async -> Int32? {
             return exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         }
         if r < 0 { return -1 }  // not our child / already reaped
-        if dkMonoNanos() > deadline { return nil }
+        if Sys.monotonicNanos() > deadline { return nil }
         try? await Task.sleep(for: .milliseconds(1))
     }
 }
@@ -223,7 +205,7 @@ final class DKSourceRun: Sendable {
         self.box = box
         self.task = Task {
             await source.run(registry: registry)
-            box.set(dkMonoNanos())
+            box.set(Sys.monotonicNanos())
         }
     }
 
@@ -231,9 +213,9 @@ final class DKSourceRun: Sendable {
 
     /// Cancels and waits; returns seconds until `run` returned (nil: not within 10 s).
     func stop() async -> Double? {
-        let t0 = dkMonoNanos()
+        let t0 = Sys.monotonicNanos()
         task.cancel()
-        let ok = await dkEventually(10) { box.get() != nil }
+        let ok = await eventually(10) { box.get() != nil }
         guard ok, let end = box.get() else { return nil }
         return Double(end - t0) / 1e9
     }
@@ -329,7 +311,7 @@ final class DockerHarness: Sendable {
         ] + (tcpPort.map { ["-H", "tcp://127.0.0.1:\($0)"] } ?? [])
         let pid = try dkSpawn(argv, outputPath: dir + "/dockerd.log", append: true)
         state.withLock { $0.pid = pid; $0.driver = driver; $0.starts += 1 }
-        let ok = await dkEventually(30) {
+        let ok = await eventually(30) {
             if let _ = await dkWait(pid, timeout: 0) { return true }  // exited: stop waiting
             guard dkFileExists(sock) else { return false }
             let r = try? await dkRun([self.dockerCLI, "-H", "unix://\(sock)", "version", "--format", "{{.Server.Version}}"], timeout: 10)
@@ -391,7 +373,7 @@ final class DockerHarness: Sendable {
         for p in processesUsingDir() {
             kill(p, SIGTERM)
         }
-        _ = await dkEventually(5) { self.processesUsingDir().isEmpty }
+        _ = await eventually(5) { self.processesUsingDir().isEmpty }
         for p in processesUsingDir() { kill(p, SIGKILL) }
     }
 

@@ -225,7 +225,7 @@ struct TaskDirWatcherTests {
         // The namespace dir does not exist yet: found within ~1 s once it does.
         try FileManager.default.createDirectory(atPath: dir + "/early", withIntermediateDirectories: true)
         writeFile(dir + "/early/config.json", spec)
-        #expect(await waitFor { seen.items == ["early"] })
+        #expect(await eventually(3) { seen.items == ["early"] })
         try FileManager.default.createDirectory(atPath: dir + "/c1", withIntermediateDirectories: true)
         writeFile(dir + "/c1/config.json", "{\"process\":")  // torn write: not reported (yet)
         try FileManager.default.createDirectory(atPath: dir + "/plain", withIntermediateDirectories: true)
@@ -233,19 +233,12 @@ struct TaskDirWatcherTests {
         try await Task.sleep(for: .milliseconds(200))
         #expect(seen.items == ["early"])
         writeFile(dir + "/c1/config.json", spec)
-        #expect(await waitFor { seen.items == ["early", "c1"] })
+        #expect(await eventually(3) { seen.items == ["early", "c1"] })
         writeFile(dir + "/c1/config.json", spec)  // rewritten: still once
         try await Task.sleep(for: .milliseconds(200))
         #expect(seen.items == ["early", "c1"])
     }
 
-    func waitFor(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<300 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
-    }
 }
 
 final class LockedList: Sendable {
