@@ -9,7 +9,7 @@ import SluiceCore
 /// delivered once its bytes are written to the file (they survive the process being killed;
 /// `fsync` happens on rotation and on stop). A failed write (a full disk) is sent again from where
 /// it stopped, so nothing is written twice.
-public final class FlusherFile: FlusherPlugin {
+public final class FlusherFile: FlusherPlugin, WriterFlusher {
     public static let spec = PluginSpec(
         type: "flusher_file", kind: .flusher,
         summary: "Writes events as JSON lines to a local file, rotated by size.",
@@ -44,7 +44,7 @@ public final class FlusherFile: FlusherPlugin {
 
     let options: Options
     let target: RotatingFileTarget
-    let writer: ThreadedWriter
+    public let writer: ThreadedWriter
     /// One request per read batch at most (`max_read_buffer_size`), so a crash re-delivers at most
     /// one batch; requests in order, the next encoded while the current one is written.
     public let delivery: DeliveryOptions
@@ -61,15 +61,4 @@ public final class FlusherFile: FlusherPlugin {
         do { try target.open() } catch { throw FlushError(error.message) }
     }
 
-    public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> WriteRequest {
-        writer.makeJSONLinesRequest(batches)
-    }
-
-    public func send(_ request: WriteRequest) async -> SendOutcome<WriteRequest> {
-        await writer.send(request)
-    }
-
-    public func stop() async {
-        await writer.finish()
-    }
 }

@@ -3,7 +3,7 @@ import SluiceConfig
 import SluiceCore
 
 /// `flusher_stdout`: writes one JSON object per event per line to standard output.
-public final class FlusherStdout: FlusherPlugin {
+public final class FlusherStdout: FlusherPlugin, WriterFlusher {
     public static let spec = PluginSpec(
         type: "flusher_stdout", kind: .flusher,
         summary: "Writes events as JSON lines to standard output.",
@@ -21,7 +21,7 @@ public final class FlusherStdout: FlusherPlugin {
 
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> NoOptions { NoOptions() }
 
-    let writer: ThreadedWriter
+    public let writer: ThreadedWriter
     /// One request per read batch at most (`max_read_buffer_size`), so a crash re-delivers at most
     /// one batch; requests in order, the next encoded while the current one is written.
     public let delivery: DeliveryOptions
@@ -38,16 +38,5 @@ public final class FlusherStdout: FlusherPlugin {
 
     public func start() async throws {}
 
-    public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> WriteRequest {
-        writer.makeJSONLinesRequest(batches)
-    }
-
-    public func send(_ request: WriteRequest) async -> SendOutcome<WriteRequest> {
-        await writer.send(request)
-    }
-
-    public func stop() async {
-        await writer.finish()
-    }
 }
 

@@ -4,30 +4,9 @@ import Glibc
 /// their blocking reads never occupy the cooperative thread pool.
 public func runOnDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) async {
     await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-        final class Box: @unchecked Sendable {
-            let body: @Sendable () -> Void
-            let cont: CheckedContinuation<Void, Never>
-            let name: String
-            init(_ b: @escaping @Sendable () -> Void, _ c: CheckedContinuation<Void, Never>, _ n: String) { body = b; cont = c; name = n }
-        }
-        let box = Unmanaged.passRetained(Box(body, cont, name)).toOpaque()
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        pthread_attr_setstacksize(&attr, 4 << 20)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, &attr, { arg in
-            let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
-            b.body()
-            b.cont.resume()
-            return nil
-        }, box)
-        pthread_attr_destroy(&attr)
-        if rc != 0 {
-            // Could not start a thread: run inline rather than lose the work.
-            let b = Unmanaged<AnyObject>.fromOpaque(box).takeRetainedValue() as! Box
-            b.body()
-            b.cont.resume()
+        startThread(name: name) {
+            body()
+            cont.resume()
         }
     }
 }
@@ -52,6 +31,7 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     }, box)
     pthread_attr_destroy(&attr)
     if rc != 0 {
+        // Could not start a thread: run inline rather than lose the work.
         let b = Unmanaged<AnyObject>.fromOpaque(box).takeRetainedValue() as! Box
         b.body()
     }

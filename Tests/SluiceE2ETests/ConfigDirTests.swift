@@ -49,21 +49,13 @@ extension E2E {
 
     @Test("18c. an unreadable config dir or pipeline file (sluice as nobody) is reported; the running pipelines keep running")
     func unreadableConfigKeepsPipelines() throws {
-        let nobody: uid_t = 65534
-        try #require(access("/usr/bin/setpriv", X_OK) == 0, "setpriv is needed")
-        try #require(getuid() == 0, "the test runs as root to switch to nobody")
         let s = E2EScenario("cfgperm")
         defer {
-            _ = shell("chmod -R u+rwX '\(s.root)'")
+            AsNobody.restorePermissions(s)
             s.cleanup()
         }
-        chmod(s.root, 0o755)
-        chmod(s.configDir, 0o755)
-        let bin = s.root + "/sluice"
-        try #require(shell("cp '\(SluiceProcess.binaryPath)' '\(bin)' && chmod 755 '\(bin)'") == 0)
-        chown(s.dataDir, nobody, nobody)
-        let outDir = s.dir("out")
-        chown(outDir, nobody, nobody)
+        let nobody = try AsNobody(s)
+        let outDir = nobody.outDir
         let logs = s.dir("logs")
         chmod(logs, 0o755)
         writeFile(logs + "/a.log", "")
@@ -71,7 +63,7 @@ extension E2E {
         let out = outDir + "/out.jsonl"
         s.writePipeline("keep", Pipelines.fileToFile(paths: [logs + "/*.log"], output: out))
         chmod(s.configDir + "/keep.yaml", 0o644)
-        try s.startAndWait(commandPrefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], binary: bin)
+        try s.startAndWait(commandPrefix: AsNobody.prefix, binary: nobody.binary)
 
         // The directory becomes unreadable: reported, the pipeline goes on.
         chmod(s.configDir, 0)

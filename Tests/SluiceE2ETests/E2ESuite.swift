@@ -39,3 +39,29 @@ func waitForLines(_ path: String, _ lines: Int, timeout: Double = 20, _ what: St
     if !ok { note("timeout waiting for \(lines) lines in \(what.isEmpty ? path : what): have \(countLines(path))") }
     return ok
 }
+
+/// Running sluice as nobody (root ignores permissions): the binary copied into the scenario so
+/// that nobody can execute it wherever the build lives, the data dir and `outDir` owned by nobody.
+struct AsNobody {
+    static let uid: uid_t = 65534
+    static let prefix = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    let binary: String
+    let outDir: String
+
+    init(_ s: E2EScenario) throws {
+        try #require(access("/usr/bin/setpriv", X_OK) == 0, "setpriv is needed")
+        try #require(getuid() == 0, "the test runs as root to switch to nobody")
+        chmod(s.root, 0o755)
+        chmod(s.configDir, 0o755)
+        binary = s.root + "/sluice"
+        try #require(shell("cp '\(SluiceProcess.binaryPath)' '\(binary)' && chmod 755 '\(binary)'") == 0)
+        chown(s.dataDir, Self.uid, Self.uid)
+        outDir = s.dir("out")
+        chown(outDir, Self.uid, Self.uid)
+    }
+
+    /// Undoes what the test made unreadable, so cleanup can remove the tree.
+    static func restorePermissions(_ s: E2EScenario) {
+        _ = shell("chmod -R u+rwX '\(s.root)'")
+    }
+}

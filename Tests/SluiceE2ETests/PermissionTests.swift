@@ -10,21 +10,13 @@ extension E2E {
     /// that nobody can execute it wherever the build lives.
     @Test("9. unreadable file and directory (sluice as nobody): warning, keeps running, reads them once readable")
     func unreadableFilesAndDirectories() throws {
-        let nobody: uid_t = 65534
-        try #require(access("/usr/bin/setpriv", X_OK) == 0, "setpriv is needed")
-        try #require(getuid() == 0, "the test runs as root to switch to nobody")
         let s = E2EScenario("perm")
         defer {
-            _ = shell("chmod -R u+rwX '\(s.root)'")
+            AsNobody.restorePermissions(s)
             s.cleanup()
         }
-        chmod(s.root, 0o755)
-        chmod(s.configDir, 0o755)
-        let bin = s.root + "/sluice"
-        try #require(shell("cp '\(SluiceProcess.binaryPath)' '\(bin)' && chmod 755 '\(bin)'") == 0)
-        chown(s.dataDir, nobody, nobody)
-        let outDir = s.dir("out")
-        chown(outDir, nobody, nobody)
+        let nobody = try AsNobody(s)
+        let outDir = nobody.outDir
         let out = outDir + "/out.jsonl"
         let logs = s.dir("logs")
         let sub = s.dir("logs/sub")
@@ -35,7 +27,7 @@ extension E2E {
         chmod(sub, 0)
 
         s.writePipeline("perm", Pipelines.fileToFile(paths: [logs + "/**/*.log"], output: out, maxDirSearchDepth: 1))
-        let p = try s.startAndWait(commandPrefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], binary: bin)
+        let p = try s.startAndWait(commandPrefix: AsNobody.prefix, binary: nobody.binary)
         let uid = procStatusField(pid: p.pid, "Uid") ?? "?"
         note("perm: sluice runs with Uid \(uid)")
         #expect(uid.hasPrefix("65534"))

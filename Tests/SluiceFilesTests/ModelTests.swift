@@ -17,10 +17,11 @@ import SluiceSystem
 //   SLUICE_MODEL_STEPS=<n>      steps per sequence (40)
 //   SLUICE_MODEL_VERBOSE=1      print every sequence's operation log
 //   SLUICE_MODEL_PARALLEL=<n>   sequences run at once (3)
-//   SLUICE_MODEL_STRICT_ROTATED=1  leave batches of rotated files unacknowledged at restarts too
-//                               (fails until a restart finds rotated files by their identity)
-//   SLUICE_MODEL_IDLE_CLOSE=1   every sequence with CloseUnusedReaderIntervalSec = 0.3 (off by
-//                               default: idle-closed readers lose rotated files today)
+//   SLUICE_MODEL_STRICT_ROTATED=0  acknowledge batches of rotated files before restarts (on by
+//                               default: they are left unacknowledged too, and a restart must
+//                               find the rotated files by their identity)
+//   SLUICE_MODEL_IDLE_CLOSE=0   keep descriptors open (on by default: every sequence with
+//                               CloseUnusedReaderIntervalSec = 0.3, readers reopened by identity)
 //
 // The oracle:
 // - A line "arrived" when a batch holding it was acknowledged (a batch dropped unacknowledged
@@ -682,12 +683,13 @@ struct FileInputModelTests {
         let steps = envValue("SLUICE_MODEL_STEPS").flatMap { Int($0) } ?? 40
         let only = envValue("SLUICE_MODEL_ONLY").flatMap { Int($0) }
         let verbose = envValue("SLUICE_MODEL_VERBOSE") != nil
-        let idleClose = envValue("SLUICE_MODEL_IDLE_CLOSE") == "1"
-        let strictRotated = envValue("SLUICE_MODEL_STRICT_ROTATED") == "1"
+        let idleClose = envValue("SLUICE_MODEL_IDLE_CLOSE") != "0"
+        let strictRotated = envValue("SLUICE_MODEL_STRICT_ROTATED") != "0"
         let parallel = max(1, envValue("SLUICE_MODEL_PARALLEL").flatMap { Int($0) } ?? 3)
         print("input_file model test: SLUICE_MODEL_SEED=\(base) (\(count) sequences × \(steps) steps, \(parallel) at a time)")
         let t0 = monotonicSeconds()
-        let indices = (0..<count).filter { only == nil || only == $0 }
+        // SLUICE_MODEL_ONLY replays that one sequence, whatever SLUICE_MODEL_SEQUENCES says.
+        let indices = only.map { [$0] } ?? Array(0..<count)
         var failed = 0
         // Sequences are independent (own directory, input and sink) and mostly wait: run a few at once.
         try await withThrowingTaskGroup(of: (index: Int, report: String?, summary: String).self) { group in

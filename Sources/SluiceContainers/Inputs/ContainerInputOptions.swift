@@ -28,6 +28,17 @@ extension PluginServices {
     }
 }
 
+/// A plugin type that is a container input (`input_container_stdio`, `service_docker_stdout`):
+/// runs and stops its `ContainerInput`.
+public protocol ContainerInputPlugin: InputPlugin {
+    var input: ContainerInput { get }
+}
+
+extension ContainerInputPlugin {
+    public func run(sink: any BatchSink) async throws { try await input.run(sink: sink) }
+    public func requestStop() { input.requestStop() }
+}
+
 extension ContainerInput {
     /// A container input for a plugin's context: its checkpoint table and discovery from the services.
     convenience init(type: String, options: ContainerInputOptions, context: PluginContext) throws {

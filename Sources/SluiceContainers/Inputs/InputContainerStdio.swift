@@ -2,7 +2,7 @@ import SluiceConfig
 import SluiceCore
 
 /// `input_container_stdio`: the stdout and stderr of the containers its filters select.
-public final class InputContainerStdio: InputPlugin {
+public final class InputContainerStdio: ContainerInputPlugin {
     /// `input_container_stdio`.
     public static let spec = PluginSpec(
         type: "input_container_stdio", kind: .input,
@@ -19,10 +19,8 @@ public final class InputContainerStdio: InputPlugin {
         try ContainerInputConfig.stdio(c, type: spec.type, globals: globals)
     }
 
-    let input: ContainerInput
+    public let input: ContainerInput
     public init(options: ContainerInputOptions, context: PluginContext) throws {
         input = try ContainerInput(type: Self.spec.type, options: options, context: context)
     }
-    public func run(sink: any BatchSink) async throws { try await input.run(sink: sink) }
-    public func requestStop() { input.requestStop() }
 }

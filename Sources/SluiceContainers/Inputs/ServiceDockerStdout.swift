@@ -3,7 +3,7 @@ import SluiceCore
 
 /// `service_docker_stdout`: iLogtail's older stdout input, with its own parameter names; the same
 /// input as `input_container_stdio`.
-public final class ServiceDockerStdout: InputPlugin {
+public final class ServiceDockerStdout: ContainerInputPlugin {
     /// `service_docker_stdout`: the older stdout input, its own parameter names, the same input.
     public static let spec = PluginSpec(
         type: "service_docker_stdout", kind: .input,
@@ -31,10 +31,8 @@ public final class ServiceDockerStdout: InputPlugin {
         try ContainerInputConfig.stdio(c, type: spec.type, globals: globals)
     }
 
-    let input: ContainerInput
+    public let input: ContainerInput
     public init(options: ContainerInputOptions, context: PluginContext) throws {
         input = try ContainerInput(type: Self.spec.type, options: options, context: context)
     }
-    public func run(sink: any BatchSink) async throws { try await input.run(sink: sink) }
-    public func requestStop() { input.requestStop() }
 }
