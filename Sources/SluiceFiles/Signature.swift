@@ -33,27 +33,4 @@ public struct FileSignature: Equatable, Sendable {
             return .success(buf.withUnsafeBytes { FileSignature(hash: FNV1a.hash(UnsafeRawBufferPointer(rebasing: $0[0..<n])), length: n) })
         }
     }
-
-    /// The signature of the file open as `fd` over more of its first bytes than `known` covers,
-    /// read in one go: nil when the file is not longer, and `.replaced` when its first
-    /// `known.length` bytes no longer hash to `known` (the content was replaced since: growing the
-    /// signature over the new content would make the reader take it for the file it was reading).
-    static func extending(_ known: FileSignature, fd: Int32) -> Result<Extension, Errno> {
-        var buf = [UInt8](repeating: 0, count: maxLength)
-        switch buf.withUnsafeMutableBytes({ Sys.preadFull(fd, $0.baseAddress!, maxLength, 0) }) {
-        case .failure(let e): return .failure(e)
-        case .success(let n):
-            return .success(buf.withUnsafeBytes { raw in
-                if n < known.length || FNV1a.hash(UnsafeRawBufferPointer(rebasing: raw[0..<known.length])) != known.hash { return .replaced }
-                if n == known.length { return .unchanged }
-                return .grown(FileSignature(hash: FNV1a.hash(UnsafeRawBufferPointer(rebasing: raw[0..<n])), length: n))
-            })
-        }
-    }
-
-    enum Extension: Equatable {
-        case unchanged
-        case grown(FileSignature)
-        case replaced
-    }
 }
