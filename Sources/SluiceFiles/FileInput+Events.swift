@@ -56,6 +56,11 @@ extension FileInput {
                 continue
             }
             if ev.mask & (UInt32(IN_DELETE) | UInt32(IN_MOVED_FROM)) != 0 {
+                // A stale event: the name was deleted and created again, and the new file was
+                // already found (by a rescan, or by a reader whose path stopped leading to it),
+                // so `byPath` names the new file. It must not be taken for gone: it would be
+                // released and found again as a new file, and read again from the start.
+                if let id = byPath[path], case .success(let st) = Sys.stat(path), st.dev == id.dev, st.inode == id.inode { continue }
                 if let id = byPath[path], let r = readers[id] {
                     if ev.mask & UInt32(IN_MOVED_FROM) != 0 { context.pipelineMetrics.rotations.add(1, ordering: .relaxed) }
                     byPath[path] = nil

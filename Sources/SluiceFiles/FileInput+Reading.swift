@@ -111,12 +111,11 @@ extension FileInput {
     func reopenMoved(_ r: FileReader) -> Bool {
         guard !r.isOpen, !r.deleted, let p = findByIdentity(r.id, inDirectoryOf: r.path),
               case .success(let fd) = Sys.openRead(p) else { return false }
-        // Same identity under another name, and the same first bytes: the file this reader read.
-        // (A file truncated and rewritten, then renamed, while its descriptor was closed is not
-        // recognised: its signature changed. Accepting any file of the same identity instead
-        // re-read content already delivered in the model test; see docs/ARCHITECTURE.md.)
-        guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode,
-              signatureMatches(fd: fd, r.signature) else {
+        // Same identity under another name. A changed signature means its content was replaced
+        // (truncated and rewritten, then renamed, while its descriptor was closed): it is still
+        // this reader's file, and the truncation check restarts it at 0. Refusing it would lose
+        // the new content.
+        guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode else {
             close(fd)
             return false
         }

@@ -15,11 +15,7 @@ public func fileSize(_ path: String) -> Int {
 
 /// `mkdir -p`.
 public func makeDirectories(_ path: String, mode: mode_t = 0o755) {
-    var cur = ""
-    for c in path.split(separator: "/") {
-        cur += "/" + c
-        mkdir(cur, mode)
-    }
+    _ = Sys.makeDirectories(path, mode: mode)
 }
 
 /// Writes bytes to a file with one `open`, as many `write`s as needed and `close`; `append` adds at the end.

@@ -46,18 +46,9 @@ public func writeFile(_ path: String, _ bytes: [UInt8], append: Bool = false) {
     close(fd)
 }
 
+/// The whole file (tests read outputs of up to a few GiB); empty when it cannot be read.
 public func readFileBytes(_ path: String) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { return [] }
-    defer { close(fd) }
-    var out = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        if n <= 0 { break }
-        out.append(contentsOf: buf[0..<n])
-    }
-    return out
+    (try? Sys.readFile(path, limit: 8 << 30).get()) ?? []
 }
 
 /// Blocks, polling `condition` every `pollMs` until it holds or `timeout` seconds pass (monotonic

@@ -21,9 +21,9 @@ import SluiceSystem
 //                               default: they are left unacknowledged too, and a restart must
 //                               find the rotated files by their identity)
 //   SLUICE_MODEL_IDLE_CLOSE=1   every sequence with CloseUnusedReaderIntervalSec = 0.3, readers
-//                               reopened by identity (off by default: about 1 sequence in 60 fails
-//                               under load, a file truncated, rewritten and renamed while its
-//                               descriptor was closed; see docs/ARCHITECTURE.md, "Known limits")
+//                               reopened by identity (off by default: 1 sequence in 240 still
+//                               reports an ordering violation under load; docs/ARCHITECTURE.md,
+//                               "Known limits")
 //
 // The oracle:
 // - A line "arrived" when a batch holding it was acknowledged (a batch dropped unacknowledged
