@@ -95,6 +95,11 @@ public enum PipelineLoader {
         } catch {
             throw ConfigErrors([error])
         }
+        return try load(bytes: bytes, file: file, catalog: catalog)
+    }
+
+    /// Validates the bytes of `file`, already read (see ``parse(text:file:catalog:)``).
+    public static func load(bytes: [UInt8], file: String, catalog: PluginCatalog) throws(ConfigErrors) -> PipelineDocument {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigErrors([ConfigError(file: file, message: "the file is not valid UTF-8 text")])
         }

@@ -19,6 +19,8 @@ public final class BatchQueue: @unchecked Sendable {
     /// Which `pop(timeout:)` the waiter belongs to (0: a plain `pop`).
     private var waiterToken: UInt64 = 0
     private var nextToken: UInt64 = 0
+    /// The last timed wait whose timeout passed.
+    private var expiredToken: UInt64 = 0
 
     public let highWatermark: Int
     public let lowWatermark: Int
@@ -108,19 +110,27 @@ public final class BatchQueue: @unchecked Sendable {
     /// Takes the next batch, suspending while the queue is empty. Returns nil once the queue is
     /// closed and empty. One consumer only.
     public func pop() async -> EventBatch? {
+        await popWaiting(token: 0)
+    }
+
+    /// Takes the next batch or, if none is queued and the queue is open, waits for one as the
+    /// waiter `token` (0: untimed). Returns nil when the queue is closed and empty, or when
+    /// `expire(token)` ended the wait (also if it did so before the wait began).
+    private func popWaiting(token: UInt64) async -> EventBatch? {
         pthread_mutex_lock(mutex)
         if head < items.count {
             let b = takeLocked()
             pthread_mutex_unlock(mutex)
             return b
         }
-        if closed {
+        if closed || (token != 0 && expiredToken == token) {
             pthread_mutex_unlock(mutex)
             return nil
         }
         return await withCheckedContinuation { (c: CheckedContinuation<EventBatch?, Never>) in
             precondition(waiter == nil, "BatchQueue has a single consumer")
             waiter = c
+            waiterToken = token
             pthread_mutex_unlock(mutex)
         }
     }
@@ -134,42 +144,38 @@ public final class BatchQueue: @unchecked Sendable {
 
     /// Takes the next batch, waiting at most `timeout` for one. One consumer only.
     public func pop(timeout: Duration) async -> TimedPop {
-        pthread_mutex_lock(mutex)
-        if head < items.count {
-            let b = takeLocked()
-            pthread_mutex_unlock(mutex)
-            return .batch(b)
-        }
-        if closed {
-            pthread_mutex_unlock(mutex)
-            return .closed
-        }
         if timeout <= .zero {
-            pthread_mutex_unlock(mutex)
-            return .timedOut
+            if let b = tryPop() { return .batch(b) }
+            return isClosedAndEmpty ? .closed : .timedOut
         }
+        pthread_mutex_lock(mutex)
         nextToken += 1
         let token = nextToken
-        let timer = Task { [self] in
-            try? await Task.sleep(for: timeout)
-            expire(token)
-        }
-        let got = await withCheckedContinuation { (c: CheckedContinuation<EventBatch?, Never>) in
-            precondition(waiter == nil, "BatchQueue has a single consumer")
-            waiter = c
-            waiterToken = token
-            pthread_mutex_unlock(mutex)
-        }
-        timer.cancel()
-        if let b = got { return .batch(b) }
-        pthread_mutex_lock(mutex)
-        let isClosed = closed && head == items.count
         pthread_mutex_unlock(mutex)
-        return isClosed ? .closed : .timedOut
+        // The timer is a child task: it ends the wait at the timeout, and is cancelled once the
+        // wait ends first.
+        let got = await withTaskGroup(of: Void.self) { group -> EventBatch? in
+            group.addTask { [self] in
+                try? await Task.sleep(for: timeout)
+                if !Task.isCancelled { expire(token) }
+            }
+            let got = await popWaiting(token: token)
+            group.cancelAll()
+            return got
+        }
+        if let b = got { return .batch(b) }
+        return isClosedAndEmpty ? .closed : .timedOut
+    }
+
+    private var isClosedAndEmpty: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return closed && head == items.count
     }
 
     private func expire(_ token: UInt64) {
         pthread_mutex_lock(mutex)
+        expiredToken = token
         guard let w = waiter, waiterToken == token else {
             pthread_mutex_unlock(mutex)
             return

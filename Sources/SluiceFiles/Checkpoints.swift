@@ -107,19 +107,8 @@ public final class CheckpointTable: Sendable {
         }
     }
 
-    static func fileName(for pipeline: String) -> String {
-        var s = ""
-        let hex = Array("0123456789ABCDEF")
-        for b in pipeline.utf8 {
-            let c = Character(UnicodeScalar(b))
-            if (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x5F || (b == 0x2E && !s.isEmpty) {
-                s.append(c)
-            } else {
-                s += "%" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 0xF)])
-            }
-        }
-        return s
-    }
+    /// The checkpoint files' base name for a pipeline (any name, made safe for a file name).
+    static func fileName(for pipeline: String) -> String { FileNames.component(pipeline) }
 
     /// The checkpoint of a file, if one is known.
     public func lookup(_ id: FileIdentity) -> CheckpointEntry? {

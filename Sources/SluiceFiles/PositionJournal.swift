@@ -33,6 +33,8 @@ final class PositionJournal: @unchecked Sendable {
     private var capacity = 0
     private var generation: UInt64 = 0
     private var buffer = [UInt8](repeating: 0, count: PositionJournal.slotSize)
+    /// Written since the last `sync`.
+    private var unsynced = false
     /// Set after a write failed: the journal is removed and no longer used (the JSON file alone
     /// then holds the positions, as slightly older values, never newer ones).
     private(set) var failed: Errno?
@@ -95,9 +97,11 @@ final class PositionJournal: @unchecked Sendable {
         free.append(i)
     }
 
-    /// Makes what was written durable (the committer's timer).
+    /// Makes what was written durable (the committer's timer); nothing to do if nothing was.
     func sync() {
-        if failed == nil { fdatasync(fd) }
+        guard failed == nil, unsynced else { return }
+        unsynced = false
+        fdatasync(fd)
     }
 
     private func allocate() -> Int? {
@@ -117,6 +121,7 @@ final class PositionJournal: @unchecked Sendable {
     }
 
     private func put(_ index: Int) {
+        unsynced = true
         let n = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress!, Self.slotSize, off_t(index * Self.slotSize)) }
         if n != Self.slotSize { fail(Errno(n < 0 ? errno : EIO)) }
     }

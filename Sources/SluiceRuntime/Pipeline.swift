@@ -1,6 +1,7 @@
 import Logging
 import SluiceConfig
 import SluiceCore
+import SluiceSystem
 import Synchronization
 
 /// What every component of a pipeline shares: where it logs and counts, the daemon's settings,
@@ -25,16 +26,13 @@ public struct PipelineEnvironment: Sendable {
         self.services = services
     }
 
-    /// The context of one component of pipeline `pipeline`.
-    func context(pipeline: String, kind: PluginKind, type: String, index: Int) -> PluginContext {
+    /// The context of one component of pipeline `pipeline`; its state directory is
+    /// `<data-dir>/components/<pipeline, made a safe file name>/<kind>s[<index>]`.
+    public func context(pipeline: String, kind: PluginKind, type: String, index: Int) -> PluginContext {
         let id = ComponentID(pipeline: pipeline, kind: kind.rawValue, type: type, index: index)
         return PluginContext(component: id, logger: logger, pipelineMetrics: pipelineMetrics, globals: globals, hostname: hostname,
-                             stateDirectory: dataDirectory + "/components/" + Self.pathSafe(pipeline) + "/" + id.id,
+                             stateDirectory: dataDirectory + "/components/" + FileNames.component(pipeline) + "/" + id.id,
                              rateLimiter: rateLimiter, services: services)
-    }
-
-    static func pathSafe(_ s: String) -> String {
-        String(s.map { $0 == "/" ? "_" : $0 })
     }
 }
 

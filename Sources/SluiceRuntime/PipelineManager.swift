@@ -60,8 +60,6 @@ public final class PipelineManager: Service, Sendable {
         var metrics: [String: PipelineMetrics] = [:]
         /// Last persist error per pipeline, so a lasting failure is logged once, not every interval.
         var persistErrors: [String: String] = [:]
-        /// Components of the running pipelines, for the stats file.
-        var components: [String: [ComponentMetrics]] = [:]
         /// Files (or the directory) that could not be read, with the error, so each is reported once.
         var unreadable: [String: String] = [:]
     }
@@ -180,7 +178,8 @@ public final class PipelineManager: Service, Sendable {
     func reconcile() async {
         guard let files = pipelineFiles() else { return }
         let running = state.withLock { $0.running }
-        var wanted: [String: (file: String, hash: UInt64)] = [:]
+        // What each file holds now (nil: unreadable, the running version is kept).
+        var wanted: [String: (file: String, hash: UInt64, bytes: [UInt8]?)] = [:]
         for f in files {
             let name = PipelineFiles.pipelineName(of: f)
             if let other = wanted[name] {
@@ -192,31 +191,29 @@ public final class PipelineManager: Service, Sendable {
                 if state.withLock({ $0.unreadable.removeValue(forKey: f) }) != nil {
                     logger.info("The pipeline file can be read again.", metadata: ["pipeline": "\(name)", "file": "\(f)"])
                 }
-                wanted[name] = (f, PipelineFiles.contentHash(bytes))
+                wanted[name] = (f, PipelineFiles.contentHash(bytes), bytes)
             case .failure(let e) where e.code == ENOENT:
                 continue
             case .failure(let e):
                 // Unreadable is not deleted: keep what runs, report it.
                 reportUnreadable(f, "\(e)", what: running[name] != nil ? "A pipeline file cannot be read; the running version is kept." : "A pipeline file cannot be read; the pipeline is not started.")
-                if let r = running[name] { wanted[name] = (f, r.hash) }
+                if let r = running[name] { wanted[name] = (f, r.hash, nil) }
             }
         }
         // Stopped: file deleted.
         for (name, r) in running where wanted[name] == nil {
             logger.info("Pipeline file removed; stopping the pipeline.", metadata: ["pipeline": "\(name)", "file": "\(r.file)"])
             await r.pipeline.stop()
-            state.withLock { s in
-                _ = s.running.removeValue(forKey: name)
-                s.components[name] = nil
-            }
+            state.withLock { _ = $0.running.removeValue(forKey: name) }
             persist(name)
         }
         for (name, w) in wanted.sorted(by: { $0.key < $1.key }) {
             if let r = running[name], r.hash == w.hash { continue }
             if state.withLock({ $0.reportedBroken[w.file] == w.hash || $0.disabled[w.file] == w.hash }) { continue }
+            guard let bytes = w.bytes else { continue }
             let validated: ValidatedPipeline
             do {
-                validated = try registry.validate(file: w.file, globals: settings.globals)
+                validated = try registry.validate(bytes: bytes, file: w.file, globals: settings.globals)
             } catch {
                 state.withLock { $0.reportedBroken[w.file] = w.hash }
                 let keeping = running[name] != nil
@@ -281,7 +278,6 @@ public final class PipelineManager: Service, Sendable {
             log.error("Pipeline could not be built.", metadata: ["error": "\(error)"])
             return
         }
-        state.withLock { $0.components[name] = p.components }
         state.withLock { $0.running[name] = Running(pipeline: p, hash: hash, file: doc.file) }
         log.info("Pipeline started.", metadata: ["file": "\(doc.file)"])
         work.continuation.yield { await p.run() }
@@ -326,7 +322,7 @@ public final class PipelineManager: Service, Sendable {
     }
 
     func writeStats(path: String) {
-        let (all, components) = state.withLock { ($0.metrics, $0.components) }
+        let (all, components) = state.withLock { s in (s.metrics, s.running.mapValues { $0.pipeline.components }) }
         var totals: [String: Int] = [:]
         var per = ""
         for (name, m) in all.sorted(by: { $0.key < $1.key }) {

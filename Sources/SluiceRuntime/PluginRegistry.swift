@@ -61,6 +61,11 @@ public struct PluginRegistry: Sendable {
         return try validate(doc, globals: globals)
     }
 
+    /// `validate(file:globals:)` of a file's bytes already read.
+    public func validate(bytes: [UInt8], file: String, globals: GlobalParameters) throws(ConfigErrors) -> ValidatedPipeline {
+        try validate(try PipelineLoader.load(bytes: bytes, file: file, catalog: catalog), globals: globals)
+    }
+
     /// Checks every plugin's options of an already loaded document.
     public func validate(_ doc: PipelineDocument, globals: GlobalParameters) throws(ConfigErrors) -> ValidatedPipeline {
         var errors: [ConfigError] = []

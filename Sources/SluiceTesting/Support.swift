@@ -1,7 +1,9 @@
 import Glibc
 import Foundation
 import Logging
+import SluiceConfig
 import SluiceCore
+import SluiceRuntime
 import SluiceSystem
 import Synchronization
 
@@ -291,10 +293,10 @@ public func testLogger(_ label: String = "test") -> Logger {
 }
 
 /// A plugin context for tests: component `kind`s[0] of type `type` in pipeline `pipeline`, state
-/// under `dataDir`.
-public func testContext(pipeline: String = "t", kind: String = "input", type: String = "input_file", dataDir: String = "/tmp",
+/// under `dataDir`; built the way pipelines build theirs.
+public func testContext(pipeline: String = "t", kind: PluginKind = .input, type: String = "input_file", dataDir: String = "/tmp",
                         pipelineMetrics: PipelineMetrics = PipelineMetrics(), services: PluginServices = PluginServices()) -> PluginContext {
-    let id = ComponentID(pipeline: pipeline, kind: kind, type: type, index: 0)
-    return PluginContext(component: id, logger: testLogger(), pipelineMetrics: pipelineMetrics, hostname: "h",
-                         stateDirectory: dataDir + "/components/" + pipeline + "/" + id.id, services: services)
+    PipelineEnvironment(logger: testLogger(), pipelineMetrics: pipelineMetrics, globals: GlobalParameters(), hostname: "h",
+                        dataDirectory: dataDir, services: services)
+        .context(pipeline: pipeline, kind: kind, type: type, index: 0)
 }

@@ -19,7 +19,7 @@ import Testing
     /// A flusher of the subject's type writing under `dir`, and how to read back what it delivered
     /// (nil when it keeps nothing).
     func make(_ s: Subject, dir: String) throws -> (any Flusher, () -> [String]?) {
-        let ctx = testContext(kind: "flusher", type: "flusher_\(s.rawValue)", dataDir: dir)
+        let ctx = testContext(kind: .flusher, type: "flusher_\(s.rawValue)", dataDir: dir)
         switch s {
         case .file:
             let out = dir + "/out.jsonl"
@@ -39,7 +39,7 @@ import Testing
 
     func drive<F: Flusher>(_ f: F, _ batches: [EventBatch]) async -> PluginContext {
         let q = BatchQueue(highWatermark: 64 << 20)
-        let ctx = testContext(kind: "flusher", type: "compliance")
+        let ctx = testContext(kind: .flusher, type: "compliance")
         try? await f.start()
         let task = Task { await FlusherRunner(flusher: f, queue: q, context: ctx).run() }
         for b in batches { q.push(b) }
@@ -80,12 +80,12 @@ import Testing
         _ = shell("dd if=/dev/zero of='\(fs)/filler' bs=4k count=100 2>/dev/null")
         let out = fs + "/out.jsonl"
         let o = try FlusherFile.options(from: try ConfigObject.parse(yaml: "FilePath: \(out)\nMaxFileSize: 0\n", file: "t.yaml", fields: FlusherFile.spec.fields), globals: GlobalParameters())
-        let f = FlusherFile(options: o, context: testContext(kind: "flusher", type: "flusher_file"))
+        let f = FlusherFile(options: o, context: testContext(kind: .flusher, type: "flusher_file"))
         let tb = TestBatches()
         let lines = (0..<3000).map { "enospc-line-\($0)" }
         let batches = stride(from: 0, to: 3000, by: 100).enumerated().map { k, i in tb.batch(k, Array(lines[i..<(i + 100)])) }
         let q = BatchQueue(highWatermark: 64 << 20)
-        let ctx = testContext(kind: "flusher", type: "flusher_file")
+        let ctx = testContext(kind: .flusher, type: "flusher_file")
         try? await f.start()
         let task = Task { await FlusherRunner(flusher: f, queue: q, context: ctx).run() }
         for b in batches { q.push(b) }
@@ -106,7 +106,7 @@ import Testing
         defer { tmp.remove() }
         let out = tmp.path + "/out.jsonl"
         let o = try FlusherFile.options(from: try ConfigObject.parse(yaml: "FilePath: \(out)\nMaxFileSize: 4096\nMaxFiles: 2\n", file: "t.yaml", fields: FlusherFile.spec.fields), globals: GlobalParameters())
-        let f = FlusherFile(options: o, context: testContext(kind: "flusher", type: "flusher_file"))
+        let f = FlusherFile(options: o, context: testContext(kind: .flusher, type: "flusher_file"))
         let tb = TestBatches()
         let batches = (0..<40).map { i in tb.batch(i, (0..<10).map { "rot-\(i)-\($0)" }) }
         _ = await drive(f, batches)

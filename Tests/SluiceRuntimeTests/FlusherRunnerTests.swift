@@ -16,7 +16,7 @@ import Testing
         let q = BatchQueue(highWatermark: 64 << 20)
         for b in batches { q.push(b) }
         q.close()
-        let ctx = testContext(kind: "flusher", type: "flusher_scripted")
+        let ctx = testContext(kind: .flusher, type: "flusher_scripted")
         let runner = FlusherRunner(flusher: flusher, queue: q, context: ctx)
         let task = Task { await runner.run() }
         if let c = cancelAfter {
@@ -140,7 +140,7 @@ import Testing
             requests.withLock { $0.append(r.eventCount) }
             return .delivered
         }
-        let runner = FlusherRunner(flusher: f, queue: q, context: testContext(kind: "flusher", type: "flusher_scripted"))
+        let runner = FlusherRunner(flusher: f, queue: q, context: testContext(kind: .flusher, type: "flusher_scripted"))
         let task = Task { await runner.run() }
         q.push(tb.batch(0, ["a"]))
         try? await Task.sleep(for: .milliseconds(100))

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// How a batch's delivery ended, for one flusher or, combined, for all of them.
-public enum DeliveryStatus: UInt8, Sendable, Comparable, CustomStringConvertible {
+public enum DeliveryStatus: UInt8, Sendable, CustomStringConvertible {
     /// The destination has the data.
     case delivered = 0
     /// The destination refused it for good (a bad document, a retry limit reached): the events are
@@ -11,7 +11,6 @@ public enum DeliveryStatus: UInt8, Sendable, Comparable, CustomStringConvertible
     /// data is read again on the next start.
     case abandoned = 2
 
-    public static func < (a: DeliveryStatus, b: DeliveryStatus) -> Bool { a.rawValue < b.rawValue }
     public var description: String {
         switch self {
         case .delivered: return "delivered"

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Delay before the next try of something that failed: exponential from `initial`, capped at
 /// `maximum`, with jitter so that many retriers do not fire in step, and overridden by a delay
 /// the other side asked for (`Retry-After`), capped at `maximumRequested`. Pure: the caller sleeps.
@@ -24,7 +26,7 @@ public struct Backoff: Sendable, Equatable {
     /// destination asked for; `unit` is a random draw in [0, 1).
     public func delay(afterFailures attempt: Int, requested: Duration? = nil, unit: Double) -> Duration {
         if let r = requested { return min(max(r, .zero), maximumRequested) }
-        let base = Backoff.seconds(initial) * pow(multiplier, Double(max(0, attempt - 1)))
+        let base = Backoff.seconds(initial) * Glibc.pow(multiplier, Double(max(0, attempt - 1)))
         let capped = min(base, Backoff.seconds(maximum))
         let d = capped * (1 - jitter * min(max(unit, 0), 1))
         return .nanoseconds(Int64(d * 1e9))
@@ -38,12 +40,5 @@ public struct Backoff: Sendable, Equatable {
     static func seconds(_ d: Duration) -> Double {
         let c = d.components
         return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
-
-    private func pow(_ b: Double, _ e: Double) -> Double {
-        var r = 1.0
-        var i = 0
-        while Double(i) < e && r < 1e12 { r *= b; i += 1 }
-        return r
     }
 }
