@@ -20,11 +20,16 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // The operating system, once: clocks, stat, whole-file reads, atomic writes, mkdir -p,
         // directory listing, inotify, the wake-up pipe, dedicated threads, FNV-1a. A leaf.
         .target(name: "SluiceSystem"),
+        // PCRE2 from Debian's libpcre2-dev (8-bit), for SluiceRegex.
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        // Regular expressions on bytes: PCRE2 with JIT, full / prefix / search anchoring, a match limit.
+        .target(name: "SluiceRegex", dependencies: ["CPCRE2"]),
         // The iLogtail pipeline document: parsing with line/column, validation, field specs, global parameters.
         .target(name: "SluiceConfig", dependencies: ["SluiceSystem", .product(name: "Yams", package: "Yams")]),
         // Events (arena + views), batches, the delivery contract (statuses, outcomes, backoff),
@@ -50,13 +55,19 @@ let package = Package(
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["CRI/proto"]),
+        // The processors: native parsers (regex, JSON, delimiter, apsara, timestamp), filter, desensitize,
+        // and the extended ones users write most. They write fields through SluiceCore's FieldWriter.
+        .target(name: "SluiceProcessors", dependencies: [
+            "SluiceCore", "SluiceConfig", "SluiceRegex", "SluiceSystem",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // flusher_stdout, flusher_file, flusher_blackhole.
         .target(name: "SluiceFlushers", dependencies: [
             "SluiceCore", "SluiceConfig", "SluiceSystem", .product(name: "Logging", package: "swift-log"),
         ]),
         // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle.
         .target(name: "SluiceRuntime", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers", "SluiceContainers", "SluiceSystem",
+            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers", "SluiceContainers", "SluiceProcessors", "SluiceSystem",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -75,6 +86,9 @@ let package = Package(
         // The runner, the delivery contract end to end, reconcile, the registry, flusher compliance.
         .testTarget(name: "SluiceRuntimeTests", dependencies: [
             "SluiceRuntime", "SluiceCore", "SluiceConfig", "SluiceFlushers", "SluiceFiles", "SluiceSystem", "SluiceTesting", "sluice",
+        ]),
+        .testTarget(name: "SluiceProcessorsTests", dependencies: [
+            "SluiceProcessors", "SluiceRegex", "SluiceCore", "SluiceConfig", "SluiceRuntime", "SluiceTesting",
         ]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),

@@ -13,24 +13,37 @@ public struct Span: Sendable, Equatable {
     public static let empty = Span(offset: 0, length: 0)
 }
 
-/// A parsed field of an event: key and value, both views into the batch arena.
+/// What a field's value bytes are.
+public enum FieldKind: UInt8, Sendable, Equatable {
+    /// Text (any bytes); written as a JSON string.
+    case string = 0
+    /// A raw JSON literal (number, `true`, `false`, `null`, object or array), compact; written as is.
+    case json = 1
+    /// Deleted in place (a tombstone): skipped by every reader and dropped by the next field writer.
+    case deleted = 2
+}
+
+/// A field of an event: key and value, both views into the batch arena.
 public struct EventField: Sendable, Equatable {
     public var key: Span
     public var value: Span
-    @inlinable public init(key: Span, value: Span) {
+    public var kind: FieldKind
+    @inlinable public init(key: Span, value: Span, kind: FieldKind = .string) {
         self.key = key
         self.value = value
+        self.kind = kind
     }
 }
 
 /// One log event. It owns no memory: its content and fields are views into the arena of
 /// the batch that holds it, so creating an event allocates nothing.
 public struct LogEvent: Sendable, Equatable {
-    /// The raw content (the line, without its newline). Encoded as `content` while the event has no fields.
+    /// The raw content (the line, without its newline). While the event is not parsed
+    /// (`Flag.parsed` unset) it is the event's one field, `content`.
     public var content: Span
     /// Event time in Unix nanoseconds; 0 means "the batch's time".
     public var timeNanos: Int64
-    /// Range of this event's parsed fields in `EventBatch.fields`; count 0 means unparsed.
+    /// Range of this event's fields in `EventBatch.fields` (meaningful when `Flag.parsed` is set).
     public var fieldStart: UInt32
     public var fieldCount: UInt32
     /// Bit set of `LogEvent.Flag`.
@@ -41,7 +54,15 @@ public struct LogEvent: Sendable, Equatable {
         public static let splitPiece: UInt32 = 1 << 0
         /// The content was emitted without its terminating newline (flush timeout or shutdown).
         public static let unterminated: UInt32 = 1 << 1
+        /// The event's fields are the event (a processor wrote them); `content` is no longer
+        /// written. A parsed event with no live fields is not written at all.
+        public static let parsed: UInt32 = 1 << 2
+        /// A multiline group cut at `max_read_buffer_size` before its end was seen.
+        public static let truncatedGroup: UInt32 = 1 << 3
     }
+
+    /// Whether a processor has written this event's fields.
+    @inlinable public var isParsed: Bool { flags & Flag.parsed != 0 }
 
     @inlinable public init(content: Span, timeNanos: Int64 = 0, flags: UInt32 = 0) {
         self.content = content
@@ -70,8 +91,13 @@ public struct EventBatch: Sendable {
     public var events: [LogEvent]
     public var fields: [EventField]
     public var tags: [EventTag]
-    /// Receive time of the batch, Unix seconds; used for events whose `timeNanos` is 0.
-    public var timeSeconds: Int64
+    /// When the batch was read, Unix nanoseconds; the time of events whose `timeNanos` is 0.
+    public var observedNanos: Int64
+    /// `observedNanos` in whole seconds (what `__time__` shows).
+    @inlinable public var timeSeconds: Int64 {
+        get { observedNanos / 1_000_000_000 }
+        set { observedNanos = newValue * 1_000_000_000 }
+    }
     /// Source position this batch acknowledges once every flusher has delivered it.
     public var ack: AckToken?
     /// Bytes of input the batch stands for (used by queue watermarks and metrics).
@@ -82,13 +108,20 @@ public struct EventBatch: Sendable {
         self.events = events
         self.fields = []
         self.tags = tags
-        self.timeSeconds = timeSeconds
+        self.observedNanos = timeSeconds * 1_000_000_000
         self.ack = ack
         self.inputBytes = inputBytes
     }
 
-    /// Memory the batch holds, for queue accounting.
-    @inlinable public var memoryBytes: Int { arena.count + events.count * MemoryLayout<LogEvent>.stride + 64 }
+    public init(arena: [UInt8], events: [LogEvent], tags: [EventTag], observedNanos: Int64, inputBytes: Int, ack: AckToken? = nil) {
+        self.init(arena: arena, events: events, tags: tags, timeSeconds: 0, inputBytes: inputBytes, ack: ack)
+        self.observedNanos = observedNanos
+    }
+
+    /// Memory the batch holds, for queue accounting: the arena, the events and their fields.
+    @inlinable public var memoryBytes: Int {
+        arena.count + events.count * MemoryLayout<LogEvent>.stride + fields.count * MemoryLayout<EventField>.stride + 64
+    }
 
     /// The content bytes of event `i` (copied; for tests and slow paths, not the hot path).
     public func contentBytes(_ i: Int) -> [UInt8] {
@@ -101,6 +134,21 @@ public struct EventBatch: Sendable {
         let off = arena.count
         arena.append(contentsOf: bytes)
         return Span(off, arena.count - off)
+    }
+
+    /// The bytes of `span` (copied; for tests and slow paths).
+    public func bytes(_ span: Span) -> [UInt8] {
+        Array(arena[Int(span.offset)..<Int(span.offset + span.length)])
+    }
+
+    /// The live fields of event `i` as (key, value, kind) strings, in order; an unparsed event
+    /// gives its one `content` field. For tests and slow paths.
+    public func fieldStrings(_ i: Int) -> [(key: String, value: String, kind: FieldKind)] {
+        let ev = events[i]
+        guard ev.isParsed else { return [("content", String(decoding: bytes(ev.content), as: UTF8.self), .string)] }
+        return fields[Int(ev.fieldStart)..<Int(ev.fieldStart + ev.fieldCount)].filter { $0.kind != .deleted }.map {
+            (String(decoding: bytes($0.key), as: UTF8.self), String(decoding: bytes($0.value), as: UTF8.self), $0.kind)
+        }
     }
 
     /// EventTag value by key, if present.

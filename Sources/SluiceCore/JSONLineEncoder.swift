@@ -3,7 +3,9 @@
 ///     {"content":"<line>","__path__":"/var/log/a.log","__hostname__":"node-1","__time__":1700000000}
 ///
 /// - An unparsed event writes its raw line as `content`; a parsed event writes its fields instead
-///   (in order), and no `content` unless a field is named so.
+///   (in order; deleted ones skipped), and no `content` unless a field is named so. A string field
+///   is a JSON string; a raw-JSON field (number, bool, null, object, array) is written unquoted.
+///   A parsed event whose fields were all removed is not written.
 /// - Then the batch's tags, with the names iLogtail gives them (`__path__`, `__hostname__`,
 ///   `_pod_name_`, `_namespace_`, `_container_name_`, ...).
 /// - Then `__time__`: the event time in Unix seconds, as a JSON number.
@@ -45,28 +47,39 @@ public struct JSONLineEncoder: Sendable {
         batch.arena.withUnsafeBufferPointer { arenaBuf in
             let arena = arenaBuf.baseAddress ?? UnsafePointer(bitPattern: 1)!
             for ev in batch.events {
-                if ev.fieldCount == 0 {
+                if !ev.isParsed {
                     (base + d).update(from: JSONLineEncoder.contentOpen, count: 12)
                     d += 12
                     d = JSONLineEncoder.escape(arena + Int(ev.content.offset), Int(ev.content.length), base, d)
                     base[d] = UInt8(ascii: "\"")
                     d += 1
                 } else {
+                    let eventStart = d
                     base[d] = UInt8(ascii: "{")
                     d += 1
                     let end = Int(ev.fieldStart + ev.fieldCount)
                     for fi in Int(ev.fieldStart)..<end {
                         let f = batch.fields[fi]
-                        if fi != Int(ev.fieldStart) { base[d] = UInt8(ascii: ","); d += 1 }
+                        if f.kind == .deleted { continue }
+                        if d != eventStart + 1 { base[d] = UInt8(ascii: ","); d += 1 }
                         base[d] = UInt8(ascii: "\"")
                         d += 1
                         d = JSONLineEncoder.escape(arena + Int(f.key.offset), Int(f.key.length), base, d)
-                        base[d] = UInt8(ascii: "\""); base[d + 1] = UInt8(ascii: ":"); base[d + 2] = UInt8(ascii: "\"")
-                        d += 3
-                        d = JSONLineEncoder.escape(arena + Int(f.value.offset), Int(f.value.length), base, d)
-                        base[d] = UInt8(ascii: "\"")
-                        d += 1
+                        base[d] = UInt8(ascii: "\""); base[d + 1] = UInt8(ascii: ":")
+                        d += 2
+                        if f.kind == .json {
+                            (base + d).update(from: arena + Int(f.value.offset), count: Int(f.value.length))
+                            d += Int(f.value.length)
+                        } else {
+                            base[d] = UInt8(ascii: "\"")
+                            d += 1
+                            d = JSONLineEncoder.escape(arena + Int(f.value.offset), Int(f.value.length), base, d)
+                            base[d] = UInt8(ascii: "\"")
+                            d += 1
+                        }
                     }
+                    // Every field removed: the event is not written.
+                    if d == eventStart + 1 { d = eventStart; continue }
                 }
                 if ev.timeNanos == 0 {
                     (base + d).update(from: tailBase, count: tailCount)

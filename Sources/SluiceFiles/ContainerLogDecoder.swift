@@ -318,7 +318,7 @@ public final class StreamDecoder {
         var result: [EventBatch] = []
         for (i, evs) in events.enumerated() where !evs.isEmpty {
             result.append(EventBatch(arena: out, events: evs, tags: batch.tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")],
-                                     timeSeconds: batch.timeSeconds, inputBytes: i == 0 ? batch.inputBytes : 0))
+                                     observedNanos: batch.observedNanos, inputBytes: i == 0 ? batch.inputBytes : 0))
         }
         return result
     }
@@ -361,7 +361,7 @@ public final class StreamDecoder {
     }
 
     /// Emits every held partial record (the file is being let go).
-    public func flushPending(tags: [EventTag], timeSeconds: Int64) -> [EventBatch] {
+    public func flushPending(tags: [EventTag], observedNanos: Int64) -> [EventBatch] {
         var out: [UInt8] = []
         var events: [[LogEvent]] = [[], []]
         for si in 0..<2 where pendingOffset[si] != nil {
@@ -370,7 +370,7 @@ public final class StreamDecoder {
         }
         var result: [EventBatch] = []
         for (i, evs) in events.enumerated() where !evs.isEmpty {
-            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], timeSeconds: timeSeconds, inputBytes: 0))
+            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], observedNanos: observedNanos, inputBytes: 0))
         }
         return result
     }

@@ -19,7 +19,7 @@ extension FileInput {
             // Unterminated last line: emit after the flush timeout.
             if !r.partial.isEmpty && !r.dirty && now - r.partialSince >= flushAfter {
                 let start = r.emittedOffset
-                if let b = chunkReader.flushPartial(r, wallSeconds: Sys.wallSeconds()) {
+                if let b = chunkReader.flushPartial(r, wallNanos: Sys.wallNanos()) {
                     if let dec = r.decoder {
                         let upTo = min(r.emittedOffset, dec.holdOffset ?? .max)
                         if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: upTo, sink: sink) { return }
@@ -33,13 +33,13 @@ extension FileInput {
                 if !r.isOpen && !force && reopenMoved(r) { continue }
                 if (drained && now - r.lastActivity >= nanos(options.releaseDrainedAfterSec) && now - r.goneSince >= nanos(options.releaseDrainedAfterSec)) || force || !r.isOpen {
                     let start = r.emittedOffset
-                    if !r.partial.isEmpty, let b = chunkReader.flushPartial(r, wallSeconds: Sys.wallSeconds()) {
+                    if !r.partial.isEmpty, let b = chunkReader.flushPartial(r, wallNanos: Sys.wallNanos()) {
                         if let dec = r.decoder {
                             if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: r.readOffset, sink: sink) { return }
                         } else if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
                     }
                     if let dec = r.decoder, dec.holdOffset != nil {
-                        if !deliver(dec.flushPending(tags: r.tags, timeSeconds: Sys.wallSeconds()), from: r, upTo: r.readOffset, sink: sink) { return }
+                        if !deliver(dec.flushPending(tags: r.tags, observedNanos: Sys.wallNanos()), from: r, upTo: r.readOffset, sink: sink) { return }
                     }
                     toRemove.append(r.id)
                 }

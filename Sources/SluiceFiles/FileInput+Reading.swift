@@ -20,7 +20,7 @@ extension FileInput {
                 chunks += 1
                 let now = Sys.monotonicNanos()
                 let arenaOffset = r.readOffset - Int64(r.partial.count)
-                switch chunkReader.read(r, now: now, wallSeconds: Sys.wallSeconds()) {
+                switch chunkReader.read(r, now: now, wallNanos: Sys.wallNanos()) {
                 case .failure(let e):
                     warnOnce(r.path, "Cannot read file; will retry.", e)
                     r.dirty = false

@@ -94,7 +94,7 @@ struct ChunkReader {
 
     /// Reads up to `maxReadBufferSize` bytes at the reader's offset and turns complete lines into
     /// a batch. Errors are returned, not thrown, and leave the reader unchanged.
-    func read(_ r: FileReader, now: Int64, wallSeconds: Int64) -> Result<ReadOutcome, Errno> {
+    func read(_ r: FileReader, now: Int64, wallNanos: Int64) -> Result<ReadOutcome, Errno> {
         let chunk = maxReadBufferSize
         let held = r.partial.count
         var readError: Errno?
@@ -200,13 +200,13 @@ struct ChunkReader {
                 // Keep the arena's tail from being counted as queued memory forever.
                 arena.removeSubrange(rest...)
             }
-            batch = EventBatch(arena: arena, events: events, tags: r.tags, timeSeconds: wallSeconds, inputBytes: n)
+            batch = EventBatch(arena: arena, events: events, tags: r.tags, observedNanos: wallNanos, inputBytes: n)
         }
         return .success(ReadOutcome(batch: batch, emittedUpTo: r.emittedOffset, bytesRead: n, reachedEOF: n < chunk, linesSplit: split))
     }
 
     /// Emits the held-back bytes as one event (flush timeout, or a deleted file being released).
-    func flushPartial(_ r: FileReader, wallSeconds: Int64) -> EventBatch? {
+    func flushPartial(_ r: FileReader, wallNanos: Int64) -> EventBatch? {
         guard !r.partial.isEmpty, !r.skipToNewline else {
             r.partial = []
             return nil
@@ -217,6 +217,6 @@ struct ChunkReader {
         if let t = transcoder { arena = arena.withUnsafeBufferPointer { t.convert($0.baseAddress!, $0.count) } }
         r.partial = []
         let ev = LogEvent(content: Span(0, arena.count), flags: flags)
-        return EventBatch(arena: arena, events: [ev], tags: r.tags, timeSeconds: wallSeconds, inputBytes: 0)
+        return EventBatch(arena: arena, events: [ev], tags: r.tags, observedNanos: wallNanos, inputBytes: 0)
     }
 }

@@ -64,12 +64,12 @@ public final class Pipeline: Sendable {
         let inCtx = env.context(pipeline: doc.name, kind: .input, type: inPlugin.type, index: inPlugin.config.index)
         components.append(inCtx.metrics)
         input = try makeInput(inPlugin.options, inCtx)
-        var procs: [any Processor] = []
+        var procs: [(processor: any Processor, metrics: ComponentMetrics)] = []
         for p in pipeline.processors {
             guard let make = p.entry.makeProcessor else { continue }
             let ctx = env.context(pipeline: doc.name, kind: .processor, type: p.type, index: p.config.index)
             components.append(ctx.metrics)
-            procs.append(try make(p.options, ctx))
+            procs.append((try make(p.options, ctx), ctx.metrics))
         }
         var fl: [(any Flusher, PluginContext)] = []
         for f in pipeline.flushers {

@@ -2,6 +2,7 @@ import SluiceConfig
 import SluiceContainers
 import SluiceCore
 import SluiceFlushers
+import SluiceProcessors
 
 /// Every plugin type Sluice knows, one line each (`register(FlusherFile.self)`): its spec (for
 /// validation and docs), the pure reading of its options, and its initialiser.
@@ -47,6 +48,8 @@ public struct PluginRegistry: Sendable {
         r.register(InputFile.self)
         r.register(InputContainerStdio.self)
         r.register(ServiceDockerStdout.self)
+        r.register(ProcessorParseRegexNative.self)
+        r.register(ProcessorParseJsonNative.self)
         r.register(FlusherFile.self)
         r.register(FlusherStdout.self)
         r.register(FlusherBlackhole.self)
@@ -95,6 +98,10 @@ public struct ValidatedPipeline: Sendable {
         let entry: PluginRegistry.Entry
         let options: any Sendable
         public var type: String { config.type }
+        /// Builds this processor from its checked options (nil when the plugin is not a processor).
+        public func makeProcessor(context: PluginContext) throws -> (any Processor)? {
+            try entry.makeProcessor?(options, context)
+        }
     }
     public let document: PipelineDocument
     public let inputs: [Plugin]

@@ -110,7 +110,7 @@ import Testing
         let d = StreamDecoder(format: .cri)
         let (b, _) = raw(["\(t1) stderr P last words"])
         _ = d.decode(b, baseOffset: 0)
-        let e = events(d.flushPending(tags: [], timeSeconds: 1))
+        let e = events(d.flushPending(tags: [], observedNanos: 1_000_000_000))
         #expect(e.map(\.1) == ["last words"])
         #expect(e.map(\.0) == ["stderr"])
         #expect(e[0].3 & LogEvent.Flag.unterminated != 0)

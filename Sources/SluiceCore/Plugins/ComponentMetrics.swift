@@ -21,6 +21,8 @@ public final class ComponentMetrics: Sendable {
     public let errors: Count
     /// Events given up at the shutdown deadline (read again on the next start).
     public let abandonedEvents: Count
+    /// Values a processor could not parse (whatever then happened to the event).
+    public let parseFailures: Count
     /// Requests being sent right now.
     public let inFlight = Atomic<Int>(0)
     private let discarded: Mutex<[String: Count]>
@@ -59,6 +61,7 @@ public final class ComponentMetrics: Sendable {
         requestsPartial = Count("component_requests_total", dimensions: d + [("outcome", "partial")])
         errors = Count("component_errors_total", dimensions: d)
         abandonedEvents = Count("component_abandoned_events_total", dimensions: d)
+        parseFailures = Count("component_parse_failures_total", dimensions: d)
         discarded = Mutex([:])
     }
 
@@ -87,7 +90,7 @@ public final class ComponentMetrics: Sendable {
             ("sent_events", sentEvents.current), ("sent_bytes", sentBytes.current),
             ("requests_delivered", requestsDelivered.current), ("requests_retried", requestsRetried.current),
             ("requests_rejected", requestsRejected.current), ("requests_partial", requestsPartial.current),
-            ("errors", errors.current), ("abandoned_events", abandonedEvents.current),
+            ("errors", errors.current), ("abandoned_events", abandonedEvents.current), ("parse_failures", parseFailures.current),
             ("in_flight", inFlight.load(ordering: .relaxed)),
         ]
         for (r, v) in discardedByReason.sorted(by: { $0.key < $1.key }) { out.append(("discarded_events.\(r)", v)) }

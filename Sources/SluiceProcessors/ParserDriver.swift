@@ -1,0 +1,157 @@
+import SluiceCore
+
+/// What a parser made of one value.
+enum ParseResult {
+    /// Parsed: the produced fields are in the parser's output.
+    case parsed
+    /// Not parsed: the incumbent's failure rules apply (source deleted, kept or the event dropped).
+    case failed
+    /// Not parsed, event left exactly as it was (the delimiter parser's empty value).
+    case unchanged
+}
+
+/// One way of turning a field value into fields: the part each native parser has of its own.
+protocol FieldParser {
+    /// Interns the keys and constants the parser writes, once per batch.
+    mutating func prepare(_ w: inout FieldWriter)
+    /// Parses the `n` bytes at `p` (whose span in the arena is `value`), appending the fields it
+    /// produces to `out` (values may be new bytes in `w.extra`).
+    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: inout [EventField], arena: UnsafePointer<UInt8>) -> ParseResult
+    /// Produced fields replace fields of the same name (`SetContent`); false appends them
+    /// without a check (`AppendContent`, apsara).
+    var overwrites: Bool { get }
+}
+
+extension FieldParser {
+    var overwrites: Bool { true }
+}
+
+/// Counts of one pass, added to the processor's metrics once per batch.
+struct ParseCounts {
+    var failed = 0
+    var dropped = 0
+    var keyMissing = 0
+}
+
+/// Runs a ``FieldParser`` over a batch with the incumbent's common rules
+/// [LC core/plugin/processor/ProcessorParseRegexNative.cpp `ProcessEvent`; CommonParserOptions.cpp]:
+/// 1. an event without `SourceKey` passes unchanged;
+/// 2. produced fields are written with overwrite, in order;
+/// 3. on failure, or when no produced key is `SourceKey`, `SourceKey` is deleted;
+/// 4. the raw value goes to `RenamedSourceKey` (no overwrite) when kept on success or failure;
+/// 5. on a kept failure with `CopingRawLog`, also to `__raw_log__`;
+/// 6. a failed event not kept that is left empty (or holds only `__file_offset__`, or exactly
+///    `_time_` and `_source_`) is dropped.
+struct ParserDriver {
+    let sourceKey: String
+    let renamedKey: String
+    let common: CommonParserOptions
+
+    init(sourceKey: String, common: CommonParserOptions) {
+        self.sourceKey = sourceKey
+        self.common = common
+        renamedKey = common.renamedSourceKey.isEmpty ? sourceKey : common.renamedSourceKey
+    }
+
+    func run<P: FieldParser>(_ batch: inout EventBatch, _ parser: inout P, fieldsPerEvent: Int) -> ParseCounts {
+        var counts = ParseCounts()
+        batch.rewriteFields(fieldsPerEvent: fieldsPerEvent) { arena, events, w in
+            let contentKey = w.intern("content")
+            let source = sourceKey == "content" ? contentKey : w.intern(sourceKey)
+            let renamed = renamedKey == sourceKey ? source : w.intern(renamedKey)
+            let rawLog = w.intern("__raw_log__")
+            let fileOffset = w.intern("__file_offset__")
+            let timeKey = w.intern("_time_")
+            let sourceTag = w.intern("_source_")
+            parser.prepare(&w)
+            var out: [EventField] = []
+            out.reserveCapacity(fieldsPerEvent + 4)
+            var kept = 0
+            for i in events.indices {
+                var ev = events[i]
+                w.begin(ev, contentKey: contentKey)
+                guard let si = w.find(source, arena: arena) else {
+                    counts.keyMissing += 1
+                    w.end(&ev)
+                    events[kept] = ev
+                    kept += 1
+                    continue
+                }
+                let raw = w.fields[si].value
+                out.removeAll(keepingCapacity: true)
+                let mark = w.extraMark
+                // A source value is always in the arena: it comes from the fields before this pass.
+                let result = parser.parse(arena + Int(raw.offset), Int(raw.length), value: raw, &w, out: &out, arena: arena)
+                if case .unchanged = result {
+                    counts.failed += 1
+                    w.truncateExtra(to: mark)
+                    w.end(&ev)
+                    events[kept] = ev
+                    kept += 1
+                    continue
+                }
+                let ok = result == .parsed
+                var sourceOverwritten = false
+                if ok {
+                    for f in out {
+                        if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
+                        if parser.overwrites {
+                            w.set(f.key, f.value, kind: f.kind, arena: arena)
+                        } else {
+                            w.append(f.key, f.value, kind: f.kind)
+                        }
+                    }
+                } else {
+                    counts.failed += 1
+                    w.truncateExtra(to: mark)
+                }
+                if !ok || !sourceOverwritten { w.delete(source, arena: arena) }
+                if (ok && common.keepingSourceWhenParseSucceed) || (!ok && common.keepingSourceWhenParseFail) {
+                    w.set(renamed, raw, overwrite: false, arena: arena)
+                }
+                if !ok && common.keepingSourceWhenParseFail && common.copingRawLog {
+                    w.set(rawLog, raw, overwrite: false, arena: arena)
+                }
+                if !ok && !common.keepingSourceWhenParseFail
+                    && ParserDriver.shouldErase(&w, fileOffset: fileOffset, time: timeKey, source: sourceTag, arena: arena) {
+                    counts.dropped += 1
+                    w.discardCurrent()
+                    continue
+                }
+                w.end(&ev)
+                events[kept] = ev
+                kept += 1
+            }
+            events.removeSubrange(kept..<events.count)
+        }
+        return counts
+    }
+
+    /// The incumbent's `ShouldEraseEvent`: nothing left but bookkeeping.
+    static func shouldErase(_ w: inout FieldWriter, fileOffset: Span, time: Span, source: Span, arena: UnsafePointer<UInt8>) -> Bool {
+        var first = Span.empty, second = Span.empty, n = 0
+        for i in w.current where w.fields[i].kind != .deleted {
+            switch n {
+            case 0: first = w.fields[i].key
+            case 1: second = w.fields[i].key
+            default: return false
+            }
+            n += 1
+        }
+        switch n {
+        case 0: return true
+        case 1: return w.equal(first, fileOffset, arena: arena)
+        default:
+            return (w.equal(first, time, arena: arena) && w.equal(second, source, arena: arena))
+                || (w.equal(second, time, arena: arena) && w.equal(first, source, arena: arena))
+        }
+    }
+}
+
+extension ComponentMetrics {
+    /// Adds one pass's counts: failures to `parse_failures`, drops to `discarded{parse_failure}`.
+    func record(_ c: ParseCounts) {
+        parseFailures.add(c.failed)
+        discarded(c.dropped, reason: "parse_failure")
+    }
+}
