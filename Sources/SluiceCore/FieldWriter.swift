@@ -190,3 +190,24 @@ extension EventBatch {
         swap(&writer.fields, &self.fields)
     }
 }
+
+extension EventBatch {
+    /// The value of `ev`'s live field named `key` (an unparsed event has only `content`), read
+    /// in place, for processors that look at fields without rewriting them.
+    @inlinable public func value(of ev: LogEvent, key: [UInt8], arena: UnsafePointer<UInt8>) -> EventField? {
+        if !ev.isParsed {
+            return key.elementsEqual("content".utf8) ? EventField(key: .empty, value: ev.content) : nil
+        }
+        let end = Int(ev.fieldStart + ev.fieldCount)
+        var i = Int(ev.fieldStart)
+        while i < end {
+            let f = fields[i]
+            if f.kind != .deleted && Int(f.key.length) == key.count
+                && key.withUnsafeBufferPointer({ memcmp(arena + Int(f.key.offset), $0.baseAddress!, key.count) == 0 }) {
+                return f
+            }
+            i &+= 1
+        }
+        return nil
+    }
+}

@@ -53,6 +53,7 @@ public struct PluginRegistry: Sendable {
         r.register(ProcessorParseDelimiterNative.self)
         r.register(ProcessorFilterRegexNative.self)
         r.register(ProcessorDesensitizeNative.self)
+        r.register(ProcessorParseTimestampNative.self)
         r.register(FlusherFile.self)
         r.register(FlusherStdout.self)
         r.register(FlusherBlackhole.self)
