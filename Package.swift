@@ -78,7 +78,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Benchmark driver: generates inputs, runs the real binary, prints figures.
-        .executableTarget(name: "sluice-bench"),
+        .executableTarget(name: "sluice-bench", dependencies: ["SluiceRegex"]),
         // In-memory inputs/flushers and helpers to drive the real binary in tests.
         .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceFiles", "SluiceRuntime", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"]),

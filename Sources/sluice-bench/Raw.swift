@@ -3,6 +3,7 @@
 // the records (no decoding, no joining).
 
 import Glibc
+import SluiceRegex
 
 struct RawResult {
     var bytes = 0
@@ -55,5 +56,50 @@ func rawCeiling(_ ds: Dataset, dir: String, outPath: String) throws -> RawResult
     if r.lines != ds.totalRecords {
         throw BenchError("raw ceiling counted \(r.lines) lines in \(dir), expected \(ds.totalRecords)")
     }
+    return r
+}
+
+/// The regex ceiling of a parsing scenario: PCRE2 JIT alone (no collector) over every line of `ds`, full match
+/// with the same pattern, captures read. Lines that do not match are an error (the dataset is made to match).
+func regexCeiling(_ ds: Dataset, dir: String, pattern: String) throws -> RawResult {
+    let regex: RegexPattern
+    do { regex = try RegexPattern(pattern, anchoring: .full, syntax: .boost) } catch { throw BenchError("\(error)") }
+    let matcher = RegexMatcher(for: [regex])
+    let bufSize = 1 << 20
+    let buf = UnsafeMutablePointer<UInt8>.allocate(capacity: bufSize)
+    defer { buf.deallocate() }
+    var r = RawResult()
+    var captured = 0
+    let cpu0 = selfCPU()
+    let t0 = monoNow()
+    for path in ds.fileNames.map({ dir + "/" + $0 }) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw BenchError("cannot open \(path): \(errnoText())") }
+        defer { close(fd) }
+        var have = 0
+        while true {
+            let n = read(fd, buf + have, bufSize - have)
+            if n < 0 { if errno == EINTR { continue }; throw BenchError("cannot read \(path): \(errnoText())") }
+            if n == 0 { break }
+            r.bytes += n
+            let end = have + n
+            var s = 0
+            while s < end, let nl = memchr(buf + s, 0x0A, end - s) {
+                let e = UnsafeMutablePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - buf
+                guard matcher.match(regex, buf + s, e - s) == .matched else {
+                    throw BenchError("regex ceiling: a line of \(path) does not match the pattern")
+                }
+                for g in 1...regex.captureCount { captured &+= matcher.bounds(g).end }
+                r.lines += 1
+                s = e + 1
+            }
+            have = end - s
+            if have > 0 { memmove(buf, buf + s, have) }
+        }
+    }
+    r.wall = monoNow() - t0
+    let cpu1 = selfCPU()
+    r.cpu = CPUTimes(user: cpu1.user - cpu0.user, sys: cpu1.sys - cpu0.sys)
+    if captured == 42 { note("") }  // keeps the capture reads from being optimised away
     return r
 }

@@ -6,7 +6,9 @@ struct RawRow {
     var dataset: Dataset
     var toFile: Bool          // (a) file on the same fs, else (b) /dev/null
     var result: RawResult
-    var name: String { (toFile ? "raw-file" : "raw-null") + "[" + dataset.spec.name + "]" }
+    /// Set for a scenario's own ceiling (e.g. `regex-jit[nginx-regex]`).
+    var label: String? = nil
+    var name: String { label ?? ((toFile ? "raw-file" : "raw-null") + "[" + dataset.spec.name + "]") }
     var mbPerSec: Double { Double(result.bytes) / result.wall / 1e6 }
     var cpuPerGiB: Double { result.cpu.total / (Double(result.bytes) / 1073741824) }
 }
@@ -23,7 +25,7 @@ func cpuPerGiB(_ r: ScenarioResult) -> Double? {
 
 /// The raw ceiling a scenario is compared with: (a) for the file flusher, (b) for blackhole.
 func rawReference(_ r: ScenarioResult, _ raws: [RawRow]) -> RawRow? {
-    raws.first { $0.dataset.spec.name == r.dataset.spec.name && $0.toFile == (r.spec.flusher == .file) }
+    raws.first { $0.label == nil && $0.dataset.spec.name == r.dataset.spec.name && $0.toFile == (r.spec.flusher == .file) }
 }
 
 func printTable(_ headers: [String], _ rows: [[String]], leftColumns: Set<Int>) {

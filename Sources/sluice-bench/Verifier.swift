@@ -168,6 +168,8 @@ struct IDTracker {
     let ds: Dataset
     var counts: [UInt8]
     var result = VerifyResult()
+    /// `"key":"` of every field a parsed line must have (empty: lines are unparsed, lengths are compared).
+    var parsedKeys: [[UInt8]] = []
 
     init(_ ds: Dataset) {
         self.ds = ds
@@ -226,7 +228,14 @@ struct IDTracker {
                 res.delivered += 1
                 if seen[g] < 255 { seen[g] += 1 }
                 var bad = false
-                if !lengths.isEmpty && Int(lengths[g]) != c.length {
+                if !parsedKeys.isEmpty {
+                    for k in parsedKeys where findKey(k, p, lineEnd, skipStart: c.start, skipEnd: c.close) == nil {
+                        res.corrupt += 1
+                        bad = true
+                        problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) has no field " + String(decoding: k, as: UTF8.self))
+                        break
+                    }
+                } else if !lengths.isEmpty && Int(lengths[g]) != c.length {
                     res.corrupt += 1
                     bad = true
                     problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) content is \(c.length) bytes, input line is \(lengths[g])")
@@ -305,8 +314,9 @@ struct IDTracker {
 }
 
 /// Verifies every regular file in `outDir` against `ds`.
-func verifyOutputDir(_ outDir: String, _ ds: Dataset) throws -> VerifyResult {
+func verifyOutputDir(_ outDir: String, _ ds: Dataset, parsedKeys: [String] = []) throws -> VerifyResult {
     var tracker = IDTracker(ds)
+    tracker.parsedKeys = parsedKeys.map { Array("\"\($0)\":\"".utf8) }
     for name in listDir(outDir) {
         let path = outDir + "/" + name
         guard let info = statPath(path), info.isRegular else { continue }

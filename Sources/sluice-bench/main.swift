@@ -17,7 +17,7 @@ usage: sluice-bench [options]
                        4 files of N/4 MiB each (default 512)
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
-  --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | raw | all
+  --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | raw | all
                        (repeatable; default all); 1 to 5 are aliases of the first five;
                        `raw` alone measures only the raw ceilings
                          plain-file       plain lines, input_file -> flusher_file
@@ -118,7 +118,7 @@ func resolveScenarios(_ names: [String]) -> (sluice: [ScenarioSpec], rawOnly: Bo
         case "raw": raw = true
         default:
             guard allScenarios.contains(where: { $0.name == n }) else {
-                usageError("unknown scenario \(n) (plain-file, plain-blackhole, many-files, docker-json, cri, raw, all)")
+                usageError("unknown scenario \(n) (plain-file, plain-blackhole, many-files, docker-json, cri, nginx-regex, raw, all)")
             }
             chosen.append(n)
         }
@@ -249,6 +249,20 @@ func mainEntry() -> Int32 {
 
         var raws: [RawRow] = []
         for name in needed { raws += try measureRaw(datasets[name]!, workDir: workDir) }
+        for spec in scenarios {
+            guard let pattern = spec.ceilingRegex else { continue }
+            let ds = datasets[spec.dataset]!
+            var warm = ds
+            var runs: [RawResult] = []
+            for _ in 0..<rawRepetitions {
+                try scanDataset(&warm, dir: ds.dir, recordLengths: false)
+                runs.append(try regexCeiling(ds, dir: ds.dir, pattern: pattern))
+            }
+            runs.sort { $0.wall < $1.wall }
+            let row = RawRow(dataset: ds, toFile: false, result: runs[runs.count / 2], label: "regex-jit[\(spec.name)]")
+            note("[\(row.name)] PCRE2 JIT alone: \(fmt(row.mbPerSec, 1)) MB/s, \(fmt(row.cpuPerGiB, 3)) CPU-s/GiB (median of \(rawRepetitions))")
+            raws.append(row)
+        }
 
         let settings = RunSettings(sluicePath: sluicePath, workDir: workDir, timeoutSec: opts.timeoutSec,
                                    settleMs: opts.settleMs, stallSec: opts.stallSec, pollMs: 10,
