@@ -8,6 +8,8 @@ enum ParseResult {
     case failed
     /// Not parsed, event left exactly as it was (the delimiter parser's empty value).
     case unchanged
+    /// Parsed, but the event is dropped (apsara: a time more than 12 hours old), counted `old_timestamp`.
+    case discard
 }
 
 /// One way of turning a field value into fields: the part each native parser has of its own.
@@ -20,16 +22,20 @@ protocol FieldParser {
     /// Produced fields replace fields of the same name (`SetContent`); false appends them
     /// without a check (`AppendContent`, apsara).
     var overwrites: Bool { get }
+    /// The event time the last successful parse found (apsara), taken once.
+    mutating func takeEventTime() -> Int64?
 }
 
 extension FieldParser {
     var overwrites: Bool { true }
+    mutating func takeEventTime() -> Int64? { nil }
 }
 
 /// Counts of one pass, added to the processor's metrics once per batch.
 struct ParseCounts {
     var failed = 0
     var dropped = 0
+    var old = 0
     var keyMissing = 0
 }
 
@@ -82,6 +88,12 @@ struct ParserDriver {
                 let mark = w.extraMark
                 // A source value is always in the arena: it comes from the fields before this pass.
                 let result = parser.parse(arena + Int(raw.offset), Int(raw.length), value: raw, &w, out: &out, arena: arena)
+                if case .discard = result {
+                    counts.old += 1
+                    w.truncateExtra(to: mark)
+                    w.discardCurrent()
+                    continue
+                }
                 if case .unchanged = result {
                     counts.failed += 1
                     w.truncateExtra(to: mark)
@@ -93,6 +105,7 @@ struct ParserDriver {
                 let ok = result == .parsed
                 var sourceOverwritten = false
                 if ok {
+                    if let t = parser.takeEventTime() { ev.timeNanos = t }
                     for f in out {
                         if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
                         if parser.overwrites {
@@ -153,5 +166,6 @@ extension ComponentMetrics {
     func record(_ c: ParseCounts) {
         parseFailures.add(c.failed)
         discarded(c.dropped, reason: "parse_failure")
+        discarded(c.old, reason: "old_timestamp")
     }
 }

@@ -97,6 +97,9 @@ public struct StrptimeFormat: Sendable, Equatable {
         var daySet = false
         /// `%s`: seconds since the epoch, UTC.
         public var epochSeconds: Int64? = nil
+        /// `%z` as a numeric offset (`Z`, `±hh[:mm]`, `UT`, `GMT`), seconds east of UTC; the native
+        /// processor ignores it (as the incumbent's), `processor_strptime` uses it.
+        public var zoneOffset: Int? = nil
     }
 
     static let monthNames = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
@@ -232,7 +235,8 @@ public struct StrptimeFormat: Sendable, Equatable {
                     while i < n && ((p[i] | 0x20) >= 0x61 && (p[i] | 0x20) <= 0x7A) { i += 1 }
                     guard i > start else { return nil }
                 case UInt8(ascii: "z"):
-                    guard skipZone(p, n, &i) else { return nil }
+                    guard let z = readZone(p, n, &i) else { return nil }
+                    r.zoneOffset = z
                 default:
                     return nil
                 }
@@ -249,23 +253,30 @@ public struct StrptimeFormat: Sendable, Equatable {
     }
 
     /// `%z`: `Z`, `±hh`, `±hhmm`, `±hh:mm`, or a zone name (UT, GMT, EST, ..., military letters).
-    private func skipZone(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Bool {
+    /// Returns the offset when it is numeric or UTC, `Int.min` for other names, nil when invalid.
+    private func readZone(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Int? {
         while i < n && p[i] == 0x20 { i += 1 }
-        guard i < n else { return false }
+        guard i < n else { return nil }
         let c = p[i]
         if c == UInt8(ascii: "+") || c == UInt8(ascii: "-") {
             i += 1
-            var digits = 0
-            while i < n && digits < 4 {
-                if p[i] >= 0x30 && p[i] <= 0x39 { digits += 1; i += 1; continue }
-                if p[i] == UInt8(ascii: ":") && digits == 2 { i += 1; continue }
+            var value = 0
+            var count = 0
+            while i < n && count < 4 {
+                if p[i] >= 0x30 && p[i] <= 0x39 { value = value * 10 + Int(p[i] - 0x30); count += 1; i += 1; continue }
+                if p[i] == UInt8(ascii: ":") && count == 2 { i += 1; continue }
                 break
             }
-            return digits == 2 || digits == 4
+            guard count == 2 || count == 4 else { return nil }
+            let h = count == 4 ? value / 100 : value
+            let m = count == 4 ? value % 100 : 0
+            return (c == UInt8(ascii: "-") ? -1 : 1) * (h * 3600 + m * 60)
         }
         let start = i
         while i < n && ((p[i] | 0x20) >= 0x61 && (p[i] | 0x20) <= 0x7A) { i += 1 }
-        return i > start
+        guard i > start else { return nil }
+        let name = String(decoding: UnsafeBufferPointer(start: p + start, count: i - start), as: UTF8.self).uppercased()
+        return ["Z", "UT", "UTC", "GMT"].contains(name) ? 0 : Int.min
     }
 }
 

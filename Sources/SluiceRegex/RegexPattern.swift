@@ -25,6 +25,10 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
         /// `^` and `$` also match at line boundaries (Boost's Perl syntax default).
         public static let multiline = Syntax(rawValue: PCRE2_MULTILINE)
         public static let caseless = Syntax(rawValue: PCRE2_CASELESS)
+        /// `$` matches only at the very end (Go's RE2 without `(?m)`), not before a final newline.
+        public static let dollarEndOnly = Syntax(rawValue: PCRE2_DOLLAR_ENDONLY)
+        /// Several groups may have the same name (grok expressions).
+        public static let duplicateNames = Syntax(rawValue: PCRE2_DUPNAMES)
         /// What the incumbent's C++ processors get from Boost.Regex's Perl syntax.
         public static let boost: Syntax = [.dotAll, .multiline]
     }
