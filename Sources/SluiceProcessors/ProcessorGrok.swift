@@ -87,7 +87,8 @@ public final class ProcessorGrok: ProcessorPlugin {
             batch.rewriteFields(fieldsPerEvent: 8) { arena, events, w in
                 let contentKey = w.intern("content")
                 let source = o.sourceKey == "content" ? contentKey : w.intern(o.sourceKey)
-                let fieldKeys: [[Int: Span]] = o.expressions.map { e in e.fields.mapValues { w.intern($0) } }
+                // Fields in the order of their groups in the expression.
+                let fieldKeys: [[(Int, Span)]] = o.expressions.map { e in e.fields.sorted { $0.key < $1.key }.map { ($0.key, w.intern($0.value)) } }
                 for i in events.indices {
                     var ev = events[i]
                     w.begin(ev, contentKey: contentKey)
