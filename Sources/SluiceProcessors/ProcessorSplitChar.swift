@@ -40,7 +40,7 @@ public final class ProcessorSplitChar: ProcessorPlugin {
         summary: "Splits a field on a one-byte separator (optionally with quoted values) into the fields named in `SplitKeys`.",
         fields: [
             FieldSpec(name: "SourceKey", type: .string, doc: "The field to split (`content` for the raw line); empty or absent: the event's first field.", defaultValue: nil),
-            FieldSpec(name: "SplitSep", type: .string, doc: "The separator: exactly one byte.", defaultValue: "\\n"),
+            FieldSpec(name: "SplitSep", type: .string, doc: "The separator: exactly one byte. Default: a newline.", defaultValue: nil),
             FieldSpec(name: "SplitKeys", type: .stringList, doc: "Names of the values, in order. None: the whole value goes to `_split_preserve_` (with `PreserveOthers`).", defaultValue: nil),
             FieldSpec(name: "QuoteFlag", type: .bool, doc: "Values may be quoted with `Quote` (`\"\"` inside is one quote).", defaultValue: "false"),
             FieldSpec(name: "Quote", type: .string,

@@ -35,7 +35,7 @@ public final class ProcessorSplitString: ProcessorPlugin {
         summary: "Splits a field on a separator string into the fields named in `SplitKeys`.",
         fields: [
             FieldSpec(name: "SourceKey", type: .string, doc: "The field to split (`content` for the raw line); empty or absent: the event's first field.", defaultValue: nil),
-            FieldSpec(name: "SplitSep", type: .string, doc: "The separator, one or more bytes (matched literally).", defaultValue: "\\n"),
+            FieldSpec(name: "SplitSep", type: .string, doc: "The separator, one or more bytes (matched literally). Default: a newline.", defaultValue: nil),
             FieldSpec(name: "SplitKeys", type: .stringList, doc: "Names of the parts, in order. None: the whole value is the rest (see `PreserveOthers`).", defaultValue: nil),
             FieldSpec(name: "PreserveOthers", type: .bool,
                       doc: "Keep the rest after the last key's part: in `_split_preserve_`, or expanded with `ExpandOthers`. (iLogtail's docs say the default is false; its code, followed here, says true.)",

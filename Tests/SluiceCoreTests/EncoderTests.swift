@@ -97,13 +97,32 @@ import Testing
         let k2 = batch.append(bytes: Array("path".utf8))
         let v2 = batch.append(bytes: Array("/a\"b".utf8))
         batch.fields = [EventField(key: k1, value: v1), EventField(key: k2, value: v2)]
-        var ev = LogEvent(content: .empty)
+        var ev = LogEvent(content: .empty, flags: LogEvent.Flag.parsed)
         ev.fieldStart = 0
         ev.fieldCount = 2
         batch.events = [ev]
         let out = OutputBuffer(capacity: 8)
         JSONLineEncoder().encode(batch, into: out)
         #expect(String(decoding: out.bytes, as: UTF8.self) == "{\"status\":\"200\",\"path\":\"/a\\\"b\",\"__time__\":7}\n")
+    }
+
+    @Test func rawJSONFieldsUnquotedDeletedSkippedEmptiedEventsNotWritten() {
+        var batch = EventBatch(arena: [], events: [], tags: [], timeSeconds: 7, inputBytes: 0)
+        let k1 = batch.append(bytes: Array("n".utf8))
+        let v1 = batch.append(bytes: Array("{\"a\":[1,true]}".utf8))
+        let k2 = batch.append(bytes: Array("gone".utf8))
+        batch.fields = [EventField(key: k1, value: v1, kind: .json), EventField(key: k2, value: v1, kind: .deleted),
+                        EventField(key: k2, value: v1, kind: .deleted)]
+        var first = LogEvent(content: .empty, flags: LogEvent.Flag.parsed)
+        first.fieldStart = 0
+        first.fieldCount = 2
+        var second = LogEvent(content: .empty, flags: LogEvent.Flag.parsed)
+        second.fieldStart = 2
+        second.fieldCount = 1
+        batch.events = [first, second]
+        let out = OutputBuffer(capacity: 8)
+        JSONLineEncoder().encode(batch, into: out)
+        #expect(String(decoding: out.bytes, as: UTF8.self) == "{\"n\":{\"a\":[1,true]},\"__time__\":7}\n")
     }
 
     @Test func decimalFormatting() {

@@ -9,6 +9,21 @@ import Testing
     static let required: [String: String] = [
         "input_file": "FilePaths: [/var/log/*.log]\n",
         "flusher_file": "FilePath: /tmp/out.jsonl\n",
+        "processor_parse_regex_native": "SourceKey: content\nRegex: (.*)\nKeys: [a]\n",
+        "processor_parse_json_native": "SourceKey: content\n",
+        "processor_parse_delimiter_native": "SourceKey: content\nSeparator: \",\"\nKeys: [a, b]\n",
+        "processor_parse_apsara_native": "SourceKey: content\n",
+        "processor_parse_timestamp_native": "SourceKey: t\nSourceFormat: \"%Y\"\n",
+        "processor_desensitize_native": "SourceKey: content\nMethod: md5\nContentPatternBeforeReplacedString: a\nReplacedContentPattern: b\n",
+        "processor_regex": "Regex: (.*)\nKeys: [a]\n",
+        "processor_json": "SourceKey: content\n",
+        "processor_grok": "Match: ['%{WORD:w}']\n",
+        "processor_strptime": "Format: \"%Y\"\n",
+        "processor_add_fields": "Fields: {a: b}\n",
+        "processor_drop": "DropKeys: [a]\n",
+        "processor_rename": "SourceKeys: [a]\nDestKeys: [b]\n",
+        "processor_split_char": "SplitKeys: [a]\n",
+        "processor_split_string": "SplitKeys: [a]\n",
     ]
 
     struct Case: CustomTestStringConvertible, Sendable {
@@ -46,7 +61,7 @@ import Testing
             return String(describing: try entry.options(obj, GlobalParameters()))
         }
         let value = c.defaultText.hasPrefix("[") || Double(c.defaultText) != nil || ["true", "false"].contains(c.defaultText)
-            ? c.defaultText : "\"\(c.defaultText)\""
+            ? c.defaultText : "'" + c.defaultText.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
         let implicit = try options(base)
         let explicit = try options(base + "\(c.field): \(value)\n")
         #expect(implicit == explicit, "\(c.type).\(c.field): documented default \(c.defaultText) differs from the code's")
