@@ -89,6 +89,13 @@ public struct FieldWriter {
         return nil
     }
 
+    /// The open event's source field: the live field named `key`, or with no key (a Go processor
+    /// whose `SourceKey` is empty) its first live field.
+    @inlinable public func source(_ key: Span?, arena: UnsafePointer<UInt8>) -> Int? {
+        guard let key else { return current.first { fields[$0].kind != .deleted } }
+        return find(key, arena: arena)
+    }
+
     /// Sets `key` on the open event. An existing live field of that name is replaced in place
     /// when `overwrite` (else left alone); otherwise the field is appended.
     @inlinable public mutating func set(_ key: Span, _ value: Span, kind: FieldKind = .string, overwrite: Bool = true, arena: UnsafePointer<UInt8>) {

@@ -56,13 +56,12 @@ public final class ProcessorRegex: ProcessorPlugin {
         matchers.withMatcher { m in
             batch.rewriteFields(fieldsPerEvent: o.keys.count) { arena, events, w in
                 let contentKey = w.intern("content")
-                let source = o.sourceKey == "content" ? contentKey : w.intern(o.sourceKey)
+                let source: Span? = o.sourceKey.isEmpty ? nil : (o.sourceKey == "content" ? contentKey : w.intern(o.sourceKey))
                 let keys = o.keys.map { w.intern($0) }
                 for i in events.indices {
                     var ev = events[i]
                     w.begin(ev, contentKey: contentKey)
-                    let found: Int? = o.sourceKey.isEmpty ? w.current.first { w.fields[$0].kind != .deleted } : w.find(source, arena: arena)
-                    guard let si = found else { w.end(&ev); events[i] = ev; continue }
+                    guard let si = w.source(source, arena: arena) else { w.end(&ev); events[i] = ev; continue }
                     let srcField = w.fields[si]
                     let v = srcField.value
                     let p = arena + Int(v.offset)

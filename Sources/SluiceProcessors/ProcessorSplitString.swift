@@ -81,9 +81,7 @@ public final class ProcessorSplitString: ProcessorPlugin {
             for i in events.indices {
                 var ev = events[i]
                 w.begin(ev, contentKey: contentKey)
-                let si: Int?
-                if let source { si = w.find(source, arena: arena) } else { si = w.current.isEmpty ? nil : w.current.lowerBound }
-                if let si {
+                if let si = w.source(source, arena: arena) {
                     // A source value is in the arena: it comes from the fields before this pass.
                     let v = w.fields[si].value
                     if !o.keepSource { w.fields[si].kind = .deleted }

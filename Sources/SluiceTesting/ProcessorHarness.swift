@@ -24,12 +24,16 @@ public struct ProcessorHarness {
 
     /// The batch after every processor.
     public func batch(_ lines: [String], tags: [EventTag] = [], observedNanos: Int64 = 1_700_000_000_000_000_000) -> EventBatch {
+        batch(bytes: lines.map { Array($0.utf8) }, tags: tags, observedNanos: observedNanos)
+    }
+
+    /// The batch of lines given as bytes (a String cannot hold invalid UTF-8) after every processor.
+    public func batch(bytes lines: [[UInt8]], tags: [EventTag] = [], observedNanos: Int64 = 1_700_000_000_000_000_000) -> EventBatch {
         var arena: [UInt8] = []
         var events: [LogEvent] = []
         for l in lines {
-            let off = arena.count
-            arena += Array(l.utf8)
-            events.append(LogEvent(content: Span(off, l.utf8.count)))
+            events.append(LogEvent(content: Span(arena.count, l.count)))
+            arena += l
         }
         var b = EventBatch(arena: arena, events: events, tags: tags, observedNanos: observedNanos, inputBytes: arena.count)
         for (p, m) in processors {
@@ -42,7 +46,12 @@ public struct ProcessorHarness {
 
     /// The JSON lines of the batch after every processor, without the trailing `__time__`.
     public func run(_ lines: [String], tags: [EventTag] = []) -> [String] {
-        encode(batch(lines, tags: tags)).map { line in
+        run(bytes: lines.map { Array($0.utf8) }, tags: tags)
+    }
+
+    /// `run` of lines given as bytes.
+    public func run(bytes lines: [[UInt8]], tags: [EventTag] = []) -> [String] {
+        encode(batch(bytes: lines, tags: tags)).map { line in
             var bytes = Array(line.utf8)
             let marker = Array(",\"__time__\":".utf8)
             guard bytes.count >= marker.count else { return line }

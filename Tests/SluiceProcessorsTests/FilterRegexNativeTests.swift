@@ -22,25 +22,6 @@ import Testing
         do { _ = try ProcessorHarness(yaml); return nil } catch { return "\(error)" }
     }
 
-    /// Runs `h` on lines given as bytes (a Swift String cannot hold invalid UTF-8), the way
-    /// `ProcessorHarness.run` does, without the trailing `__time__`.
-    static func runBytes(_ h: ProcessorHarness, _ lines: [[UInt8]]) -> [String] {
-        var arena: [UInt8] = []
-        var events: [LogEvent] = []
-        for l in lines {
-            events.append(LogEvent(content: Span(arena.count, l.count)))
-            arena += l
-        }
-        var b = EventBatch(arena: arena, events: events, tags: [], observedNanos: 1_700_000_000_000_000_000, inputBytes: arena.count)
-        for (p, m) in h.processors {
-            m.receivedEvents.add(b.events.count)
-            p.process(&b)
-            m.sentEvents.add(b.events.count)
-        }
-        let suffix = #","__time__":1700000000}"#
-        return h.encode(b).map { $0.hasSuffix(suffix) ? String($0.dropLast(suffix.count)) + "}" : $0 }
-    }
-
     @Test func filterKeyAndFilterRegexKeepOnlyMatchingEvents() throws {
         let h = try ProcessorHarness("""
           - Type: processor_filter_regex_native
@@ -246,9 +227,9 @@ import Testing
         // is untouched. Without the option the bytes stay (the encoder shows them as U+FFFD).
         let line: [UInt8] = [0x61, 0xFF, 0x62] + Array("é".utf8) + [0xC3]
         let on = try ProcessorHarness("  - Type: processor_filter_regex_native\n    DiscardingNonUTF8: true")
-        #expect(Self.runBytes(on, [line]) == [#"{"content":"a bé "}"#])
+        #expect(on.run(bytes: [line]) == [#"{"content":"a bé "}"#])
         let off = try ProcessorHarness("  - Type: processor_filter_regex_native\n    DiscardingNonUTF8: false")
-        #expect(Self.runBytes(off, [line]) == [#"{"content":"a\ufffdbé\ufffd"}"#])
+        #expect(off.run(bytes: [line]) == [#"{"content":"a\ufffdbé\ufffd"}"#])
         // With a rule: the (byte-wise) match decides, then the kept event is cleaned.
         let ruled = try ProcessorHarness("""
           - Type: processor_filter_regex_native
@@ -256,6 +237,6 @@ import Testing
             FilterRegex: ['a.b.*']
             DiscardingNonUTF8: true
         """)
-        #expect(Self.runBytes(ruled, [line, Array("xyz".utf8)]) == [#"{"content":"a bé "}"#])
+        #expect(ruled.run(bytes: [line, Array("xyz".utf8)]) == [#"{"content":"a bé "}"#])
     }
 }

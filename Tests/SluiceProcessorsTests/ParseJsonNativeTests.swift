@@ -13,25 +13,6 @@ import Testing
         """)
     }
 
-    /// Runs `h` on lines given as bytes (a Swift String cannot hold invalid UTF-8), the way
-    /// `ProcessorHarness.run` does, without the trailing `__time__`.
-    static func runBytes(_ h: ProcessorHarness, _ lines: [[UInt8]]) -> [String] {
-        var arena: [UInt8] = []
-        var events: [LogEvent] = []
-        for l in lines {
-            events.append(LogEvent(content: Span(arena.count, l.count)))
-            arena += l
-        }
-        var b = EventBatch(arena: arena, events: events, tags: [], observedNanos: 1_700_000_000_000_000_000, inputBytes: arena.count)
-        for (p, m) in h.processors {
-            m.receivedEvents.add(b.events.count)
-            p.process(&b)
-            m.sentEvents.add(b.events.count)
-        }
-        let suffix = #","__time__":1700000000}"#
-        return h.encode(b).map { $0.hasSuffix(suffix) ? String($0.dropLast(suffix.count)) + "}" : $0 }
-    }
-
     @Test func topLevelMembersBecomeFieldsInMemberOrderAndTheSourceIsDropped() throws {
         // §1.2: each top-level member is one field, in JSON member order; §1.0 step 3: source deleted.
         let h = try Self.harness()
@@ -177,7 +158,7 @@ import Testing
         let h = try Self.harness("    KeepingSourceWhenParseFail: true\n    RenamedSourceKey: raw")
         #expect(h.run([#"{"a":"1","b":tru}"#]) == [#"{"raw":"{\"a\":\"1\",\"b\":tru}"}"#])
         let invalid: [UInt8] = Array(#"{"a":"1","b":"x"#.utf8) + [0xFF] + Array(#"y"}"#.utf8)
-        #expect(Self.runBytes(h, [invalid]) == [#"{"raw":"{\"a\":\"1\",\"b\":\"x\ufffdy\"}"}"#])
+        #expect(h.run(bytes: [invalid]) == [#"{"raw":"{\"a\":\"1\",\"b\":\"x\ufffdy\"}"}"#])
         #expect(h.metrics().parseFailures.current == 2)
     }
 
