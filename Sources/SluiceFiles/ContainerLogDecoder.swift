@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceRegex
 import SluiceSystem
 
 /// Formats of container runtime log files (`ContainerLogFormat` of `input_file`, and what
@@ -238,28 +239,68 @@ public final class StreamDecoder {
     private var pendingOffset: [Int64?] = [nil, nil]
     public private(set) var unparsedLines = 0
     public private(set) var oversizedJoins = 0
+    /// Multiline grouping after the join of partial records, per stream: the joiner, the group
+    /// being built (copied: a stream's records are not contiguous in the file), where its first
+    /// record starts in the file, its time, and when it last grew (monotonic).
+    let multilineOptions: MultilineOptions?
+    private var machines: [MultilineMachine] = []
+    private var groups: [[UInt8]] = [[], []]
+    private var groupOffset: [Int64?] = [nil, nil]
+    private var groupTime: [Int64] = [0, 0]
+    public private(set) var groupSince: [Int64] = [0, 0]
+    private let matcher: RegexMatcher?
+    /// Raw file offset of each event of the batch being decoded, per stream (multiline only).
+    private var recordOffsets: [[Int64]] = [[], []]
 
-    public init(format: ContainerLogFormat, maxLogSize: Int = 512 * 1024, ignoreStdout: Bool = false, ignoreStderr: Bool = false) {
+    public init(format: ContainerLogFormat, maxLogSize: Int = 512 * 1024, ignoreStdout: Bool = false, ignoreStderr: Bool = false,
+                multiline: MultilineOptions? = nil, maxGroupBytes: Int = 512 * 1024, matcher: RegexMatcher? = nil) {
         self.format = format
         self.maxLogSize = maxLogSize
         self.ignoreStdout = ignoreStdout
         self.ignoreStderr = ignoreStderr
+        if let m = multiline, m.isActive, m.mode == .custom {
+            multilineOptions = m
+            machines = [MultilineMachine(options: m, maxGroupBytes: maxGroupBytes), MultilineMachine(options: m, maxGroupBytes: maxGroupBytes)]
+            self.matcher = matcher ?? RegexMatcher(for: m.patterns)
+        } else {
+            multilineOptions = nil
+            self.matcher = nil
+        }
     }
 
-    /// Forgets held partial records (the file was truncated).
+    /// Whether records are grouped by multiline rules.
+    public var multilineActive: Bool { multilineOptions != nil }
+
+    /// Forgets held partial records and groups (the file was truncated).
     public func reset() {
         pending = [[], []]
         pendingOffset = [nil, nil]
+        groups = [[], []]
+        groupOffset = [nil, nil]
+        for i in machines.indices { machines[i].reset() }
     }
 
-    /// File offset before which everything has been emitted or dropped (nil: nothing held).
+    /// File offset before which everything has been emitted or dropped (nil: nothing held):
+    /// neither a partial record nor a multiline group still open.
     public var holdOffset: Int64? {
-        switch (pendingOffset[0], pendingOffset[1]) {
-        case (nil, nil): return nil
-        case (let a?, nil): return a
-        case (nil, let b?): return b
-        case (let a?, let b?): return min(a, b)
+        var h: Int64? = nil
+        for o in pendingOffset + groupOffset {
+            if let o { h = min(h ?? o, o) }
         }
+        return h
+    }
+
+    /// Whether a multiline group waits for more records.
+    public var hasPendingGroup: Bool { groupOffset[0] != nil || groupOffset[1] != nil }
+
+    /// Discarded unmatched lines, unmatched lines and truncated groups counted since the last call.
+    public func takeMultilineCounts() -> (discarded: Int, unmatched: Int, truncated: Int) {
+        var d = 0, u = 0, t = 0
+        for i in machines.indices {
+            d += machines[i].discardedLines; u += machines[i].unmatchedLines; t += machines[i].truncatedGroups
+            machines[i].discardedLines = 0; machines[i].unmatchedLines = 0; machines[i].truncatedGroups = 0
+        }
+        return (d, u, t)
     }
 
     /// Decodes `batch` (raw lines; the arena's byte 0 is at file offset `baseOffset`) into up to
@@ -290,6 +331,7 @@ public final class StreamDecoder {
                             // The common case: a whole line, already unescaped in place.
                             if ignored { out.removeSubrange(before...) } else {
                                 events[si].append(LogEvent(content: Span(before, out.count - before), timeNanos: r.timeNanos))
+                                if multilineOptions != nil { recordOffsets[si].append(baseOffset + Int64(s)) }
                             }
                             continue
                         }
@@ -313,8 +355,10 @@ public final class StreamDecoder {
                 let off = out.count
                 out.append(contentsOf: UnsafeBufferPointer(start: base + s, count: e - s))
                 events[0].append(LogEvent(content: Span(off, e - s)))
+                if multilineOptions != nil { recordOffsets[0].append(baseOffset + Int64(s)) }
             }
         }
+        if multilineOptions != nil { group(&out, &events) }
         var result: [EventBatch] = []
         for (i, evs) in events.enumerated() where !evs.isEmpty {
             result.append(EventBatch(arena: out, events: evs, tags: batch.tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")],
@@ -348,6 +392,7 @@ public final class StreamDecoder {
         let off = out.count
         out.append(contentsOf: content)
         events[si].append(LogEvent(content: Span(off, out.count - off), timeNanos: r.timeNanos))
+        if multilineOptions != nil { recordOffsets[si].append(lineOffset) }
     }
 
     private func emit(_ si: Int, time: Int64, flags: UInt32, into out: inout [UInt8], events: inout [[LogEvent]], ignored: Bool) {
@@ -355,12 +400,13 @@ public final class StreamDecoder {
             let off = out.count
             out.append(contentsOf: pending[si])
             events[si].append(LogEvent(content: Span(off, pending[si].count), timeNanos: time, flags: flags))
+            if multilineOptions != nil { recordOffsets[si].append(pendingOffset[si] ?? 0) }
         }
         pending[si].removeAll(keepingCapacity: true)
         pendingOffset[si] = nil
     }
 
-    /// Emits every held partial record (the file is being let go).
+    /// Emits every held partial record and multiline group (the file is being let go).
     public func flushPending(tags: [EventTag], observedNanos: Int64) -> [EventBatch] {
         var out: [UInt8] = []
         var events: [[LogEvent]] = [[], []]
@@ -368,6 +414,124 @@ public final class StreamDecoder {
             let ignored = (si == 0 && ignoreStdout) || (si == 1 && ignoreStderr)
             emit(si, time: pendingTime[si], flags: LogEvent.Flag.unterminated, into: &out, events: &events, ignored: ignored)
         }
+        if multilineOptions != nil {
+            group(&out, &events, finish: [true, true])
+        }
+        var result: [EventBatch] = []
+        for (i, evs) in events.enumerated() where !evs.isEmpty {
+            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], observedNanos: observedNanos, inputBytes: 0))
+        }
+        return result
+    }
+}
+
+/// The joiner's sink for a container stream: the group is copied into a buffer of its own (a
+/// stream's records are not contiguous in the file, and Docker's are unescaped), emitted into
+/// the batch's output arena.
+struct CopyGroupSink: MultilineSink {
+    let src: UnsafePointer<UInt8>
+    var out: [UInt8]
+    var events: [LogEvent] = []
+    var group: [UInt8]
+    var groupOffset: Int64?
+    var groupTime: Int64
+    var groupFlags: UInt32 = 0
+
+    mutating func groupAdd(_ line: MultilineLine) {
+        if groupOffset == nil {
+            group.removeAll(keepingCapacity: true)
+            groupOffset = line.rawOffset
+            groupTime = line.timeNanos
+            groupFlags = 0
+        } else {
+            group.append(0x0A)
+        }
+        group.append(contentsOf: UnsafeBufferPointer(start: src + Int(line.span.offset), count: Int(line.span.length)))
+        groupFlags |= line.flags & (LogEvent.Flag.unterminated | LogEvent.Flag.splitPiece)
+    }
+
+    mutating func groupEmit(flags: UInt32) {
+        guard groupOffset != nil else { return }
+        let off = out.count
+        out.append(contentsOf: group)
+        events.append(LogEvent(content: Span(off, group.count), timeNanos: groupTime, flags: flags | groupFlags))
+        group.removeAll(keepingCapacity: true)
+        groupOffset = nil
+    }
+
+    mutating func groupUnmatched(discard: Bool) {
+        guard groupOffset != nil else { return }
+        if !discard {
+            group.withUnsafeBufferPointer { g in
+                guard let b = g.baseAddress else { events.append(LogEvent(content: Span(out.count, 0), timeNanos: groupTime)); return }
+                var ls = 0
+                while ls <= g.count {
+                    let nl = LineSplitter.firstNewline(b, start: ls, count: g.count) ?? g.count
+                    let off = out.count
+                    out.append(contentsOf: UnsafeBufferPointer(start: b + ls, count: nl - ls))
+                    events.append(LogEvent(content: Span(off, nl - ls), timeNanos: groupTime))
+                    ls = nl + 1
+                }
+            }
+        }
+        group.removeAll(keepingCapacity: true)
+        groupOffset = nil
+    }
+
+    mutating func single(_ line: MultilineLine) {
+        let off = out.count
+        out.append(contentsOf: UnsafeBufferPointer(start: src + Int(line.span.offset), count: Int(line.span.length)))
+        events.append(LogEvent(content: Span(off, Int(line.span.length)), timeNanos: line.timeNanos, flags: line.flags))
+    }
+}
+
+extension StreamDecoder {
+    /// Runs each stream's joined records through its multiline joiner: `out` and `events` are
+    /// replaced by the groups. `finish[s]`: end stream `s`'s pending group too.
+    func group(_ out: inout [UInt8], _ events: inout [[LogEvent]], finish: [Bool] = [false, false]) {
+        guard let matcher else { return }
+        var dst: [UInt8] = []
+        dst.reserveCapacity(out.count + groups[0].count + groups[1].count + 2)
+        var result: [[LogEvent]] = [[], []]
+        let now = Sys.monotonicNanos()
+        out.withUnsafeBufferPointer { srcBuf in
+            let base = srcBuf.baseAddress ?? UnsafePointer(bitPattern: 1)!
+            for si in 0..<2 {
+                var sink = CopyGroupSink(src: base, out: [], group: [], groupOffset: groupOffset[si], groupTime: groupTime[si])
+                swap(&sink.out, &dst)
+                swap(&sink.group, &groups[si])
+                sink.events.reserveCapacity(events[si].count)
+                var ml = machines[si]
+                let offsets = recordOffsets[si]
+                for (k, ev) in events[si].enumerated() {
+                    let line = MultilineLine(span: ev.content, timeNanos: ev.timeNanos, flags: ev.flags, rawOffset: k < offsets.count ? offsets[k] : 0)
+                    ml.feed(line, base + Int(ev.content.offset), Int(ev.content.length), matcher: matcher, sink: &sink)
+                }
+                if !events[si].isEmpty { groupSince[si] = now }
+                if finish[si] { ml.finish(sink: &sink) }
+                machines[si] = ml
+                swap(&sink.out, &dst)
+                swap(&sink.group, &groups[si])
+                groupOffset[si] = sink.groupOffset
+                groupTime[si] = sink.groupTime
+                result[si] = sink.events
+            }
+        }
+        out = dst
+        events = result
+        recordOffsets[0].removeAll(keepingCapacity: true)
+        recordOffsets[1].removeAll(keepingCapacity: true)
+    }
+
+    /// Ends the multiline groups that waited `timeoutNanos` or longer for another record (all
+    /// of them with 0): emitted by the rules, one batch per stream.
+    public func flushGroups(olderThan timeoutNanos: Int64, now: Int64, tags: [EventTag], observedNanos: Int64) -> [EventBatch] {
+        guard multilineOptions != nil, hasPendingGroup else { return [] }
+        let due = (0..<2).map { groupOffset[$0] != nil && now - groupSince[$0] >= timeoutNanos }
+        guard due.contains(true) else { return [] }
+        var out: [UInt8] = []
+        var events: [[LogEvent]] = [[], []]
+        group(&out, &events, finish: due)
         var result: [EventBatch] = []
         for (i, evs) in events.enumerated() where !evs.isEmpty {
             result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], observedNanos: observedNanos, inputBytes: 0))

@@ -221,7 +221,10 @@ extension FileInput {
         r.targetKey = t.key
         r.lastRegistered = offset
         if let f = t.format {
-            r.decoder = StreamDecoder(format: f, maxLogSize: options.maxLogSize, ignoreStdout: t.ignoreStdout, ignoreStderr: t.ignoreStderr)
+            r.decoder = StreamDecoder(format: f, maxLogSize: options.maxLogSize, ignoreStdout: t.ignoreStdout, ignoreStderr: t.ignoreStderr,
+                                      multiline: chunkReader.multiline, maxGroupBytes: options.maxReadBufferSize, matcher: chunkReader.scratch?.matcher)
+        } else if let m = chunkReader.multiline {
+            r.multiline = MultilineMachine(options: m, maxGroupBytes: options.maxReadBufferSize)
         }
         r.fd = fd
         r.skipToNewline = skip

@@ -11,6 +11,7 @@ extension FileInput {
     func housekeeping(sink: any BatchSink, now: Int64) {
         if readers.values.contains(where: { $0.suspect != nil }) { decideSuspects(now: now) }
         let flushAfter = nanos(options.flushTimeoutSecs)
+        let groupFlushAfter = nanos(options.multiline?.flushTimeoutSecs ?? options.flushTimeoutSecs)
         let idleClose = nanos(options.closeUnusedReaderIntervalSec)
         var toRemove: [FileIdentity] = []
         for r in readers.values {
@@ -24,6 +25,15 @@ extension FileInput {
                         let upTo = min(r.emittedOffset, dec.holdOffset ?? .max)
                         if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: upTo, sink: sink) { return }
                     } else if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
+                }
+                if r.multiline != nil { countMultiline(r) }
+            }
+            // A runtime log's multiline group that waited long enough for its next record.
+            if let dec = r.decoder, dec.hasPendingGroup, !r.dirty {
+                let batches = dec.flushGroups(olderThan: groupFlushAfter, now: now, tags: r.tags, observedNanos: Sys.wallNanos())
+                if !batches.isEmpty {
+                    countMultiline(r)
+                    if !deliver(batches, from: r, upTo: min(r.emittedOffset, dec.holdOffset ?? .max), sink: sink) { return }
                 }
             }
             if r.pathGone || r.deleted {
@@ -41,6 +51,7 @@ extension FileInput {
                     if let dec = r.decoder, dec.holdOffset != nil {
                         if !deliver(dec.flushPending(tags: r.tags, observedNanos: Sys.wallNanos()), from: r, upTo: r.readOffset, sink: sink) { return }
                     }
+                    countMultiline(r)
                     toRemove.append(r.id)
                 }
                 continue

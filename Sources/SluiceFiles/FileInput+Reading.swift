@@ -31,6 +31,7 @@ extension FileInput {
                         context.pipelineMetrics.bytesIn.add(out.bytesRead, ordering: .relaxed)
                         context.rateLimiter?.acquire(out.bytesRead, shouldStop: { self.stopping })
                     }
+                    if r.multiline != nil || r.decoder?.multilineActive == true { countMultiline(r) }
                     if let b = out.batch {
                         if let dec = r.decoder {
                             let upTo = min(out.emittedUpTo, dec.holdOffset ?? .max)
@@ -55,6 +56,31 @@ extension FileInput {
             }
         }
         return true
+    }
+
+    /// Adds what the reader's joiners counted (discarded unmatched lines, truncated groups) to
+    /// the metrics and warns, at most once a minute, about unmatched lines.
+    func countMultiline(_ r: FileReader) {
+        var discarded = 0, unmatched = 0, truncated = 0
+        if var ml = r.multiline {
+            discarded += ml.discardedLines; unmatched += ml.unmatchedLines; truncated += ml.truncatedGroups
+            ml.discardedLines = 0; ml.unmatchedLines = 0; ml.truncatedGroups = 0
+            r.multiline = ml
+        }
+        if let dec = r.decoder {
+            let c = dec.takeMultilineCounts()
+            discarded += c.discarded; unmatched += c.unmatched; truncated += c.truncated
+        }
+        if discarded > 0 { context.metrics.discarded(discarded, reason: "multiline_unmatched") }
+        if truncated > 0 { context.metrics.multilineTruncatedGroups.add(truncated) }
+        if unmatched > 0, let m = chunkReader.multiline, !m.ignoringUnmatchWarning {
+            let now = Sys.monotonicNanos()
+            if now - lastUnmatchedWarning >= 60_000_000_000 || lastUnmatchedWarning == 0 {
+                lastUnmatchedWarning = now
+                logger.warning("Lines matched no multiline pattern; check the patterns.", metadata: [
+                    "file.path": "\(r.path)", "lines": "\(unmatched)", "action": "\(m.unmatched.rawValue)"])
+            }
+        }
     }
 
     /// Hands on several batches from one read: all but the last keep the checkpoint where it was,
@@ -164,6 +190,9 @@ extension FileInput {
             r.skipToNewline = false
             r.inSplitLine = false
             r.decoder?.reset()
+            r.multiline?.reset()
+            r.groupHeld = 0
+            r.splitFrom = 0
             let sig = (try? FileSignature.read(fd: r.fd).get()) ?? .empty
             r.signature = sig
             setHead(r, readHead(r.fd))

@@ -35,6 +35,8 @@ public final class FileInput: Input, @unchecked Sendable {
     var copies = CopyDetector()
     var chunkReader: ChunkReader
     var openCount = 0
+    /// Monotonic time of the last unmatched-lines warning (at most one a minute).
+    var lastUnmatchedWarning: Int64 = 0
 
     /// Plugin type named in logs.
     public var inputName = "input_file"
@@ -60,6 +62,10 @@ public final class FileInput: Input, @unchecked Sendable {
         default: throw FileInputError.unsupportedEncoding(options.fileEncoding)
         }
         chunkReader = ChunkReader(maxReadBufferSize: options.maxReadBufferSize, transcoder: transcoder)
+        if let m = options.multiline, m.isActive {
+            chunkReader.multiline = m
+            chunkReader.scratch = MultilineScratch(m)
+        }
     }
 
     public enum FileInputError: Error, CustomStringConvertible {

@@ -34,6 +34,9 @@ public struct FileInputOptions: Sendable {
     public var containerLogFormat: ContainerLogFormat?
     /// Largest joined record of a runtime log (`MaxLogSize`).
     public var maxLogSize: Int = 512 * 1024
+    /// Multiline grouping (`Multiline`), nil: one line, one event. Plain lines are grouped per
+    /// file, runtime logs per stream after their partial records are joined.
+    public var multiline: MultilineOptions?
 
     public init(filePaths: [String]) {
         self.filePaths = filePaths
@@ -68,8 +71,7 @@ extension FileInputOptions {
                       status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
             FieldSpec(name: "ContainerLogFormat", type: .string, doc: "Read the files as container runtime logs: `auto` (detected per file: `{` → Docker json-file, else CRI), `docker_json` or `cri`. Partial records are joined per stream; events get the runtime's time and `_source_` (stdout/stderr). Absent: plain lines.", defaultValue: nil),
             FieldSpec(name: "MaxLogSize", type: .int, doc: "With ContainerLogFormat: the largest joined record in bytes; past it the joined part is emitted (and counted).", defaultValue: "524288"),
-            FieldSpec(name: "Multiline", type: .object(fields: [], allowUnknown: true), doc: "Multiline grouping (Mode, StartPattern, ContinuePattern, EndPattern, UnmatchedContentTreatment).", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
+            FieldSpec(name: "Multiline", type: .object(fields: MultilineOptions.fields), doc: "Multiline grouping, per file (per stream with ContainerLogFormat, after partial records are joined): lines joined with `\\n` into one event by the incumbent's rules. A pending group waits up to FlushTimeoutSecs for more lines and is bounded by `max_read_buffer_size` (past it: emitted, flagged, counted); the checkpoint never passes its first byte, so a restart reads it again whole.", defaultValue: nil),
         ]
 
     /// Reads and checks the file options of an `input_file` (no side effects).
@@ -118,6 +120,9 @@ extension FileInputOptions {
         if let m = try c.int("MaxLogSize") {
             guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
             o.maxLogSize = m
+        }
+        if let m = try c.object("Multiline") {
+            o.multiline = try MultilineOptions.from(m, allowJSON: o.containerLogFormat == nil)
         }
         o.maxReadBufferSize = globals.maxReadBufferSize
         o.forceReleaseDeletedFileFdTimeoutSec = globals.forceReleaseDeletedFileFdTimeoutSec

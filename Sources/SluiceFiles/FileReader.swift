@@ -1,5 +1,6 @@
 import Glibc
 import SluiceCore
+import SluiceRegex
 import SluiceSystem
 
 /// One file being read: its identity, where reading stands and what is held back (the
@@ -52,6 +53,13 @@ final class FileReader {
     var decoder: StreamDecoder?
     /// Offset registered with the last batch handed on (acknowledgement ordering of split batches).
     var lastRegistered: Int64 = 0
+    /// Multiline grouping of plain lines (nil: one line, one event). A pending group is held at
+    /// the start of `partial`, so the checkpoint (`emittedOffset`) stays at its first byte.
+    var multiline: MultilineMachine?
+    /// Length of the pending group at the start of `partial`: its lines and the `\n` between them.
+    var groupHeld = 0
+    /// Bytes at the start of `partial` already split into lines (the group and its newline).
+    var splitFrom = 0
 
     init(id: FileIdentity, path: String, offset: Int64, signature: FileSignature, tags: [EventTag], now: Int64) {
         self.id = id
@@ -87,10 +95,21 @@ struct ReadOutcome {
     var linesSplit: Int
 }
 
+/// The matcher and scratch buffer of the multiline joiner: one per input thread.
+final class MultilineScratch {
+    let matcher: RegexMatcher
+    /// A GBK line converted to UTF-8 for matching.
+    var converted: [UInt8] = []
+    init(_ options: MultilineOptions) { matcher = RegexMatcher(for: options.patterns) }
+}
+
 /// The reading logic, separate from discovery: read a chunk, split it, hold back the rest.
 struct ChunkReader {
     let maxReadBufferSize: Int
     let transcoder: Transcoder?
+    /// Multiline options of plain lines, and the thread's matcher.
+    var multiline: MultilineOptions? = nil
+    var scratch: MultilineScratch? = nil
 
     /// Reads up to `maxReadBufferSize` bytes at the reader's offset and turns complete lines into
     /// a batch. Errors are returned, not thrown, and leave the reader unchanged.
@@ -127,7 +146,7 @@ struct ChunkReader {
         r.readOffset += Int64(n)
         r.lastActivity = now
 
-        var start = 0
+        var start = r.splitFrom
         if r.skipToNewline {
             let found = arena.withUnsafeBufferPointer { LineSplitter.firstNewline($0.baseAddress!, start: 0, count: $0.count) }
             if let nl = found {
@@ -174,13 +193,19 @@ struct ChunkReader {
             r.inSplitLine = true
             rest += maxLine
         }
-        let leftover = arena.count - rest
+        // Multiline: lines become groups; a group still open stays with the held bytes.
+        var keep = rest
+        if r.multiline != nil {
+            keep = joinLines(r, &arena, &events, rest: rest)
+        }
+        let leftover = arena.count - keep
         if leftover > 0 {
             r.partialSince = now
-            r.partial = Array(arena[rest...])
+            r.partial = Array(arena[keep...])
         } else {
             r.partial = []
         }
+        r.splitFrom = rest - keep
 
         var batch: EventBatch? = nil
         if !events.isEmpty {
@@ -198,7 +223,7 @@ struct ChunkReader {
                 arena = converted
             } else if leftover > 0 {
                 // Keep the arena's tail from being counted as queued memory forever.
-                arena.removeSubrange(rest...)
+                arena.removeSubrange(keep...)
             }
             batch = EventBatch(arena: arena, events: events, tags: r.tags, observedNanos: wallNanos, inputBytes: n)
         }
@@ -207,6 +232,7 @@ struct ChunkReader {
 
     /// Emits the held-back bytes as one event (flush timeout, or a deleted file being released).
     func flushPartial(_ r: FileReader, wallNanos: Int64) -> EventBatch? {
+        if r.multiline != nil { return flushGroup(r, withTail: true, wallNanos: wallNanos) }
         guard !r.partial.isEmpty, !r.skipToNewline else {
             r.partial = []
             return nil

@@ -45,7 +45,16 @@ final class Transcoder {
 
     /// Converts `count` bytes at `src`; bytes that do not convert become U+FFFD.
     func convert(_ src: UnsafePointer<UInt8>, _ count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count * 2 + 16)
+        var out: [UInt8] = []
+        convert(src, count, into: &out)
+        return out
+    }
+
+    /// Converts `count` bytes at `src` into `out` (replacing its content, reusing its storage:
+    /// no allocation once it is large enough).
+    func convert(_ src: UnsafePointer<UInt8>, _ count: Int, into out: inout [UInt8]) {
+        let need = count * 2 + 16
+        if out.count < need { out.append(contentsOf: repeatElement(0, count: need - out.count)) }
         var produced = 0
         var inPtr = UnsafeMutablePointer<CChar>(mutating: UnsafeRawPointer(src).assumingMemoryBound(to: CChar.self))
         var inLeft = count
@@ -73,6 +82,5 @@ final class Transcoder {
             }
         }
         out.removeSubrange(produced...)
-        return out
     }
 }

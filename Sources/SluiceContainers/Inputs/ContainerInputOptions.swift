@@ -1,6 +1,7 @@
 import SluiceConfig
 import SluiceCore
 import SluiceFiles
+import SluiceRegex
 
 /// A container input's options: how to read (the file options), which containers, what in each.
 public struct ContainerInputOptions: Sendable {
@@ -56,8 +57,7 @@ public enum ContainerInputConfig {
     public static let commonFields: [FieldSpec] = [
         FieldSpec(name: "TailSizeKB", type: .int, doc: "Containers that existed when the pipeline started are read from the last TailSizeKB KiB of their log; containers that start later are read from offset 0, always.", defaultValue: "1024"),
         FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "A held partial line is emitted after this many seconds without new data.", defaultValue: "60"),
-        FieldSpec(name: "Multiline", type: .object(fields: [], allowUnknown: true), doc: "Multiline grouping.", defaultValue: nil,
-                  status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
+        FieldSpec(name: "Multiline", type: .object(fields: MultilineOptions.fields), doc: "Multiline grouping per container stream (stdout and stderr apart), after the runtime's partial lines are joined: lines joined with `\\n` into one event by the incumbent's rules (`custom` mode; the event keeps its first line's time). A pending group waits up to FlushTimeoutSecs and is bounded by `max_read_buffer_size`; the checkpoint never passes its first line.", defaultValue: nil),
         FieldSpec(name: "KeepingSourceWhenParseFail", type: .bool, doc: "Keep a line that is not a runtime record as it is (Sluice always does).", defaultValue: "true"),
         FieldSpec(name: "IgnoreParseWarning", type: .bool, doc: "Do not warn about lines that are not runtime records.", defaultValue: "false"),
         FieldSpec(name: "CollectContainersFlag", type: .bool, doc: "iLogtail internal flag.", defaultValue: "false",
@@ -87,6 +87,24 @@ public enum ContainerInputConfig {
             }
         }
         if let f = try c.double("FlushTimeoutSecs") { o.flushTimeoutSecs = max(0, f) }
+        if type == "service_docker_stdout" {
+            if let p = try c.string("BeginLineRegex") {
+                let re: RegexPattern?
+                do { re = try MultilineOptions.compile(p) } catch { throw c.error(at: "BeginLineRegex", error.description) }
+                if let re {
+                    var m = MultilineOptions(start: re)
+                    let t = try c.int("BeginLineTimeoutMs") ?? 3000
+                    guard t >= 0 else { throw c.error(at: "BeginLineTimeoutMs", "must be ≥ 0") }
+                    m.flushTimeoutSecs = Double(t) / 1000
+                    let n = try c.int("BeginLineCheckLength") ?? 10240
+                    guard n > 0 else { throw c.error(at: "BeginLineCheckLength", "must be > 0") }
+                    m.checkLength = n
+                    o.multiline = m
+                }
+            }
+        } else if let m = try c.object("Multiline") {
+            o.multiline = try MultilineOptions.from(m, allowJSON: false)
+        }
         if let m = try c.int("MaxLogSize") {
             guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
             o.maxLogSize = m

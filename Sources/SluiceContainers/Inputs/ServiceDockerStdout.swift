@@ -17,12 +17,9 @@ public final class ServiceDockerStdout: ContainerInputPlugin {
                       status: .acceptedNotYetEffective(reason: "discovery is event-driven")),
             FieldSpec(name: "ReadIntervalMs", type: .int, doc: "iLogtail: read interval. Sluice reads on inotify events.", defaultValue: "1000",
                       status: .acceptedNotYetEffective(reason: "reading is event-driven")),
-            FieldSpec(name: "BeginLineRegex", type: .string, doc: "Multiline start pattern.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
-            FieldSpec(name: "BeginLineTimeoutMs", type: .int, doc: "Multiline timeout.", defaultValue: "3000",
-                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
-            FieldSpec(name: "BeginLineCheckLength", type: .int, doc: "Multiline check length.", defaultValue: "10240",
-                      status: .acceptedNotYetEffective(reason: "multiline arrives with the processors")),
+            FieldSpec(name: "BeginLineRegex", type: .string, doc: "Multiline start pattern (prefix match at the line start, per stream, after partial lines are joined): a matching line opens an event, the lines that follow are appended with `\\n` until the next one.", defaultValue: nil),
+            FieldSpec(name: "BeginLineTimeoutMs", type: .int, doc: "How long a pending multiline event waits for its next line.", defaultValue: "3000"),
+            FieldSpec(name: "BeginLineCheckLength", type: .int, doc: "Only this many first bytes of a line are tested against BeginLineRegex.", defaultValue: "10240"),
             FieldSpec(name: "CloseUnChangedSec", type: .int, doc: "Close an unchanged log after this many seconds.", defaultValue: "60"),
         ])
 

@@ -23,6 +23,8 @@ public final class ComponentMetrics: Sendable {
     public let abandonedEvents: Count
     /// Values a processor could not parse (whatever then happened to the event).
     public let parseFailures: Count
+    /// Multiline groups cut at `max_read_buffer_size` before their end was seen (an input's).
+    public let multilineTruncatedGroups: Count
     /// Requests being sent right now.
     public let inFlight = Atomic<Int>(0)
     private let discarded: Mutex<[String: Count]>
@@ -62,6 +64,7 @@ public final class ComponentMetrics: Sendable {
         errors = Count("component_errors_total", dimensions: d)
         abandonedEvents = Count("component_abandoned_events_total", dimensions: d)
         parseFailures = Count("component_parse_failures_total", dimensions: d)
+        multilineTruncatedGroups = Count("component_multiline_truncated_groups_total", dimensions: d)
         discarded = Mutex([:])
     }
 
@@ -91,6 +94,7 @@ public final class ComponentMetrics: Sendable {
             ("requests_delivered", requestsDelivered.current), ("requests_retried", requestsRetried.current),
             ("requests_rejected", requestsRejected.current), ("requests_partial", requestsPartial.current),
             ("errors", errors.current), ("abandoned_events", abandonedEvents.current), ("parse_failures", parseFailures.current),
+            ("multiline_truncated_groups", multilineTruncatedGroups.current),
             ("in_flight", inFlight.load(ordering: .relaxed)),
         ]
         for (r, v) in discardedByReason.sorted(by: { $0.key < $1.key }) { out.append(("discarded_events.\(r)", v)) }
