@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // The operating system, once: clocks, stat, whole-file reads, atomic writes, mkdir -p,
@@ -61,9 +64,20 @@ let package = Package(
             "SluiceCore", "SluiceConfig", "SluiceRegex", "SluiceSystem",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // flusher_stdout, flusher_file, flusher_blackhole.
+        // zstd and Snappy from Debian's libzstd-dev and libsnappy-dev (request body compression).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        // flusher_stdout, flusher_file, flusher_blackhole; the network flushers (flusher_http,
+        // flusher_elasticsearch, flusher_loki, flusher_clickhouse) on one HTTP sender
+        // (AsyncHTTPClient), the incumbent's Convert shapes, body compression.
         .target(name: "SluiceFlushers", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceSystem", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceSystem", "CZstd", "CSnappy", .product(name: "Logging", package: "swift-log"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "CompressNIO", package: "compress-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle.
         .target(name: "SluiceRuntime", dependencies: [
@@ -80,7 +94,14 @@ let package = Package(
         // Benchmark driver: generates inputs, runs the real binary, prints figures.
         .executableTarget(name: "sluice-bench", dependencies: ["SluiceRegex"]),
         // In-memory inputs/flushers and helpers to drive the real binary in tests.
-        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceFiles", "SluiceRuntime", .product(name: "Logging", package: "swift-log")]),
+        // The HTTP test receiver (NIO) decodes bodies as the real backends do.
+        .target(name: "SluiceTesting", dependencies: [
+            "SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceFiles", "SluiceRuntime", "SluiceFlushers",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceRuntime"]),
         // The runner, the delivery contract end to end, reconcile, the registry, flusher compliance.
@@ -89,6 +110,12 @@ let package = Package(
         ]),
         .testTarget(name: "SluiceProcessorsTests", dependencies: [
             "SluiceProcessors", "SluiceRegex", "SluiceCore", "SluiceConfig", "SluiceRuntime", "SluiceTesting",
+        ]),
+        // The network flushers against the test receiver and real servers (ClickHouse, an
+        // OpenSearch-compatible bulk server).
+        .testTarget(name: "SluiceFlushersTests", dependencies: [
+            "SluiceFlushers", "SluiceCore", "SluiceConfig", "SluiceRuntime", "SluiceSystem", "SluiceTesting",
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),

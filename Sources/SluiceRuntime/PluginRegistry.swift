@@ -68,6 +68,10 @@ public struct PluginRegistry: Sendable {
         r.register(FlusherFile.self)
         r.register(FlusherStdout.self)
         r.register(FlusherBlackhole.self)
+        r.register(FlusherHttp.self)
+        r.register(FlusherElasticsearch.self)
+        r.register(FlusherLoki.self)
+        r.register(FlusherClickhouse.self)
         return r
     }()
 

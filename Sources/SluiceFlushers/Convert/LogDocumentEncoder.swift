@@ -1,0 +1,249 @@
+import Glibc
+import SluiceCore
+
+/// Writes events as the incumbent's converter does (`Convert`, reference §3.0): one JSON document
+/// per event in the `custom_single`, `custom_single_flatten` or `jsonline` shape, tags renamed
+/// (`__path__` → `log.file.path`, ...), `time` in seconds, keys sorted where the incumbent's Go
+/// encoder sorts them. A string field is a JSON string, a raw-JSON field is written as is.
+///
+/// Per batch (`begin`) the tags are converted once and the document of an unparsed event is
+/// rendered once as a template with two holes (the line, the time): each unparsed event is then
+/// three copies, an escape and a few digits. A parsed event takes the general path, reusing one
+/// scratch list, so nothing is allocated per event.
+public struct LogDocumentEncoder {
+    public let options: ConvertOptions
+
+    /// Where a key or a string value's bytes are: the batch's arena, or this encoder's store.
+    struct Ref { var inArena: Bool; var span: Span }
+    enum Value { case string(Ref), json(Ref), content, time }
+    struct Entry { var key: Ref; var value: Value }
+
+    /// Bytes of converted tag keys and values and of fixed names, for the batch.
+    var store: [UInt8] = []
+    var tags: [Entry] = []
+    var contentTags: [Entry] = []
+    var scratch: [Entry] = []
+    var moved: [Entry] = []
+    let contentKey: Ref
+    let timeKey: Ref
+    /// The store's size with only the fixed names in it.
+    let fixedStore: Int
+    /// Top-level keys of custom_single in the order Go writes them: 0 contents, 1 tags, 2 time.
+    let topOrder: [(name: [UInt8], part: Int)]
+    /// The unparsed event's document with holes: the bytes, and the holes' positions in order.
+    var template: [UInt8] = []
+    var holes: [(at: Int, isContent: Bool)] = []
+    /// Converted tag name → value, for `%{tag.x}` references.
+    public private(set) var tagValues: [String: String] = [:]
+
+    public init(options: ConvertOptions) {
+        self.options = options
+        let timeName = Array(options.topName("time").utf8)
+        store = Array("content".utf8) + timeName
+        contentKey = Ref(inArena: false, span: Span(0, 7))
+        timeKey = Ref(inArena: false, span: Span(7, timeName.count))
+        fixedStore = store.count
+        topOrder = [("contents", 0), ("tags", 1), ("time", 2)].map { (Array(options.topName($0.0).utf8), $0.1) }
+            .sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    }
+
+    private mutating func stored(_ s: String) -> Ref {
+        let off = store.count
+        store.append(contentsOf: s.utf8)
+        return Ref(inArena: false, span: Span(off, store.count - off))
+    }
+
+    /// Converts `batch`'s tags; call before `append` for its events.
+    public mutating func begin(_ batch: EventBatch) {
+        store.removeSubrange(fixedStore...)
+        tags.removeAll(keepingCapacity: true)
+        contentTags.removeAll(keepingCapacity: true)
+        tagValues.removeAll(keepingCapacity: true)
+        for t in batch.tags {
+            if ConvertOptions.isContentTag(t.key) {
+                contentTags.append(Entry(key: stored(t.key), value: .string(stored(t.value))))
+                continue
+            }
+            guard let name = options.convertedTagName(t.key) else { continue }
+            tagValues[name] = t.value
+            tags.append(Entry(key: stored(name), value: .string(stored(t.value))))
+        }
+        let sorted = options.protocol != .jsonline
+        if sorted {
+            let keys = store
+            keys.withUnsafeBufferPointer { st in
+                tags.sort { LogDocumentEncoder.less($0.key, $1.key, st, st) }
+                contentTags.sort { LogDocumentEncoder.less($0.key, $1.key, st, st) }
+            }
+        }
+        // The template of an unparsed event.
+        let out = OutputBuffer(capacity: 256)
+        holes.removeAll(keepingCapacity: true)
+        [UInt8]().withUnsafeBufferPointer { noArena in
+            render(unparsed: true, fields: [], range: 0..<0, arena: noArena, time: 0, out: out, recordHoles: true)
+        }
+        template = out.toArray()
+    }
+
+    /// Appends event `i`'s document to `out` (no newline). False when the event has nothing to write
+    /// (a parsed event whose fields were all removed): nothing is appended then.
+    @discardableResult
+    public mutating func append(_ i: Int, of batch: EventBatch, to out: OutputBuffer) -> Bool {
+        let ev = batch.events[i]
+        var secs = ev.timeNanos == 0 ? batch.timeSeconds : ev.timeNanos / 1_000_000_000
+        if ev.timeNanos < 0 && ev.timeNanos % 1_000_000_000 != 0 { secs -= 1 }
+        if !ev.isParsed {
+            batch.arena.withUnsafeBufferPointer { arena in
+                var from = 0
+                out.reserve(template.count + Int(ev.content.length) * 6 + 24)
+                template.withUnsafeBufferPointer { t in
+                    for h in holes {
+                        out.append(t.baseAddress! + from, h.at - from)
+                        from = h.at
+                        if h.isContent {
+                            JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), Int(ev.content.length), to: out)
+                        } else {
+                            out.append(decimal: secs)
+                        }
+                    }
+                    if template.count > from { out.append(t.baseAddress! + from, template.count - from) }
+                }
+            }
+            return true
+        }
+        let range = Int(ev.fieldStart)..<Int(ev.fieldStart + ev.fieldCount)
+        guard batch.fields[range].contains(where: { $0.kind != .deleted }) else { return false }
+        batch.arena.withUnsafeBufferPointer { arena in
+            render(unparsed: false, fields: batch.fields, range: range, arena: arena, time: secs, out: out, recordHoles: false)
+        }
+        return true
+    }
+
+    /// The general path: gathers the event's entries into `scratch`, orders them for the protocol
+    /// and writes them.
+    private mutating func render(unparsed: Bool, fields: [EventField], range: Range<Int>, arena: UnsafeBufferPointer<UInt8>,
+                                 time: Int64, out: OutputBuffer, recordHoles: Bool) {
+        scratch.removeAll(keepingCapacity: true)
+        moved.removeAll(keepingCapacity: true)
+        if unparsed {
+            scratch.append(Entry(key: contentKey, value: .content))
+        } else {
+            for fi in range {
+                let f = fields[fi]
+                if f.kind == .deleted { continue }
+                let key = Ref(inArena: true, span: f.key)
+                let value: Value = f.kind == .json ? .json(Ref(inArena: true, span: f.value)) : .string(Ref(inArena: true, span: f.value))
+                if f.key.length >= 8 && f.key.length <= 17, let name = LogDocumentEncoder.wellKnownTag(arena, f.key), let conv = options.convertedTagName(name) {
+                    // The incumbent moves these content fields to the tags.
+                    moved.append(Entry(key: stored(conv), value: value))
+                    continue
+                }
+                scratch.append(Entry(key: key, value: value))
+            }
+        }
+        scratch.append(contentsOf: contentTags)
+        let keys = store
+        keys.withUnsafeBufferPointer { st in
+            let less = { (a: Entry, b: Entry) in LogDocumentEncoder.less(a.key, b.key, arena, st) }
+            var eventTags = tags
+            if !moved.isEmpty {
+                eventTags.append(contentsOf: moved)
+                if options.protocol != .jsonline { eventTags.sort(by: less) }
+            }
+            switch options.protocol {
+            case .customSingle:
+                scratch.sort(by: less)
+                out.append(byte: UInt8(ascii: "{"))
+                for (n, top) in topOrder.enumerated() {
+                    if n > 0 { out.append(byte: UInt8(ascii: ",")) }
+                    writeKey(top.name, out)
+                    switch top.part {
+                    case 0: writeObject(scratch, arena, st, out, time: time, recordHoles: recordHoles)
+                    case 1: writeObject(eventTags, arena, st, out, time: time, recordHoles: recordHoles)
+                    default: writeValue(.time, arena, st, out, time: time, recordHoles: recordHoles)
+                    }
+                }
+                out.append(byte: UInt8(ascii: "}"))
+            case .customSingleFlatten, .jsonline:
+                if !options.onlyContents { scratch.append(contentsOf: eventTags) }
+                scratch.append(Entry(key: timeKey, value: .time))
+                if options.protocol == .customSingleFlatten {
+                    // Sorted; for equal keys the last one wins (tags over contents, time over all).
+                    let indexed = scratch.enumerated().sorted { a, b in
+                        less(a.element, b.element) || (!less(b.element, a.element) && a.offset < b.offset)
+                    }
+                    scratch.removeAll(keepingCapacity: true)
+                    for (_, e) in indexed {
+                        if let last = scratch.last, !less(last, e) && !less(e, last) { scratch[scratch.count - 1] = e } else { scratch.append(e) }
+                    }
+                }
+                writeObject(scratch, arena, st, out, time: time, recordHoles: recordHoles)
+            }
+        }
+    }
+
+    private func writeKey(_ name: [UInt8], _ out: OutputBuffer) {
+        out.append(byte: UInt8(ascii: "\""))
+        name.withUnsafeBufferPointer { JSONLineEncoder.appendEscaped($0.baseAddress!, $0.count, to: out) }
+        out.append(byte: UInt8(ascii: "\""))
+        out.append(byte: UInt8(ascii: ":"))
+    }
+
+    private mutating func writeObject(_ entries: [Entry], _ arena: UnsafeBufferPointer<UInt8>, _ st: UnsafeBufferPointer<UInt8>, _ out: OutputBuffer,
+                                      time: Int64, recordHoles: Bool) {
+        out.append(byte: UInt8(ascii: "{"))
+        for (n, e) in entries.enumerated() {
+            if n > 0 { out.append(byte: UInt8(ascii: ",")) }
+            out.append(byte: UInt8(ascii: "\""))
+            let k = LogDocumentEncoder.bytes(e.key, arena, st)
+            JSONLineEncoder.appendEscaped(k.baseAddress ?? UnsafePointer(bitPattern: 1)!, k.count, to: out)
+            out.append(byte: UInt8(ascii: "\""))
+            out.append(byte: UInt8(ascii: ":"))
+            writeValue(e.value, arena, st, out, time: time, recordHoles: recordHoles)
+        }
+        out.append(byte: UInt8(ascii: "}"))
+    }
+
+    private mutating func writeValue(_ v: Value, _ arena: UnsafeBufferPointer<UInt8>, _ st: UnsafeBufferPointer<UInt8>, _ out: OutputBuffer,
+                                     time: Int64, recordHoles: Bool) {
+        switch v {
+        case .string(let r):
+            let b = LogDocumentEncoder.bytes(r, arena, st)
+            out.append(byte: UInt8(ascii: "\""))
+            JSONLineEncoder.appendEscaped(b.baseAddress ?? UnsafePointer(bitPattern: 1)!, b.count, to: out)
+            out.append(byte: UInt8(ascii: "\""))
+        case .json(let r):
+            let b = LogDocumentEncoder.bytes(r, arena, st)
+            if let p = b.baseAddress { out.append(p, b.count) }
+        case .content:
+            out.append(byte: UInt8(ascii: "\""))
+            if recordHoles { holes.append((out.count, true)) }
+            out.append(byte: UInt8(ascii: "\""))
+        case .time:
+            if recordHoles { holes.append((out.count, false)) } else { out.append(decimal: time) }
+        }
+    }
+
+    static func bytes(_ r: Ref, _ arena: UnsafeBufferPointer<UInt8>, _ st: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        let base = r.inArena ? arena : st
+        return UnsafeBufferPointer(rebasing: base[Int(r.span.offset)..<Int(r.span.offset + r.span.length)])
+    }
+
+    static func less(_ a: Ref, _ b: Ref, _ arena: UnsafeBufferPointer<UInt8>, _ st: UnsafeBufferPointer<UInt8>) -> Bool {
+        let x = bytes(a, arena, st), y = bytes(b, arena, st)
+        let n = min(x.count, y.count)
+        if n > 0, let xp = x.baseAddress, let yp = y.baseAddress {
+            let c = memcmp(xp, yp, n)
+            if c != 0 { return c < 0 }
+        }
+        return x.count < y.count
+    }
+
+    /// The well-known tag name a field key spells, if any.
+    static func wellKnownTag(_ arena: UnsafeBufferPointer<UInt8>, _ key: Span) -> String? {
+        let b = UnsafeBufferPointer(rebasing: arena[Int(key.offset)..<Int(key.offset + key.length)])
+        guard b.first == UInt8(ascii: "_") else { return nil }
+        let s = String(decoding: b, as: UTF8.self)
+        return ConvertOptions.wellKnownTagNames.contains(s) ? s : nil
+    }
+}

@@ -1,0 +1,201 @@
+import Logging
+import NIOCore
+import SluiceConfig
+import SluiceCore
+import SluiceSystem
+
+/// `flusher_loki`: Loki's push API (`/loki/api/v1/push`, JSON body). Events are grouped into
+/// streams by their labels (`StaticLabels`, and `DynamicLabels` from fields and tags), entries
+/// sorted by time within a stream. Each entry keeps the nanosecond time it was given when the
+/// request was built — the event's own time, or the batch's read time plus the event's place in it,
+/// so two equal lines are two entries — and a retry sends the same bytes, which Loki deduplicates.
+/// 429 and 5xx are retried; a 400 with Loki's "total ignored: N out of M" is a partial result (the
+/// others were stored); another 4xx is rejected and counted.
+public final class FlusherLoki: FlusherPlugin {
+    public static let spec = PluginSpec(
+        type: "flusher_loki", kind: .flusher,
+        summary: "Pushes events to Grafana Loki (push API), streams by labels.",
+        fields: [
+            FieldSpec(name: "URL", type: .string, doc: "Push endpoint (required), e.g. `http://loki:3100/loki/api/v1/push`.", defaultValue: nil),
+            FieldSpec(name: "TenantID", type: .string, doc: "Sent as `X-Scope-OrgID` (empty: single tenant).", defaultValue: nil),
+            FieldSpec(name: "StaticLabels", type: .stringMap, doc: "Labels of every stream.", defaultValue: nil),
+            FieldSpec(name: "DynamicLabels", type: .stringList, doc: "`content.<field>` / `tag.<name>`: a label named without the prefix (dots become `_`).", defaultValue: nil),
+            FieldSpec(name: "MaxMessageWait", type: .any, doc: "Longest wait to fill a push.", defaultValue: "1s"),
+            FieldSpec(name: "MaxMessageBytes", type: .int, doc: "Input bytes per push.", defaultValue: "1048576"),
+            FieldSpec(name: "Timeout", type: .any, doc: "Request timeout.", defaultValue: "10s"),
+            FieldSpec(name: "MinBackoff", type: .any, doc: "First retry delay.", defaultValue: "500ms"),
+            FieldSpec(name: "MaxBackoff", type: .any, doc: "Longest retry delay.", defaultValue: "5m"),
+            FieldSpec(name: "MaxRetries", type: .int, doc: "When set, a push still failing after this many retries is rejected and counted. Unset: retried until delivered (the incumbent gives up after 10).", defaultValue: nil),
+            ConvertOptions.field(protocols: [.customSingle, .customSingleFlatten], extra: [
+                FieldSpec(name: "OnlyContents", type: .bool, doc: "With custom_single_flatten: the line holds the contents only.", defaultValue: "false"),
+            ]),
+            HTTPClientOptions.compressionField(default: ""),
+            HTTPClientOptions.authenticationField,
+            FieldSpec(name: "ClientConfig", type: .any, doc: "Accepted; the incumbent does not use it either.", defaultValue: nil,
+                      status: .acceptedNotYetEffective(reason: "not used (nor by the incumbent)")),
+            FieldSpec(name: "Concurrency", type: .int, doc: "Sluice: pushes in flight. Default: `send_request_concurrency`.", defaultValue: nil),
+            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
+                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+        ])
+
+    public struct Options: Sendable {
+        public var url: String
+        public var tenant = ""
+        public var staticLabels: [(String, String)] = []
+        public var dynamicLabels: [(name: String, value: DynamicTemplate)] = []
+        public var maxWait: Duration = .seconds(1)
+        public var maxBytes = 1 << 20
+        public var maxRetries: Int?
+        public var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(300))
+        public var convert = ConvertOptions()
+        public var client = HTTPClientOptions()
+        public var concurrency: Int
+    }
+
+    public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> Options {
+        guard let url = try c.string("URL"), !url.isEmpty else { throw c.error(at: nil, "URL is required") }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw c.error(at: "URL", "must start with http:// or https://") }
+        var o = Options(url: url, concurrency: max(1, globals.sendRequestConcurrency))
+        o.tenant = try c.expandedString("TenantID") ?? ""
+        o.staticLabels = (try c.stringPairs("StaticLabels") ?? []).map { (sanitize($0.0), $0.1) }
+        for ref in try c.stringList("DynamicLabels") ?? [] {
+            let name: String
+            if ref.hasPrefix("content.") { name = String(ref.dropFirst(8)) } else if ref.hasPrefix("tag.") { name = String(ref.dropFirst(4)) } else {
+                throw c.error(at: "DynamicLabels", "\(ref): use content.<field> or tag.<name>")
+            }
+            do { o.dynamicLabels.append((sanitize(name), try DynamicTemplate(parsing: "%{\(ref)}"))) } catch { throw c.error(at: "DynamicLabels", error.message) }
+        }
+        guard !o.staticLabels.isEmpty || !o.dynamicLabels.isEmpty else { throw c.error(at: nil, "set StaticLabels or DynamicLabels: a Loki stream needs a label") }
+        if let d = try GoDuration.read(c, "MaxMessageWait") { o.maxWait = d }
+        if let n = try c.int("MaxMessageBytes") {
+            guard n > 0 else { throw c.error(at: "MaxMessageBytes", "must be > 0") }
+            o.maxBytes = n
+        }
+        o.client.requestTimeout = try GoDuration.read(c, "Timeout") ?? .seconds(10)
+        if let d = try GoDuration.read(c, "MinBackoff") { o.backoff.initial = d }
+        if let d = try GoDuration.read(c, "MaxBackoff") { o.backoff.maximum = d }
+        if let n = try c.int("MaxRetries") {
+            guard n >= 0 else { throw c.error(at: "MaxRetries", "must be ≥ 0") }
+            o.maxRetries = n
+        }
+        if let n = try c.int("Concurrency") {
+            guard n >= 1 else { throw c.error(at: "Concurrency", "must be ≥ 1") }
+            o.concurrency = n
+        }
+        o.convert = try ConvertOptions.read(c, allowed: [.customSingle, .customSingleFlatten])
+        try o.client.readCompression(c)
+        try o.client.readAuthentication(c)
+        o.client.maxConnectionsPerHost = o.concurrency
+        return o
+    }
+
+    /// A Loki label name: `[a-zA-Z_][a-zA-Z0-9_]*`; anything else becomes `_`.
+    static func sanitize(_ s: String) -> String {
+        var out = ""
+        for (i, ch) in s.unicodeScalars.enumerated() {
+            let ok = ch == "_" || (ch.isASCII && (ch.properties.isAlphabetic || (i > 0 && ("0"..."9").contains(ch))))
+            out.unicodeScalars.append(ok ? ch : "_")
+        }
+        return out.isEmpty ? "_" : out
+    }
+
+    let options: Options
+    let sender: HTTPSender
+    public let delivery: DeliveryOptions
+
+    public init(options: Options, context: PluginContext) throws {
+        self.options = options
+        sender = try HTTPSender(options: options.client)
+        delivery = DeliveryOptions(maxBytes: options.maxBytes, maxAge: options.maxWait, concurrency: options.concurrency,
+                                   maxRetries: options.maxRetries, backoff: options.backoff)
+    }
+
+    public func start() async throws {}
+    public func stop() async { await sender.shutdown() }
+
+    struct Entry { var ns: Int64; var line: Range<Int> }
+
+    public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> HTTPPostsRequest {
+        var enc = LogDocumentEncoder(options: options.convert)
+        let lines = OutputBuffer(capacity: 1 << 20)
+        var streams: [String: [Entry]] = [:]
+        var order: [String] = []
+        var events = 0
+        let now = Sys.wallSeconds()
+        for batch in batches {
+            enc.begin(batch)
+            events += batch.events.count
+            let batchLabels = options.dynamicLabels.contains { $0.value.usesContent } ? nil : labels(event: 0, batch, enc.tagValues, now)
+            for i in batch.events.indices {
+                let start = lines.count
+                guard enc.append(i, of: batch, to: lines) else { continue }
+                let ev = batch.events[i]
+                let ns = ev.timeNanos != 0 ? ev.timeNanos : batch.observedNanos + Int64(i)
+                let key = batchLabels ?? labels(event: i, batch, enc.tagValues, now)
+                if streams[key] == nil { order.append(key) }
+                streams[key, default: []].append(Entry(ns: ns, line: start..<lines.count))
+            }
+        }
+        let body = OutputBuffer(capacity: lines.count * 2 + 256)
+        body.append("{\"streams\":[")
+        for (n, key) in order.enumerated() {
+            if n > 0 { body.append(byte: UInt8(ascii: ",")) }
+            body.append("{\"stream\":")
+            body.append(key)
+            body.append(",\"values\":[")
+            let entries = streams[key]!.enumerated().sorted { ($0.element.ns, $0.offset) < ($1.element.ns, $1.offset) }.map(\.element)
+            for (k, e) in entries.enumerated() {
+                if k > 0 { body.append(byte: UInt8(ascii: ",")) }
+                body.append("[\"")
+                body.append(decimal: e.ns)
+                body.append("\",\"")
+                JSONLineEncoder.appendEscaped(lines.base + e.line.lowerBound, e.line.count, to: body)
+                body.append("\"]")
+            }
+            body.append("]}")
+        }
+        body.append("]}")
+        var headers = [("Content-Type", "application/json")]
+        if !options.tenant.isEmpty { headers.append(("X-Scope-OrgID", options.tenant)) }
+        let compressed = try options.client.compression.compress(UnsafeRawBufferPointer(body.bytes))
+        return HTTPPostsRequest(posts: [HTTPPost(url: options.url, headers: headers, body: compressed, events: events)])
+    }
+
+    /// The stream's labels as a JSON object, keys sorted (so equal label sets are one stream).
+    func labels(event i: Int, _ b: EventBatch, _ tags: [String: String], _ now: Int64) -> String {
+        var pairs = options.staticLabels
+        for d in options.dynamicLabels { pairs.append((d.name, d.value.render(event: i, of: b, tags: tags, now: now))) }
+        var seen = Set<String>()
+        pairs = pairs.reversed().filter { seen.insert($0.0).inserted }.sorted { $0.0 < $1.0 }
+        let out = OutputBuffer(capacity: 128)
+        out.append(byte: UInt8(ascii: "{"))
+        for (n, (k, v)) in pairs.enumerated() {
+            if n > 0 { out.append(byte: UInt8(ascii: ",")) }
+            JSONLineEncoder.appendString(k, to: out)
+            out.append(byte: UInt8(ascii: ":"))
+            JSONLineEncoder.appendString(v, to: out)
+        }
+        out.append(byte: UInt8(ascii: "}"))
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    public func send(_ request: HTTPPostsRequest) async -> SendOutcome<HTTPPostsRequest> {
+        let post = request.posts[0]
+        let exchange = await sender.send(url: post.url, headers: post.headers, body: post.body)
+        if case .response(400, _, let body) = exchange, let (ignored, total) = FlusherLoki.ignoredCount(body), total > 0 {
+            // Loki stored the other entries of the push.
+            if ignored == 0 { return .delivered }
+            return .partial(retry: HTTPPostsRequest(posts: []), rejected: min(ignored, post.events), reason: HTTPStatusPolicy.describe(status: 400, body: body))
+        }
+        return HTTPStatusPolicy.standard.outcome(exchange)
+    }
+
+    /// Loki's "total ignored: N out of M" from a 400 answer.
+    static func ignoredCount(_ body: ByteBuffer) -> (Int, Int)? {
+        let text = String(decoding: body.readableBytesView, as: UTF8.self)
+        guard let r = text.range(of: "total ignored: ") else { return nil }
+        let words = text[r.upperBound...].split(separator: " ")
+        guard words.count >= 4, let n = Int(words[0]), words[1] == "out", words[2] == "of", let m = Int(words[3].prefix { $0.isNumber }) else { return nil }
+        return (n, m)
+    }
+}
