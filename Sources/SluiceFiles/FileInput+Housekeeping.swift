@@ -22,8 +22,9 @@ extension FileInput {
                 let start = r.emittedOffset
                 if let b = chunkReader.flushPartial(r, wallNanos: Sys.wallNanos()) {
                     if let dec = r.decoder {
+                        let decoded = dec.decode(b, baseOffset: start)
                         let upTo = min(r.emittedOffset, dec.holdOffset ?? .max)
-                        if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: upTo, sink: sink) { return }
+                        if !deliver(decoded, from: r, upTo: upTo, sink: sink) { return }
                     } else if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
                 }
                 if r.multiline != nil { countMultiline(r) }

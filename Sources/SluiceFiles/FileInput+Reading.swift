@@ -34,8 +34,10 @@ extension FileInput {
                     if r.multiline != nil || r.decoder?.multilineActive == true { countMultiline(r) }
                     if let b = out.batch {
                         if let dec = r.decoder {
+                            // Decode first: the held offset must include what this batch left pending.
+                            let decoded = dec.decode(b, baseOffset: arenaOffset)
                             let upTo = min(out.emittedUpTo, dec.holdOffset ?? .max)
-                            if !deliver(dec.decode(b, baseOffset: arenaOffset), from: r, upTo: upTo, sink: sink) { return false }
+                            if !deliver(decoded, from: r, upTo: upTo, sink: sink) { return false }
                         } else if !deliver(b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
                     }
                     if out.reachedEOF {
