@@ -5,6 +5,10 @@
 #   docker.io, containerd,    container discovery and container input tests against real
 #   runc, busybox-static      daemons (images are built locally from busybox-static)
 #   libpcre2-dev              the regex engine of the processors (PCRE2 with JIT)
+#   libzstd-dev, libsnappy-dev  request body compression of the network flushers
+#   clickhouse-server/-client, curl   the real ClickHouse the flusher tests start on loopback
+# and, from PyPI, osmem-server (an OpenSearch-compatible _bulk server), unpacked under
+# /var/tmp/sluice-servers for the Elasticsearch flusher's tests.
 set -euo pipefail
 command -v swift >/dev/null || { echo "Swift is required (https://swift.org/install); it is not an apt package here." >&2; exit 1; }
 need=()
@@ -14,10 +18,23 @@ command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
 [ -f /usr/include/pcre2.h ] || need+=(libpcre2-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -f /usr/include/zstd.h ] || need+=(libzstd-dev)
+[ -f /usr/include/snappy-c.h ] || need+=(libsnappy-dev)
+[ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
+command -v clickhouse-client >/dev/null || need+=(clickhouse-client)
+command -v curl >/dev/null || need+=(curl)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "Installing: ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+SERVERS=/var/tmp/sluice-servers
+if [ ! -x "$SERVERS/osmem/osmem_server/bin/osmem-server" ]; then
+  mkdir -p "$SERVERS/wheels"
+  ls "$SERVERS"/wheels/osmem_server-*.whl >/dev/null 2>&1 || python3 -m pip download --no-deps -q -d "$SERVERS/wheels" osmem-server
+  rm -rf "$SERVERS/osmem" && python3 -m zipfile -e "$(ls "$SERVERS"/wheels/osmem_server-*.whl | head -1)" "$SERVERS/osmem"
+  chmod +x "$SERVERS/osmem/osmem_server/bin/osmem-server"
 fi

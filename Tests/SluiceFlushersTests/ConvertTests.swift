@@ -1,0 +1,106 @@
+import SluiceConfig
+import SluiceCore
+import SluiceFlushers
+import SluiceTesting
+import Testing
+
+/// The incumbent's converter shapes (reference §3.0), byte for byte.
+@Suite struct ConvertTests {
+    let tags = [EventTag("__path__", "/data/test.log"), EventTag("__hostname__", "master"), EventTag("_namespace_", "java_app"), EventTag("_source_", "stdout")]
+
+    func documents(_ o: ConvertOptions, _ batch: EventBatch) -> [String] {
+        var enc = LogDocumentEncoder(options: o)
+        enc.begin(batch)
+        var out: [String] = []
+        for i in batch.events.indices {
+            let b = OutputBuffer(capacity: 64)
+            if enc.append(i, of: batch, to: b) { out.append(String(decoding: b.bytes, as: UTF8.self)) }
+        }
+        return out
+    }
+
+    func options(_ p: ConvertProtocol, kubernetes: Bool = false) -> ConvertOptions {
+        var o = ConvertOptions(protocol: p)
+        o.kubernetes = kubernetes
+        return o
+    }
+
+    @Test func customSingleUnparsedSortsKeysAndRenamesTags() {
+        let b = lineBatch(["hello \"x\""], tags: tags, observedNanos: 1_664_435_098_123_000_000)
+        #expect(documents(options(.customSingle), b) == [
+            #"{"contents":{"_source_":"stdout","content":"hello \"x\""},"tags":{"host.name":"master","k8s.namespace.name":"java_app","log.file.path":"/data/test.log"},"time":1664435098}"#,
+        ])
+    }
+
+    @Test func customSingleParsedFieldsSortedRawJSONUnquotedDeletedSkipped() throws {
+        var b = lineBatch(["x"], tags: [EventTag("__path__", "/a")], observedNanos: 1_700_000_000_000_000_000)
+        let k1 = b.append(bytes: Array("thread".utf8)), v1 = b.append(bytes: Array("main".utf8))
+        let k2 = b.append(bytes: Array("level".utf8)), v2 = b.append(bytes: Array("ERROR".utf8))
+        let k3 = b.append(bytes: Array("n".utf8)), v3 = b.append(bytes: Array("42".utf8))
+        let k4 = b.append(bytes: Array("gone".utf8))
+        b.fields = [EventField(key: k1, value: v1), EventField(key: k2, value: v2), EventField(key: k3, value: v3, kind: .json), EventField(key: k4, value: v1, kind: .deleted)]
+        b.events[0].fieldStart = 0
+        b.events[0].fieldCount = 4
+        b.events[0].flags |= LogEvent.Flag.parsed
+        b.events[0].timeNanos = 1_600_000_000_999_999_999
+        #expect(documents(options(.customSingle), b) == [#"{"contents":{"level":"ERROR","n":42,"thread":"main"},"tags":{"log.file.path":"/a"},"time":1600000000}"#])
+        #expect(documents(options(.customSingleFlatten), b) == [#"{"level":"ERROR","log.file.path":"/a","n":42,"thread":"main","time":1600000000}"#])
+        #expect(documents(options(.jsonline), b) == [#"{"thread":"main","level":"ERROR","n":42,"log.file.path":"/a","time":1600000000}"#])
+    }
+
+    @Test func flattenTagsOverwriteContentsAndTimeOverwritesAll() {
+        var b = lineBatch(["x"], tags: [EventTag("host.name", "from-tag")], observedNanos: 5_000_000_000)
+        let k1 = b.append(bytes: Array("host.name".utf8)), v1 = b.append(bytes: Array("from-content".utf8))
+        let k2 = b.append(bytes: Array("time".utf8)), v2 = b.append(bytes: Array("2022-07-20".utf8))
+        b.fields = [EventField(key: k1, value: v1), EventField(key: k2, value: v2)]
+        b.events[0].fieldCount = 2
+        b.events[0].flags |= LogEvent.Flag.parsed
+        #expect(documents(options(.customSingleFlatten), b) == [#"{"host.name":"from-tag","time":5}"#])
+    }
+
+    @Test func kubernetesNamesAndRenames() throws {
+        let b = lineBatch(["l"], tags: [EventTag("_container_name_", "app"), EventTag("__hostname__", "n1"), EventTag("__pack_id__", "x")], observedNanos: 0)
+        var o = options(.customSingle, kubernetes: true)
+        o.tagFieldsRename = ["host.name": "hostname", "k8s.container.name": ""]
+        o.protocolFieldsRename = ["time": "@timestamp", "contents": "log"]
+        #expect(documents(o, b) == [#"{"@timestamp":0,"log":{"content":"l"},"tags":{"hostname":"n1"}}"#])
+    }
+
+    @Test func readsConvertAndRejectsUnknownProtocols() throws {
+        let c = try ConfigObject.parse(yaml: "Convert: {Protocol: jsonline, TagFieldsRename: {host.name: h}}")
+        let o = try ConvertOptions.read(c, allowed: [.customSingle, .jsonline])
+        #expect(o.protocol == .jsonline && o.tagFieldsRename == ["host.name": "h"])
+        let bad = try ConfigObject.parse(yaml: "Convert: {Protocol: otlp_log_v1}")
+        #expect(throws: ConfigError.self) { try ConvertOptions.read(bad, allowed: [.customSingle]) }
+        let enc = try ConfigObject.parse(yaml: "Convert: {Protocol: custom_single, Encoding: protobuf}")
+        #expect(throws: ConfigError.self) { try ConvertOptions.read(enc, allowed: [.customSingle]) }
+    }
+
+    @Test func dynamicTemplates() throws {
+        var b = lineBatch(["x"], tags: [EventTag("__path__", "/p")], observedNanos: 0)
+        let k = b.append(bytes: Array("app".utf8)), v = b.append(bytes: Array("web".utf8))
+        b.fields = [EventField(key: k, value: v)]
+        b.events[0].fieldCount = 1
+        b.events[0].flags |= LogEvent.Flag.parsed
+        let t = try DynamicTemplate(parsing: "logs-%{content.app}-%{tag.log.file.path}-%{content.missing}-%{+yyyy.MM.dd}")
+        #expect(t.render(event: 0, of: b, tags: ["log.file.path": "/p"], now: 1_700_000_000) == "logs-web-/p-content.missing-2023.11.14")
+        #expect(t.usesContent && !t.isStatic)
+        #expect(throws: TemplateError.self) { try DynamicTemplate(parsing: "%{metadata.x}") }
+    }
+
+    @Test func environmentReferences() throws {
+        let env = ["TOKEN": "s3cret"]
+        #expect(try EnvReference.expand("Bearer ${TOKEN}", environment: { env[$0] }) == "Bearer s3cret")
+        #expect(try EnvReference.expand("$${TOKEN}", environment: { env[$0] }) == "${TOKEN}")
+        #expect(throws: EnvReferenceError.self) { try EnvReference.expand("${NOPE}", environment: { env[$0] }) }
+    }
+
+    @Test func compressionRoundTrips() throws {
+        let text = Array(String(repeating: "sluice compresses bodies; ", count: 500).utf8)
+        for c in BodyCompression.allCases {
+            let z = try c.compress(text)
+            if c != .none { #expect(z.readableBytes < text.count / 4, "\(c)") }
+            #expect(try c.decompress(z) == text, "\(c)")
+        }
+    }
+}
