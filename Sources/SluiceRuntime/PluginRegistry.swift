@@ -72,6 +72,7 @@ public struct PluginRegistry: Sendable {
         r.register(FlusherElasticsearch.self)
         r.register(FlusherLoki.self)
         r.register(FlusherClickhouse.self)
+        r.register(FlusherOtlp.self)
         return r
     }()
 
