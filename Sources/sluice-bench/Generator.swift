@@ -200,7 +200,11 @@ struct DatasetSpec: Equatable {
     var seed: UInt64
     /// nil: plain lines; else container runtime log files (see RuntimeLogs.swift).
     var format: RuntimeFormat? = nil
+    /// What the lines are (see Formats.swift); nginx: the access-log lines above.
+    var content: ContentKind = .nginx
     var totalBytes: Int { fileCount * bytesPerFile }
+    /// Datasets whose ids are records of several physical lines (or wrapped lines): lengths come from a sidecar.
+    var hasSidecar: Bool { format != nil || content == .java }
     func fileName(_ i: Int) -> String {
         let width = fileCount > 100 ? 4 : 2
         var n = String(i)
@@ -232,6 +236,7 @@ struct Dataset {
     var fileNames: [String] { (0..<spec.fileCount).map { spec.fileName($0) } }
     var describe: String {
         "\(spec.fileCount) x \(humanBytes(spec.bytesPerFile))" + (spec.format.map { " " + $0.rawValue } ?? "")
+            + (spec.content == .nginx ? "" : " " + spec.content.rawValue)
     }
 }
 
@@ -278,6 +283,7 @@ func manifestHeader(_ spec: DatasetSpec) -> [String] {
     var h = ["sluice-bench-dataset v\(DatasetSpec.formatVersion)", "name \(spec.name)", "seed \(spec.seed)",
              "files \(spec.fileCount)", "bytes_per_file \(spec.bytesPerFile)"]
     if let f = spec.format { h.append("format \(f.rawValue) generator v\(RuntimeFormat.generatorVersion)") }
+    if spec.content != .nginx { h.append("content \(spec.content.rawValue) generator v\(ContentKind.generatorVersion)") }
     return h
 }
 
@@ -286,7 +292,7 @@ func manifestText(_ spec: DatasetSpec, lineCounts: [Int], recordCounts: [Int]) -
     var s = manifestHeader(spec).joined(separator: "\n") + "\n"
     for i in 0..<spec.fileCount {
         s += "file \(spec.fileName(i)) \(lineCounts[i])"
-        if spec.format != nil { s += " \(recordCounts[i])" }
+        if spec.hasSidecar { s += " \(recordCounts[i])" }
         s += "\n"
     }
     return s
@@ -300,7 +306,7 @@ func reusableDataset(_ spec: DatasetSpec, dir: String) -> (lines: [Int], records
     let header = manifestHeader(spec)
     let h = header.count
     guard lines.count == h + spec.fileCount, lines.prefix(h).map(String.init) == header else { return nil }
-    let runtime = spec.format != nil
+    let runtime = spec.hasSidecar
     var counts: [Int] = []
     var records: [Int] = []
     for i in 0..<spec.fileCount {
@@ -339,7 +345,15 @@ func ensureDataset(_ spec: DatasetSpec, dir: String, log: Bool = true) throws ->
         records = []
         for i in 0..<spec.fileCount {
             let final = dir + "/" + spec.fileName(i)
-            if spec.format != nil {
+            if spec.content != .nginx {
+                let side = dir + "/" + spec.sidecarName(i)
+                let r = try generateContentFile(path: final + ".tmp", sidecarPath: spec.hasSidecar ? side + ".tmp" : nil,
+                                                spec: spec, fileIndex: i, tables: tables)
+                if spec.hasSidecar { try renameOrThrow(side + ".tmp", side) }
+                try renameOrThrow(final + ".tmp", final)
+                counts.append(r.lines)
+                records.append(r.records)
+            } else if spec.format != nil {
                 let side = dir + "/" + spec.sidecarName(i)
                 let r = try generateRuntimeFile(path: final + ".tmp", sidecarPath: side + ".tmp", spec: spec,
                                                 fileIndex: i, tables: tables)
@@ -357,7 +371,7 @@ func ensureDataset(_ spec: DatasetSpec, dir: String, log: Bool = true) throws ->
         try writeFile(dir + "/MANIFEST", manifestText(spec, lineCounts: counts, recordCounts: records))
         let dt = monoNow() - t0
         if log {
-            let recs = spec.format != nil ? " in \(records.reduce(0, +)) records" : ""
+            let recs = spec.hasSidecar ? " in \(records.reduce(0, +)) records" : ""
             note("inputs: generated \(spec.name) (\(spec.fileCount) x \(humanBytes(spec.bytesPerFile)), "
                  + "\(counts.reduce(0, +)) lines\(recs)) in \(fmt(dt, 2)) s (\(fmt(Double(spec.totalBytes) / dt / 1e6, 0)) MB/s) in \(dir)")
         }
@@ -377,10 +391,10 @@ func scanDataset(_ ds: inout Dataset, dir: String, recordLengths: Bool) throws {
     let bufSize = 1 << 20
     let buf = UnsafeMutableRawPointer.allocate(byteCount: bufSize, alignment: 4096)
     defer { buf.deallocate() }
-    let runtime = ds.spec.format != nil
+    let runtime = ds.spec.hasSidecar
     if recordLengths {
         ds.lineLengths = [UInt16](repeating: 0, count: ds.totalLines)
-        ds.lineStreams = runtime ? [UInt8](repeating: 0, count: ds.totalLines) : []
+        ds.lineStreams = ds.spec.format != nil ? [UInt8](repeating: 0, count: ds.totalLines) : []
     }
     for (i, name) in ds.fileNames.enumerated() {
         let path = dir + "/" + name
@@ -426,7 +440,7 @@ func scanDataset(_ ds: inout Dataset, dir: String, recordLengths: Bool) throws {
             for k in 0..<ds.lineCounts[i] {
                 let v = UInt16(meta[2 * k]) | UInt16(meta[2 * k + 1]) << 8
                 ds.lineLengths[base + k] = v & 0x7FFF
-                ds.lineStreams[base + k] = UInt8(v >> 15)
+                if !ds.lineStreams.isEmpty { ds.lineStreams[base + k] = UInt8(v >> 15) }
             }
         }
     }

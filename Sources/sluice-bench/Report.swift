@@ -67,18 +67,24 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
     out("  lost / dup / bad: from parsing the output (each input line's id must appear exactly once; bad = content")
     out("            length differs from the input line, or no parsable content/id; docker_json / cri also: _source_ not the")
     out("            line's stream, or __time__ not the runtime's); blackhole: from events_out only.")
+    out("  other load: cores busy in /proc/stat while the collector ran, minus the collector's and the bench's own CPU")
+    out("            (the bench's receiver threads are the bench's own; a clickhouse-server or osmem-server is other load).")
+    out("  network:  delivered / lost / dup from the ids the counting receiver found in the bodies (clickhouse: rows and")
+    out("            distinct ids in the table; osmem: the index's document count only). End: the last id received")
+    out("            (clickhouse: max insert time; osmem: polled every 250 ms).")
+    out("  fluent-bit rows: the same inputs, warm, already in place when it starts (its clock starts at its spawn).")
     out("  docker_json / cri inputs: runtime log files of the same source lines, ~5% split over 2-3 records (Docker:")
     out("            `log` without its trailing \\n; CRI: P ... F), a few % on stderr, sometimes a line of the other stream")
     out("            between the parts; MB/s and CPU-s/GiB are per byte of those files; lines = source lines (joined),")
     out("            raw rows count records.")
     out("")
     let headers = ["scenario", "flusher", "input", "MB/s", "CPU-s/GiB", "peak RSS MiB",
-                   "delivered/expected", "lost", "dup", "bad", "% of raw", "status"]
+                   "delivered/expected", "lost", "dup", "bad", "% of raw", "other load", "status"]
     var rows: [[String]] = []
     for r in raws {
         rows.append([r.name, r.toFile ? "(a) file" : "(b) /dev/null", r.dataset.describe,
                      fmt(r.mbPerSec, 1), fmt(r.cpuPerGiB, 3), "-", "\(r.result.lines)/\(r.dataset.totalRecords)",
-                     "-", "-", "-", "-", "ok"])
+                     "-", "-", "-", "-", "-", "ok"])
     }
     for r in results {
         let ref = rawReference(r, raws)
@@ -89,9 +95,9 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
                      opt(mbPerSec(r), 1), opt(cpuPerGiB(r), 3),
                      opt(r.maxRSSKiB.map { Double($0) / 1024 }, 1),
                      "\(opt(r.delivered))/\(r.dataset.totalLines)", opt(r.lost), opt(r.duplicated), corrupt,
-                     pct, r.status.uppercased() == "OK" ? "ok" : r.status.uppercased()])
+                     pct, opt(r.otherLoad, 2), r.status.uppercased() == "OK" ? "ok" : r.status.uppercased()])
     }
-    printTable(headers, rows, leftColumns: [0, 1, 2, 11])
+    printTable(headers, rows, leftColumns: [0, 1, 2, 12])
     for r in results where r.status != "ok" || !(r.verify?.firstProblems.isEmpty ?? true) {
         out("")
         out("\(r.spec.name): \(r.status)" + (r.error.map { ": " + $0 } ?? ""))
@@ -133,7 +139,8 @@ func scenarioJSON(_ r: ScenarioResult, _ ref: RawRow?) -> String {
     var f: [(String, String)] = []
     func i(_ x: Int?) -> String { x.map { String($0) } ?? "null" }
     f.append(("scenario", jsonString(r.spec.name)))
-    f.append(("kind", jsonString("sluice")))
+    f.append(("kind", jsonString(r.collectorName)))
+    f.append(("other_load_cores", jsonNumber(r.otherLoad, 2)))
     f.append(("flusher", jsonString(r.spec.flusher.rawValue)))
     f.append(("dataset", jsonString(r.dataset.spec.name)))
     f.append(("format", r.dataset.spec.format.map { jsonString($0.rawValue) } ?? jsonString("plain")))
@@ -170,4 +177,43 @@ func scenarioJSON(_ r: ScenarioResult, _ ref: RawRow?) -> String {
     f.append(("error", r.error.map { jsonString($0) } ?? "null"))
     f.append(("log", jsonString(r.logPath)))
     return "{" + f.map { jsonString($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+}
+
+/// Sluice and Fluent Bit per scenario: medians over the repeats, and Fluent Bit's CPU-s/GiB over Sluice's.
+func printSideBySide(_ results: [ScenarioResult]) {
+    func median(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[v.count / 2] }
+    var names: [String] = []
+    for r in results where !names.contains(r.dataset.spec.name + "\u{0}" + baseScenarioName(r)) {
+        names.append(r.dataset.spec.name + "\u{0}" + baseScenarioName(r))
+    }
+    out("")
+    out("Sluice vs Fluent Bit (medians of the runs; MB/s, CPU-s/GiB of the collector's process, peak RSS MiB; all runs verified)")
+    let headers = ["scenario", "sluice MB/s", "CPU-s/GiB", "RSS", "ok runs", "fluent-bit MB/s", "CPU-s/GiB", "RSS", "ok runs",
+                   "FB CPU / sluice CPU", "other load max"]
+    var rows: [[String]] = []
+    for key in names {
+        let name = String(key.split(separator: "\u{0}").last!)
+        let mine = results.filter { baseScenarioName($0) == name }
+        let s = mine.filter { $0.collector == .sluice }, f = mine.filter { $0.collector == .fluentBit }
+        func col(_ rs: [ScenarioResult]) -> [String] {
+            let ok = rs.filter { $0.status == "ok" }
+            return [opt(median(ok.compactMap(mbPerSec)), 1), opt(median(ok.compactMap(cpuPerGiB)), 2),
+                    opt(median(ok.compactMap { $0.maxRSSKiB.map { Double($0) / 1024 } }), 0), "\(ok.count)/\(rs.count)"]
+        }
+        var ratio = "-"
+        if let a = median(s.filter { $0.status == "ok" }.compactMap(cpuPerGiB)),
+           let b = median(f.compactMap(cpuPerGiB)), a > 0 { ratio = fmt(b / a, 1) + "x" }
+        rows.append([name] + col(s) + col(f) + [ratio, opt(mine.compactMap(\.otherLoad).max(), 2)])
+    }
+    printTable(headers, rows, leftColumns: [0])
+    for r in results where r.collector == .fluentBit && r.status != "ok" {
+        out("  \(r.spec.name): \(r.status)" + (r.error.map { ": " + $0 } ?? "")
+            + (r.verify.map { " (lost \($0.lost), dup \($0.duplicated), bad \($0.badLines))" } ?? ""))
+    }
+}
+
+func baseScenarioName(_ r: ScenarioResult) -> String {
+    var n = r.spec.name
+    for suffix in [" (fluent-bit)", " (baseline)"] where n.hasSuffix(suffix) { n.removeLast(suffix.count) }
+    return n
 }

@@ -200,6 +200,27 @@ func killAndReap(_ pid: pid_t) -> ChildExit? {
 enum FlusherKind: String {
     case file
     case blackhole
+    case http            // flusher_http (jsonline) into the counting receiver
+    case elasticsearch   // flusher_elasticsearch into the counting receiver (answers errors:false)
+    case osmem           // flusher_elasticsearch into a real osmem-server
+    case loki            // flusher_loki into the counting receiver
+    case clickhouse      // flusher_clickhouse (JSONEachRow) into a real clickhouse-server
+    /// Delivered into the bench's counting receiver.
+    var receiverMode: ReceiverMode? {
+        switch self {
+        case .http: return .http
+        case .elasticsearch: return .elasticsearch
+        case .loki: return .loki
+        default: return nil
+        }
+    }
+    var isNetwork: Bool { self != .file && self != .blackhole }
+}
+
+/// Which collector a run measures.
+enum Collector: Equatable {
+    case sluice
+    case fluentBit
 }
 
 struct ScenarioSpec {
@@ -213,6 +234,12 @@ struct ScenarioSpec {
     var parsedKeys: [String] = []
     /// The pattern whose PCRE2 JIT matching alone is this scenario's ceiling.
     var ceilingRegex: String? = nil
+    /// Extra YAML lines of the input_file item (e.g. Multiline), indented by 4.
+    var inputExtra: String? = nil
+    /// Check each line's `__time__` against its own time (processor_parse_timestamp_native).
+    var checkTime = false
+    /// Whether --fluent-bit has an equivalent configuration for it (FluentBit.swift).
+    var fluentBit = true
 }
 
 /// The incumbent's nginx benchmark pattern, plus a 12th group `content` that keeps the line's tail (the
@@ -235,7 +262,44 @@ let allScenarios: [ScenarioSpec] = [
 
                  """,
                  parsedKeys: nginxKeys, ceilingRegex: nginxRegex),
+    ScenarioSpec(name: "multiline", dataset: "java", flusher: .file,
+                 inputExtra: "    Multiline: {StartPattern: '\\d{4}-\\d{2}-\\d{2} .*'}\n"),
+    ScenarioSpec(name: "json", dataset: "json", flusher: .file,
+                 processors: """
+                   - Type: processor_parse_json_native
+                     SourceKey: content
+
+                 """,
+                 parsedKeys: jsonKeys),
+    ScenarioSpec(name: "delimiter", dataset: "csv", flusher: .file,
+                 processors: delimiterProcessor, parsedKeys: csvCheckedKeys),
+    ScenarioSpec(name: "timestamp", dataset: "csv", flusher: .file,
+                 processors: delimiterProcessor + """
+                   - Type: processor_parse_timestamp_native
+                     SourceKey: time
+                     SourceFormat: '%d/%b/%Y:%H:%M:%S'
+                     SourceTimezone: GMT+00:00
+
+                 """,
+                 parsedKeys: csvCheckedKeys, checkTime: true),
+    ScenarioSpec(name: "http", dataset: "plain", flusher: .http),
+    ScenarioSpec(name: "elasticsearch", dataset: "plain", flusher: .elasticsearch),
+    ScenarioSpec(name: "loki", dataset: "plain", flusher: .loki),
+    ScenarioSpec(name: "clickhouse", dataset: "plain", flusher: .clickhouse, fluentBit: false),
+    ScenarioSpec(name: "osmem", dataset: "plain", flusher: .osmem, fluentBit: false),
 ]
+
+let jsonKeys = ["time", "level", "logger", "thread", "user"]
+let csvKeys = ["ip", "user", "time", "method", "path", "protocol", "status", "bytes", "referer", "agent", "content"]
+let csvCheckedKeys = ["ip", "time", "method", "path", "status", "agent"]
+let delimiterProcessor = """
+  - Type: processor_parse_delimiter_native
+    SourceKey: content
+    Separator: ','
+    Quote: '"'
+    Keys: [\(csvKeys.joined(separator: ", "))]
+
+"""
 
 struct RunSettings {
     var sluicePath: String
@@ -246,6 +310,10 @@ struct RunSettings {
     var pollMs: Double
     var stopGraceSec: Double
     var keep: Bool
+    /// --fluent-bit
+    var fluentBitPath: String? = nil
+    /// The receivers and servers of the network scenarios.
+    var net: NetContext? = nil
 }
 
 struct ScenarioResult {
@@ -263,12 +331,16 @@ struct ScenarioResult {
     var verify: VerifyResult? = nil
     var logPath = ""
     var runDir = ""
+    var collector = Collector.sluice
+    /// Other load while it ran, in cores: busy time in /proc/stat minus the bench's own and the collector's CPU.
+    var otherLoad: Double? = nil
 
     /// Lines delivered / lost / duplicated as reported (blackhole: from events_out only).
     var delivered: Int? {
         if let v = verify { return v.delivered }
         return spec.flusher == .blackhole ? eventsOut : nil
     }
+    var collectorName: String { collector == .sluice ? "sluice" : "fluent-bit" }
     var lost: Int? {
         if let v = verify { return v.lost }
         if spec.flusher == .blackhole, let e = eventsOut { return max(0, dataset.totalLines - e) }
@@ -291,7 +363,7 @@ func yamlQuoted(_ s: String) -> String {
 }
 
 func pipelineYAML(inputDir: String, flusher: FlusherKind, outFile: String, format: RuntimeFormat? = nil,
-                  processors: String? = nil) -> String {
+                  processors: String? = nil, inputExtra: String? = nil, port: Int = 0) -> String {
     var y = """
     enable: true
     inputs:
@@ -301,6 +373,7 @@ func pipelineYAML(inputDir: String, flusher: FlusherKind, outFile: String, forma
 
     """
     if let f = format { y += "    ContainerLogFormat: \(f.rawValue)\n" }
+    if let e = inputExtra { y += e }
     if let p = processors { y += "processors:\n" + p }
     y += "flushers:\n"
     switch flusher {
@@ -313,6 +386,14 @@ func pipelineYAML(inputDir: String, flusher: FlusherKind, outFile: String, forma
         """
     case .blackhole:
         y += "  - Type: flusher_blackhole\n"
+    case .http:
+        y += "  - Type: flusher_http\n    RemoteURL: \"http://127.0.0.1:\(port)/\"\n    Convert: {Protocol: jsonline}\n"
+    case .elasticsearch, .osmem:
+        y += "  - Type: flusher_elasticsearch\n    Addresses: [\"http://127.0.0.1:\(port)\"]\n    Index: bench\n"
+    case .loki:
+        y += "  - Type: flusher_loki\n    URL: \"http://127.0.0.1:\(port)/loki/api/v1/push\"\n    StaticLabels: {job: bench}\n"
+    case .clickhouse:
+        y += "  - Type: flusher_clickhouse\n    Addresses: [\"http://127.0.0.1:\(port)\"]\n    Table: bench\n    Format: JSONEachRow\n"
     }
     return y
 }
@@ -345,14 +426,17 @@ func interpolateCompletion(_ samples: [StatsSample], expected: Int, start: Doubl
 
 /// Runs one scenario against the real binary. Input files move from the dataset's staging dir into the watched
 /// dir for the run and back afterwards.
-func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> ScenarioResult {
+func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collector: Collector = .sluice) -> ScenarioResult {
     var res = ScenarioResult(spec: spec, dataset: ds)
-    let runDir = s.workDir + "/runs/" + spec.name
+    res.collector = collector
+    let fb = collector == .fluentBit
+    let tool = fb ? "fluent-bit" : "sluice"
+    let runDir = s.workDir + "/runs/" + spec.name + (fb ? "-fluent-bit" : "")
     let configDir = runDir + "/config", dataDir = runDir + "/data"
     let inDir = runDir + "/in", outDir = runDir + "/out"
     let outFile = outDir + "/out.jsonl"
     let statsPath = runDir + "/stats.json"
-    res.logPath = s.workDir + "/logs/" + spec.name + ".log"
+    res.logPath = s.workDir + "/logs/" + spec.name + (fb ? "-fluent-bit" : "") + ".log"
     res.runDir = runDir
 
     func fail(_ msg: String) -> ScenarioResult {
@@ -363,10 +447,31 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
     }
 
     removeTree(runDir)
+    let receiver = spec.flusher.receiverMode.flatMap { s.net?.receivers[$0] }
+    var port = receiver?.port ?? 0
+    if spec.flusher == .clickhouse { port = s.net?.clickhouse?.httpPort ?? 0 }
+    if spec.flusher == .osmem { port = s.net?.osmemPort ?? 0 }
+    if spec.flusher.isNetwork && port == 0 { return fail("no \(spec.flusher.rawValue) server for this scenario") }
+    receiver?.reset()
+    if spec.flusher == .clickhouse, let ch = s.net?.clickhouse {
+        if let e = ch.resetTable() { return fail("clickhouse: \(e)") }
+    }
+    if spec.flusher == .osmem { _ = httpRequest(port: port, method: "DELETE", path: "/bench", body: "") }
+    var fbArgs: [String] = []
     do {
         for d in [configDir, dataDir, inDir, outDir, s.workDir + "/logs"] { try mkdirP(d) }
-        try writeFile(configDir + "/bench.yaml", pipelineYAML(inputDir: inDir, flusher: spec.flusher, outFile: outFile,
-                                                                 format: ds.spec.format, processors: spec.processors))
+        if fb {
+            guard let conf = fluentBitConfig(spec, ds, inDir: inDir, outDir: outDir, port: port) else {
+                return fail("no Fluent Bit equivalent for \(spec.name)")
+            }
+            try writeFile(configDir + "/fluent-bit.conf", conf.main)
+            try writeFile(configDir + "/parsers.conf", conf.parsers)
+            fbArgs = ["-c", configDir + "/fluent-bit.conf", "-R", configDir + "/parsers.conf"]
+        } else {
+            try writeFile(configDir + "/bench.yaml", pipelineYAML(inputDir: inDir, flusher: spec.flusher, outFile: outFile,
+                                                                     format: ds.spec.format, processors: spec.processors,
+                                                                     inputExtra: spec.inputExtra, port: port))
+        }
     } catch {
         return fail("\(error)")
     }
@@ -378,14 +483,30 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
 
     var env = currentEnvironment().filter { !$0.hasPrefix("SLUICE_STATS_FILE=") }
     env.append("SLUICE_STATS_FILE=" + statsPath)
-    let args = ["run", "--config-dir", configDir, "--data-dir", dataDir]
-    note("[\(spec.name)] starting \(s.sluicePath) \(args.joined(separator: " ")) (log: \(res.logPath))")
+    let args = fb ? fbArgs : ["run", "--config-dir", configDir, "--data-dir", dataDir]
+    let binary = fb ? (s.fluentBitPath ?? "") : s.sluicePath
+    var moved: [String] = []   // file names currently in inDir
+    // Fluent Bit finds files moved in after its start only at its next path scan (Refresh_Interval): it gets its
+    // inputs in place before it starts, and its clock starts at its spawn (start-up included).
+    var fbStart: (real: Double, mono: Double)? = nil
+    if fb {
+        for name in ds.fileNames {
+            if rename(ds.dir + "/" + name, inDir + "/" + name) != 0 {
+                for m in moved { _ = rename(inDir + "/" + m, ds.dir + "/" + m) }
+                return fail("cannot move \(ds.dir)/\(name) into \(inDir): \(errnoText())")
+            }
+            moved.append(name)
+        }
+        fbStart = (realNow(), monoNow())
+    }
+    let load0 = (busy: procStatBusy(), mine: selfCPU().total, at: monoNow())
+    note("[\(spec.name)] starting \(binary) \(args.joined(separator: " ")) (log: \(res.logPath))")
     let pid: pid_t
-    do { pid = try spawnSluice(path: s.sluicePath, args: args, env: env, logPath: res.logPath) } catch {
+    do { pid = try spawnSluice(path: binary, args: args, env: env, logPath: res.logPath) } catch {
+        for m in moved { _ = rename(inDir + "/" + m, ds.dir + "/" + m) }
         return fail("\(error)")
     }
 
-    var moved: [String] = []   // file names currently in inDir
     func moveBack() {
         for name in moved {
             if rename(inDir + "/" + name, ds.dir + "/" + name) != 0 {
@@ -405,7 +526,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
 
     // Let sluice start and set up its watches: settle-ms, and (up to 5 s) until its stats file appears.
     let spawnedAt = monoNow()
-    while true {
+    while !fb {
         if let e = reapIfExited(pid) {
             return bail("sluice \(e.describe) during start-up", exit: e)
         }
@@ -413,14 +534,14 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
         if waited * 1000 >= s.settleMs && (fileExists(statsPath) || waited >= 5) { break }
         sleepMs(5)
     }
-    if !fileExists(statsPath) {
+    if !fb && !fileExists(statsPath) {
         note("[\(spec.name)] note: no stats file at \(statsPath) after 5 s (SLUICE_STATS_FILE not supported?)")
     }
 
     // Start the clock and hand over the inputs.
-    let realStart = realNow()
-    let monoStart = monoNow()
-    for name in ds.fileNames {
+    let realStart = fbStart?.real ?? realNow()
+    let monoStart = fbStart?.mono ?? monoNow()
+    for name in ds.fileNames where !fb {
         if rename(ds.dir + "/" + name, inDir + "/" + name) != 0 {
             return bail("cannot move \(ds.dir)/\(name) into \(inDir): \(errnoText())", exit: nil)
         }
@@ -440,12 +561,13 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
     let settleQuietSec = 3.0
     var endReal: Double? = nil
     var incompleteReason: String? = nil
+    var lastPoll = 0.0
 
     while true {
         sleepMs(s.pollMs)
         let now = monoNow()
         if let e = reapIfExited(pid) {
-            return bail("sluice \(e.describe) before all lines were delivered", exit: e)
+            return bail("\(tool) \(e.describe) before all lines were delivered", exit: e)
         }
         if let h = readVmHWM(pid) { res.hwmSampledKiB = max(res.hwmSampledKiB ?? 0, h) }
         if let st = readStats(statsPath) {
@@ -462,6 +584,24 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
                 endReal = interpolateCompletion(samples, expected: expected, start: realStart) ?? realNow()
                 res.endMethod = "stats-interpolated"
             }
+        case .http, .elasticsearch, .loki:
+            let snap = receiver!.snapshot()
+            if snap.delivered != lastEvents { lastEvents = snap.delivered; lastProgress = now }
+            if snap.unique >= expected {
+                endReal = snap.lastReceive
+                res.endMethod = "receiver-last-id"
+            }
+        case .clickhouse, .osmem:
+            // polled every 250 ms: the query costs the server CPU
+            if now - lastPoll >= 0.25 {
+                lastPoll = now
+                let n = spec.flusher == .clickhouse ? s.net?.clickhouse?.count() : osmemCount(port: port)
+                if let n, n != lastEvents { lastEvents = n; lastProgress = now }
+                if let n, n >= expected {
+                    endReal = spec.flusher == .clickhouse ? s.net?.clickhouse?.lastInsert() ?? realNow() : realNow()
+                    res.endMethod = spec.flusher == .clickhouse ? "clickhouse-max-insert-time" : "poll-250ms"
+                }
+            }
         case .file:
             let size = statPath(outFile)?.size ?? -1
             if size != lastSize { lastSize = size; lastSizeChange = now; lastProgress = now }
@@ -469,10 +609,11 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
             // stats say all are out), so that the counting does not compete with sluice for the CPU.
             // (with all input read: an unjoined split line counts as more than one event)
             let statsDone = lastEvents >= expected && (lastBytesIn < 0 || lastBytesIn >= ds.totalBytes)
-            let quiet = size >= minOutputSize && now - lastSizeChange >= 0.25
+            // Fluent Bit may cut a record in two (more lines than records): wait until the output is quiet.
+            let quiet = size >= minOutputSize && now - lastSizeChange >= (fb ? 1.5 : 0.25)
             if statsDone || quiet {
                 counter.advance()
-                if counter.lines >= expected {
+                if counter.lines >= expected && (!fb || quiet) {
                     // The last write that completed the output set its mtime.
                     endReal = statPath(outFile)?.mtime
                     res.endMethod = "output-mtime"
@@ -490,6 +631,8 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
                 endReal = statPath(outFile)?.mtime
             case .blackhole:
                 endReal = samples.first(where: { $0.events == lastEvents })?.time
+            default:
+                endReal = nil
             }
             if let e = endReal, let a = allRead { endReal = max(e, a) }
             if endReal != nil {
@@ -500,7 +643,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
         }
         if now - monoStart > s.timeoutSec {
             let what = spec.flusher == .file
-                ? "\(counter.lines) of \(expected) lines in the output" : "events_out \(max(lastEvents, 0)) of \(expected)"
+                ? "\(counter.lines) of \(expected) lines in the output" : "events_out / received \(max(lastEvents, 0)) of \(expected)"
             return bail("timed out after \(fmt(s.timeoutSec, 0)) s (\(what))", exit: nil)
         }
         if now - lastProgress > s.stallSec {
@@ -525,18 +668,60 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings) -> Scena
     var stopError: String? = nil
     if exitInfo == nil {
         exitInfo = killAndReap(pid)
-        stopError = "sluice did not exit within \(fmt(s.stopGraceSec, 0)) s after SIGTERM (killed)"
+        stopError = "\(tool) did not exit within \(fmt(s.stopGraceSec, 0)) s after SIGTERM (killed)"
     } else if let e = exitInfo, !(e.exitedNormally && e.exitCode == 0) {
-        stopError = "sluice \(e.describe) after SIGTERM (expected status 0)"
+        stopError = "\(tool) \(e.describe) after SIGTERM (expected status 0)"
     }
     if let e = exitInfo { res.cpu = e.cpu; res.maxRSSKiB = e.maxRSSKiB }
+    if let b0 = load0.busy, let b1 = procStatBusy(), let c = res.cpu {
+        let dt = monoNow() - load0.at
+        if dt > 0 { res.otherLoad = max(0, (b1 - b0) - (selfCPU().total - load0.mine) - c.total) / dt }
+    }
     moveBack()
 
     if let last = readStats(statsPath) { res.eventsOut = max(last.events, lastEvents) }
-    else if lastEvents >= 0 { res.eventsOut = lastEvents }
+    else if lastEvents >= 0 && !spec.flusher.isNetwork { res.eventsOut = lastEvents }
 
+    if let rc = receiver {
+        let snap = rc.snapshot()
+        var v = VerifyResult()
+        v.expected = expected
+        v.delivered = snap.delivered
+        v.unique = snap.unique
+        v.lost = expected - snap.unique
+        v.duplicated = snap.delivered - snap.unique
+        v.malformed = snap.malformed
+        v.badLines = snap.malformed
+        v.outputBytes = snap.bodyBytes
+        v.outputLines = snap.requests
+        if v.lost > 0, let m = rc.firstMissing() { v.firstProblems.append("first missing line: \(m)") }
+        res.verify = v
+    } else if spec.flusher == .clickhouse, let ch = s.net?.clickhouse {
+        if let (rows, unique) = ch.countUnique() {
+            var v = VerifyResult()
+            v.expected = expected
+            v.delivered = rows
+            v.unique = unique
+            v.lost = expected - unique
+            v.duplicated = rows - unique
+            res.verify = v
+        } else {
+            res.status = "failed"
+            res.error = "clickhouse: cannot count the rows"
+        }
+    } else if spec.flusher == .osmem {
+        if let n = osmemCount(port: port) {
+            var v = VerifyResult()
+            v.expected = expected
+            v.delivered = n
+            v.unique = min(n, expected)   // osmem: a count only (documents, not ids)
+            v.lost = max(0, expected - n)
+            v.duplicated = max(0, n - expected)
+            res.verify = v
+        }
+    }
     if spec.flusher == .file {
-        do { res.verify = try verifyOutputDir(outDir, ds, parsedKeys: spec.parsedKeys) } catch {
+        do { res.verify = try verifyOutputDir(outDir, ds, parsedKeys: spec.parsedKeys, checkTime: spec.checkTime && !fb) } catch {
             res.status = "failed"
             res.error = "verification: \(error)"
         }

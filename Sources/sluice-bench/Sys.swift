@@ -260,3 +260,14 @@ func humanBytes(_ n: Int) -> String {
     if d >= 1024 { return fmt(d / 1024, 1) + " KiB" }
     return "\(n) B"
 }
+
+/// Busy CPU seconds of the whole machine so far (user+nice+system+irq+softirq+steal in /proc/stat).
+func procStatBusy() -> Double? {
+    guard let bytes = readSmallFile("/proc/stat", limit: 1 << 20),
+          let first = bytes.split(separator: 0x0A).first else { return nil }
+    let f = first.split(separator: 0x20).dropFirst().compactMap { Int(String(decoding: $0, as: UTF8.self)) }
+    guard f.count >= 8 else { return nil }
+    let busy = f[0] + f[1] + f[2] + f[5] + f[6] + f[7]
+    let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return Double(busy) / hz
+}

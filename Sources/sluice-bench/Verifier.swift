@@ -170,6 +170,10 @@ struct IDTracker {
     var result = VerifyResult()
     /// `"key":"` of every field a parsed line must have (empty: lines are unparsed, lengths are compared).
     var parsedKeys: [[UInt8]] = []
+    /// java datasets: ids are records of several lines (see Formats.swift).
+    var javaRecords = false
+    /// Check `__time__` against the json / csv line's own time (the timestamp scenario).
+    var checkTime = false
 
     init(_ ds: Dataset) {
         self.ds = ds
@@ -215,7 +219,21 @@ struct IDTracker {
                     problem(0, "\(name):\(lineNo): no JSON string \"content\"")
                     continue
                 }
-                guard let id = parseTrailingID(c.start, c.close),
+                // java records: the id ends the first line; the record's lines are joined with (escaped) '\n'
+                var idEnd = c.close
+                var newlines = 0
+                if javaRecords {
+                    var q = c.start
+                    while q < c.close, let bsRaw = memchr(q, 0x5C, c.close - q) {
+                        let bs = UnsafePointer(bsRaw.assumingMemoryBound(to: UInt8.self))
+                        if bs + 1 < c.close && (bs + 1).pointee == UInt8(ascii: "n") {
+                            if newlines == 0 { idEnd = bs }
+                            newlines += 1
+                        }
+                        q = bs + 2
+                    }
+                }
+                guard let id = parseTrailingID(c.start, idEnd),
                       id.file < fileCount, id.line >= 1, id.line <= lineCounts[id.file] else {
                     res.malformed += 1
                     res.badLines += 1
@@ -239,6 +257,31 @@ struct IDTracker {
                     res.corrupt += 1
                     bad = true
                     problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) content is \(c.length) bytes, input line is \(lengths[g])")
+                }
+                if javaRecords {
+                    let declared = declaredLines(c.start, idEnd)
+                    if declared != newlines + 1 {
+                        res.corrupt += 1
+                        bad = true
+                        problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) has \(newlines + 1) lines joined, the record has \(declared.map(String.init) ?? "?")")
+                    }
+                }
+                if checkTime {
+                    let wantTime = contentEpochDay + contentSecondOfDay(file: id.file, line: id.line)
+                    var got: Int? = nil
+                    if var q = findKey(timeKey, p, lineEnd, skipStart: c.start, skipEnd: c.close) {
+                        while q < lineEnd && q.pointee == 0x20 { q += 1 }
+                        var v = 0, digits = 0
+                        while q < lineEnd && q.pointee >= 48 && q.pointee <= 57 && digits < 18 {
+                            v = v * 10 + Int(q.pointee - 48); digits += 1; q += 1
+                        }
+                        if digits > 0 { got = v }
+                    }
+                    if got != wantTime {
+                        res.wrongTime += 1
+                        bad = true
+                        problem(4, "\(name):\(lineNo): id=\(id.file):\(id.line) __time__ is \(got.map(String.init) ?? "missing"), expected \(wantTime)")
+                    }
                 }
                 if runtime && !streams.isEmpty {
                     let want: StaticString = streams[g] == 0 ? "stdout" : "stderr"
@@ -314,8 +357,26 @@ struct IDTracker {
 }
 
 /// Verifies every regular file in `outDir` against `ds`.
-func verifyOutputDir(_ outDir: String, _ ds: Dataset, parsedKeys: [String] = []) throws -> VerifyResult {
+/// The K of ` lines=K ` in `[start, end)`.
+func declaredLines(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Int? {
+    let key = Array(" lines=".utf8)
+    var q = start
+    while end - q > key.count, let hit = memchr(q, 0x20, end - q - key.count) {
+        let h = UnsafePointer(hit.assumingMemoryBound(to: UInt8.self))
+        q = h + 1
+        if key.withUnsafeBufferPointer({ memcmp(h, $0.baseAddress!, key.count) }) != 0 { continue }
+        var r = h + key.count
+        var v = 0, digits = 0
+        while r < end && r.pointee >= 48 && r.pointee <= 57 && digits < 6 { v = v * 10 + Int(r.pointee - 48); digits += 1; r += 1 }
+        return digits > 0 ? v : nil
+    }
+    return nil
+}
+
+func verifyOutputDir(_ outDir: String, _ ds: Dataset, parsedKeys: [String] = [], checkTime: Bool = false) throws -> VerifyResult {
     var tracker = IDTracker(ds)
+    tracker.javaRecords = ds.spec.content == .java
+    tracker.checkTime = checkTime
     tracker.parsedKeys = parsedKeys.map { Array("\"\($0)\":\"".utf8) }
     for name in listDir(outDir) {
         let path = outDir + "/" + name

@@ -12,12 +12,16 @@ usage: sluice-bench [options]
   --sluice PATH        sluice binary (default: `sluice` next to this executable)
   --baseline PATH      another sluice binary (e.g. the previous release) run on every scenario too, in turn
                        with --sluice, on the same warm inputs; a comparison of CPU-s/GiB is printed at the end
+  --fluent-bit PATH    a Fluent Bit binary run on every scenario that has an equivalent (tail -> file / http / es /
+                       loki, its regex multiline parser, parser json, regex parsers), in turn with sluice, on the
+                       same warm inputs into the same receivers; a side-by-side table is printed at the end
   --repeat N           run every scenario N times (with --baseline: alternating), default 1
   --size-mib N         size of the plain-lines input and of each runtime log input (docker-json, cri),
                        4 files of N/4 MiB each (default 512)
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
-  --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | raw | all
+  --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | multiline |
+                       json | delimiter | timestamp | http | elasticsearch | loki | clickhouse | osmem | raw | all
                        (repeatable; default all); 1 to 5 are aliases of the first five;
                        `raw` alone measures only the raw ceilings
                          plain-file       plain lines, input_file -> flusher_file
@@ -27,6 +31,18 @@ usage: sluice-bench [options]
                          cri              CRI (kubelet) logs (ContainerLogFormat: cri) -> flusher_file
                        (docker-json / cri: ~5% of the lines split over 2-3 records, a few % on stderr,
                        sometimes interleaved; every line must come out joined, with its stream and time)
+                         nginx-regex      plain lines -> processor_parse_regex_native (10 groups) -> flusher_file
+                         multiline        Java logs, ~30% of records with 1-8 continuation lines, Multiline
+                                          StartPattern on the date -> flusher_file; every record joined whole, once
+                         json             ~200-byte JSON lines -> processor_parse_json_native -> flusher_file
+                         delimiter        nginx-like CSV -> processor_parse_delimiter_native -> flusher_file
+                         timestamp        the CSV -> delimiter + processor_parse_timestamp_native (its time field)
+                         http             plain lines -> flusher_http (jsonline) -> the bench's counting receiver
+                         elasticsearch    plain lines -> flusher_elasticsearch -> the counting receiver (errors:false)
+                         loki             plain lines -> flusher_loki -> the counting receiver (204)
+                         clickhouse       plain lines -> flusher_clickhouse (JSONEachRow) -> a real clickhouse-server
+                         osmem            plain lines -> flusher_elasticsearch -> a real osmem-server
+                       (`all` is every scenario but clickhouse and osmem, which start real servers: name them)
   --keep               keep generated inputs and each scenario's run dir (config, data, output)
                        (default: outputs are deleted after each scenario, inputs at the end; inputs already
                        present with the right size are reused)
@@ -44,6 +60,7 @@ early or non-zero, timed out); 2 bad usage; 3 lines lost / duplicated / corrupte
 struct Options {
     var sluice: String? = nil
     var baseline: String? = nil
+    var fluentBit: String? = nil
     var repeats = 1
     var sizeMiB = 512
     var manyFiles = 500
@@ -84,6 +101,7 @@ func parseOptions(_ argv: [String]) -> Options {
         switch name {
         case "--sluice": o.sluice = value(name)
         case "--baseline": o.baseline = value(name)
+        case "--fluent-bit": o.fluentBit = value(name)
         case "--repeat": o.repeats = Int(number(name, min: 1))
         case "--size-mib": o.sizeMiB = Int(number(name, min: 1)); o.sizeGiven = true
         case "--many-files": o.manyFiles = Int(number(name, min: 1)); o.manyGiven = true
@@ -104,12 +122,13 @@ func parseOptions(_ argv: [String]) -> Options {
 }
 
 func resolveScenarios(_ names: [String]) -> (sluice: [ScenarioSpec], rawOnly: Bool) {
-    if names.isEmpty { return (allScenarios, false) }
+    let defaults = allScenarios.filter { $0.flusher != .clickhouse && $0.flusher != .osmem }
+    if names.isEmpty { return (defaults, false) }
     var chosen: [String] = []
     var raw = false
     for n in names {
         switch n {
-        case "all": chosen += allScenarios.map(\.name)
+        case "all": chosen += defaults.map(\.name)
         case "1": chosen.append("plain-file")
         case "2": chosen.append("plain-blackhole")
         case "3": chosen.append("many-files")
@@ -118,7 +137,7 @@ func resolveScenarios(_ names: [String]) -> (sluice: [ScenarioSpec], rawOnly: Bo
         case "raw": raw = true
         default:
             guard allScenarios.contains(where: { $0.name == n }) else {
-                usageError("unknown scenario \(n) (plain-file, plain-blackhole, many-files, docker-json, cri, nginx-regex, raw, all)")
+                usageError("unknown scenario \(n) (" + allScenarios.map(\.name).joined(separator: ", ") + ", raw, all)")
             }
             chosen.append(n)
         }
@@ -135,11 +154,14 @@ func datasetSpecs(_ o: Options) -> [String: DatasetSpec] {
                               format: .dockerJSON),
         "cri": DatasetSpec(name: "cri", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 3,
                            format: .cri),
+        "java": DatasetSpec(name: "java", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 4, content: .java),
+        "json": DatasetSpec(name: "json", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 5, content: .json),
+        "csv": DatasetSpec(name: "csv", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 6, content: .csv),
     ]
 }
 
 /// Every dataset, in the order they are prepared and reported.
-let datasetOrder = ["plain", "many", "docker", "cri"]
+let datasetOrder = ["plain", "many", "docker", "cri", "java", "json", "csv"]
 
 /// Measures (a) and (b) on a dataset, warm; each is the median of `rawRepetitions` runs. Runtime log datasets
 /// only have file-flusher scenarios: (a) only.
@@ -150,7 +172,7 @@ func measureRaw(_ ds: Dataset, workDir: String) throws -> [RawRow] {
     try mkdirP(rawDir)
     var rows: [RawRow] = []
     var warm = ds
-    for toFile in ds.spec.format == nil ? [true, false] : [true] {
+    for toFile in ds.spec.format == nil && ds.spec.content == .nginx ? [true, false] : [true] {
         var runs: [RawResult] = []
         for _ in 0..<rawRepetitions {
             sync()
@@ -206,7 +228,14 @@ func mainEntry() -> Int32 {
     let workDir = absolutePath(opts.workDir)
     if opts.selfTest { return runSelfTest(opts, workDir: workDir) }
 
-    let (scenarios, rawOnly) = resolveScenarios(opts.scenarios)
+    var (scenarios, rawOnly) = resolveScenarios(opts.scenarios)
+    let fluentBitPath = opts.fluentBit.map(absolutePath)
+    if let f = fluentBitPath {
+        guard let info = statPath(f), info.isRegular, access(f, X_OK) == 0 else {
+            note("sluice-bench: Fluent Bit binary not found or not executable: \(f)")
+            return 1
+        }
+    }
 
     // Locate sluice first: fail before spending time on inputs.
     var sluicePath = ""
@@ -264,9 +293,32 @@ func mainEntry() -> Int32 {
             raws.append(row)
         }
 
-        let settings = RunSettings(sluicePath: sluicePath, workDir: workDir, timeoutSec: opts.timeoutSec,
+        var settings = RunSettings(sluicePath: sluicePath, workDir: workDir, timeoutSec: opts.timeoutSec,
                                    settleMs: opts.settleMs, stallSec: opts.stallSec, pollMs: 10,
                                    stopGraceSec: min(60, opts.timeoutSec), keep: opts.keep)
+        settings.fluentBitPath = fluentBitPath
+        // The network scenarios' servers.
+        let net = NetContext()
+        defer { net.stop() }
+        for spec in scenarios {
+            if let m = spec.flusher.receiverMode, net.receivers[m] == nil {
+                net.receivers[m] = try CountingReceiver(mode: m, ds: datasets[spec.dataset]!)
+                note("receiver (\(m)) listening on 127.0.0.1:\(net.receivers[m]!.port)")
+            }
+            if spec.flusher == .clickhouse && net.clickhouse == nil {
+                net.clickhouse = try ClickHouseServer.start(workDir: workDir)
+                if let c = net.clickhouse { note("clickhouse-server on 127.0.0.1:\(c.httpPort)") }
+                else { note("sluice-bench: clickhouse-server is not installed: skipping the clickhouse scenario") }
+            }
+            if spec.flusher == .osmem && net.osmemPid == nil {
+                if let (pid, port) = try startOsmem(workDir: workDir) {
+                    net.osmemPid = pid; net.osmemPort = port
+                    note("osmem-server on 127.0.0.1:\(port)")
+                } else { note("sluice-bench: \(osmemBinary) not found: skipping the osmem scenario") }
+            }
+        }
+        scenarios.removeAll { ($0.flusher == .clickhouse && net.clickhouse == nil) || ($0.flusher == .osmem && net.osmemPid == nil) }
+        settings.net = net
         var results: [ScenarioResult] = []
         var comparison: [(name: String, baseline: [Double], current: [Double])] = []
         for spec in scenarios {
@@ -278,18 +330,24 @@ func mainEntry() -> Int32 {
                     bs.sluicePath = b
                     runs.insert(("baseline", bs), at: 0)
                 }
-                for (label, st) in runs {
-                    var r = runScenario(spec, datasets[spec.dataset]!, st)
-                    if let l = label { r.spec.name += " (\(l))" }
+                var collectorRuns: [(String?, RunSettings, Collector)] = runs.map { ($0.0, $0.1, .sluice) }
+                if fluentBitPath != nil, fluentBitConfig(spec, datasets[spec.dataset]!, inDir: "", outDir: "", port: 0) != nil {
+                    collectorRuns.append(("fluent-bit", settings, .fluentBit))
+                }
+                for (label, st, collector) in collectorRuns {
+                    var r = runScenario(spec, datasets[spec.dataset]!, st, collector: collector)
+                    if collector == .fluentBit { r.spec.name += " (fluent-bit)" }
+                    if let l = label, collector == .sluice { r.spec.name += " (\(l))" }
                     var line = "[\(r.spec.name)] \(r.status)"
                     if let m = mbPerSec(r) { line += ", \(fmt(m, 1)) MB/s" }
                     if let c = cpuPerGiB(r) {
                         line += ", \(fmt(c, 3)) CPU-s/GiB"
-                        if label == nil { cpuNew.append(c) } else { cpuBase.append(c) }
+                        if collector == .sluice { if label == nil { cpuNew.append(c) } else { cpuBase.append(c) } }
                     }
+                    if let o = r.otherLoad { line += ", other load \(fmt(o, 2)) cores" }
                     if let e = r.error { line += ": \(e)" }
                     note(line)
-                    if r.status == "failed" { note("[\(r.spec.name)] sluice log: \(r.logPath)") }
+                    if r.status == "failed" { note("[\(r.spec.name)] log: \(r.logPath)") }
                     results.append(r)
                 }
             }
@@ -297,6 +355,7 @@ func mainEntry() -> Int32 {
         }
 
         printReport(settings: scenarios.isEmpty ? nil : settings, raws: raws, results: results)
+        if fluentBitPath != nil { printSideBySide(results) }
         if let b = baselinePath {
             func median(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[v.count / 2] }
             writeAll(fd: 1, "\nCPU-s/GiB, median of \(opts.repeats) run(s) each: baseline \(b) vs \(sluicePath)\n")
