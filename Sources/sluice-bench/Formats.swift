@@ -15,8 +15,19 @@ enum ContentKind: String, Equatable {
     static let generatorVersion = 1
 }
 
-/// Seconds since midnight of a json / csv line (the time every generated line carries).
+/// Seconds since midnight of a json line (the time every generated line carries).
 func contentSecondOfDay(file: Int, line: Int) -> Int { (line / 20 + file * 37) % 86400 }
+/// Seconds after the dataset's time base of a csv line: a 6-hour window, so that no line is older than the
+/// timestamp parser's 12-hour discard limit when the dataset is fresh (see csvTimeBase).
+func csvSecond(file: Int, line: Int) -> Int { (line / 20 + file * 37) % 21600 }
+/// The csv time base: 6 to 9 hours ago, on a 3-hour grid (a dataset is regenerated when the grid moves).
+func csvTimeBase() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    let sixHoursAgo = Int(now.tv_sec) - 21600
+    return sixHoursAgo - sixHoursAgo % 10800
+}
+let monthNames: [[UInt8]] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map { Array($0.utf8) }
 /// 2023-11-14T00:00:00Z
 let contentEpochDay = 1_699_920_000
 
@@ -116,7 +127,7 @@ func emitJSONLine(_ t: ContentTables, _ rng: inout SplitMix64, fileIndex: Int, l
 
 /// One nginx-like CSV line: ip,user,time,method,path,protocol,status,bytes,referer,agent,content; the agent is
 /// quoted when it holds a comma.
-func emitCSVLine(_ t: LineTables, _ rng: inout SplitMix64, fileIndex: Int, line: Int, pad: Int,
+func emitCSVLine(_ t: LineTables, _ rng: inout SplitMix64, fileIndex: Int, line: Int, pad: Int, timeBase: Int,
                  into dst: UnsafeMutablePointer<UInt8>) -> Int {
     var c = Cursor(p: dst)
     let r1 = rng.next(), r2 = rng.next()
@@ -125,8 +136,12 @@ func emitCSVLine(_ t: LineTables, _ rng: inout SplitMix64, fileIndex: Int, line:
     c.putInt(Int((r1 >> 16) & 0xFF)); c.put(UInt8(ascii: "."))
     c.putInt(1 + Int((r1 >> 24) % 254)); c.put(UInt8(ascii: ","))
     c.put(t.users[Int((r1 >> 32) % UInt64(t.users.count))]); c.put(UInt8(ascii: ","))
-    let secs = contentSecondOfDay(file: fileIndex, line: line)
-    c.put("14/Nov/2023:")
+    var epoch = time_t(timeBase + csvSecond(file: fileIndex, line: line))
+    var tm = Glibc.tm()
+    gmtime_r(&epoch, &tm)
+    c.put2(Int(tm.tm_mday)); c.put(UInt8(ascii: "/")); c.put(monthNames[Int(tm.tm_mon)]); c.put(UInt8(ascii: "/"))
+    c.putInt(1900 + Int(tm.tm_year)); c.put(UInt8(ascii: ":"))
+    let secs = Int(tm.tm_hour) * 3600 + Int(tm.tm_min) * 60 + Int(tm.tm_sec)
     c.put2(secs / 3600); c.put(UInt8(ascii: ":")); c.put2(secs / 60 % 60); c.put(UInt8(ascii: ":")); c.put2(secs % 60)
     c.put(" +0000,")
     c.put(t.methods[Int((r1 >> 40) % 2)]); c.put(UInt8(ascii: ","))
@@ -172,7 +187,7 @@ func generateContentFile(path: String, sidecarPath: String?, spec: DatasetSpec, 
         switch spec.content {
         case .java: return emitJavaRecord(ct, &rng, fileIndex: fileIndex, rec: rec, pad: pad, single: last, into: dst)
         case .json: return (emitJSONLine(ct, &rng, fileIndex: fileIndex, line: rec, pad: pad, into: dst), 1)
-        case .csv, .nginx: return (emitCSVLine(tables, &rng, fileIndex: fileIndex, line: rec, pad: pad, into: dst), 1)
+        case .csv, .nginx: return (emitCSVLine(tables, &rng, fileIndex: fileIndex, line: rec, pad: pad, timeBase: spec.timeBase, into: dst), 1)
         }
     }
     func record(_ n: Int, _ lines: Int) {

@@ -202,6 +202,8 @@ struct DatasetSpec: Equatable {
     var format: RuntimeFormat? = nil
     /// What the lines are (see Formats.swift); nginx: the access-log lines above.
     var content: ContentKind = .nginx
+    /// csv: the epoch second its times start at (csvTimeBase()).
+    var timeBase = 0
     var totalBytes: Int { fileCount * bytesPerFile }
     /// Datasets whose ids are records of several physical lines (or wrapped lines): lengths come from a sidecar.
     var hasSidecar: Bool { format != nil || content == .java }
@@ -284,6 +286,7 @@ func manifestHeader(_ spec: DatasetSpec) -> [String] {
              "files \(spec.fileCount)", "bytes_per_file \(spec.bytesPerFile)"]
     if let f = spec.format { h.append("format \(f.rawValue) generator v\(RuntimeFormat.generatorVersion)") }
     if spec.content != .nginx { h.append("content \(spec.content.rawValue) generator v\(ContentKind.generatorVersion)") }
+    if spec.timeBase != 0 { h.append("time_base \(spec.timeBase)") }
     return h
 }
 

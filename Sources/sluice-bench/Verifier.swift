@@ -213,7 +213,8 @@ struct IDTracker {
                 defer { p = lineEnd + 1 }
                 if lineEnd == p { continue }   // empty line: ignore
                 res.outputLines += 1
-                guard let c = findContent(p, lineEnd) else {
+                // Fluent Bit's multiline records come as "log" (its tail ignores `Key` then)
+                guard let c = findContent(p, lineEnd) ?? findLogField(p, lineEnd) else {
                     res.malformed += 1
                     res.badLines += 1
                     problem(0, "\(name):\(lineNo): no JSON string \"content\"")
@@ -222,6 +223,7 @@ struct IDTracker {
                 // java records: the id ends the first line; the record's lines are joined with (escaped) '\n'
                 var idEnd = c.close
                 var newlines = 0
+                var contentLength = c.length
                 if javaRecords {
                     var q = c.start
                     while q < c.close, let bsRaw = memchr(q, 0x5C, c.close - q) {
@@ -231,6 +233,12 @@ struct IDTracker {
                             newlines += 1
                         }
                         q = bs + 2
+                    }
+                    // Fluent Bit keeps the record's last '\n'
+                    if newlines > 0 && c.close - c.start >= 2 && (c.close - 2).pointee == 0x5C && (c.close - 1).pointee == UInt8(ascii: "n") {
+                        newlines -= 1
+                        contentLength -= 1
+                        if newlines == 0 { idEnd = c.close - 2 }
                     }
                 }
                 guard let id = parseTrailingID(c.start, idEnd),
@@ -253,10 +261,10 @@ struct IDTracker {
                         problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) has no field " + String(decoding: k, as: UTF8.self))
                         break
                     }
-                } else if !lengths.isEmpty && Int(lengths[g]) != c.length {
+                } else if !lengths.isEmpty && Int(lengths[g]) != contentLength {
                     res.corrupt += 1
                     bad = true
-                    problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) content is \(c.length) bytes, input line is \(lengths[g])")
+                    problem(2, "\(name):\(lineNo): id=\(id.file):\(id.line) content is \(contentLength) bytes, input line is \(lengths[g])")
                 }
                 if javaRecords {
                     let declared = declaredLines(c.start, idEnd)
@@ -267,7 +275,7 @@ struct IDTracker {
                     }
                 }
                 if checkTime {
-                    let wantTime = contentEpochDay + contentSecondOfDay(file: id.file, line: id.line)
+                    let wantTime = ds.spec.timeBase + csvSecond(file: id.file, line: id.line)
                     var got: Int? = nil
                     if var q = findKey(timeKey, p, lineEnd, skipStart: c.start, skipEnd: c.close) {
                         while q < lineEnd && q.pointee == 0x20 { q += 1 }
@@ -357,6 +365,15 @@ struct IDTracker {
 }
 
 /// Verifies every regular file in `outDir` against `ds`.
+let logKey = Array("\"log\":\"".utf8)
+
+/// The value of a "log" string field (Fluent Bit's default key).
+func findLogField(_ line: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>)
+    -> (start: UnsafePointer<UInt8>, close: UnsafePointer<UInt8>, length: Int)? {
+    guard let v = findKey(logKey, line, end, skipStart: end, skipEnd: end), let s = scanJSONString(v, end) else { return nil }
+    return (v, s.close, s.length)
+}
+
 /// The K of ` lines=K ` in `[start, end)`.
 func declaredLines(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Int? {
     let key = Array(" lines=".utf8)

@@ -156,7 +156,8 @@ func datasetSpecs(_ o: Options) -> [String: DatasetSpec] {
                            format: .cri),
         "java": DatasetSpec(name: "java", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 4, content: .java),
         "json": DatasetSpec(name: "json", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 5, content: .json),
-        "csv": DatasetSpec(name: "csv", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 6, content: .csv),
+        "csv": DatasetSpec(name: "csv", fileCount: 4, bytesPerFile: o.sizeMiB * 1048576 / 4, seed: o.seed &+ 6, content: .csv,
+                           timeBase: csvTimeBase()),
     ]
 }
 
