@@ -91,8 +91,8 @@ final class ClickHouseServer {
 
     /// (Re)creates the benchmark table; nil on success, else the error.
     func resetTable() -> String? {
-        for q in ["DROP TABLE IF EXISTS default.bench SYNC",
-                  "CREATE TABLE default.bench (content String, time Int64 DEFAULT 0, ins DateTime64(6) DEFAULT now64(6)) ENGINE = MergeTree ORDER BY tuple()"] {
+        for q in ["DROP TABLE IF EXISTS default.bench",
+                  "CREATE TABLE default.bench (content String, time Int64 DEFAULT 0) ENGINE = MergeTree ORDER BY tuple()"] {
             guard let (st, body) = query(q) else { return "no answer to \(q)" }
             if st != 200 { return "\(q): \(st) \(body)" }
         }
@@ -104,12 +104,6 @@ final class ClickHouseServer {
         return Int(body.filter { $0 != "\n" })
     }
 
-    /// The time of the last insert (CLOCK_REALTIME seconds).
-    func lastInsert() -> Double? {
-        guard let (st, body) = query("SELECT toUnixTimestamp64Micro(max(ins)) FROM default.bench"), st == 200,
-              let us = Int(body.filter { $0 != "\n" }) else { return nil }
-        return Double(us) / 1e6
-    }
 
     /// Rows, and distinct line ids among them.
     func countUnique() -> (Int, Int)? {

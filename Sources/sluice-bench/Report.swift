@@ -71,7 +71,7 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
     out("            (the bench's receiver threads are the bench's own; a clickhouse-server or osmem-server is other load).")
     out("  network:  delivered / lost / dup from the ids the counting receiver found in the bodies (clickhouse: rows and")
     out("            distinct ids in the table; osmem: the index's document count only). End: the last id received")
-    out("            (clickhouse: max insert time; osmem: polled every 250 ms).")
+    out("            (clickhouse, osmem: the count polled every 250 ms, so up to 250 ms late).")
     out("  fluent-bit rows: the same inputs, warm, already in place when it starts (its clock starts at its spawn).")
     out("  docker_json / cri inputs: runtime log files of the same source lines, ~5% split over 2-3 records (Docker:")
     out("            `log` without its trailing \\n; CRI: P ... F), a few % on stderr, sometimes a line of the other stream")
