@@ -80,7 +80,10 @@ public final class OTLPTestReceiver: Sendable {
         self.shared = shared
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext,
-            config: .defaults { $0.rpc.maxRequestPayloadSize = 64 << 20 })
+            config: .defaults {
+                $0.rpc.maxRequestPayloadSize = 64 << 20
+                $0.compression.enabledAlgorithms = .all
+            })
         let server = GRPCServer(transport: transport, services: [Service(shared: shared)])
         self.server = server
         serving = Task { try? await server.serve() }
