@@ -16,8 +16,8 @@ usage: sluice-bench [options]
                        loki, its regex multiline parser, parser json, regex parsers), in turn with sluice, on the
                        same warm inputs into the same receivers; a side-by-side table is printed at the end
   --repeat N           run every scenario N times (with --baseline: alternating), default 1
-  --size-mib N         size of the plain-lines input and of each runtime log input (docker-json, cri),
-                       4 files of N/4 MiB each (default 512)
+  --size-mib N         size of the plain-lines input and of each other input (docker-json, cri, java, json,
+                       csv), 4 files of N/4 MiB each (default 512)
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
   --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | multiline |
