@@ -13,6 +13,7 @@ import Testing
         "flusher_elasticsearch": "Addresses: [http://127.0.0.1:9200]\nIndex: logs\n",
         "flusher_loki": "URL: http://127.0.0.1:3100/loki/api/v1/push\nStaticLabels: {job: sluice}\n",
         "flusher_clickhouse": "Addresses: [127.0.0.1:8123]\nTable: logs\n",
+        "flusher_otlp": "Logs: {Endpoint: 127.0.0.1:4317}\n",
         "processor_parse_regex_native": "SourceKey: content\nRegex: (.*)\nKeys: [a]\n",
         "processor_parse_json_native": "SourceKey: content\n",
         "processor_parse_delimiter_native": "SourceKey: content\nSeparator: \",\"\nKeys: [a, b]\n",
