@@ -102,6 +102,12 @@ public struct EventBatch: Sendable {
     public var ack: AckToken?
     /// Bytes of input the batch stands for (used by queue watermarks and metrics).
     public var inputBytes: Int
+    /// Where the events come from, for ids that must be the same when the data is read again
+    /// (Elasticsearch's `GenerateId`): a hash of the source file's identity, and the file offset of
+    /// arena byte 0 when the arena holds the file's bytes as read (plain lines, no transcoding),
+    /// so `sourceOffset + content.offset` is an event's own offset; -1 otherwise.
+    public var sourceKey: UInt64 = 0
+    public var sourceOffset: Int64 = -1
 
     public init(arena: [UInt8], events: [LogEvent], tags: [EventTag], timeSeconds: Int64, inputBytes: Int, ack: AckToken? = nil) {
         self.arena = arena

@@ -209,7 +209,9 @@ struct ChunkReader {
 
         var batch: EventBatch? = nil
         if !events.isEmpty {
+            var arenaOffset = r.readOffset - Int64(n) - Int64(held)
             if let t = transcoder {
+                arenaOffset = -1
                 // Convert each event on its own (pieces of long lines included), keeping flags.
                 var converted: [UInt8] = []
                 converted.reserveCapacity(arena.count * 3 / 2)
@@ -226,6 +228,8 @@ struct ChunkReader {
                 arena.removeSubrange(keep...)
             }
             batch = EventBatch(arena: arena, events: events, tags: r.tags, observedNanos: wallNanos, inputBytes: n)
+            batch?.sourceKey = FNV1a.hash64(r.id.dev, r.id.inode, r.signature.hash)
+            batch?.sourceOffset = arenaOffset
         }
         return .success(ReadOutcome(batch: batch, emittedUpTo: r.emittedOffset, bytesRead: n, reachedEOF: n < chunk, linesSplit: split))
     }

@@ -12,4 +12,8 @@ public enum FNV1a {
     public static func hash(_ bytes: [UInt8]) -> UInt64 {
         bytes.withUnsafeBytes { hash($0) }
     }
+    /// The hash of the words' bytes, in order (a key made of several numbers).
+    public static func hash64(_ words: UInt64...) -> UInt64 {
+        words.withUnsafeBytes { hash($0) }
+    }
 }

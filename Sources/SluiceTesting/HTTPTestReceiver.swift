@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import SluiceFlushers
 import Synchronization
 
@@ -64,14 +65,23 @@ public final class HTTPTestReceiver: Sendable {
     public let port: Int
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts listening; `keepBodies: false` counts requests and bytes only (benchmarks).
-    public init(keepBodies: Bool = true, port: Int = 0, script: @escaping Script = { _, _ in .ok }) async throws {
+    /// Starts listening; `keepBodies: false` counts requests and bytes only (benchmarks). With
+    /// `tls` (PEM certificate chain and key files) it speaks HTTPS.
+    public init(keepBodies: Bool = true, port: Int = 0, tls: (certificate: String, key: String)? = nil,
+                script: @escaping Script = { _, _ in .ok }) async throws {
         let shared = Shared(keep: keepBodies, script: script)
         self.shared = shared
+        let sslContext = try tls.map { t in
+            try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(t.certificate).map { .certificate($0) }, privateKey: .privateKey(try NIOSSLPrivateKey(file: t.key, format: .pem))))
+        }
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { ch in
-                ch.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                if let sslContext {
+                    do { try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) } catch { return ch.eventLoop.makeFailedFuture(error) }
+                }
+                return ch.pipeline.configureHTTPServerPipeline().flatMapThrowing {
                     try ch.pipeline.syncOperations.addHandler(Handler(receiver: { shared.received($0) }))
                 }
             }

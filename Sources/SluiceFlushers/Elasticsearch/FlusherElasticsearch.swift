@@ -20,7 +20,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
             FieldSpec(name: "Addresses", type: .stringList, doc: "Base URLs, e.g. `http://es:9200` (required); used in turn, the next one after a network error.", defaultValue: nil),
             FieldSpec(name: "Index", type: .string, doc: "Target index (required): `%{content.x}`, `%{tag.x}`, `%{+yyyy.MM.dd}` (flush time, UTC).", defaultValue: nil),
             FieldSpec(name: "OpType", type: .string, doc: "Sluice: `index` (the incumbent's) or `create` (data streams; a 409 then counts as delivered).", defaultValue: "index"),
-            FieldSpec(name: "GenerateId", type: .bool, doc: "Sluice: a deterministic `_id` per document (SHA-256 of its bytes and its place in the batch) with `create`, so a retry never indexes an item twice.", defaultValue: "false"),
+            FieldSpec(name: "GenerateId", type: .bool, doc: "Sluice: a deterministic `_id` per document with `create` (a line of a file: its file and offset; else its time, bytes and place in the batch), so neither a retry nor a re-read after a crash indexes an event twice.", defaultValue: "false"),
             FieldSpec(name: "Timeout", type: .any, doc: "Sluice: request timeout (nanoseconds or text such as `60s`).", defaultValue: "60s"),
             FieldSpec(name: "MaxBulkBytes", type: .int, doc: "Sluice: input bytes per `_bulk` request.", defaultValue: "5242880"),
             HTTPClientOptions.compressionField(default: ""),
@@ -124,11 +124,21 @@ public final class FlusherElasticsearch: FlusherPlugin {
         return BulkRequest(store: out.toArray(), items: items, itemsPerBody: max(1, items.count))
     }
 
-    /// A deterministic `_id`: SHA-256 of the event time, the document and how many identical
-    /// documents came before it in the batch (so equal lines are distinct items), hex, 40 chars.
+    /// A deterministic `_id`, 40 hex chars of SHA-256. An event read from a file's own bytes is
+    /// named by where it is: the file's identity and the event's offset in it, so reading it again
+    /// after a crash gives the same `_id` (a 409, not a second document). Other events (runtime
+    /// logs, transcoded files) are named by their time, their document and how many identical
+    /// documents came before them in the batch, which is stable across retries of the request and,
+    /// for runtime logs whose time is the runtime's, across re-reads.
     func documentId(_ doc: OutputBuffer, batch: EventBatch, event i: Int, seen: inout [SHA256Digest: Int]) -> String {
         var h = SHA256()
-        var t = batch.events[i].timeNanos == 0 ? batch.observedNanos : batch.events[i].timeNanos
+        let ev = batch.events[i]
+        if batch.sourceOffset >= 0 {
+            var key = (batch.sourceKey, batch.sourceOffset + Int64(ev.content.offset), Int64(ev.content.length))
+            withUnsafeBytes(of: &key) { h.update(bufferPointer: $0) }
+            return DocumentIDs.hex(h.finalize())
+        }
+        var t = ev.timeNanos == 0 ? batch.observedNanos : ev.timeNanos
         withUnsafeBytes(of: &t) { h.update(bufferPointer: $0) }
         h.update(bufferPointer: UnsafeRawBufferPointer(doc.bytes))
         let base = h.finalize()
@@ -138,10 +148,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
         base.withUnsafeBytes { h2.update(bufferPointer: $0) }
         var k = n
         withUnsafeBytes(of: &k) { h2.update(bufferPointer: $0) }
-        let hex = Array("0123456789abcdef".utf8)
-        var s: [UInt8] = []
-        for b in h2.finalize().prefix(20) { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 15)]) }
-        return String(decoding: s, as: UTF8.self)
+        return DocumentIDs.hex(h2.finalize())
     }
 
     public func send(_ request: BulkRequest) async -> SendOutcome<BulkRequest> {
@@ -222,5 +229,16 @@ public final class FlusherElasticsearch: FlusherPlugin {
             }
         }
         return (d, rej, retry, reason)
+    }
+}
+
+enum DocumentIDs {
+    static let digits = Array("0123456789abcdef".utf8)
+    /// The first 20 bytes of `d` as 40 lower-case hex digits.
+    static func hex(_ d: SHA256Digest) -> String {
+        var s: [UInt8] = []
+        s.reserveCapacity(40)
+        for b in d.prefix(20) { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
+        return String(decoding: s, as: UTF8.self)
     }
 }

@@ -33,7 +33,7 @@ public final class HTTPSender: Sendable {
                 if let ca = t.caFile { tls.trustRoots = .file(ca) }
                 if let cert = t.certFile, let key = t.keyFile {
                     tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-                    tls.privateKey = .file(key)
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
                 }
             } catch {
                 throw FlushError("cannot load the TLS files: \(error)")
