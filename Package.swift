@@ -51,7 +51,7 @@ let package = Package(
         // static container file; and the container inputs. CRI Swift is generated from CRI/proto
         // once and committed.
         .target(name: "SluiceContainers", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceSystem", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceRegex", "SluiceSystem", .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

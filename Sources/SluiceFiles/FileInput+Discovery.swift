@@ -319,14 +319,26 @@ extension FileInput {
     func tags(for path: String, target t: WatchTarget) -> [EventTag] {
         var tags: [EventTag] = []
         if !t.omitPathTag {
-            var shown = path
-            if let rw = t.pathRewrite, path.hasPrefix(rw.host) {
-                shown = rw.container + String(path.dropFirst(rw.host.count))
-                if shown.hasPrefix("//") { shown.removeFirst() }
-            }
-            tags.append(EventTag("__path__", shown))
+            tags.append(EventTag("__path__", shownPath(path, target: t)))
         }
         tags.append(EventTag("__hostname__", context.hostname))
+        if let pt = options.pathTags {
+            // Matched on the path as `__path__` shows it (inside the container), once per file.
+            let fromPath = pt.tags(for: shownPath(path, target: t))
+            if !fromPath.isEmpty {
+                return tags + fromPath + t.tags.filter { tag in !fromPath.contains { $0.key == tag.key } }
+            }
+        }
         return tags + t.tags
+    }
+
+    /// `path` as the events of target `t` report it: inside the container when the target maps one.
+    func shownPath(_ path: String, target t: WatchTarget) -> String {
+        var shown = path
+        if let rw = t.pathRewrite, path.hasPrefix(rw.host) {
+            shown = rw.container + String(path.dropFirst(rw.host.count))
+            if shown.hasPrefix("//") { shown.removeFirst() }
+        }
+        return shown
     }
 }

@@ -37,6 +37,8 @@ public struct FileInputOptions: Sendable {
     /// Multiline grouping (`Multiline`), nil: one line, one event. Plain lines are grouped per
     /// file, runtime logs per stream after their partial records are joined.
     public var multiline: MultilineOptions?
+    /// `PathTagsRegex` (Sluice's own): named groups of a search in the file's path become tags.
+    public var pathTags: PathTagsRegex?
 
     public init(filePaths: [String]) {
         self.filePaths = filePaths
@@ -71,6 +73,7 @@ extension FileInputOptions {
                       status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
             FieldSpec(name: "ContainerLogFormat", type: .string, doc: "Read the files as container runtime logs: `auto` (detected per file: `{` → Docker json-file, else CRI), `docker_json` or `cri`. Partial records are joined per stream; events get the runtime's time and `_source_` (stdout/stderr). Absent: plain lines.", defaultValue: nil),
             FieldSpec(name: "MaxLogSize", type: .int, doc: "With ContainerLogFormat: the largest joined record in bytes; past it the joined part is emitted (and counted).", defaultValue: "524288"),
+            FieldSpec(name: "PathTagsRegex", type: .string, doc: "Sluice's own (iLogtail has no such option): a regular expression (PCRE2, searched, unanchored unless it anchors; `(?<name>…)` or `(?P<name>…)`) matched once per file against its path as `__path__` shows it; each named group that takes part becomes a tag of every event from that file, replacing a tag of the same name. For Jobs that write to a shared volume under `SubPathExpr: logs/$(POD_NAMESPACE)_$(POD_NAME)_$(POD_IP)_$(NODE_IP)_$(NODE_NAME)`: `/logs/(?<_namespace_>[^_/]+)_(?<_pod_name_>[^_/]+)_(?<_pod_ip_>[^_/]+)_(?<_node_ip_>[^_/]+)_(?<_node_name_>[^/]+)/` gives them the tags of a discovered container. A path that does not match gets no extra tag. At least one named group is required.", defaultValue: nil),
             FieldSpec(name: "Multiline", type: .object(fields: MultilineOptions.fields), doc: "Multiline grouping, per file (per stream with ContainerLogFormat, after partial records are joined): lines joined with `\\n` into one event by the incumbent's rules. A pending group waits up to FlushTimeoutSecs for more lines and is bounded by `max_read_buffer_size` (past it: emitted, flagged, counted); the checkpoint never passes its first byte, so a restart reads it again whole.", defaultValue: nil),
         ]
 
@@ -123,6 +126,12 @@ extension FileInputOptions {
         }
         if let m = try c.object("Multiline") {
             o.multiline = try MultilineOptions.from(m, allowJSON: o.containerLogFormat == nil)
+        }
+        if let p = try c.string("PathTagsRegex"), !p.isEmpty {
+            switch PathTagsRegex.compile(p) {
+            case .success(let r): o.pathTags = r
+            case .failure(let e): throw c.error(at: "PathTagsRegex", e.description)
+            }
         }
         o.maxReadBufferSize = globals.maxReadBufferSize
         o.forceReleaseDeletedFileFdTimeoutSec = globals.forceReleaseDeletedFileFdTimeoutSec

@@ -65,6 +65,7 @@ public struct PluginRegistry: Sendable {
         r.register(ProcessorFilterRegex.self)
         r.register(ProcessorSplitChar.self)
         r.register(ProcessorSplitString.self)
+        r.register(ProcessorSplitLogRegex.self)
         r.register(FlusherFile.self)
         r.register(FlusherStdout.self)
         r.register(FlusherBlackhole.self)

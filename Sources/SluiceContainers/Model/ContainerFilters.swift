@@ -1,35 +1,35 @@
 import Foundation
 import SluiceConfig
+import SluiceRegex
 
 /// A regular expression of a container filter, compiled once, matched by *search* (unanchored
 /// unless the pattern anchors itself), like Go's `regexp.MatchString` that iLogtail uses.
 ///
-/// The pattern is checked with Swift `Regex` (for a precise message) and run with
-/// `NSRegularExpression` (ICU), which is immutable and `Sendable`. Filters are evaluated once per
-/// container and pipeline, never per log line.
+/// Compiled and run on PCRE2 (``RegexPattern``, JIT where possible) in Go's RE2 flavour: `$`
+/// matches only at the very end. A bad pattern is reported with PCRE2's message and offset.
+/// Filters are evaluated once per container and pipeline, never per log line; matchers are
+/// borrowed from a pool, so a filter is shared by every thread.
 public struct FilterRegex: Sendable, CustomStringConvertible {
     /// The pattern as written.
     public let pattern: String
-    private let compiled: NSRegularExpression
+    private let compiled: RegexPattern
+    private let matchers: RegexMatcherPool
 
     /// Compiles `pattern`; throws a ``ContainerFilterError`` whose `reason` says what is wrong.
     public init(_ pattern: String) throws(ContainerFilterError) {
         do {
-            _ = try Regex(pattern)
+            compiled = try RegexPattern(pattern, anchoring: .search, syntax: [.dollarEndOnly])
         } catch {
-            throw ContainerFilterError(field: "", key: nil, pattern: pattern, reason: "\(error)")
+            throw ContainerFilterError(field: "", key: nil, pattern: pattern, reason: "\(error.message) at offset \(error.offset)")
         }
-        do {
-            compiled = try NSRegularExpression(pattern: pattern)
-        } catch {
-            throw ContainerFilterError(field: "", key: nil, pattern: pattern, reason: "not supported by the regular expression engine (ICU)")
-        }
+        matchers = RegexMatcherPool(for: [compiled])
         self.pattern = pattern
     }
 
     /// Whether the pattern matches anywhere in `text`.
     public func search(_ text: String) -> Bool {
-        compiled.firstMatch(in: text, options: [], range: NSRange(location: 0, length: text.utf16.count)) != nil
+        let bytes = Array(text.utf8)
+        return matchers.withMatcher { $0.match(compiled, bytes) == .matched }
     }
 
     /// The pattern.

@@ -153,6 +153,26 @@ let modelFilterCases: [ModelFilterCase] = [
         #expect(throws: ContainerFilterError.self) { try ContainerFilters(k8sNamespaceRegex: "(") }
     }
 
+    /// The regexes run on PCRE2 with the incumbent's semantics: a search (Go's `MatchString`),
+    /// anchored only by the pattern, `$` only at the very end; errors carry PCRE2's message.
+    @Test func pcre2SearchSemantics() throws {
+        let r = try FilterRegex("web-\\d+")
+        #expect(r.search("prod-web-12-x"))
+        #expect(!r.search("prod-web-x"))
+        let anchored = try FilterRegex("^web$")
+        #expect(anchored.search("web"))
+        #expect(!anchored.search("web\n"), "$ is the very end (RE2), not before a final newline")
+        #expect(!anchored.search("a-web"))
+        #expect(try FilterRegex("(?i)^KUBE-").search("kube-system"))
+        #expect(try FilterRegex("^(?:default|prod)$").search("prod"))
+        do {
+            _ = try FilterRegex("web-(")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.reason == "missing closing parenthesis at offset 5", "\(error)")
+        }
+    }
+
     @Test func programmaticInit() throws {
         let f = try ContainerFilters(k8sNamespaceRegex: "^prod", includeEnv: ["APP": "web"])
         #expect(f.matches(modelContainer(namespace: "prod-eu", env: ["APP": "web"])))
