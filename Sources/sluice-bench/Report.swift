@@ -181,14 +181,20 @@ func scenarioJSON(_ r: ScenarioResult, _ ref: RawRow?) -> String {
 
 /// Sluice and Fluent Bit per scenario: medians over the repeats, and Fluent Bit's CPU-s/GiB over Sluice's.
 func printSideBySide(_ results: [ScenarioResult]) {
-    func median(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[v.count / 2] }
+    /// (an even count: the mean of the middle two)
+    func median(_ v: [Double]) -> Double? {
+        if v.isEmpty { return nil }
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
     var names: [String] = []
     for r in results where !names.contains(r.dataset.spec.name + "\u{0}" + baseScenarioName(r)) {
         names.append(r.dataset.spec.name + "\u{0}" + baseScenarioName(r))
     }
     out("")
-    out("Sluice vs Fluent Bit (medians of the runs; MB/s, CPU-s/GiB of the collector's process, peak RSS MiB; all runs verified)")
-    let headers = ["scenario", "sluice MB/s", "CPU-s/GiB", "RSS", "ok runs", "fluent-bit MB/s", "CPU-s/GiB", "RSS", "ok runs",
+    out("Sluice vs Fluent Bit (medians of the runs that delivered every line: ok, or mismatch = delivered but some lines")
+    out("cut / joined wrong; MB/s, CPU-s/GiB of the collector's process, peak RSS MiB; verified runs = ok / all)")
+    let headers = ["scenario", "sluice MB/s", "CPU-s/GiB", "RSS", "verified", "fluent-bit MB/s", "CPU-s/GiB", "RSS", "verified",
                    "FB CPU / sluice CPU", "other load max"]
     var rows: [[String]] = []
     for key in names {
@@ -196,13 +202,16 @@ func printSideBySide(_ results: [ScenarioResult]) {
         let mine = results.filter { baseScenarioName($0) == name }
         let s = mine.filter { $0.collector == .sluice }, f = mine.filter { $0.collector == .fluentBit }
         func col(_ rs: [ScenarioResult]) -> [String] {
+            let done = rs.filter { $0.status == "ok" || ($0.status == "mismatch" && $0.lost == 0) }
             let ok = rs.filter { $0.status == "ok" }
-            return [opt(median(ok.compactMap(mbPerSec)), 1), opt(median(ok.compactMap(cpuPerGiB)), 2),
-                    opt(median(ok.compactMap { $0.maxRSSKiB.map { Double($0) / 1024 } }), 0), "\(ok.count)/\(rs.count)"]
+            return [opt(median(done.compactMap(mbPerSec)), 1), opt(median(done.compactMap(cpuPerGiB)), 2),
+                    opt(median(done.compactMap { $0.maxRSSKiB.map { Double($0) / 1024 } }), 0), "\(ok.count)/\(rs.count)"]
         }
+        func done(_ rs: [ScenarioResult]) -> [ScenarioResult] { rs.filter { $0.status == "ok" || ($0.status == "mismatch" && $0.lost == 0) } }
         var ratio = "-"
-        if let a = median(s.filter { $0.status == "ok" }.compactMap(cpuPerGiB)),
-           let b = median(f.compactMap(cpuPerGiB)), a > 0 { ratio = fmt(b / a, 1) + "x" }
+        if let a = median(done(s).compactMap(cpuPerGiB)), let b = median(done(f).compactMap(cpuPerGiB)), a > 0 {
+            ratio = fmt(b / a, 1) + "x"
+        }
         rows.append([name] + col(s) + col(f) + [ratio, opt(mine.compactMap(\.otherLoad).max(), 2)])
     }
     printTable(headers, rows, leftColumns: [0])
