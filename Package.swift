@@ -79,7 +79,7 @@ let package = Package(
             .product(name: "CompressNIO", package: "compress-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"), .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ], exclude: ["OTLP/proto"]),
+        ], exclude: ["OTLP/proto", "Loki/proto"]),
         // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle.
         .target(name: "SluiceRuntime", dependencies: [
             "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers", "SluiceContainers", "SluiceProcessors", "SluiceSystem",
@@ -119,6 +119,7 @@ let package = Package(
         .testTarget(name: "SluiceFlushersTests", dependencies: [
             "SluiceFlushers", "SluiceCore", "SluiceConfig", "SluiceRuntime", "SluiceSystem", "SluiceTesting",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),

@@ -83,6 +83,8 @@ struct FlusherRunner<F: Flusher>: Sendable {
     private func received(_ b: EventBatch) {
         metrics.receivedEvents.add(b.events.count)
         metrics.receivedBytes.add(b.inputBytes)
+        metrics.bufferedEvents.add(b.events.count, ordering: .relaxed)
+        metrics.bufferedBytes.add(b.inputBytes, ordering: .relaxed)
     }
 
     /// Sends one request until it is delivered, rejected or abandoned.
@@ -168,7 +170,11 @@ struct FlusherRunner<F: Flusher>: Sendable {
     }
 
     private func finish(_ batches: [EventBatch], _ status: DeliveryStatus) {
-        for b in batches { b.ack?.finish(status) }
+        for b in batches {
+            metrics.bufferedEvents.subtract(b.events.count, ordering: .relaxed)
+            metrics.bufferedBytes.subtract(b.inputBytes, ordering: .relaxed)
+            b.ack?.finish(status)
+        }
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import SluiceConfig
 import SluiceCore
 import SluiceFlushers
+@testable import SluiceRuntime
 import SluiceTesting
 import Testing
 
@@ -123,6 +124,24 @@ import Testing
         #expect(ctx.metrics.sentEvents.current == lines.count)
     }
 
+    @Test func whatWaitsForTheBackendIsCountedAsBuffered() async throws {
+        let r = try await HTTPTestReceiver { _, n in n < 3 ? .init(status: 503) : .ok }
+        defer { Task { await r.stop() } }
+        let f = try makeFlusher(FlusherHttp.self, "RemoteURL: \(r.url)\nConvert: {Protocol: jsonline}\nConcurrency: 1\nRetry: {InitialDelay: 200ms, MaxDelay: 200ms}\n")
+        let tb = TestBatches()
+        let (batches, _) = numberedBatches(tb, 40, per: 10)
+        let q = BatchQueue(highWatermark: 1 << 20)
+        let ctx = testContext(kind: .flusher, type: "flusher_http")
+        let task = Task { await FlusherRunner(flusher: f, queue: q, context: ctx).run() }
+        for b in batches { q.push(b) }
+        q.close()
+        #expect(await eventually(5) { ctx.metrics.bufferedEvents.load(ordering: .relaxed) == 40 && ctx.metrics.inFlight.load(ordering: .relaxed) == 1 })
+        await task.value
+        await f.stop()
+        #expect(ctx.metrics.bufferedEvents.load(ordering: .relaxed) == 0 && ctx.metrics.bufferedBytes.load(ordering: .relaxed) == 0)
+        #expect(ctx.metrics.snapshot().contains { $0.0 == "buffered_events" })
+    }
+
     @Test func theShutdownDeadlineAbandonsWhatIsNotDelivered() async throws {
         let r = try await HTTPTestReceiver { _, _ in .init(status: 503) }
         defer { Task { await r.stop() } }
@@ -132,6 +151,7 @@ import Testing
         let ctx = await drive(f, batches, cancelAfter: 0.5)
         for k in batches.indices { #expect(tb.statuses(of: k) == [.abandoned], "read again on the next start") }
         #expect(ctx.metrics.abandonedEvents.current == 10)
+        #expect(ctx.metrics.bufferedEvents.load(ordering: .relaxed) == 0)
     }
 
     @Test func badConfigsAreErrorsAtTheirKey() {

@@ -1,7 +1,9 @@
 import Foundation
+import NIOCore
 import SluiceCore
 import SluiceFlushers
 import SluiceTesting
+import SwiftProtobuf
 import Testing
 
 /// flusher_loki against a receiver that decodes the push API's JSON body.
@@ -17,6 +19,7 @@ import Testing
         let f = try makeFlusher(FlusherLoki.self, """
             URL: \(r.url)/loki/api/v1/push
             TenantID: team-a
+            PushFormat: json
             StaticLabels: {job: sluice}
             DynamicLabels: [tag.log.file.path]
             Convert: {Protocol: custom_single_flatten, OnlyContents: true}
@@ -40,6 +43,35 @@ import Testing
         let times = aValues.map { Int64($0[0])! }
         #expect(times == times.sorted() && Set(times).count == 3, "equal lines keep distinct, ordered timestamps")
         #expect(byPath["/b.log"]?.values.count == 1)
+    }
+
+    @Test func protobufPushIsSnappyCompressedWithTheSameEntries() async throws {
+        let r = try await HTTPTestReceiver { _, _ in .init(status: 204) }
+        defer { Task { await r.stop() } }
+        let f = try makeFlusher(FlusherLoki.self, """
+            URL: \(r.url)/loki/api/v1/push
+            StaticLabels: {job: sluice}
+            DynamicLabels: [tag.log.file.path]
+            """)
+        let tb = TestBatches()
+        var a = tb.batch(0, ["a1", "a2 \"q\""], tags: [EventTag("__path__", "/a \"x\".log")])
+        a.events[0].timeNanos = 1_700_000_000_123_456_789
+        a.events[1].timeNanos = 1_700_000_000_000_000_001
+        await drive(f, [a])
+        #expect(tb.statuses(of: 0) == [.delivered])
+        let req = try #require(r.requests.first)
+        #expect(req.header("Content-Type") == "application/x-protobuf")
+        #expect(req.header("Content-Encoding") == nil)
+        // The receiver left the body as sent: a snappy block holding a logproto.PushRequest.
+        let raw = try BodyCompression.snappy.decompress(ByteBuffer(bytes: req.body))
+        let push = try Logproto_PushRequest(serializedBytes: raw)
+        #expect(push.streams.count == 1)
+        #expect(push.streams[0].labels == #"{job="sluice", log_file_path="/a \"x\".log"}"#)
+        let entries = push.streams[0].entries
+        #expect(entries.map(\.timestamp.seconds) == [1_700_000_000, 1_700_000_000])
+        #expect(entries.map(\.timestamp.nanos) == [1, 123_456_789], "sorted by time, nanoseconds kept")
+        #expect(entries.map(\.line) == [#"{"contents":{"content":"a2 \"q\""},"tags":{"log.file.path":"/a \"x\".log"},"time":1700000000}"#,
+                                       #"{"contents":{"content":"a1"},"tags":{"log.file.path":"/a \"x\".log"},"time":1700000000}"#])
     }
 
     @Test func a400WithIgnoredEntriesIsAPartialResult() async throws {

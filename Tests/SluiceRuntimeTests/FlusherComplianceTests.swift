@@ -64,6 +64,8 @@ import Testing
         #expect(ctx.metrics.sentBytes.current > 0)
         #expect(ctx.pipelineMetrics.eventsOut.load(ordering: .relaxed) == expected.count)
         #expect(ctx.metrics.discardedByReason.isEmpty)
+        #expect(ctx.metrics.bufferedEvents.load(ordering: .relaxed) == 0 && ctx.metrics.bufferedBytes.load(ordering: .relaxed) == 0,
+                "nothing is held once every batch is finished")
         if let got = readBack() { #expect(got == expected) }
     }
 

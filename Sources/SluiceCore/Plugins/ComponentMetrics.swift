@@ -27,6 +27,10 @@ public final class ComponentMetrics: Sendable {
     public let multilineTruncatedGroups: Count
     /// Requests being sent right now.
     public let inFlight = Atomic<Int>(0)
+    /// Events and input bytes a flusher holds: taken from its queue and not finished yet (being
+    /// gathered into a request, sent, or waiting for a retry).
+    public let bufferedEvents = Atomic<Int>(0)
+    public let bufferedBytes = Atomic<Int>(0)
     private let discarded: Mutex<[String: Count]>
 
     /// One counter: an atomic for the stats file and its swift-metrics twin.
@@ -96,6 +100,7 @@ public final class ComponentMetrics: Sendable {
             ("errors", errors.current), ("abandoned_events", abandonedEvents.current), ("parse_failures", parseFailures.current),
             ("multiline_truncated_groups", multilineTruncatedGroups.current),
             ("in_flight", inFlight.load(ordering: .relaxed)),
+            ("buffered_events", bufferedEvents.load(ordering: .relaxed)), ("buffered_bytes", bufferedBytes.load(ordering: .relaxed)),
         ]
         for (r, v) in discardedByReason.sorted(by: { $0.key < $1.key }) { out.append(("discarded_events.\(r)", v)) }
         return out

@@ -3,8 +3,10 @@ import NIOCore
 import SluiceConfig
 import SluiceCore
 import SluiceSystem
+import SwiftProtobuf
 
-/// `flusher_loki`: Loki's push API (`/loki/api/v1/push`, JSON body). Events are grouped into
+/// `flusher_loki`: Loki's push API (`/loki/api/v1/push`): protobuf + snappy as the incumbent's
+/// client sends (`PushFormat: protobuf`, the default), or JSON. Events are grouped into
 /// streams by their labels (`StaticLabels`, and `DynamicLabels` from fields and tags), entries
 /// sorted by time within a stream. Each entry keeps the nanosecond time it was given when the
 /// request was built — the event's own time, or the batch's read time plus the event's place in it,
@@ -17,6 +19,7 @@ public final class FlusherLoki: FlusherPlugin {
         summary: "Pushes events to Grafana Loki (push API), streams by labels.",
         fields: [
             FieldSpec(name: "URL", type: .string, doc: "Push endpoint (required), e.g. `http://loki:3100/loki/api/v1/push`.", defaultValue: nil),
+            FieldSpec(name: "PushFormat", type: .string, doc: "Sluice: `protobuf` (snappy-compressed, as the incumbent's client) or `json`.", defaultValue: "protobuf"),
             FieldSpec(name: "TenantID", type: .string, doc: "Sent as `X-Scope-OrgID` (empty: single tenant).", defaultValue: nil),
             FieldSpec(name: "StaticLabels", type: .stringMap, doc: "Labels of every stream.", defaultValue: nil),
             FieldSpec(name: "DynamicLabels", type: .stringList, doc: "`content.<field>` / `tag.<name>`: a label named without the prefix (dots become `_`).", defaultValue: nil),
@@ -41,6 +44,7 @@ public final class FlusherLoki: FlusherPlugin {
     public struct Options: Sendable {
         public var url: String
         public var tenant = ""
+        public var protobuf = true
         public var staticLabels: [(String, String)] = []
         public var dynamicLabels: [(name: String, value: DynamicTemplate)] = []
         public var maxWait: Duration = .seconds(1)
@@ -57,6 +61,11 @@ public final class FlusherLoki: FlusherPlugin {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw c.error(at: "URL", "must start with http:// or https://") }
         var o = Options(url: url, concurrency: max(1, globals.sendRequestConcurrency))
         o.tenant = try c.expandedString("TenantID") ?? ""
+        switch try c.string("PushFormat") ?? "protobuf" {
+        case "protobuf": o.protobuf = true
+        case "json": o.protobuf = false
+        case let v: throw c.error(at: "PushFormat", "unknown push format \"\(v)\" (known: protobuf, json)")
+        }
         o.staticLabels = (try c.stringPairs("StaticLabels") ?? []).map { (sanitize($0.0), $0.1) }
         for ref in try c.stringList("DynamicLabels") ?? [] {
             let name: String
@@ -84,6 +93,8 @@ public final class FlusherLoki: FlusherPlugin {
         }
         o.convert = try ConvertOptions.read(c, allowed: [.customSingle, .customSingleFlatten])
         try o.client.readCompression(c)
+        // A protobuf push is snappy-compressed by definition, with no Content-Encoding.
+        if o.protobuf { o.client.compression = .none }
         try o.client.readAuthentication(c)
         o.client.maxConnectionsPerHost = o.concurrency
         return o
@@ -120,30 +131,44 @@ public final class FlusherLoki: FlusherPlugin {
         let lines = OutputBuffer(capacity: 1 << 20)
         var streams: [String: [Entry]] = [:]
         var order: [String] = []
+        var labelPairs: [String: [(String, String)]] = [:]
         var events = 0
         let now = Sys.wallSeconds()
         for batch in batches {
             enc.begin(batch)
             events += batch.events.count
             let batchLabels = options.dynamicLabels.contains { $0.value.usesContent } ? nil : labels(event: 0, batch, enc.tagValues, now)
+            if let l = batchLabels { labelPairs[FlusherLoki.labelsJSON(l)] = l }
             for i in batch.events.indices {
                 let start = lines.count
                 guard enc.append(i, of: batch, to: lines) else { continue }
                 let ev = batch.events[i]
                 let ns = ev.timeNanos != 0 ? ev.timeNanos : batch.observedNanos + Int64(i)
-                let key = batchLabels ?? labels(event: i, batch, enc.tagValues, now)
-                if streams[key] == nil { order.append(key) }
+                let pairs = batchLabels ?? labels(event: i, batch, enc.tagValues, now)
+                let key = FlusherLoki.labelsJSON(pairs)
+                if streams[key] == nil {
+                    order.append(key)
+                    labelPairs[key] = pairs
+                }
                 streams[key, default: []].append(Entry(ns: ns, line: start..<lines.count))
             }
         }
+        var headers = [("Content-Type", options.protobuf ? "application/x-protobuf" : "application/json")]
+        if !options.tenant.isEmpty { headers.append(("X-Scope-OrgID", options.tenant)) }
+        let sorted = order.map { key in (key, streams[key]!.enumerated().sorted { ($0.element.ns, $0.offset) < ($1.element.ns, $1.offset) }.map(\.element)) }
+        let body = options.protobuf ? try protobufBody(sorted.map { (FlusherLoki.labelsText(labelPairs[$0.0] ?? []), $0.1) }, lines) : try jsonBody(sorted, lines)
+        return HTTPPostsRequest(posts: [HTTPPost(url: options.url, headers: headers, body: body, events: events)])
+    }
+
+    /// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>"],...]},...]}`.
+    func jsonBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
         let body = OutputBuffer(capacity: lines.count * 2 + 256)
         body.append("{\"streams\":[")
-        for (n, key) in order.enumerated() {
+        for (n, (key, entries)) in streams.enumerated() {
             if n > 0 { body.append(byte: UInt8(ascii: ",")) }
             body.append("{\"stream\":")
             body.append(key)
             body.append(",\"values\":[")
-            let entries = streams[key]!.enumerated().sorted { ($0.element.ns, $0.offset) < ($1.element.ns, $1.offset) }.map(\.element)
             for (k, e) in entries.enumerated() {
                 if k > 0 { body.append(byte: UInt8(ascii: ",")) }
                 body.append("[\"")
@@ -155,18 +180,41 @@ public final class FlusherLoki: FlusherPlugin {
             body.append("]}")
         }
         body.append("]}")
-        var headers = [("Content-Type", "application/json")]
-        if !options.tenant.isEmpty { headers.append(("X-Scope-OrgID", options.tenant)) }
-        let compressed = try options.client.compression.compress(UnsafeRawBufferPointer(body.bytes))
-        return HTTPPostsRequest(posts: [HTTPPost(url: options.url, headers: headers, body: compressed, events: events)])
+        return try options.client.compression.compress(UnsafeRawBufferPointer(body.bytes))
     }
 
-    /// The stream's labels as a JSON object, keys sorted (so equal label sets are one stream).
-    func labels(event i: Int, _ b: EventBatch, _ tags: [String: String], _ now: Int64) -> String {
+    /// A `logproto.PushRequest`, snappy-compressed (block format), as Loki's clients send it.
+    func protobufBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
+        var req = Logproto_PushRequest()
+        req.streams = streams.map { key, entries in
+            var s = Logproto_StreamAdapter()
+            s.labels = key
+            s.entries = entries.map { e in
+                var en = Logproto_EntryAdapter()
+                var ts = Google_Protobuf_Timestamp()
+                ts.seconds = e.ns >= 0 ? e.ns / 1_000_000_000 : (e.ns - 999_999_999) / 1_000_000_000
+                ts.nanos = Int32(e.ns - ts.seconds * 1_000_000_000)
+                en.timestamp = ts
+                en.line = String(decoding: UnsafeBufferPointer(start: lines.base + e.line.lowerBound, count: e.line.count), as: UTF8.self)
+                return en
+            }
+            return s
+        }
+        let bytes: [UInt8]
+        do { bytes = try req.serializedBytes() } catch { throw FlushError("cannot encode the push request: \(error)") }
+        return try BodyCompression.snappy.compress(bytes)
+    }
+
+    /// The stream's labels, keys sorted (so equal label sets are one stream); a later name wins.
+    func labels(event i: Int, _ b: EventBatch, _ tags: [String: String], _ now: Int64) -> [(String, String)] {
         var pairs = options.staticLabels
         for d in options.dynamicLabels { pairs.append((d.name, d.value.render(event: i, of: b, tags: tags, now: now))) }
         var seen = Set<String>()
-        pairs = pairs.reversed().filter { seen.insert($0.0).inserted }.sorted { $0.0 < $1.0 }
+        return pairs.reversed().filter { seen.insert($0.0).inserted }.sorted { $0.0 < $1.0 }
+    }
+
+    /// Labels as a JSON object (the JSON push's `stream`).
+    static func labelsJSON(_ pairs: [(String, String)]) -> String {
         let out = OutputBuffer(capacity: 128)
         out.append(byte: UInt8(ascii: "{"))
         for (n, (k, v)) in pairs.enumerated() {
@@ -177,6 +225,23 @@ public final class FlusherLoki: FlusherPlugin {
         }
         out.append(byte: UInt8(ascii: "}"))
         return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    /// Labels in Loki's text form, `{job="a", path="/x"}` (`\`, `"` and newlines escaped).
+    static func labelsText(_ pairs: [(String, String)]) -> String {
+        func esc(_ v: String) -> String {
+            var o = ""
+            for ch in v {
+                switch ch {
+                case "\\": o += "\\\\"
+                case "\"": o += "\\\""
+                case "\n": o += "\\n"
+                default: o.append(ch)
+                }
+            }
+            return o
+        }
+        return "{" + pairs.map { "\($0.0)=\"\(esc($0.1))\"" }.joined(separator: ", ") + "}"
     }
 
     public func send(_ request: HTTPPostsRequest) async -> SendOutcome<HTTPPostsRequest> {
