@@ -93,7 +93,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Benchmark driver: generates inputs, runs the real binary, prints figures.
-        .executableTarget(name: "sluice-bench", dependencies: ["SluiceRegex"]),
+        .executableTarget(name: "sluice-bench", dependencies: ["SluiceRegex", "CSnappy"]),
         // In-memory inputs/flushers and helpers to drive the real binary in tests.
         // The HTTP test receiver (NIO) decodes bodies as the real backends do.
         .target(name: "SluiceTesting", dependencies: [

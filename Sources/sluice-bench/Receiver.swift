@@ -2,8 +2,11 @@
 // keep-alive, Content-Length and chunked bodies) inside sluice-bench. It keeps no bodies: it finds every
 // ` id=<file>:<line>` in each body and counts it against the dataset (delivered, unique, lost, duplicated), and
 // answers as the backend would: 200 `{}` (http), `{"took":1,"errors":false,"items":[]}` on `_bulk`
-// (Elasticsearch), 204 (Loki). Also a tiny HTTP/1.0 client for ClickHouse queries.
+// (Elasticsearch), 204 (Loki). Loki's protobuf pushes (snappy block format, `application/x-protobuf`) are
+// decompressed first: the lines are protobuf strings, so their ids are then found the same way.
+// Also a tiny HTTP/1.0 client for ClickHouse queries.
 
+import CSnappy
 import Glibc
 
 enum ReceiverMode {
@@ -125,6 +128,26 @@ final class CountingReceiver: @unchecked Sendable {
     }
 
     /// Records the ids found in one body.
+    /// Snappy-decompresses a protobuf push, then counts it.
+    private func countSnappy(_ body: UnsafePointer<UInt8>, _ n: Int) {
+        var len = 0
+        let ok = body.withMemoryRebound(to: CChar.self, capacity: n) { c -> Bool in
+            guard snappy_uncompressed_length(c, n, &len) == SNAPPY_OK else { return false }
+            let out = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, len))
+            defer { out.deallocate() }
+            var outLen = len
+            guard snappy_uncompress(c, n, out, &outLen) == SNAPPY_OK else { return false }
+            out.withMemoryRebound(to: UInt8.self, capacity: outLen) { count($0, outLen) }
+            return true
+        }
+        if !ok {
+            pthread_mutex_lock(mutex)
+            _malformed += 1
+            _requests += 1
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
     private func count(_ body: UnsafePointer<UInt8>, _ n: Int) {
         var ids: [Int] = []
         ids.reserveCapacity(n / 150)
@@ -250,6 +273,7 @@ final class CountingReceiver: @unchecked Sendable {
             var contentLength = 0
             var chunked = false
             var expectContinue = false
+            var protobuf = false
             for l in lines.dropFirst() {
                 guard let colon = l.firstIndex(of: ":") else { continue }
                 let name = l[..<colon].lowercased()
@@ -258,6 +282,7 @@ final class CountingReceiver: @unchecked Sendable {
                 case "content-length": contentLength = Int(value) ?? 0
                 case "transfer-encoding": chunked = value.lowercased().contains("chunked")
                 case "expect": expectContinue = value.lowercased() == "100-continue"
+                case "content-type": protobuf = value.lowercased().contains("protobuf")
                 default: break
                 }
             }
@@ -284,10 +309,12 @@ final class CountingReceiver: @unchecked Sendable {
                     start += size + 2
                     if size == 0 { break }
                 }
-                body.withUnsafeBufferPointer { b in if b.count > 0 { count(b.baseAddress!, b.count) } }
+                body.withUnsafeBufferPointer { b in
+                    if b.count > 0 { if protobuf { countSnappy(b.baseAddress!, b.count) } else { count(b.baseAddress!, b.count) } }
+                }
             } else if contentLength > 0 {
                 if !ensure(contentLength) { return }
-                count(buf + start, contentLength)
+                if protobuf { countSnappy(buf + start, contentLength) } else { count(buf + start, contentLength) }
                 start += contentLength
             }
             if !respond(fd, method: method, path: path) { return }
