@@ -55,7 +55,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
         guard let idx = try c.string("Index"), !idx.isEmpty else { throw c.error(at: nil, "Index is required") }
         let index: DynamicTemplate
         do { index = try DynamicTemplate(parsing: idx) } catch { throw c.error(at: "Index", error.message) }
-        var o = Options(addresses: addrs.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }, index: index, concurrency: max(1, globals.sendRequestConcurrency))
+        var o = Options(addresses: addrs.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }, index: index, concurrency: try HTTPClientOptions.concurrency(c, globals: globals))
         switch try c.string("OpType") ?? "index" {
         case "index": o.create = false
         case "create": o.create = true
@@ -66,10 +66,6 @@ public final class FlusherElasticsearch: FlusherPlugin {
         if let n = try c.int("MaxBulkBytes") {
             guard n >= 1024 else { throw c.error(at: "MaxBulkBytes", "must be ≥ 1024") }
             o.maxBulkBytes = n
-        }
-        if let n = try c.int("Concurrency") {
-            guard n >= 1 else { throw c.error(at: "Concurrency", "must be ≥ 1") }
-            o.concurrency = n
         }
         if let t = try GoDuration.read(c, "Timeout") { o.client.requestTimeout = t }
         o.convert = try ConvertOptions.read(c, allowed: [.customSingle, .customSingleFlatten])

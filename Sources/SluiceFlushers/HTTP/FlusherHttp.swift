@@ -68,7 +68,7 @@ public final class FlusherHttp: FlusherPlugin {
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> Options {
         guard let url = try c.string("RemoteURL"), !url.isEmpty else { throw c.error(at: nil, "RemoteURL is required") }
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw c.error(at: "RemoteURL", "must start with http:// or https://") }
-        var o = Options(remoteURL: url, concurrency: max(1, globals.sendRequestConcurrency))
+        var o = Options(remoteURL: url, concurrency: try HTTPClientOptions.concurrency(c, globals: globals))
         o.headers = try templates(c, "Headers")
         o.query = try templates(c, "Query")
         o.convert = try ConvertOptions.read(c, allowed: [.customSingle, .customSingleFlatten, .jsonline])
@@ -81,10 +81,6 @@ public final class FlusherHttp: FlusherPlugin {
                 o.maxRetries = n
             }
             if try r.bool("Enable") == false { o.maxRetries = 0 }
-        }
-        if let n = try c.int("Concurrency") {
-            guard n >= 1 else { throw c.error(at: "Concurrency", "must be ≥ 1") }
-            o.concurrency = n
         }
         try o.client.readCompression(c)
         try o.client.readAuthentication(c)

@@ -93,6 +93,14 @@ public struct HTTPClientOptions: Sendable {
         }
     }
 
+    /// Requests in flight: the flusher's `Concurrency` when the config sets it (≥ 1), else the
+    /// global `send_request_concurrency`.
+    public static func concurrency(_ c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> Int {
+        guard let n = try c.int("Concurrency") else { return max(1, globals.sendRequestConcurrency) }
+        guard n >= 1 else { throw c.error(at: "Concurrency", "must be ≥ 1") }
+        return n
+    }
+
     /// Reads `Compression` from `c`.
     public mutating func readCompression(_ c: ConfigObject, key: String = "Compression") throws(ConfigError) {
         guard let v = try c.string(key) else { return }

@@ -59,7 +59,7 @@ public final class FlusherLoki: FlusherPlugin {
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> Options {
         guard let url = try c.string("URL"), !url.isEmpty else { throw c.error(at: nil, "URL is required") }
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw c.error(at: "URL", "must start with http:// or https://") }
-        var o = Options(url: url, concurrency: max(1, globals.sendRequestConcurrency))
+        var o = Options(url: url, concurrency: try HTTPClientOptions.concurrency(c, globals: globals))
         o.tenant = try c.expandedString("TenantID") ?? ""
         switch try c.string("PushFormat") ?? "protobuf" {
         case "protobuf": o.protobuf = true
@@ -86,10 +86,6 @@ public final class FlusherLoki: FlusherPlugin {
         if let n = try c.int("MaxRetries") {
             guard n >= 0 else { throw c.error(at: "MaxRetries", "must be ≥ 0") }
             o.maxRetries = n
-        }
-        if let n = try c.int("Concurrency") {
-            guard n >= 1 else { throw c.error(at: "Concurrency", "must be ≥ 1") }
-            o.concurrency = n
         }
         o.convert = try ConvertOptions.read(c, allowed: [.customSingle, .customSingleFlatten])
         try o.client.readCompression(c)
