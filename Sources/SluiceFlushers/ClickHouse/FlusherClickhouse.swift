@@ -15,7 +15,7 @@ import Synchronization
 public final class FlusherClickhouse: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_clickhouse", kind: .flusher,
-        summary: "Inserts events into ClickHouse over its HTTP interface.",
+        summary: "Inserts events into ClickHouse over its HTTP interface, one `INSERT … FORMAT JSONEachRow` per request. **Delivery:** a batch is acknowledged when ClickHouse answered 200 to its insert; data errors (a row the table cannot take, an unknown table in `JSONEachRow` mode) are rejected and counted; everything else is retried with the same block, which a Replicated table deduplicates. `Format: ilogtail` writes the incumbent's Null + Buffer tables (a Buffer table acknowledges before its data is on disk); `Format: JSONEachRow` writes fields into your table. **Unlike the incumbent** (native protocol on 9000, no retry), Sluice speaks HTTP (8123) and retries; `_timestamp` is the event time, not the flush time.",
         fields: [
             FieldSpec(name: "Addresses", type: .stringList, doc: "HTTP interface addresses (required): `http://host:8123` or `host:8123`. The native port 9000 the incumbent uses is refused with a hint.", defaultValue: nil),
             FieldSpec(name: "Table", type: .string, doc: "Table base name (required).", defaultValue: nil),

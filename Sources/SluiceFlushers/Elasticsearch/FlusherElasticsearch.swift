@@ -15,7 +15,7 @@ import Synchronization
 public final class FlusherElasticsearch: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_elasticsearch", kind: .flusher,
-        summary: "Indexes events into Elasticsearch / OpenSearch with _bulk, item by item.",
+        summary: "Indexes events into Elasticsearch / OpenSearch with `_bulk`. **Delivery:** every item's result is read: 2xx and 409 are delivered, 429 / 5xx items are retried alone until delivered, other item errors are rejected and counted with the server's reason, a 413 splits the request; a batch is acknowledged when all its items are delivered or rejected. With `GenerateId`, neither a retry nor a re-read after a crash indexes a line twice. **Unlike the incumbent**, which drops a failed `_bulk` and never looks at item errors, Sluice retries; an empty `Authentication.PlainText` is allowed (servers without auth).",
         fields: [
             FieldSpec(name: "Addresses", type: .stringList, doc: "Base URLs, e.g. `http://es:9200` (required); used in turn, the next one after a network error.", defaultValue: nil),
             FieldSpec(name: "Index", type: .string, doc: "Target index (required): `%{content.x}`, `%{tag.x}`, `%{+yyyy.MM.dd}` (flush time, UTC).", defaultValue: nil),

@@ -13,7 +13,7 @@ import SluiceSystem
 public final class FlusherHttp: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_http", kind: .flusher,
-        summary: "POSTs events to an HTTP endpoint (JSON documents or JSON lines), retried until delivered.",
+        summary: "POSTs events to an HTTP endpoint: `custom_single` / `custom_single_flatten` one JSON document per request, `jsonline` one body per batch. **Delivery:** a batch is acknowledged (its file position moves) only when every request of it was answered 2xx; 408, 429, 5xx, 401, 403 and network errors are retried (after `Retry-After` when given) until delivered, the data waiting in its source; other statuses are rejected and counted (`discarded_events.rejected`). **Unlike the incumbent**, which drops a request after 3 failed tries, Sluice retries until delivered unless `Retry.MaxRetryTimes` is set (then: rejected and counted as `retry_limit`); `Concurrency` defaults to `send_request_concurrency`.",
         fields: [
             FieldSpec(name: "RemoteURL", type: .string, doc: "The URL to POST to (required), `http://` or `https://`.", defaultValue: nil),
             FieldSpec(name: "Headers", type: .stringMap, doc: "Headers of every request; values may use `%{content.x}`, `%{tag.x}` and `${ENV}`.", defaultValue: nil),

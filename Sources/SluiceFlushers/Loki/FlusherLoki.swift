@@ -16,7 +16,7 @@ import SwiftProtobuf
 public final class FlusherLoki: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_loki", kind: .flusher,
-        summary: "Pushes events to Grafana Loki (push API), streams by labels.",
+        summary: "Pushes events to Grafana Loki's push API (protobuf + snappy, or JSON), one stream per label set. **Delivery:** a push is acknowledged on 2xx; 429, 5xx and network errors are retried with the same entries and nanosecond timestamps (Loki drops the duplicates of a push it had stored); a 400 that reports \"total ignored: N out of M\" counts N rejected and the others delivered; another 4xx is rejected and counted. **Unlike the incumbent** (10 retries, then dropped), Sluice retries until delivered unless `MaxRetries` is set; label names are sanitised to Loki's `[a-zA-Z_][a-zA-Z0-9_]*`.",
         fields: [
             FieldSpec(name: "URL", type: .string, doc: "Push endpoint (required), e.g. `http://loki:3100/loki/api/v1/push`.", defaultValue: nil),
             FieldSpec(name: "PushFormat", type: .string, doc: "Sluice: `protobuf` (snappy-compressed, as the incumbent's client) or `json`.", defaultValue: "protobuf"),
