@@ -75,11 +75,15 @@ public final class OTLPTestReceiver: Sendable {
     /// `127.0.0.1:<port>`, the form of `Logs.Endpoint`.
     public var endpoint: String { "127.0.0.1:\(port)" }
 
-    public init(port: Int = 0, script: @escaping Script = { _ in .ok }) async throws {
+    /// Starts listening; with `tls` (PEM certificate and key files) it speaks TLS.
+    public init(port: Int = 0, tls: (cert: String, key: String)? = nil, script: @escaping Script = { _ in .ok }) async throws {
         let shared = Shared(script)
         self.shared = shared
+        let security: HTTP2ServerTransport.Posix.TransportSecurity = tls.map {
+            .tls(certificateChain: [.file(path: $0.cert, format: .pem)], privateKey: .file(path: $0.key, format: .pem))
+        } ?? .plaintext
         let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext,
+            address: .ipv4(host: "127.0.0.1", port: port), transportSecurity: security,
             config: .defaults {
                 $0.rpc.maxRequestPayloadSize = 64 << 20
                 $0.compression.enabledAlgorithms = .all

@@ -281,3 +281,54 @@ import Testing
         #expect(o.url == "http://collector:4318/v1/logs")
     }
 }
+
+/// flusher_otlp over TLS: gRPC with the configured CA, with an unknown CA (held back, nothing
+/// sent), with InsecureSkipVerify; bearer credentials as gRPC metadata.
+@Suite(.serialized) struct FlusherOtlpTLSTests {
+    /// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
+    static func makeCertificates(_ dir: String) throws -> (ca: String, cert: String, key: String) {
+        let cmd = """
+            cd '\(dir)' && \
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=sluice-otlp-test-ca' 2>/dev/null && \
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null && \
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext.cnf && \
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
+            """
+        try #require(shell(cmd) == 0, "openssl made the test certificates")
+        return (dir + "/ca.pem", dir + "/server.pem", dir + "/server.key")
+    }
+
+    @Test func grpcTrustedCADeliversUnknownCAIsHeldBackSkipVerifySends() async throws {
+        let tmp = TempDir("sluice-otlp-tls")
+        defer { tmp.remove() }
+        let certs = try Self.makeCertificates(tmp.path)
+        let r = try await OTLPTestReceiver(tls: (certs.cert, certs.key))
+        defer { Task { await r.stop() } }
+
+        let trusted = try makeFlusher(FlusherOtlp.self, """
+            Logs:
+                Endpoint: https://127.0.0.1:\(r.port)
+                Authentication: {TLS: {CAFile: \(certs.ca)}, Bearer: {Token: s3cret}}
+            """)
+        let tb = TestBatches()
+        let (batches, lines) = numberedBatches(tb, 40, per: 20)
+        await drive(trusted, batches)
+        for k in batches.indices { #expect(tb.statuses(of: k) == [.delivered]) }
+        #expect(r.logs.map(\.body).sorted() == lines.sorted())
+        #expect(r.metadata(0).contains { $0 == ("authorization", "Bearer s3cret") })
+
+        // The system's roots do not know this CA: the handshake fails, nothing is sent or acknowledged.
+        let before = r.requestCount
+        let unknown = try makeFlusher(FlusherOtlp.self, "Logs:\n    Endpoint: https://127.0.0.1:\(r.port)\n    Timeout: 500\n    Retry: {DefaultDelay: 50ms}\n")
+        let tb2 = TestBatches()
+        let ctx = await drive(unknown, [tb2.batch(0, ["x"])], cancelAfter: 1.5)
+        #expect(tb2.statuses(of: 0) == [.abandoned], "a certificate that cannot be verified holds the data back")
+        #expect(r.requestCount == before)
+        #expect(ctx.metrics.errors.current > 0)
+
+        let skip = try makeFlusher(FlusherOtlp.self, "Logs:\n    Endpoint: 127.0.0.1:\(r.port)\n    Authentication: {TLS: {InsecureSkipVerify: true}}\n")
+        let tb3 = TestBatches()
+        await drive(skip, [tb3.batch(0, ["y"])])
+        #expect(tb3.statuses(of: 0) == [.delivered], "a TLS block without https:// still means TLS")
+    }
+}

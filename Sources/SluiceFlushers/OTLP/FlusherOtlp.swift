@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
@@ -26,11 +27,11 @@ import Synchronization
 public final class FlusherOtlp: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_otlp", kind: .flusher,
-        summary: "Sends events as OTLP logs over gRPC or HTTP/protobuf; partial success honoured, only retryable codes retried.",
+        summary: "Sends events as OTLP logs (`ExportLogsServiceRequest`) over gRPC or HTTP/protobuf (`/v1/logs`), one ResourceLogs per batch: tags → resource attributes, `content` → body, `level` → severity text, other fields and converted tags → attributes. **Delivery:** a request is acknowledged when the receiver answers OK; a `partial_success` counts its `rejected_log_records` as rejected and the rest delivered, and is never sent again; only the codes the OTLP specification calls retryable are retried, with the same bytes (gRPC: Unavailable, Cancelled, DeadlineExceeded, Aborted, OutOfRange, DataLoss, and ResourceExhausted with RetryInfo, whose delay is honoured; HTTP: 429, 502, 503, 504 with `Retry-After`; no answer at all); every other status is rejected and counted. **Unlike the incumbent** (no retry unless `Retry.Enable`), Sluice retries until delivered unless `Retry.Enable: true` with `Retry.MaxCount` bounds it; `Logs.Protocol: http/protobuf` and `Logs.Authentication` are Sluice's.",
         fields: [
             FieldSpec(name: "Version", type: .string, doc: "Only `v1` (the incumbent's log mapping).", defaultValue: "v1"),
             FieldSpec(name: "Logs", type: .object(fields: [
-                FieldSpec(name: "Endpoint", type: .string, doc: "Where to send (required). gRPC: `host:port` (4317 when no port), `http://` plaintext, `https://` TLS, `unix:/path`. HTTP/protobuf: the base URL; `/v1/logs` is appended unless it ends with it.", defaultValue: nil),
+                FieldSpec(name: "Endpoint", type: .string, doc: "Where to send (required). gRPC: `host:port` (4317 when no port), `http://` plaintext, `https://` TLS (also with an `Authentication.TLS` block), `unix:/path`. HTTP/protobuf: the base URL; `/v1/logs` is appended unless it ends with it.", defaultValue: nil),
                 FieldSpec(name: "Protocol", type: .string, doc: "Sluice: `grpc` or `http/protobuf`.", defaultValue: "grpc"),
                 FieldSpec(name: "Compression", type: .string, doc: "gRPC: `gzip` or none. HTTP/protobuf: `gzip`, `zstd`, `snappy` or none (with `Content-Encoding`).", defaultValue: nil),
                 FieldSpec(name: "Headers", type: .stringMap, doc: "gRPC metadata / HTTP headers of every request (`${ENV}` references allowed).", defaultValue: nil),
@@ -41,6 +42,7 @@ public final class FlusherOtlp: FlusherPlugin {
                     FieldSpec(name: "MaxCount", type: .int, doc: "With `Enable: true`: a request still failing after this many retries is rejected and counted.", defaultValue: nil),
                     FieldSpec(name: "DefaultDelay", type: .any, doc: "First retry delay: nanoseconds (the incumbent's form) or text such as `500ms`. Default 100ms, doubling up to 30s.", defaultValue: nil),
                 ]), doc: "Retries of retryable failures.", defaultValue: nil),
+                HTTPClientOptions.authenticationField,
                 FieldSpec(name: "BalancerName", type: .string, doc: "Accepted.", defaultValue: nil,
                           status: .acceptedNotYetEffective(reason: "one endpoint, one connection: no load balancing")),
                 FieldSpec(name: "ReadBufferSize", type: .int, doc: "Accepted.", defaultValue: nil,
@@ -126,9 +128,11 @@ public final class FlusherOtlp: FlusherPlugin {
             }
             if let d = try GoDuration.read(r, "DefaultDelay"), d > .zero { o.backoff.initial = d }
         }
-        if let n = try c.int("Concurrency") {
-            guard n >= 1 else { throw c.error(at: "Concurrency", "must be ≥ 1") }
-            o.concurrency = n
+        o.concurrency = try HTTPClientOptions.concurrency(c, globals: globals)
+        try o.client.readAuthentication(logs)
+        if o.client.tls != nil && o.wireProtocol == .grpc { o.tls = true }
+        if o.client.tls != nil && o.wireProtocol == .httpProtobuf && !o.url.hasPrefix("https://") {
+            throw logs.error(at: "Authentication", "TLS needs an https:// Endpoint")
         }
         o.client.requestTimeout = o.timeout
         o.client.connectTimeout = min(o.client.connectTimeout, o.timeout)
@@ -193,15 +197,38 @@ public final class FlusherOtlp: FlusherPlugin {
                 c.connection.maxIdleTime = .seconds(300)
                 if options.grpcGzip { c.compression = .init(algorithm: .gzip, enabledAlgorithms: [.gzip]) }
             }
-            let security: HTTP2ClientTransport.Posix.TransportSecurity = options.tls ? .tls : .plaintext
+            let security = options.tls ? FlusherOtlp.transportSecurity(options.client.tls) : .plaintext
             let transport: HTTP2ClientTransport.Posix
             switch options.grpcTarget {
             case .host(let h, let p):
-                transport = try HTTP2ClientTransport.Posix(target: .dns(host: h, port: p), transportSecurity: security, config: config)
+                // A literal address goes in without a name: TLS then sends no SNI (an IP address
+                // is not allowed there) and checks the certificate's IP SAN.
+                switch try? NIOCore.SocketAddress(ipAddress: h, port: p) {
+                case .v4?:
+                    transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: h, port: p), transportSecurity: security, config: config)
+                case .v6?:
+                    transport = try HTTP2ClientTransport.Posix(target: .ipv6(address: h, port: p), transportSecurity: security, config: config)
+                default:
+                    transport = try HTTP2ClientTransport.Posix(target: .dns(host: h, port: p), transportSecurity: security, config: config)
+                }
             case .unix(let path):
                 transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: security, config: config)
             }
             grpc = GRPCClient(transport: transport)
+        }
+    }
+
+    /// TLS of the gRPC connection: the system's roots, or `CAFile`; a client certificate; no
+    /// verification with `InsecureSkipVerify`.
+    static func transportSecurity(_ t: HTTPTLSOptions?) -> HTTP2ClientTransport.Posix.TransportSecurity {
+        .tls { c in
+            guard let t else { return }
+            if let ca = t.caFile { c.trustRoots = .certificates([.file(path: ca, format: .pem)]) }
+            if let cert = t.certFile, let key = t.keyFile {
+                c.certificateChain = [.file(path: cert, format: .pem)]
+                c.privateKey = .file(path: key, format: .pem)
+            }
+            if t.insecureSkipVerify { c.serverCertificateVerification = .noVerification }
         }
     }
 
@@ -329,7 +356,12 @@ public final class FlusherOtlp: FlusherPlugin {
 
     func sendGRPC(_ request: OtlpRequest, _ grpc: GRPCClient<HTTP2ClientTransport.Posix>) async -> SendOutcome<OtlpRequest> {
         var metadata = Metadata()
-        for (k, v) in options.headers { metadata.addString(v, forKey: k) }
+        switch options.client.auth {
+        case .basic(let user, let password): metadata.addString(HTTPClient.Authorization.basic(username: user, password: password).headerValue, forKey: "authorization")
+        case .bearer(let token): metadata.addString(HTTPClient.Authorization.bearer(tokens: token).headerValue, forKey: "authorization")
+        case nil: break
+        }
+        for (k, v) in options.headers { metadata.replaceOrAddString(v, forKey: k) }
         var call = CallOptions.defaults
         call.timeout = options.timeout
         call.waitForReady = options.waitForReady
