@@ -2,6 +2,7 @@ import Foundation
 import SluiceConfig
 import SluiceCore
 import SluiceFlushers
+@testable import SluiceRuntime
 import SluiceTesting
 import Testing
 
@@ -153,6 +154,33 @@ import Testing
         let got = r.logs.map(\.body)
         #expect(got.count == lines.count && Set(got) == Set(lines))
         #expect(ctx.metrics.sentEvents.current == lines.count)
+        #expect(ctx.metrics.requestsRetried.current > 0)
+    }
+
+    @Test func aReceiverDownInTheMiddleHoldsDataBackAndLosesNothing() async throws {
+        let port = TestServer.freePort()
+        let r = try await OTLPTestReceiver(port: port)
+        let f = try makeFlusher(FlusherOtlp.self, grpcConfig("127.0.0.1:\(port)", "Concurrency: 1\n"))
+        let q = BatchQueue(highWatermark: 256 << 20)
+        let ctx = testContext(kind: .flusher, type: "network")
+        try await f.start()
+        let runner = Task { await FlusherRunner(flusher: f, queue: q, context: ctx).run() }
+        let tb = TestBatches()
+        q.push(tb.batch(0, ["before-1", "before-2"]))
+        #expect(await eventually(5) { tb.statuses(of: 0) == [.delivered] })
+        await r.stop()
+        q.push(tb.batch(1, ["during-1", "during-2"]))
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(tb.statuses(of: 1).isEmpty, "held back while the receiver is down")
+        let r2 = try await OTLPTestReceiver(port: port)
+        defer { Task { await r2.stop() } }
+        q.push(tb.batch(2, ["after-1"]))
+        q.close()
+        await runner.value
+        await f.stop()
+        #expect(tb.statuses(of: 1) == [.delivered] && tb.statuses(of: 2) == [.delivered])
+        #expect(r.logs.map(\.body) == ["before-1", "before-2"])
+        #expect(r2.logs.map(\.body).sorted() == ["after-1", "during-1", "during-2"], "nothing lost, nothing twice")
         #expect(ctx.metrics.requestsRetried.current > 0)
     }
 
