@@ -7,23 +7,10 @@ import Testing
 /// TLS to a backend: a certificate signed by the configured CA is trusted; one the flusher cannot
 /// verify is never sent to (retried, nothing acknowledged); skip-verify sends.
 @Suite(.serialized) struct FlusherTLSTests {
-    /// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
-    static func makeCertificates(_ dir: String) throws -> (ca: String, cert: String, key: String) {
-        let cmd = """
-            cd '\(dir)' && \
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=sluice-test-ca' 2>/dev/null && \
-            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null && \
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext.cnf && \
-            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
-            """
-        try #require(shell(cmd) == 0, "openssl made the test certificates")
-        return (dir + "/ca.pem", dir + "/server.pem", dir + "/server.key")
-    }
-
     @Test func trustedCAIsDeliveredUnknownCAIsHeldBackSkipVerifySends() async throws {
         let tmp = TempDir("sluice-tls")
         defer { tmp.remove() }
-        let certs = try Self.makeCertificates(tmp.path)
+        let certs = try #require(makeTestCertificates(in: tmp.path), "openssl made the test certificates")
         let r = try await HTTPTestReceiver(tls: (certs.cert, certs.key))
         defer { Task { await r.stop() } }
         let url = "https://127.0.0.1:\(r.port)/tls"
