@@ -33,6 +33,10 @@ public struct BulkRequest: FlushRequest {
 
     /// The body of `items[range]`.
     func body(_ range: Range<Int>) -> [UInt8] {
+        if let first = items[range].first, let last = items[range].last, last.upperBound - first.lowerBound == items[range].reduce(0, { $0 + $1.count }) {
+            // The items lie one after the other in the store (a first send): one slice.
+            return Array(store.bytes[first.lowerBound..<last.upperBound])
+        }
         var out: [UInt8] = []
         out.reserveCapacity(items[range].reduce(0) { $0 + $1.count })
         for r in items[range] { out.append(contentsOf: store.bytes[r]) }

@@ -98,21 +98,39 @@ public final class FlusherElasticsearch: FlusherPlugin {
         let action = options.create ? "create" : "index"
         for batch in batches {
             enc.begin(batch)
-            let batchIndex = options.index.usesContent ? nil : options.index.render(event: 0, of: batch, tags: enc.tagValues, now: now)
+            // The action line's head (`{"index":{"_index":"x"`), once per batch when the index
+            // does not depend on the event.
+            let head = OutputBuffer(capacity: 128)
+            func writeHead(_ index: String) {
+                head.clear()
+                head.append("{\"\(action)\":{\"_index\":")
+                JSONLineEncoder.appendString(index, to: head)
+            }
+            let perEvent = options.index.usesContent
+            if !perEvent { writeHead(options.index.render(event: 0, of: batch, tags: enc.tagValues, now: now)) }
             var seen: [SHA256Digest: Int] = [:]
             for i in batch.events.indices {
-                doc.clear()
-                guard enc.append(i, of: batch, to: doc) else { continue }
+                if perEvent { writeHead(options.index.render(event: i, of: batch, tags: enc.tagValues, now: now)) }
                 let start = out.count
-                out.append("{\"\(action)\":{\"_index\":")
-                JSONLineEncoder.appendString(batchIndex ?? options.index.render(event: i, of: batch, tags: enc.tagValues, now: now), to: out)
-                if options.generateId {
+                if options.generateId && batch.sourceOffset < 0 {
+                    // The id is made from the document: encode it first.
+                    doc.clear()
+                    guard enc.append(i, of: batch, to: doc) else { continue }
+                    out.append(head.base, head.count)
                     out.append(",\"_id\":\"")
                     out.append(documentId(doc, batch: batch, event: i, seen: &seen))
-                    out.append("\"")
+                    out.append("\"}}\n")
+                    out.append(doc.base, doc.count)
+                } else {
+                    out.append(head.base, head.count)
+                    if options.generateId {
+                        out.append(",\"_id\":\"")
+                        out.append(documentId(doc, batch: batch, event: i, seen: &seen))
+                        out.append("\"")
+                    }
+                    out.append("}}\n")
+                    guard enc.append(i, of: batch, to: out) else { out.count = start; continue }
                 }
-                out.append("}}\n")
-                out.append(doc.base, doc.count)
                 out.append(byte: 0x0A)
                 items.append(start..<out.count)
             }
