@@ -125,34 +125,45 @@ public final class FlusherLoki: FlusherPlugin {
     public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> HTTPPostsRequest {
         var enc = LogDocumentEncoder(options: options.convert)
         let lines = OutputBuffer(capacity: 1 << 20)
-        var streams: [String: [Entry]] = [:]
-        var order: [String] = []
-        var labelPairs: [String: [(String, String)]] = [:]
+        // Streams in the order they first appear; a label set's JSON text is its key.
+        var index: [String: Int] = [:]
+        var keys: [String] = []
+        var pairsOf: [[(String, String)]] = []
+        var entries: [[Entry]] = []
+        func stream(_ pairs: [(String, String)]) -> Int {
+            let key = FlusherLoki.labelsJSON(pairs)
+            if let k = index[key] { return k }
+            index[key] = keys.count
+            keys.append(key)
+            pairsOf.append(pairs)
+            entries.append([])
+            return keys.count - 1
+        }
         var events = 0
         let now = Sys.wallSeconds()
         for batch in batches {
             enc.begin(batch)
             events += batch.events.count
-            let batchLabels = options.dynamicLabels.contains { $0.value.usesContent } ? nil : labels(event: 0, batch, enc.tagValues, now)
-            if let l = batchLabels { labelPairs[FlusherLoki.labelsJSON(l)] = l }
+            // Labels from tags only: one stream for the whole batch, looked up once.
+            let batchStream = options.dynamicLabels.contains { $0.value.usesContent } ? nil : stream(labels(event: 0, batch, enc.tagValues, now))
             for i in batch.events.indices {
                 let start = lines.count
                 guard enc.append(i, of: batch, to: lines) else { continue }
                 let ev = batch.events[i]
                 let ns = ev.timeNanos != 0 ? ev.timeNanos : batch.observedNanos + Int64(i)
-                let pairs = batchLabels ?? labels(event: i, batch, enc.tagValues, now)
-                let key = FlusherLoki.labelsJSON(pairs)
-                if streams[key] == nil {
-                    order.append(key)
-                    labelPairs[key] = pairs
-                }
-                streams[key, default: []].append(Entry(ns: ns, line: start..<lines.count))
+                let k = batchStream ?? stream(labels(event: i, batch, enc.tagValues, now))
+                entries[k].append(Entry(ns: ns, line: start..<lines.count))
             }
         }
         var headers = [("Content-Type", options.protobuf ? "application/x-protobuf" : "application/json")]
         if !options.tenant.isEmpty { headers.append(("X-Scope-OrgID", options.tenant)) }
-        let sorted = order.map { key in (key, streams[key]!.enumerated().sorted { ($0.element.ns, $0.offset) < ($1.element.ns, $1.offset) }.map(\.element)) }
-        let body = options.protobuf ? try protobufBody(sorted.map { (FlusherLoki.labelsText(labelPairs[$0.0] ?? []), $0.1) }, lines) : try jsonBody(sorted, lines)
+        // Entries by time within a stream (stable: equal times keep their order); usually already so.
+        for k in entries.indices where !zip(entries[k], entries[k].dropFirst()).allSatisfy({ $0.ns <= $1.ns }) {
+            entries[k] = entries[k].enumerated().sorted { ($0.element.ns, $0.offset) < ($1.element.ns, $1.offset) }.map(\.element)
+        }
+        let body = options.protobuf
+            ? try protobufBody(keys.indices.map { (FlusherLoki.labelsText(pairsOf[$0]), entries[$0]) }, lines)
+            : try jsonBody(keys.indices.map { (keys[$0], entries[$0]) }, lines)
         return HTTPPostsRequest(posts: [HTTPPost(url: options.url, headers: headers, body: body, events: events)])
     }
 
