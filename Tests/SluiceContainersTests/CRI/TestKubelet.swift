@@ -164,15 +164,25 @@ struct TestKubelet: Sendable {
             createCalled: createCalled, created: created, startCalled: startCalled, started: started)
     }
 
-    /// Deletes a pod as the kubelet does.
+    /// Deletes a pod as the kubelet does, which retries a stop that failed: a container that
+    /// exits while it is being killed can make containerd answer "ttrpc: closed" once.
     func deletePod(_ pod: CRIKubeletPod) async throws {
-        for c in pod.containers {
-            _ = try await client.runtime.stopContainer(.with {
-                $0.containerID = c.id
-                $0.timeout = 0
-            })
+        func retrying(_ body: () async throws -> Void) async throws {
+            for attempt in 1...3 {
+                do { return try await body() } catch where attempt < 3 {
+                    try await Task.sleep(for: .milliseconds(100 * attempt))
+                }
+            }
         }
-        _ = try await client.runtime.stopPodSandbox(.with { $0.podSandboxID = pod.sandboxID })
+        for c in pod.containers {
+            try await retrying {
+                _ = try await client.runtime.stopContainer(.with {
+                    $0.containerID = c.id
+                    $0.timeout = 0
+                })
+            }
+        }
+        try await retrying { _ = try await client.runtime.stopPodSandbox(.with { $0.podSandboxID = pod.sandboxID }) }
         for c in pod.containers {
             unlink(c.logPath)
             unlink(c.symlink)
