@@ -90,7 +90,10 @@ public final class ProcessorParseTimestampNative: ProcessorPlugin {
                             old += 1
                             continue
                         }
-                        ev.timeNanos = t.seconds * 1_000_000_000 + Int64(t.nanos)
+                        // A time past 2262 has no Int64 nanoseconds: a parse failure, not a trap.
+                        let (scaled, o1) = t.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+                        let (ns, o2) = scaled.addingReportingOverflow(Int64(t.nanos))
+                        if o1 || o2 { failed += 1 } else { ev.timeNanos = ns }
                     } else {
                         failed += 1
                     }

@@ -88,7 +88,16 @@ public final class ProcessorStrptime: ProcessorPlugin {
                         secs = Int64(CivilTime.days(year: year, month: month, day: day)) * 86400
                             + Int64(r.hour * 3600 + r.minute * 60 + r.second) - Int64(zone)
                     }
-                    ev.timeNanos = secs * 1_000_000_000 + Int64(r.nanos)
+                    // A time past 2262 has no Int64 nanoseconds: a parse failure, not a trap.
+                    let (scaled, o1) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+                    let (ns, o2) = scaled.addingReportingOverflow(Int64(r.nanos))
+                    if o1 || o2 {
+                        failed += 1
+                        w.end(&ev)
+                        events[i] = ev
+                        continue
+                    }
+                    ev.timeNanos = ns
                     if let pk = preciseKey {
                         let value: Int64
                         switch o.preciseUnit {
