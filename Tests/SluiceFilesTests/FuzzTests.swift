@@ -30,7 +30,7 @@ private enum Fuzz {
         print("fuzz \(target): seed \(s) (SLUICE_FUZZ_SEED=\(s) replays), \(seconds) s")
         return s
     }
-    static let callBound = 2.0
+    static let callBound = 5.0
 
     static func run(_ target: String, _ body: (inout FuzzRNG) throws -> Void) rethrows {
         var rng = FuzzRNG(seed: seed(target))
