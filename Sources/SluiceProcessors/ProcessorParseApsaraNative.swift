@@ -123,10 +123,14 @@ struct ApsaraParser: FieldParser {
             }
             i = end + 1
         }
+        // A time past 2262 has no Int64 nanoseconds: a parse failure, not a trap.
+        let (us, o1) = secs.multipliedReportingOverflow(by: 1_000_000)
+        let (ns, o2) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+        if o1 || o2 || ns > Int64.max - 1_000_000_000 { return .failed }
         let mark = w.extraMark
-        DecimalText.append(secs * 1_000_000 + Int64(micros), to: &w.extra)
+        DecimalText.append(us + Int64(micros), to: &w.extra)
         out.append(EventField(key: microtime, value: w.span(since: mark)))
-        time = secs * 1_000_000_000 + Int64(micros) * 1000
+        time = ns + Int64(micros) * 1000
         return .parsed
     }
 
