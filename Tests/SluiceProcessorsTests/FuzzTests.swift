@@ -9,27 +9,9 @@ import Testing
 /// SplitMix64; the seed is printed (`SLUICE_FUZZ_SEED` replays one), `SLUICE_FUZZ_SECONDS` sets the
 /// duration per target (default 2). Properties: no crash, each call bounded in time, every span of
 /// every event inside the arena, the encoder's output parses with JSONSerialization.
-struct FuzzRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
-    mutating func chance(_ inN: Int) -> Bool { int(inN) == 0 }
-}
-
 enum Fuzz {
-    static var seconds: Double { Double(ProcessInfo.processInfo.environment["SLUICE_FUZZ_SECONDS"] ?? "") ?? 2 }
-    static func seed(_ target: String) -> UInt64 {
-        let s = UInt64(ProcessInfo.processInfo.environment["SLUICE_FUZZ_SEED"] ?? "") ?? UInt64(UInt32.random(in: 0...UInt32.max))
-        print("fuzz \(target): seed \(s) (SLUICE_FUZZ_SEED=\(s) replays), \(seconds) s")
-        return s
-    }
+    static var seconds: Double { FuzzInput.seconds }
+    static func seed(_ target: String) -> UInt64 { FuzzInput.seed(target) }
     /// Longest a single call may take before it counts as a hang.
     static let callBound = 5.0
 
@@ -54,8 +36,7 @@ enum Fuzz {
     }
 
     static func randomBytes(_ r: inout FuzzRNG, max: Int = 64, alphabet: [UInt8]? = nil) -> [UInt8] {
-        let n = r.int(max + 1)
-        return (0..<n).map { _ in alphabet.map { $0[r.int($0.count)] } ?? UInt8(truncatingIfNeeded: r.next()) }
+        FuzzInput.randomBytes(&r, max: max, alphabet: alphabet)
     }
 
     /// One mutation of `b`: bit flip, truncation, splice with `other`, byte insert (NUL, invalid
