@@ -12,18 +12,10 @@ import Testing
 /// given, the joiner (single_line) emits every input line exactly once, in order.
 private enum Fuzz {
     static var seconds: Double { FuzzInput.seconds }
-    static func seed(_ target: String) -> UInt64 { FuzzInput.seed(target) }
     static let callBound = 5.0
 
     static func run(_ target: String, _ body: (inout FuzzRNG) throws -> Void) rethrows {
-        var rng = FuzzRNG(seed: seed(target))
-        let end = Date().addingTimeInterval(seconds)
-        var i = 0
-        while Date() < end {
-            try body(&rng)
-            i += 1
-        }
-        print("fuzz \(target): \(i) iterations in \(seconds) s, 0 crashes")
+        try FuzzInput.run(target) { r, _ in try body(&r) }
     }
 
     static func timed<T>(_ what: @autoclosure () -> String, _ f: () throws -> T) rethrows -> T {
@@ -39,31 +31,7 @@ private enum Fuzz {
     }
 
     static func mutate(_ b: [UInt8], _ r: inout FuzzRNG, other: [UInt8], specials: [UInt8]) -> [UInt8] {
-        var b = b
-        switch r.int(8) {
-        case 0 where !b.isEmpty:
-            let i = r.int(b.count); b[i] ^= UInt8(1) << UInt8(r.int(8))
-        case 1 where !b.isEmpty:
-            b = Array(b.prefix(r.int(b.count)))
-        case 2:
-            b = Array(b.prefix(r.int(b.count + 1))) + Array(other.suffix(r.int(other.count + 1)))
-        case 3:
-            let ins: [UInt8] = [[0], [0xFF], [0xC3], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0x80]][r.int(7)]
-            b.insert(contentsOf: ins, at: r.int(b.count + 1))
-        case 4 where !specials.isEmpty:
-            b.insert(specials[r.int(specials.count)], at: r.int(b.count + 1))
-        case 5 where !b.isEmpty:
-            let i = r.int(b.count), n = 1 + r.int(min(16, b.count - i))
-            let run = Array(b[i..<i + n])
-            var rep: [UInt8] = []
-            for _ in 0..<(1 + r.int(r.chance(8) ? 3000 : 20)) { rep += run }
-            b.insert(contentsOf: rep, at: i)
-        case 6 where !b.isEmpty:
-            b.remove(at: r.int(b.count))
-        default:
-            if !b.isEmpty { let i = r.int(b.count); b[i] = UInt8(truncatingIfNeeded: r.next()) }
-        }
-        return b
+        FuzzInput.mutate(b, &r, other: other, specials: specials, numbers: false, maxRepeat: 3000)
     }
 
     /// A raw batch as the reader hands it: lines (no `\n` inside) each followed by `\n` in the arena.

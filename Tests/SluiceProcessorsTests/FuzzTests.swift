@@ -11,20 +11,12 @@ import Testing
 /// every event inside the arena, the encoder's output parses with JSONSerialization.
 enum Fuzz {
     static var seconds: Double { FuzzInput.seconds }
-    static func seed(_ target: String) -> UInt64 { FuzzInput.seed(target) }
     /// Longest a single call may take before it counts as a hang.
     static let callBound = 5.0
 
     /// Runs `body` until the duration is used; returns the iteration count (printed).
     static func run(_ target: String, _ body: (inout FuzzRNG, Int) throws -> Void) rethrows {
-        var rng = FuzzRNG(seed: seed(target))
-        let end = Date().addingTimeInterval(seconds)
-        var i = 0
-        while Date() < end {
-            try body(&rng, i)
-            i += 1
-        }
-        print("fuzz \(target): \(i) iterations in \(seconds) s, 0 crashes")
+        try FuzzInput.run(target, body)
     }
 
     static func timed<T>(_ what: @autoclosure () -> String, _ f: () throws -> T) rethrows -> T {
@@ -39,38 +31,8 @@ enum Fuzz {
         FuzzInput.randomBytes(&r, max: max, alphabet: alphabet)
     }
 
-    /// One mutation of `b`: bit flip, truncation, splice with `other`, byte insert (NUL, invalid
-    /// UTF-8, a structural byte from `specials`), a repeated run, or a huge number.
     static func mutate(_ b: [UInt8], _ r: inout FuzzRNG, other: [UInt8], specials: [UInt8]) -> [UInt8] {
-        var b = b
-        switch r.int(9) {
-        case 0 where !b.isEmpty:
-            let i = r.int(b.count); b[i] ^= UInt8(1) << UInt8(r.int(8))
-        case 1 where !b.isEmpty:
-            b = Array(b.prefix(r.int(b.count)))
-        case 2:
-            b = Array(b.prefix(r.int(b.count + 1))) + Array(other.suffix(r.int(other.count + 1)))
-        case 3:
-            let ins: [UInt8] = [[0], [0xFF], [0xC3], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0x80]][r.int(7)]
-            b.insert(contentsOf: ins, at: r.int(b.count + 1))
-        case 4 where !specials.isEmpty:
-            b.insert(specials[r.int(specials.count)], at: r.int(b.count + 1))
-        case 5 where !b.isEmpty:
-            let i = r.int(b.count), n = 1 + r.int(min(16, b.count - i))
-            let run = Array(b[i..<i + n])
-            var rep: [UInt8] = []
-            for _ in 0..<(1 + r.int(r.chance(8) ? 5000 : 20)) { rep += run }
-            b.insert(contentsOf: rep, at: i)
-        case 6:
-            let digits = (0..<(1 + r.int(r.chance(4) ? 400 : 30))).map { _ in UInt8(ascii: "0") + UInt8(r.int(10)) }
-            let num = (r.chance(2) ? [UInt8(ascii: "-")] : []) + digits + (r.chance(3) ? Array("e99999".utf8) : []) + (r.chance(3) ? Array(".5".utf8) : [])
-            b.insert(contentsOf: num, at: r.int(b.count + 1))
-        case 7 where !b.isEmpty:
-            b.remove(at: r.int(b.count))
-        default:
-            if !b.isEmpty { let i = r.int(b.count); b[i] = UInt8(truncatingIfNeeded: r.next()) }
-        }
-        return b
+        FuzzInput.mutate(b, &r, other: other, specials: specials, numbers: true, maxRepeat: 5000)
     }
 
     /// Checks every event's spans lie in the arena and the encoder's output is JSON.
