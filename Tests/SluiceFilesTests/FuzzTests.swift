@@ -11,7 +11,6 @@ import Testing
 /// bounded in time, spans inside the arena, the decoders never emit more bytes than they were
 /// given, the joiner (single_line) emits every input line exactly once, in order.
 private enum Fuzz {
-    static var seconds: Double { FuzzInput.seconds }
     static let callBound = 5.0
 
     static func run(_ target: String, _ body: (inout FuzzRNG) throws -> Void) rethrows {

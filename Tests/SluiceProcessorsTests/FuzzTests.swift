@@ -10,7 +10,6 @@ import Testing
 /// duration per target (default 2). Properties: no crash, each call bounded in time, every span of
 /// every event inside the arena, the encoder's output parses with JSONSerialization.
 enum Fuzz {
-    static var seconds: Double { FuzzInput.seconds }
     /// Longest a single call may take before it counts as a hang.
     static let callBound = 5.0
 
