@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The operating system, once: clocks, stat, whole-file reads, atomic writes, mkdir -p,
@@ -80,11 +81,17 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"), .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["OTLP/proto", "Loki/proto"]),
-        // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle.
+        // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle; the
+        // monitoring endpoint (/metrics through swift-prometheus, /healthz, /readyz on NIO HTTP/1).
         .target(name: "SluiceRuntime", dependencies: [
             "SluiceCore", "SluiceConfig", "SluiceFiles", "SluiceFlushers", "SluiceContainers", "SluiceProcessors", "SluiceSystem",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "sluice", dependencies: [
             "SluiceRuntime", "SluiceConfig", "SluiceContainers", "SluiceSystem",

@@ -7,8 +7,11 @@
 #   libpcre2-dev              the regex engine of the processors (PCRE2 with JIT)
 #   libzstd-dev, libsnappy-dev  request body compression of the network flushers
 #   clickhouse-server/-client, curl   the real ClickHouse the flusher tests start on loopback
+#   prometheus                the real Prometheus that scrapes /metrics in the monitoring tests
 # and, from PyPI, osmem-server (an OpenSearch-compatible _bulk server), unpacked under
-# /var/tmp/sluice-servers for the Elasticsearch flusher's tests.
+# /var/tmp/sluice-servers for the Elasticsearch flusher's tests, and kubernetes-validate (the
+# Kubernetes API schemas, offline), installed under /var/tmp/sluice-servers/kubernetes-validate
+# unless it is on PATH, for the test that validates the deploy/ manifests.
 set -euo pipefail
 command -v swift >/dev/null || { echo "Swift is required (https://swift.org/install); it is not an apt package here." >&2; exit 1; }
 need=()
@@ -23,6 +26,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null || need+=(clickhouse-client)
 command -v curl >/dev/null || need+=(curl)
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -37,4 +41,12 @@ if [ ! -x "$SERVERS/osmem/osmem_server/bin/osmem-server" ]; then
   ls "$SERVERS"/wheels/osmem_server-*.whl >/dev/null 2>&1 || python3 -m pip download --no-deps -q -d "$SERVERS/wheels" osmem-server
   rm -rf "$SERVERS/osmem" && python3 -m zipfile -e "$(ls "$SERVERS"/wheels/osmem_server-*.whl | head -1)" "$SERVERS/osmem"
   chmod +x "$SERVERS/osmem/osmem_server/bin/osmem-server"
+fi
+
+# kubernetes-validate and its dependencies in a directory of their own (pip --target: no change to
+# the system's Python packages); the tests run it as PYTHONPATH=<dir> python3 -m kubernetes_validate.
+KV="$SERVERS/kubernetes-validate"
+if ! command -v kubernetes-validate >/dev/null && [ ! -f "$KV/kubernetes_validate/__main__.py" ]; then
+  rm -rf "$KV.tmp" && PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check --target "$KV.tmp" kubernetes-validate
+  rm -rf "$KV" && mv "$KV.tmp" "$KV"
 fi

@@ -62,6 +62,23 @@ public struct GlobalParameters: Sendable, Equatable {
     /// `checkpoint_flush_interval_ms`: how often acknowledged offsets are persisted (Sluice's own).
     public var checkpointFlushIntervalMs: Int = 200
 
+    /// Sidecar env tags: `LOONG_ENV_TAGS` or `ALIYUN_LOG_ENV_TAGS` (`_pod_name_|_pod_ip_|...`) name
+    /// environment variables; each becomes a tag (its name, its value) on every event.
+    public var envTags: [EnvTag] = []
+
+    /// A tag from the environment: the variable's name and value.
+    public struct EnvTag: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// The variables that list env tags, newest name first (LoongCollector, then iLogtail).
+    public static let envTagVariables = ["LOONG_ENV_TAGS", "ALIYUN_LOG_ENV_TAGS"]
+
     /// All defaults.
     public init() {}
 
@@ -130,6 +147,14 @@ public struct GlobalParameters: Sendable, Equatable {
             parameters.set(spec.name, value)
             if case .acceptedNotYetEffective(let reason) = spec.status {
                 warnings.append("\(spec.name)=\(text) is accepted but has no effect yet: \(reason)")
+            }
+        }
+        if let variable = envTagVariables.first(where: { !(environment[$0] ?? "").isEmpty }), let list = environment[variable] {
+            for name in list.split(separator: "|").map({ String(String($0).trimmingSpaces) }) where !name.isEmpty {
+                if parameters.envTags.contains(where: { $0.name == name }) { continue }
+                let value = environment[name]
+                if value == nil { warnings.append("\(variable) names \(name), which is not set; its tag is empty") }
+                parameters.envTags.append(EnvTag(name, value ?? ""))
             }
         }
         return (parameters, warnings)

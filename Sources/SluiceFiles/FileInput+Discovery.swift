@@ -155,7 +155,7 @@ extension FileInput {
             r.pathGone = true
             r.goneSince = Sys.monotonicNanos()
             r.dirty = true
-            context.pipelineMetrics.rotations.add(1, ordering: .relaxed)
+            context.pipelineMetrics.rotations.add(1)
         }
         // Open and identify.
         let fd: Int32
@@ -236,7 +236,7 @@ extension FileInput {
             r.dirty = false
         }
         openCount += 1
-        context.pipelineMetrics.filesOpened.add(1, ordering: .relaxed)
+        context.pipelineMetrics.filesOpened.add(1)
         readers[id] = r
         byPath[path] = id
         checkpoints.track(id, path: path, signature: sig, offset: offset)
@@ -322,6 +322,7 @@ extension FileInput {
             tags.append(EventTag("__path__", shownPath(path, target: t)))
         }
         tags.append(EventTag("__hostname__", context.hostname))
+        for e in context.globals.envTags { tags.append(EventTag(e.name, e.value)) }
         if let pt = options.pathTags {
             // Matched on the path as `__path__` shows it (inside the container), once per file.
             let fromPath = pt.tags(for: shownPath(path, target: t))

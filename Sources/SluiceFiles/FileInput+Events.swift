@@ -62,7 +62,7 @@ extension FileInput {
                 // released and found again as a new file, and read again from the start.
                 if let id = byPath[path], case .success(let st) = Sys.stat(path), st.dev == id.dev, st.inode == id.inode { continue }
                 if let id = byPath[path], let r = readers[id] {
-                    if ev.mask & UInt32(IN_MOVED_FROM) != 0 { context.pipelineMetrics.rotations.add(1, ordering: .relaxed) }
+                    if ev.mask & UInt32(IN_MOVED_FROM) != 0 { context.pipelineMetrics.rotations.add(1) }
                     byPath[path] = nil
                     r.pathGone = true
                     r.goneSince = Sys.monotonicNanos()

@@ -43,16 +43,7 @@ extension FileInput {
                     && now - r.goneSince >= Int64(options.forceReleaseDeletedFileFdTimeoutSec) * 1_000_000_000
                 if !r.isOpen && !force && reopenMoved(r) { continue }
                 if (drained && now - r.lastActivity >= nanos(options.releaseDrainedAfterSec) && now - r.goneSince >= nanos(options.releaseDrainedAfterSec)) || force || !r.isOpen {
-                    let start = r.emittedOffset
-                    if !r.partial.isEmpty, let b = chunkReader.flushPartial(r, wallNanos: Sys.wallNanos()) {
-                        if let dec = r.decoder {
-                            if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: r.readOffset, sink: sink) { return }
-                        } else if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return }
-                    }
-                    if let dec = r.decoder, dec.holdOffset != nil {
-                        if !deliver(dec.flushPending(tags: r.tags, observedNanos: Sys.wallNanos()), from: r, upTo: r.readOffset, sink: sink) { return }
-                    }
-                    countMultiline(r)
+                    if !flushHeldBack(r, sink: sink) { return }
                     toRemove.append(r.id)
                 }
                 continue
@@ -60,7 +51,7 @@ extension FileInput {
             if r.isOpen && r.atEOF && !r.dirty && r.partial.isEmpty && now - r.lastActivity >= idleClose {
                 r.closeFD()
                 openCount -= 1
-                context.pipelineMetrics.filesClosed.add(1, ordering: .relaxed)
+                context.pipelineMetrics.filesClosed.add(1)
             }
         }
         for id in toRemove {
@@ -73,9 +64,26 @@ extension FileInput {
             for r in idle.prefix(openCount - options.maxOpenFiles) {
                 r.closeFD()
                 openCount -= 1
-                context.pipelineMetrics.filesClosed.add(1, ordering: .relaxed)
+                context.pipelineMetrics.filesClosed.add(1)
             }
         }
+    }
+
+    /// Emits what `r` holds back (an unterminated last line, a pending multiline group, a
+    /// runtime log's unfinished record) as if its flush timeout had passed: for a file that is
+    /// let go, and for a drain. False when the sink refused (the pipeline is stopping).
+    func flushHeldBack(_ r: FileReader, sink: any BatchSink) -> Bool {
+        let start = r.emittedOffset
+        if !r.partial.isEmpty, let b = chunkReader.flushPartial(r, wallNanos: Sys.wallNanos()) {
+            if let dec = r.decoder {
+                if !deliver(dec.decode(b, baseOffset: start), from: r, upTo: r.readOffset, sink: sink) { return false }
+            } else if !deliver(b, from: r, upTo: r.emittedOffset, sink: sink) { return false }
+        }
+        if let dec = r.decoder, dec.holdOffset != nil {
+            if !deliver(dec.flushPending(tags: r.tags, observedNanos: Sys.wallNanos()), from: r, upTo: r.readOffset, sink: sink) { return false }
+        }
+        countMultiline(r)
+        return true
     }
 
     // MARK: - Dynamic targets
@@ -146,7 +154,7 @@ extension FileInput {
     fileprivate func release(_ r: FileReader, _ why: Logger.Message) {
         guard readers.removeValue(forKey: r.id) != nil else { return }
         setHead(r, [])
-        if r.isOpen { openCount -= 1; context.pipelineMetrics.filesClosed.add(1, ordering: .relaxed) }
+        if r.isOpen { openCount -= 1; context.pipelineMetrics.filesClosed.add(1) }
         r.closeFD()
         if byPath[r.path] == r.id { byPath[r.path] = nil }
         checkpoints.release(r.id)

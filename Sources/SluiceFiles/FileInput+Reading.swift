@@ -26,9 +26,9 @@ extension FileInput {
                     r.dirty = false
                     chunks = Int.max
                 case .success(let out):
-                    if out.linesSplit > 0 { context.pipelineMetrics.linesSplit.add(out.linesSplit, ordering: .relaxed) }
+                    if out.linesSplit > 0 { context.pipelineMetrics.linesSplit.add(out.linesSplit) }
                     if out.bytesRead > 0 {
-                        context.pipelineMetrics.bytesIn.add(out.bytesRead, ordering: .relaxed)
+                        context.pipelineMetrics.bytesIn.add(out.bytesRead)
                         context.rateLimiter?.acquire(out.bytesRead, shouldStop: { self.stopping })
                     }
                     if r.multiline != nil || r.decoder?.multilineActive == true { countMultiline(r) }
@@ -104,7 +104,7 @@ extension FileInput {
         // Delivered and rejected both let the position move past the batch; abandoned (shutdown)
         // leaves it behind, so the batch is read again on the next start.
         b.ack = AckToken(expected: 0) { status in if status.isFinal { table.acknowledged(id, sequence: seq) } }
-        context.pipelineMetrics.eventsIn.add(b.events.count, ordering: .relaxed)
+        context.pipelineMetrics.eventsIn.add(b.events.count)
         context.metrics.receivedEvents.add(b.events.count)
         context.metrics.receivedBytes.add(b.inputBytes)
         return sink.send(b)
@@ -183,7 +183,7 @@ extension FileInput {
             truncated = !signatureMatches(fd: r.fd, r.signature)
         }
         if truncated {
-            context.pipelineMetrics.truncations.add(1, ordering: .relaxed)
+            context.pipelineMetrics.truncations.add(1)
             logger.info("File was truncated or rewritten; reading it again from the start.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)", "file.size": "\(st.size)"])
             copies.truncated(path: r.path, head: r.head, delivered: r.emittedOffset, now: Sys.monotonicNanos())
             r.readOffset = 0

@@ -14,6 +14,7 @@ public final class FileInput: Input, @unchecked Sendable {
     let context: PluginContext
     let checkpoints: CheckpointTable
     private let stopFlag = Atomic<Bool>(false)
+    private let drainFlag = Atomic<Bool>(false)
     let waker = Waker()
     var logger: Logger { context.logger }
 
@@ -90,6 +91,14 @@ public final class FileInput: Input, @unchecked Sendable {
         waker.wake()
     }
 
+    /// Reads every matched file to its end (a last scan first, so a file created just now is
+    /// included), emits what is held back (an unterminated last line, a pending multiline group),
+    /// then stops: the sidecar's `--exit-when-file`. A stop request still ends it at once.
+    public func requestDrain() {
+        drainFlag.store(true, ordering: .releasing)
+        waker.wake()
+    }
+
     var stopping: Bool { stopFlag.load(ordering: .acquiring) }
 
     public func run(sink: any BatchSink) async throws {
@@ -119,7 +128,16 @@ public final class FileInput: Input, @unchecked Sendable {
         var pfds = [pollfd(fd: waker.fd, events: Int16(POLLIN), revents: 0)]
         if let ino = inotify { pfds.append(pollfd(fd: ino.fd, events: Int16(POLLIN), revents: 0)) }
 
+        var draining = false
         while !stopping {
+            if !draining && drainFlag.load(ordering: .acquiring) {
+                draining = true
+                applyPendingTargets()
+                var s = Set<FileIdentity>()
+                scanAll(existedBefore: false, seen: &s)
+                for r in readers.values { r.dirty = true }
+                logger.info("Draining: reading every file to its end, then stopping.", metadata: ["input": "\(inputName)", "files": "\(readers.count)"])
+            }
             let anyDirty = readers.values.contains { $0.dirty }
             let timeout: Int32 = anyDirty ? 0 : 100
             _ = poll(&pfds, nfds_t(pfds.count), timeout)
@@ -141,6 +159,14 @@ public final class FileInput: Input, @unchecked Sendable {
                 nextPoll = now + nanos(options.pollIntervalSec)
             }
             if !readRound(sink: sink) { break }
+            // Done when every file is read to its end; a container's files held for its metadata
+            // (at most a few seconds) are waited for.
+            if draining && !readers.values.contains(where: { ($0.dirty && $0.suspect == nil) || isHeld($0) }) {
+                for r in readers.values {
+                    if !flushHeldBack(r, sink: sink) { break }
+                }
+                break
+            }
             housekeeping(sink: sink, now: Sys.monotonicNanos())
         }
         for r in readers.values { r.closeFD() }
@@ -167,7 +193,7 @@ public final class FileInput: Input, @unchecked Sendable {
         let now = Sys.monotonicNanos()
         if let last = warnedPaths[path], now - last < 60_000_000_000 { return }
         warnedPaths[path] = now
-        context.pipelineMetrics.readErrors.add(1, ordering: .relaxed)
+        context.pipelineMetrics.readErrors.add(1)
         logger.warning(message, metadata: ["path": "\(path)", "error": "\(e)"])
     }
 

@@ -153,8 +153,8 @@ struct FlusherRunner<F: Flusher>: Sendable {
     private func sent(events: Int, bytes: Int) {
         metrics.sentEvents.add(events)
         metrics.sentBytes.add(bytes)
-        context.pipelineMetrics.eventsOut.add(events, ordering: .relaxed)
-        context.pipelineMetrics.bytesOut.add(bytes, ordering: .relaxed)
+        context.pipelineMetrics.eventsOut.add(events)
+        context.pipelineMetrics.bytesOut.add(bytes)
     }
 
     private func reject(_ batches: [EventBatch], events: Int, reason: String, message: String) {

@@ -49,6 +49,9 @@ public final class Pipeline: Sendable {
     /// Every component's counters (inputs, processors, flushers), for the stats file and metrics.
     public let components: [ComponentMetrics]
     private let stopRequested = Atomic<Bool>(false)
+    /// A drain's deadline (monotonic nanoseconds; 0: none, the flushers get the shutdown
+    /// timeout from when the input stopped).
+    private let drainDeadline = Atomic<Int64>(0)
     private let done = Latch()
 
     public init(_ pipeline: ValidatedPipeline, environment env: PipelineEnvironment, queueBytes: Int, shutdownTimeoutSeconds: Double) throws {
@@ -108,9 +111,10 @@ public final class Pipeline: Sendable {
             }
             // The input has stopped: no more batches. Flushers deliver what is queued, within the deadline.
             for q in queues { q.close() }
-            let deadline = shutdownTimeoutSeconds
+            let drainBy = drainDeadline.load(ordering: .acquiring)
+            let deadline = drainBy > 0 ? max(0, Int((drainBy - Sys.monotonicNanos()) / 1_000_000)) : Int(shutdownTimeoutSeconds * 1000)
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int(deadline * 1000)))
+                try? await Task.sleep(for: .milliseconds(deadline))
                 return false
             }
             var finished = 0
@@ -139,12 +143,41 @@ public final class Pipeline: Sendable {
         await FlusherRunner(flusher: flusher, queue: queue, context: context).run()
     }
 
-    /// Asks the pipeline to stop and waits until it has.
-    public func stop() async {
+    /// Reads every source to its end, delivers it all and stops, within `timeoutSeconds`. Past
+    /// that the input is stopped where it is and what the flushers hold is abandoned (its files'
+    /// positions stay before it, to be read again). Returns the events abandoned.
+    public func drain(timeoutSeconds: Double) async -> Int {
+        let before = abandonedEvents
+        let limit = Int64(timeoutSeconds * 1e9)
+        drainDeadline.store(Sys.monotonicNanos() + limit, ordering: .releasing)
         if !stopRequested.exchange(true, ordering: .acquiringAndReleasing) {
+            input.requestDrain()
+        }
+        let watchdog = Task { [sink, input] in
+            try? await Task.sleep(for: .nanoseconds(limit))
+            if Task.isCancelled { return }
             sink.stopping.store(true, ordering: .releasing)
             input.requestStop()
         }
+        await done.wait()
+        watchdog.cancel()
+        return abandonedEvents - before
+    }
+
+    /// Events the flushers gave up at a deadline, so far.
+    var abandonedEvents: Int { flushers.reduce(0) { $0 + $1.context.metrics.abandonedEvents.current } }
+
+    /// Bytes waiting in each flusher's queue.
+    public var queuedBytes: [(ComponentID, Int)] {
+        zip(flushers, sink.queues).map { ($0.context.component, $1.queuedBytes) }
+    }
+
+    /// Asks the pipeline to stop and waits until it has.
+    public func stop() async {
+        // Also ends a drain in progress where it is.
+        stopRequested.store(true, ordering: .releasing)
+        sink.stopping.store(true, ordering: .releasing)
+        input.requestStop()
         await done.wait()
     }
 }

@@ -26,6 +26,11 @@ public struct DaemonSettings: Sendable {
     public var statsFile: String?
     /// Where the container runtimes are.
     public var discovery = DiscoveryOptions()
+    /// `--exit-when-file`: when this file exists, every pipeline is drained (every file read to
+    /// its end and delivered), checkpoints are persisted and the daemon exits.
+    public var exitWhenFile: String?
+    /// `--drain-timeout`: how long that drain may take before the daemon gives up and exits non-zero.
+    public var drainTimeoutSeconds: Double = 60
     /// Builds the Docker and CRI sources.
     public var runtimeSources: @Sendable (DiscoveryOptions, Logger) -> [any ContainerSource] = { _, _ in [] }
 
@@ -62,12 +67,32 @@ public final class PipelineManager: Service, Sendable {
         var persistErrors: [String: String] = [:]
         /// Files (or the directory) that could not be read, with the error, so each is reported once.
         var unreadable: [String: String] = [:]
+        /// The config was read and applied at least once.
+        var reconciled = false
+        /// Pipelines that should run and do not (config errors, a failed build), with why.
+        var notRunning: [String: String] = [:]
+        /// Monotonic time of each pipeline's last successful checkpoint persist.
+        var lastPersisted: [String: Int64] = [:]
+        /// The exit file appeared: drain instead of stop.
+        var exitRequested = false
     }
+
+    /// How a drain for `--exit-when-file` ended.
+    public struct DrainReport: Sendable {
+        /// Events the flushers gave up at the deadline.
+        public var abandonedEvents: Int
+        /// Files whose acknowledged position is short of their size: (path, position, size).
+        public var unreadFiles: [(path: String, position: Int64, size: Int64)]
+        public var complete: Bool { abandonedEvents == 0 && unreadFiles.isEmpty }
+    }
+    private let drainResult = Mutex<DrainReport?>(nil)
+    /// Set when the daemon stopped because the exit file appeared.
+    public var drainReport: DrainReport? { drainResult.withLock { $0 } }
 
     public let settings: DaemonSettings
     let registry: PluginRegistry
     let logger: Logger
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private let rateLimiter: RateLimiter?
     /// Container discovery, shared by every container pipeline; started by the first one.
     public let discovery: ContainerDiscovery
@@ -82,6 +107,9 @@ public final class PipelineManager: Service, Sendable {
         self.rateLimiter = settings.globals.maxBytesPerSec > 0 ? RateLimiter(bytesPerSecond: settings.globals.maxBytesPerSec) : nil
         self.discovery = ContainerDiscovery(options: settings.discovery, logger: logger, runtimeSources: settings.runtimeSources)
     }
+
+    /// Whether a container pipeline has started the discovery.
+    var discoveryIsStarted: Bool { discoveryStarted.load(ordering: .acquiring) }
 
     /// The discovery, started on first use (a daemon with no container pipeline asks no runtime).
     func startedDiscovery() -> ContainerDiscovery {
@@ -121,6 +149,18 @@ public final class PipelineManager: Service, Sendable {
                         }
                     }
                     await self.reconcile()
+                    if let exitFile = self.settings.exitWhenFile {
+                        timers.addTask {
+                            // A stat every 50 ms: the exit is within ~50 ms of the file's creation.
+                            while !Task.isCancelled && !Sys.exists(exitFile) {
+                                try? await Task.sleep(for: .milliseconds(50))
+                            }
+                            if Task.isCancelled { return }
+                            self.state.withLock { $0.exitRequested = true }
+                            self.logger.info("The exit file exists: draining every pipeline, then exiting.", metadata: ["file": "\(exitFile)"])
+                            changed.finish()
+                        }
+                    }
                     for await _ in changes {
                         if Task.isCancelled { break }
                         // Editors write a file in several steps: let them finish.
@@ -131,10 +171,21 @@ public final class PipelineManager: Service, Sendable {
                 }
             }
             changed.finish()
-            logger.info("Stopping: inputs first, then draining flushers.")
             let all = state.withLock { s in Array(s.running.values) }
-            await withTaskGroup(of: Void.self) { g in
-                for r in all { g.addTask { await r.pipeline.stop() } }
+            if state.withLock({ $0.exitRequested }) {
+                let timeout = settings.drainTimeoutSeconds
+                let abandoned = await withTaskGroup(of: Int.self) { g -> Int in
+                    for r in all { g.addTask { await r.pipeline.drain(timeoutSeconds: timeout) } }
+                    return await g.reduce(0, +)
+                }
+                persistAll()
+                let report = DrainReport(abandonedEvents: abandoned, unreadFiles: unreadFiles())
+                drainResult.withLock { $0 = report }
+            } else {
+                logger.info("Stopping: inputs first, then draining flushers.")
+                await withTaskGroup(of: Void.self) { g in
+                    for r in all { g.addTask { await r.pipeline.stop() } }
+                }
             }
             state.withLock { $0.running.removeAll() }
             work.continuation.finish()
@@ -200,13 +251,15 @@ public final class PipelineManager: Service, Sendable {
                 if let r = running[name] { wanted[name] = (f, r.hash, nil) }
             }
         }
+        defer { state.withLock { $0.reconciled = true } }
         // Stopped: file deleted.
         for (name, r) in running where wanted[name] == nil {
             logger.info("Pipeline file removed; stopping the pipeline.", metadata: ["pipeline": "\(name)", "file": "\(r.file)"])
             await r.pipeline.stop()
-            state.withLock { _ = $0.running.removeValue(forKey: name) }
+            state.withLock { s in _ = s.running.removeValue(forKey: name); s.notRunning[name] = nil }
             persist(name)
         }
+        state.withLock { s in for name in s.notRunning.keys where wanted[name] == nil { s.notRunning[name] = nil } }
         for (name, w) in wanted.sorted(by: { $0.key < $1.key }) {
             if let r = running[name], r.hash == w.hash { continue }
             if state.withLock({ $0.reportedBroken[w.file] == w.hash || $0.disabled[w.file] == w.hash }) { continue }
@@ -215,14 +268,17 @@ public final class PipelineManager: Service, Sendable {
             do {
                 validated = try registry.validate(bytes: bytes, file: w.file, globals: settings.globals)
             } catch {
-                state.withLock { $0.reportedBroken[w.file] = w.hash }
+                state.withLock { s in
+                    s.reportedBroken[w.file] = w.hash
+                    if running[name] == nil { s.notRunning[name] = "\(w.file) has config errors" }
+                }
                 let keeping = running[name] != nil
                 logger.error(keeping ? "Pipeline file has errors; the previous version keeps running." : "Pipeline file has errors; the pipeline is not started.",
                              metadata: ["pipeline": "\(name)", "file": "\(w.file)", "errors": "\(error)"])
                 continue
             }
             let doc = validated.document
-            state.withLock { $0.reportedBroken[w.file] = nil; $0.disabled[w.file] = nil }
+            state.withLock { $0.reportedBroken[w.file] = nil; $0.disabled[w.file] = nil; $0.notRunning[name] = nil }
             for warn in doc.warnings {
                 logger.warning("\(warn.description)", metadata: ["pipeline": "\(name)"])
             }
@@ -250,7 +306,7 @@ public final class PipelineManager: Service, Sendable {
         let (table, metrics): (CheckpointTable, PipelineMetrics)
         do {
             (table, metrics) = try state.withLock { s throws -> (CheckpointTable, PipelineMetrics) in
-                let m = s.metrics[name] ?? PipelineMetrics()
+                let m = s.metrics[name] ?? PipelineMetrics(pipeline: name)
                 s.metrics[name] = m
                 if let t = s.tables[name] { return (t, m) }
                 let t: CheckpointTable
@@ -276,6 +332,7 @@ public final class PipelineManager: Service, Sendable {
             p = try Pipeline(validated, environment: env, queueBytes: settings.queueBytes, shutdownTimeoutSeconds: settings.shutdownTimeoutSeconds)
         } catch {
             log.error("Pipeline could not be built.", metadata: ["error": "\(error)"])
+            state.withLock { $0.notRunning[name] = "could not be built: \(error)" }
             return
         }
         state.withLock { $0.running[name] = Running(pipeline: p, hash: hash, file: doc.file) }
@@ -302,7 +359,8 @@ public final class PipelineManager: Service, Sendable {
         guard let t = state.withLock({ $0.tables[name] }) else { return }
         do {
             try t.persist()
-            if state.withLock({ $0.persistErrors.removeValue(forKey: name) }) != nil {
+            let now = Sys.monotonicNanos()
+            if state.withLock({ s in s.lastPersisted[name] = now; return s.persistErrors.removeValue(forKey: name) }) != nil {
                 logger.info("Checkpoints are persisted again.", metadata: ["pipeline": "\(name)"])
             }
         } catch {
@@ -340,8 +398,9 @@ public final class PipelineManager: Service, Sendable {
                 comps += c.snapshot().map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
             }
         }
-        let order = PipelineMetrics().snapshot().map(\.0)
-        let body = "{" + order.map { "\"\($0)\":\(totals[$0] ?? 0)" }.joined(separator: ",") + ",\"pipelines\":{" + per + "},\"components\":[" + comps + "]}\n"
+        let gauges = gaugeSamples().map { "\"\(jsonEscape($0.key))\":\(jsonNumber($0.value))" }.joined(separator: ",")
+        let body = "{" + PipelineMetrics.names.map { "\"\($0)\":\(totals[$0] ?? 0)" }.joined(separator: ",") + ",\"pipelines\":{" + per
+            + "},\"components\":[" + comps + "],\"gauges\":{" + gauges + "}}\n"
         _ = Sys.writeAtomically(path, Array(body.utf8), durable: false)
     }
 

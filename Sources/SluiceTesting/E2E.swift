@@ -301,6 +301,8 @@ public final class E2EScenario: @unchecked Sendable {
         var args = ["run", "--config-dir", configDir, "--data-dir", dataDir, "--stats-file", statsFile,
                     "--hostname", hostname, "--log-level", logLevel]
         if let t = shutdownTimeout { args += ["--shutdown-timeout", String(t)] }
+        // Several daemons may run at once: each monitoring endpoint on a free port of its own.
+        if !extraArguments.contains("--http-address") { args += ["--http-address", "127.0.0.1:0"] }
         args += extraArguments
         let p = try SluiceProcess(arguments: args, environment: environment, workDir: root, commandPrefix: commandPrefix, binary: binary)
         processes.append(p)

@@ -2,9 +2,10 @@ import Foundation
 import Glibc
 import SluiceSystem
 
-/// Real backends the network flushers' tests run against, started on loopback in a temp dir and
-/// stopped by the test: ClickHouse (Debian's clickhouse-server) and an OpenSearch-compatible bulk
-/// server (PyPI's osmem-server, unpacked by scripts/install-deps.sh under /var/tmp/sluice-servers).
+/// Real servers the tests run against, started on loopback in a temp dir and stopped by the test:
+/// ClickHouse (Debian's clickhouse-server), an OpenSearch-compatible bulk server (PyPI's
+/// osmem-server, unpacked by scripts/install-deps.sh under /var/tmp/sluice-servers), and
+/// Prometheus (Debian's) scraping Sluice's `/metrics`.
 public final class TestServer: @unchecked Sendable {
     public let port: Int
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -96,5 +97,47 @@ public final class TestServer: @unchecked Sendable {
             throw SluiceProcess.SpawnError(message: "osmem-server did not answer: \(p.stderr.suffix(2000))")
         }
         return s
+    }
+
+    /// Prometheus scraping `targets` (HOST:PORT, path /metrics) every `intervalMs`, with its own
+    /// storage; nil when Debian's prometheus is not installed.
+    public static func prometheus(scraping targets: [String], intervalMs: Int = 500) throws -> TestServer? {
+        let bin = "/usr/bin/prometheus"
+        guard Sys.exists(bin) else { return nil }
+        let dir = TempDir("sluice-prometheus")
+        let port = freePort()
+        writeFile(dir.path + "/prometheus.yml", """
+            global:
+              scrape_interval: \(intervalMs)ms
+              scrape_timeout: \(intervalMs)ms
+            scrape_configs:
+              - job_name: sluice
+                static_configs:
+                  - targets: [\(targets.map { "'\($0)'" }.joined(separator: ", "))]
+            """)
+        let p = try SluiceProcess(arguments: ["--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
+                                              "--web.listen-address=127.0.0.1:\(port)"], workDir: dir.path, binary: bin)
+        let s = TestServer(port: port, process: p, dir: dir)
+        guard waitForHTTP(port, path: "/-/ready", timeout: 60) else {
+            s.stop()
+            throw SluiceProcess.SpawnError(message: "prometheus did not become ready: \(p.stderr.suffix(2000))")
+        }
+        return s
+    }
+
+    /// An instant query on this Prometheus: each result's labels and value.
+    public func promQuery(_ query: String) -> [(labels: [String: String], value: Double)] {
+        var comps = URLComponents(string: url + "/api/v1/query")!
+        comps.queryItems = [URLQueryItem(name: "query", value: query)]
+        let out = dir.path + "/q.\(UInt32.random(in: 0...UInt32.max))"
+        _ = shell("curl -s -o '\(out)' '\(comps.url!.absoluteString)'")
+        defer { unlink(out) }
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(readFileBytes(out))) as? [String: Any],
+              let data = obj["data"] as? [String: Any], let result = data["result"] as? [[String: Any]] else { return [] }
+        return result.compactMap { r in
+            guard let metric = r["metric"] as? [String: String], let v = r["value"] as? [Any], v.count == 2,
+                  let text = v[1] as? String, let value = Double(text) else { return nil }
+            return (metric, value)
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import ArgumentParser
 import Logging
+import SluiceCore
 import ServiceLifecycle
 import SluiceConfig
 import SluiceContainers
@@ -8,7 +9,7 @@ import SluiceRuntime
 import SluiceSystem
 import UnixSignals
 
-let sluiceVersion = "0.1.0"
+let sluiceVersion = sluiceRuntimeVersion
 
 @main
 struct Sluice: AsyncParsableCommand {
@@ -37,13 +38,26 @@ func loadGlobals(overrides: [String: String]) throws -> (GlobalParameters, [Stri
     }
 }
 
-func makeLogger(level: String) -> Logger {
+func makeLogger(level: String, format: LogFormat = .text) -> Logger {
+    let lvl = Logger.Level(rawValue: level) ?? .info
     LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = Logger.Level(rawValue: level) ?? .info
-        return h
+        switch format {
+        case .text:
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = lvl
+            return h
+        case .json:
+            var h = JSONLogHandler(label: label)
+            h.logLevel = lvl
+            return h
+        }
     }
     return Logger(label: "sluice")
+}
+
+/// `--log-format`: how Sluice writes its own log lines to stderr.
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
 }
 
 struct Run: AsyncParsableCommand {
@@ -67,6 +81,18 @@ struct Run: AsyncParsableCommand {
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    @Option(name: .long, help: "Log line format on stderr: text or json (one JSON object per line; also SLUICE_LOG_FORMAT).")
+    var logFormat: LogFormat?
+
+    @Option(name: .long, help: "Where /metrics, /healthz and /readyz listen, HOST:PORT (also SLUICE_HTTP_ADDRESS; default 127.0.0.1:9188; \"off\" turns it off).")
+    var httpAddress: String?
+
+    @Option(name: .long, help: "Sidecar mode: when this file appears, read every file to its end, deliver everything, persist checkpoints and exit 0 (also SLUICE_EXIT_WHEN_FILE).")
+    var exitWhenFile: String?
+
+    @Option(name: .long, help: "Seconds the drain of --exit-when-file may take; past it Sluice exits 3 and lists what it could not deliver (also SLUICE_DRAIN_TIMEOUT; default 60).")
+    var drainTimeout: Double?
 
     @Option(name: .long, help: "Seconds a graceful stop may take before undelivered data is left for the next start.")
     var shutdownTimeout: Double = 30
@@ -93,7 +119,12 @@ struct Run: AsyncParsableCommand {
         var overrides: [String: String] = [:]
         if let m = maxReadBufferSize { overrides["max_read_buffer_size"] = String(m) }
         let (globals, warnings) = try loadGlobals(overrides: overrides)
-        let logger = makeLogger(level: logLevel)
+        let env = processEnvironment()
+        let format = try logFormat ?? env["SLUICE_LOG_FORMAT"].map { v in
+            guard let f = LogFormat(rawValue: v) else { throw ValidationError("SLUICE_LOG_FORMAT=\(v): expected text or json") }
+            return f
+        } ?? .text
+        let logger = makeLogger(level: logLevel, format: format)
         for w in warnings { logger.warning("\(w)") }
         raiseOpenFileLimit(logger)
         var settings = DaemonSettings(globals: globals)
@@ -101,15 +132,40 @@ struct Run: AsyncParsableCommand {
         settings.configFiles = configFiles
         settings.dataDirectory = absolutePath(dataDir)
         settings.shutdownTimeoutSeconds = shutdownTimeout
-        settings.statsFile = statsFile ?? getenv("SLUICE_STATS_FILE").map { String(cString: $0) }
+        settings.statsFile = statsFile ?? env["SLUICE_STATS_FILE"]
+        settings.exitWhenFile = (exitWhenFile ?? env["SLUICE_EXIT_WHEN_FILE"]).flatMap { $0.isEmpty ? nil : absolutePath($0) }
+        if let t = try drainTimeout ?? env["SLUICE_DRAIN_TIMEOUT"].map({ v in
+            guard let d = Double(v), d > 0 else { throw ValidationError("SLUICE_DRAIN_TIMEOUT=\(v): expected seconds > 0") }
+            return d
+        }) {
+            guard t > 0 else { throw ValidationError("--drain-timeout must be > 0") }
+            settings.drainTimeoutSeconds = t
+        }
+        // Every counter lands in one Prometheus registry, created before any component.
+        let exporter = PrometheusExporter()
+        exporter.bootstrap()
         if let h = hostname { settings.hostname = h }
         settings.discovery = runtime.discoveryOptions(environment: processEnvironment())
         settings.discovery.pollIntervalSeconds = Double(globals.dockerConfigUpdateIntervalSec)
         settings.runtimeSources = makeRuntimeSources
         settings.queueBytes = max(1 << 20, min(64 << 20, globals.memUsageLimitMB * 1024 * 1024 / 256))
         let manager = PipelineManager(settings: settings, logger: logger)
+        // The manager returns when it is told to stop or, with --exit-when-file, when its drain is done;
+        // either way the rest of the group (the monitoring endpoint) follows.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: manager, successTerminationBehavior: .gracefullyShutdownGroup)]
+        let address = httpAddress ?? env["SLUICE_HTTP_ADDRESS"] ?? "127.0.0.1:9188"
+        if !["off", "none", ""].contains(address) {
+            let server: MonitoringServer
+            do {
+                server = try MonitoringServer(address: address, exporter: exporter, logger: logger,
+                                              samples: { manager.gaugeSamples() }, readiness: { manager.readiness() })
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            services.append(.init(service: server))
+        }
         var config = ServiceGroupConfiguration(
-            services: [.init(service: manager)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // Pipelines drain within --shutdown-timeout; past that plus a margin, the group cancels
@@ -118,6 +174,14 @@ struct Run: AsyncParsableCommand {
         config.maximumCancellationDuration = .seconds(5)
         let group = ServiceGroup(configuration: config)
         try await group.run()
+        if let report = manager.drainReport, !report.complete {
+            var lines = ["The drain did not finish within --drain-timeout (\(settings.drainTimeoutSeconds) s): \(report.abandonedEvents) events were not delivered."]
+            for f in report.unreadFiles {
+                lines.append("  \(f.path): delivered up to byte \(f.position) of \(f.size) (\(f.size - f.position) bytes not delivered)")
+            }
+            logger.error("\(lines.joined(separator: "\n"))")
+            throw ExitCode(3)
+        }
     }
 
     func raiseOpenFileLimit(_ logger: Logger) {

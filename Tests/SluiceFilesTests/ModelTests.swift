@@ -234,7 +234,7 @@ private final class ModelRun {
             try await fiWithInput(input, sink: sink) {
                 // The first scan opens every file that exists; until it has, the checkpoint
                 // table still holds what the previous session persisted.
-                let scanned = await eventually(5) { metrics.filesOpened.load(ordering: .relaxed) >= existing }
+                let scanned = await eventually(5) { metrics.filesOpened.current >= existing }
                 if !scanned { violation("the first scan did not open the \(existing) existing files within 5 s") }
                 while step < steps {
                     step += 1

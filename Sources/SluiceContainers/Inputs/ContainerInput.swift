@@ -55,6 +55,7 @@ public final class ContainerInput: Input, Sendable {
     }
 
     public func requestStop() { files.requestStop() }
+    public func requestDrain() { files.requestDrain() }
 
     public func run(sink: any BatchSink) async throws {
         await withTaskGroup(of: Void.self) { group in

@@ -38,6 +38,7 @@ public protocol ContainerInputPlugin: InputPlugin {
 extension ContainerInputPlugin {
     public func run(sink: any BatchSink) async throws { try await input.run(sink: sink) }
     public func requestStop() { input.requestStop() }
+    public func requestDrain() { input.requestDrain() }
 }
 
 extension ContainerInput {

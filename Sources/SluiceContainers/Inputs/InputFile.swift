@@ -35,4 +35,5 @@ public final class InputFile: InputPlugin {
     }
     public func run(sink: any BatchSink) async throws { try await input.run(sink: sink) }
     public func requestStop() { input.requestStop() }
+    public func requestDrain() { input.requestDrain() }
 }

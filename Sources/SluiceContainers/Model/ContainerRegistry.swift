@@ -128,6 +128,7 @@ public final class ContainerRegistry: Sendable {
     public func resync(source: ContainerRuntimeKind, present: [ContainerInfo]) {
         let now = clock()
         let events = state.withLock { state in
+            state.synced.insert(source.rawValue)
             var events: [ContainerEvent] = []
             var seen = Set<Int>()
             for info in present {
@@ -146,6 +147,12 @@ public final class ContainerRegistry: Sendable {
     }
 
     // MARK: - Queries
+
+    /// The sources that have completed at least one full listing (connected to their runtime, or
+    /// read their directory or file): what `/readyz` reports for discovery.
+    public var syncedSources: [String] {
+        state.withLock { $0.synced.sorted() }
+    }
 
     /// The live containers, in the order they became known.
     public func snapshot() -> [ContainerInfo] {
@@ -282,6 +289,8 @@ private struct Entry {
 
 private struct State {
     var entries: [Int: Entry] = [:]
+    /// Sources that completed at least one full listing.
+    var synced: Set<String> = []
     var nextKey = 0
     var byID: [String: Int] = [:]
     var byLogPath: [String: Int] = [:]

@@ -20,3 +20,10 @@ public struct ComponentID: Sendable, Hashable, CustomStringConvertible {
     public var id: String { "\(kind)s[\(index)]" }
     public var description: String { "\(pipeline)/\(id) (\(type))" }
 }
+
+extension ComponentID {
+    /// The labels of the component's series in `/metrics`.
+    public var labels: [(String, String)] {
+        [("pipeline", pipeline), ("component_kind", kind), ("component_type", type), ("component_id", id)]
+    }
+}

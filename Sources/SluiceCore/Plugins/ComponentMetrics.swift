@@ -33,29 +33,13 @@ public final class ComponentMetrics: Sendable {
     public let bufferedBytes = Atomic<Int>(0)
     private let discarded: Mutex<[String: Count]>
 
-    /// One counter: an atomic for the stats file and its swift-metrics twin.
-    public final class Count: Sendable {
-        public let name: String
-        private let value = Atomic<Int>(0)
-        private let counter: Counter
-        init(_ name: String, dimensions: [(String, String)]) {
-            self.name = name
-            counter = Counter(label: name, dimensions: dimensions)
-        }
-        public func add(_ n: Int) {
-            guard n != 0 else { return }
-            value.add(n, ordering: .relaxed)
-            counter.increment(by: n)
-        }
-        public var current: Int { value.load(ordering: .relaxed) }
-    }
+    public typealias Count = MetricCount
 
     let dimensions: [(String, String)]
 
     public init(component: ComponentID) {
         self.component = component
-        let d = [("pipeline", component.pipeline), ("component_kind", component.kind),
-                 ("component_type", component.type), ("component_id", component.id)]
+        let d = component.labels
         dimensions = d
         receivedEvents = Count("component_received_events_total", dimensions: d)
         receivedBytes = Count("component_received_bytes_total", dimensions: d)

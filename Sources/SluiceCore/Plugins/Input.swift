@@ -10,6 +10,14 @@ public protocol BatchSink: Sendable {
 public protocol Input: AnyObject, Sendable {
     func run(sink: any BatchSink) async throws
     func requestStop()
+    /// Hands the sink everything there is to read now (files to their end, held-back partial
+    /// lines and multiline groups), then lets `run` return as `requestStop` does. An input with
+    /// no end to read to just stops.
+    func requestDrain()
+}
+
+extension Input {
+    public func requestDrain() { requestStop() }
 }
 
 /// A processor transforms a whole batch in place (parse, filter, mask). It runs on the input's thread.
