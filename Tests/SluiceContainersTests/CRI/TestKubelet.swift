@@ -11,6 +11,8 @@ struct CRIContainerSpec: Sendable {
     var env: [String: String] = [:]
     /// (host path, container path)
     var mounts: [(String, String)] = []
+    /// (host path, container path), mounted read-only.
+    var readOnlyMounts: [(String, String)] = []
     var labels: [String: String] = [:]
     /// Restart count the kubelet would be at (CRI metadata attempt; log file `<attempt>.log`).
     var attempt: Int = 0
@@ -132,6 +134,12 @@ struct TestKubelet: Sendable {
             .with {
                 $0.hostPath = m.0
                 $0.containerPath = m.1
+            }
+        } + spec.readOnlyMounts.map { m in
+            .with {
+                $0.hostPath = m.0
+                $0.containerPath = m.1
+                $0.readonly = true
             }
         }
         var labels = spec.labels
