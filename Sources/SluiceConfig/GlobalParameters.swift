@@ -86,12 +86,11 @@ public struct GlobalParameters: Sendable, Equatable {
     public static let specs: [GlobalParameterSpec] = [
         GlobalParameterSpec(
             name: "cpu_usage_limit", defaultValue: "2.0", unit: "cores",
-            doc: "Soft CPU limit of the daemon.",
-            status: .acceptedNotYetEffective(reason: "Sluice does not throttle itself on CPU yet"),
+            doc: "Soft CPU limit of the daemon: CPU time is budgeted at this many cores (sampled every 100 ms); while the budget is overdrawn every input pauses reading, and processing and sending follow reading.",
             valueKind: .number, minimum: 0.01, maximum: 1024),
         GlobalParameterSpec(
             name: "mem_usage_limit", defaultValue: "2048", unit: "MB",
-            doc: "Soft memory limit; the pipelines' queues are sized to stay within it.",
+            doc: "Soft memory limit: the pipelines' queues are sized from it (1/256 each, 1 to 64 MiB), and every input pauses reading while RSS is above 90 % of it, until it is back under 80 %.",
             minimum: 16, maximum: 1_048_576),
         GlobalParameterSpec(
             name: "max_bytes_per_sec", defaultValue: "0", unit: "bytes/s",

@@ -18,6 +18,10 @@ extension FileInput {
             var chunks = 0
             while chunks < 8 {
                 chunks += 1
+                if let g = context.governor, g.isPaused {
+                    g.waitWhilePaused(shouldStop: { self.stopping })
+                    if stopping { return false }
+                }
                 let now = Sys.monotonicNanos()
                 let arenaOffset = r.readOffset - Int64(r.partial.count)
                 switch chunkReader.read(r, now: now, wallNanos: Sys.wallNanos()) {

@@ -27,11 +27,24 @@ struct FlusherRunner<F: Flusher>: Sendable {
     var metrics: ComponentMetrics { context.metrics }
 
     func run() async {
-        let options = flusher.delivery
+        // A tight mem_usage_limit makes requests smaller too (1/16 of the flushers' budget).
+        let options = context.governor.map { g in
+            var o = flusher.delivery
+            o.maxBytes = min(o.maxBytes, max(256 << 10, g.heldBytesBudget / 16))
+            return o
+        } ?? flusher.delivery
         var carry: EventBatch?
         await withTaskGroup(of: Void.self) { group in
             var inFlight = 0
-            while let batches = await nextRequest(options, carry: &carry) {
+            while true {
+                // Past the memory budget of all flushers together: one request in flight.
+                if let g = context.governor {
+                    while inFlight > 0 && g.flushersOverBudget {
+                        await group.next()
+                        inFlight -= 1
+                    }
+                }
+                guard let batches = await nextRequest(options, carry: &carry) else { break }
                 let request: F.Request
                 do {
                     request = try await flusher.makeRequest(batches)
@@ -85,6 +98,7 @@ struct FlusherRunner<F: Flusher>: Sendable {
         metrics.receivedBytes.add(b.inputBytes)
         metrics.bufferedEvents.add(b.events.count, ordering: .relaxed)
         metrics.bufferedBytes.add(b.inputBytes, ordering: .relaxed)
+        context.governor?.heldBytes.add(b.inputBytes, ordering: .relaxed)
     }
 
     /// Sends one request until it is delivered, rejected or abandoned.
@@ -173,6 +187,7 @@ struct FlusherRunner<F: Flusher>: Sendable {
         for b in batches {
             metrics.bufferedEvents.subtract(b.events.count, ordering: .relaxed)
             metrics.bufferedBytes.subtract(b.inputBytes, ordering: .relaxed)
+            context.governor?.heldBytes.subtract(b.inputBytes, ordering: .relaxed)
             b.ack?.finish(status)
         }
     }

@@ -13,16 +13,18 @@ public struct PipelineEnvironment: Sendable {
     public var hostname: String
     public var dataDirectory: String
     public var rateLimiter: RateLimiter?
+    public var governor: ResourceGovernor?
     public var services: PluginServices
 
     public init(logger: Logger, pipelineMetrics: PipelineMetrics, globals: GlobalParameters, hostname: String,
-                dataDirectory: String, rateLimiter: RateLimiter? = nil, services: PluginServices = PluginServices()) {
+                dataDirectory: String, rateLimiter: RateLimiter? = nil, governor: ResourceGovernor? = nil, services: PluginServices = PluginServices()) {
         self.logger = logger
         self.pipelineMetrics = pipelineMetrics
         self.globals = globals
         self.hostname = hostname
         self.dataDirectory = dataDirectory
         self.rateLimiter = rateLimiter
+        self.governor = governor
         self.services = services
     }
 
@@ -32,7 +34,7 @@ public struct PipelineEnvironment: Sendable {
         let id = ComponentID(pipeline: pipeline, kind: kind.rawValue, type: type, index: index)
         return PluginContext(component: id, logger: logger, pipelineMetrics: pipelineMetrics, globals: globals, hostname: hostname,
                              stateDirectory: dataDirectory + "/components/" + FileNames.component(pipeline) + "/" + id.id,
-                             rateLimiter: rateLimiter, services: services)
+                             rateLimiter: rateLimiter, governor: governor, services: services)
     }
 }
 

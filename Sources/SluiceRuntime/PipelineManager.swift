@@ -94,6 +94,8 @@ public final class PipelineManager: Service, Sendable {
     let logger: Logger
     let state = Mutex(State())
     private let rateLimiter: RateLimiter?
+    /// `mem_usage_limit` / `cpu_usage_limit`, sampled every 100 ms.
+    public let governor: ResourceGovernor
     /// Container discovery, shared by every container pipeline; started by the first one.
     public let discovery: ContainerDiscovery
     private let discoveryStarted = Atomic<Bool>(false)
@@ -105,6 +107,7 @@ public final class PipelineManager: Service, Sendable {
         self.registry = registry
         self.logger = logger
         self.rateLimiter = settings.globals.maxBytesPerSec > 0 ? RateLimiter(bytesPerSecond: settings.globals.maxBytesPerSec) : nil
+        self.governor = ResourceGovernor(memoryLimitBytes: settings.globals.memUsageLimitMB << 20, cpuLimitCores: settings.globals.cpuUsageLimit)
         self.discovery = ContainerDiscovery(options: settings.discovery, logger: logger, runtimeSources: settings.runtimeSources)
     }
 
@@ -131,6 +134,7 @@ public final class PipelineManager: Service, Sendable {
                 }
             }
             group.addTask { await self.commitLoop() }
+            group.addTask { await self.governLoop() }
             if let stats = settings.statsFile {
                 group.addTask { await self.statsLoop(path: stats) }
             }
@@ -326,7 +330,7 @@ public final class PipelineManager: Service, Sendable {
         services.checkpoints = table
         services.discovery = DiscoveryProvider { [self] in self.startedDiscovery() }
         let env = PipelineEnvironment(logger: log, pipelineMetrics: metrics, globals: settings.globals, hostname: settings.hostname,
-                                      dataDirectory: settings.dataDirectory, rateLimiter: rateLimiter, services: services)
+                                      dataDirectory: settings.dataDirectory, rateLimiter: rateLimiter, governor: governor, services: services)
         let p: Pipeline
         do {
             p = try Pipeline(validated, environment: env, queueBytes: settings.queueBytes, shutdownTimeoutSeconds: settings.shutdownTimeoutSeconds)
@@ -368,6 +372,24 @@ public final class PipelineManager: Service, Sendable {
             if state.withLock({ s in defer { s.persistErrors[name] = text }; return s.persistErrors[name] != text }) {
                 logger.error("Cannot persist checkpoints; will retry.", metadata: ["pipeline": "\(name)", "error": "\(text)"])
             }
+        }
+    }
+
+    /// Samples RSS and CPU every 100 ms for the resource limits, and logs what they do.
+    private func governLoop() async {
+        let g = governor
+        while !Task.isCancelled {
+            for change in g.observe(rss: ProcessUsage.residentBytes(), cpuSeconds: ProcessUsage.cpuSeconds(), nowNanos: Sys.monotonicNanos()) {
+                let limits: Logger.Metadata = ["mem_usage_limit": "\(settings.globals.memUsageLimitMB) MB", "rss": "\(ProcessUsage.residentBytes() >> 20) MB"]
+                switch change {
+                case .memoryPaused: logger.warning("Memory is close to mem_usage_limit: reading is paused until it is back under 80 %.", metadata: limits)
+                case .memoryResumed: logger.info("Memory is back under mem_usage_limit: reading goes on.", metadata: limits)
+                case .memoryStuck: logger.error("Memory stays above mem_usage_limit although nothing is read (the limit is too low for this daemon); reading goes on slowly.", metadata: limits)
+                case .cpuPaused: logger.debug("CPU above cpu_usage_limit: reading paused.", metadata: ["cores": "\(g.averageCores)"])
+                case .cpuResumed, .none: break
+                }
+            }
+            do { try await Task.sleep(for: .milliseconds(100)) } catch { return }
         }
     }
 

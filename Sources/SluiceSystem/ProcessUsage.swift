@@ -32,4 +32,12 @@ public enum ProcessUsage {
         guard case .success(let entries) = Sys.listDirectory("/proc/self/fd") else { return 0 }
         return max(0, entries.count - 1)
     }
+
+    /// Hands the heap's free pages back to the system (glibc `malloc_trim(0)`).
+    public static func releaseFreeMemory() {
+        _ = sluice_malloc_trim(0)
+    }
 }
+
+@_silgen_name("malloc_trim")
+private func sluice_malloc_trim(_ pad: Int) -> Int32

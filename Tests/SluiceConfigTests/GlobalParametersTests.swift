@@ -28,7 +28,7 @@ struct GlobalParametersTests {
         let supported = GlobalParameters.specs.filter { $0.status == .supported }.map(\.name)
         #expect(Set(supported) == ["max_read_buffer_size", "force_release_deleted_file_fd_timeout",
                                    "checkpoint_flush_interval_ms", "max_bytes_per_sec", "mem_usage_limit",
-                                   "docker_config_update_interval"])
+                                   "docker_config_update_interval", "cpu_usage_limit"])
         // Every default in the table parses to the value of a fresh GlobalParameters.
         let environment = Dictionary(uniqueKeysWithValues: GlobalParameters.specs.map { ($0.name, $0.defaultValue) })
         #expect(try GlobalParameters.from(environment: environment).0 == GlobalParameters())
@@ -54,7 +54,6 @@ struct GlobalParametersTests {
         #expect(parameters.maxBytesPerSec == 1_048_576)
         #expect(parameters.checkpointFlushIntervalMs == 200)  // empty counts as unset
         #expect(warnings == [
-            "cpu_usage_limit=1.5 is accepted but has no effect yet: Sluice does not throttle itself on CPU yet",
             "process_thread_count=4 is accepted but has no effect yet: processing runs on each input's own thread",
         ])
     }
@@ -158,5 +157,23 @@ struct HelperTests {
         #expect(KeyPath.appending("FilePaths", to: "inputs[2]") == "inputs[2].FilePaths")
         #expect(KeyPath.appending("io.kubernetes.pod.name", to: "x.IncludeK8sLabel") == "x.IncludeK8sLabel[\"io.kubernetes.pod.name\"]")
         #expect(KeyPath.appending("", to: "m") == "m[\"\"]")
+    }
+}
+
+@Suite struct EnvTagTests {
+    @Test func namedVariablesBecomeTagsInOrder() throws {
+        let (g, warnings) = try GlobalParameters.from(environment: [
+            "ALIYUN_LOG_ENV_TAGS": "_pod_name_| _pod_ip_ ||_pod_name_|_node_ip_", "_pod_name_": "p", "_pod_ip_": "10.0.0.1"])
+        #expect(g.envTags == [.init("_pod_name_", "p"), .init("_pod_ip_", "10.0.0.1"), .init("_node_ip_", "")])
+        #expect(warnings == ["ALIYUN_LOG_ENV_TAGS names _node_ip_, which is not set; its tag is empty"])
+    }
+
+    @Test func loongNameWinsAndEmptyMeansNone() throws {
+        let (g, _) = try GlobalParameters.from(environment: ["LOONG_ENV_TAGS": "a", "ALIYUN_LOG_ENV_TAGS": "b", "a": "1", "b": "2"])
+        #expect(g.envTags == [.init("a", "1")])
+        let (h, _) = try GlobalParameters.from(environment: ["LOONG_ENV_TAGS": "", "ALIYUN_LOG_ENV_TAGS": "b", "b": "2"])
+        #expect(h.envTags == [.init("b", "2")])
+        let (none, w) = try GlobalParameters.from(environment: [:])
+        #expect(none.envTags.isEmpty && w.isEmpty)
     }
 }

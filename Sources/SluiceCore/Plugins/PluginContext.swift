@@ -36,13 +36,15 @@ public struct PluginContext: Sendable {
     public var stateDirectory: String
     /// Shared read budget (`max_bytes_per_sec`), nil when unlimited.
     public var rateLimiter: RateLimiter?
+    /// `mem_usage_limit` / `cpu_usage_limit`: inputs wait on it before reading; nil in tests.
+    public var governor: ResourceGovernor?
     public var services: PluginServices
 
     public var pipelineName: String { component.pipeline }
 
     public init(component: ComponentID, logger: Logger, metrics: ComponentMetrics? = nil, pipelineMetrics: PipelineMetrics,
                 globals: GlobalParameters = GlobalParameters(), hostname: String, stateDirectory: String,
-                rateLimiter: RateLimiter? = nil, services: PluginServices = PluginServices()) {
+                rateLimiter: RateLimiter? = nil, governor: ResourceGovernor? = nil, services: PluginServices = PluginServices()) {
         var log = logger
         log[metadataKey: "pipeline"] = "\(component.pipeline)"
         log[metadataKey: "component.id"] = "\(component.id)"
@@ -55,6 +57,7 @@ public struct PluginContext: Sendable {
         self.hostname = hostname
         self.stateDirectory = stateDirectory
         self.rateLimiter = rateLimiter
+        self.governor = governor
         self.services = services
     }
 }

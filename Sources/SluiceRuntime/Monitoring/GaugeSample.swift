@@ -29,6 +29,6 @@ public struct GaugeSample: Sendable {
         "component_in_flight_requests": "Requests a flusher is sending now.",
         "checkpoint_age_seconds": "Seconds since a pipeline's checkpoints were last persisted.",
         "pipelines_running": "Pipelines running now.",
-        "resource_limit_paused": "1 while reading is paused to stay under mem_usage_limit.",
+        "resource_limit_paused": "1 while reading is paused to stay under mem_usage_limit or cpu_usage_limit.",
     ]
 }

@@ -12,6 +12,8 @@ extension PipelineManager {
             GaugeSample("process_resident_memory_bytes", [], Double(ProcessUsage.residentBytes())),
             GaugeSample("process_open_fds", [], Double(ProcessUsage.openDescriptors())),
             GaugeSample("pipelines_running", [], Double(running.count)),
+            GaugeSample("resource_limit_paused", [("limit", "mem_usage_limit")], governor.isPausedForMemory ? 1 : 0),
+            GaugeSample("resource_limit_paused", [("limit", "cpu_usage_limit")], governor.isPausedForCPU ? 1 : 0),
         ]
         let now = Sys.monotonicNanos()
         for (name, m) in metrics.sorted(by: { $0.key < $1.key }) where running[name] != nil {
