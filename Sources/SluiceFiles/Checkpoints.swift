@@ -65,35 +65,50 @@ public final class CheckpointTable: Sendable {
         let base = dir + "/" + CheckpointTable.fileName(for: pipeline)
         self.path = base + ".json"
         self.journalPath = base + ".pos"
+        let journal = try? PositionJournal(path: journalPath)
+        let (entries, loadError) = CheckpointTable.merge(json: path, journal: journal)
+        let files = entries.mapValues { Tracked(entry: $0, tracker: OrderedAckTracker(committed: $0.offset)) }
+        state.withLock { s in
+            s.files = files
+            s.journal = journal
+        }
+        if let e = loadError { throw e }
+    }
+
+    /// The positions of `<json>` and, newer, of the journal: what a pipeline restarts from.
+    static func merge(json path: String, journal: PositionJournal?) -> ([FileIdentity: CheckpointEntry], Error?) {
         var loadError: Error?
-        var files: [FileIdentity: Tracked] = [:]
+        var files: [FileIdentity: CheckpointEntry] = [:]
         switch Sys.readFile(path) {
         case .success(let data):
             do {
                 let f = try JSONDecoder().decode(CheckpointFile.self, from: Data(data))
-                for e in f.files { files[e.identity] = Tracked(entry: e, tracker: OrderedAckTracker(committed: e.offset)) }
+                for e in f.files { files[e.identity] = e }
             } catch {
                 loadError = CheckpointError.damaged(path: path, reason: "\(error)")
             }
         case .failure(let e) where e.code == ENOENT: break
         case .failure(let e): loadError = CheckpointError.damaged(path: path, reason: "\(e)")
         }
-        let journal = try? PositionJournal(path: journalPath)
         for slot in journal?.load() ?? [] {
             // The journal is at least as new as the JSON file: its position wins for the same file.
-            var e = files[slot.identity]?.entry
+            var e = files[slot.identity]
                 ?? CheckpointEntry(dev: slot.identity.dev, inode: slot.identity.inode, sig: "", sigLen: 0, offset: 0, path: slot.path)
             e.offset = slot.offset
             e.sig = String(slot.signature.hash, radix: 16)
             e.sigLen = slot.signature.length
             if !slot.path.isEmpty { e.path = slot.path }
-            files[slot.identity] = Tracked(entry: e, tracker: OrderedAckTracker(committed: e.offset))
+            files[slot.identity] = e
         }
-        state.withLock { s in
-            s.files = files
-            s.journal = journal
-        }
-        if let e = loadError { throw e }
+        return (files, loadError)
+    }
+
+    /// The positions a pipeline would restart from, read without opening anything for writing
+    /// (safe beside a running daemon). Empty when there are none.
+    public static func read(dataDir: String, pipeline: String) -> [CheckpointEntry] {
+        let base = dataDir + "/checkpoints/" + fileName(for: pipeline)
+        let journal = try? PositionJournal(path: base + ".pos", readOnly: true)
+        return merge(json: base + ".json", journal: journal).0.values.sorted { $0.path < $1.path }
     }
 
     public enum CheckpointError: Error, CustomStringConvertible {

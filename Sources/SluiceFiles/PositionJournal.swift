@@ -39,11 +39,16 @@ final class PositionJournal: @unchecked Sendable {
     /// then holds the positions, as slightly older values, never newer ones).
     private(set) var failed: Errno?
 
-    /// Opens (creating) the journal and returns the live slots it holds.
-    init(path: String) throws(PathError) {
+    /// Opens (creating) the journal; `readOnly` opens an existing one only to `load` it (`sluice
+    /// explain` beside a running daemon).
+    init(path: String, readOnly: Bool = false) throws(PathError) {
         self.path = path
-        if let slash = path.lastIndex(of: "/"), case .failure(let e) = Sys.makeDirectories(String(path[..<slash])) { throw e }
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if readOnly {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+        } else {
+            if let slash = path.lastIndex(of: "/"), case .failure(let e) = Sys.makeDirectories(String(path[..<slash])) { throw e }
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        }
         if fd < 0 { throw PathError(path: path, errno: Errno(errno)) }
     }
 

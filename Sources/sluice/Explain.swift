@@ -42,8 +42,8 @@ func processEnvironment() -> [String: String] {
 
 struct Explain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the containers Sluice finds on this node and which pipelines match them.",
-        discussion: "Asks the runtimes directly (Docker, containerd / CRI-O, the kubelet's pod log directory, or a static container file), then prints every container with its metadata, and for each pipeline with container filters the containers it collects and why it skips the others.")
+        abstract: "Show the containers Sluice finds on this node, which pipelines match them, and where each pipeline is in its files.",
+        discussion: "Asks the runtimes directly (Docker, containerd / CRI-O, the kubelet's pod log directory, or a static container file), then prints every container with its metadata, for each pipeline with container filters the containers it collects and why it skips the others, and for every pipeline the files it reads with their acknowledged positions (from the checkpoints under --data-dir, read without writing: safe beside a running daemon).")
 
     @OptionGroup var runtime: RuntimeOptions
 
@@ -52,6 +52,9 @@ struct Explain: AsyncParsableCommand {
 
     @Option(name: .customLong("config"), help: "A pipeline config file (repeatable).")
     var configFiles: [String] = []
+
+    @Option(name: .long, help: "Where the daemon keeps its checkpoints (as given to sluice run).")
+    var dataDir: String = "/var/lib/sluice"
 
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
@@ -91,10 +94,12 @@ struct Explain: AsyncParsableCommand {
         for f in files {
             pipelines.append(contentsOf: PipelineMatch.evaluate(file: f, containers: containers))
         }
+        let positions = files.sorted().map { PipelinePositions.read(file: $0, dataDir: dataDir) }
         if json {
-            printJSON(containers: containers, pipelines: pipelines, hostRoot: discovery.hostPaths.hostRoot)
+            printJSON(containers: containers, pipelines: pipelines, positions: positions, hostRoot: discovery.hostPaths.hostRoot)
         } else {
             printText(containers: containers, pipelines: pipelines, hostRoot: discovery.hostPaths.hostRoot)
+            for p in positions { p.printText() }
         }
     }
 
@@ -126,16 +131,17 @@ struct Explain: AsyncParsableCommand {
         }
     }
 
-    func printJSON(containers: [ContainerInfo], pipelines: [PipelineMatch], hostRoot: String) {
+    func printJSON(containers: [ContainerInfo], pipelines: [PipelineMatch], positions: [PipelinePositions], hostRoot: String) {
         struct Output: Encodable {
             var hostRoot: String
             var containers: [ExplainedContainer]
             var pipelines: [PipelineMatch]
+            var positions: [PipelinePositions]
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let views = containers.map { ExplainedContainer(info: $0) }
-        if let data = try? enc.encode(Output(hostRoot: hostRoot, containers: views, pipelines: pipelines)) {
+        if let data = try? enc.encode(Output(hostRoot: hostRoot, containers: views, pipelines: pipelines, positions: positions)) {
             print(String(decoding: data, as: UTF8.self))
         }
     }

@@ -135,4 +135,41 @@ extension E2E {
         #expect(bad.wait(timeout: 30) != 0)
         #expect(bad.stderr.contains("cannot read the config directory"))
     }
+
+    @Test("18f. sluice explain: each pipeline's files with their acknowledged positions and sizes, read without writing")
+    func explainPositions() throws {
+        let s = E2EScenario("explainpositions")
+        defer { s.cleanup() }
+        let logs = s.dir("logs")
+        s.writePipeline("app", Pipelines.fileToFile(paths: [logs + "/*.log"], output: s.root + "/out.jsonl"))
+        appendFile(logs + "/a.log", "one\ntwo\n")
+        appendFile(logs + "/b.log", "three\n")
+        let p = try s.start()
+        #expect(waitForLines(s.root + "/out.jsonl", 3))
+        #expect(p.stop() == 0)
+        appendFile(logs + "/a.log", "four\n")
+        unlink(logs + "/b.log")
+        func explain(_ dataDir: String) throws -> [[String: Any]] {
+            let e = try SluiceProcess(arguments: ["explain", "--json", "--config-dir", s.configDir, "--data-dir", dataDir, "--wait", "0.2",
+                                                  "--pod-log-dir", s.root + "/pods", "--docker-host", "unix://" + s.root + "/no.sock",
+                                                  "--cri-socket", s.root + "/no-cri.sock"], workDir: s.root)
+            #expect(e.wait(timeout: 30) == 0)
+            let obj = try JSONSerialization.jsonObject(with: Data(readFileBytes(e.stdoutPath))) as? [String: Any]
+            return obj?["positions"] as? [[String: Any]] ?? []
+        }
+        let positions = try explain(s.dataDir)
+        #expect(positions.count == 1)
+        #expect(positions.first?["patterns"] as? [String] == [logs + "/*.log"])
+        let files = positions.first?["files"] as? [[String: Any]] ?? []
+        let a = files.first { $0["path"] as? String == logs + "/a.log" }
+        #expect(statValue(a ?? [:], "position") == 8 && statValue(a ?? [:], "size") == 13)
+        #expect(a?["state"] as? String == "5 bytes not delivered yet")
+        let b = files.first { $0["path"] as? String == logs + "/b.log" }
+        #expect(statValue(b ?? [:], "position") == 6 && b?["size"] == nil)
+        #expect((b?["state"] as? String)?.hasPrefix("gone") == true)
+        // Read-only: a data dir without checkpoints stays empty.
+        let empty = s.dir("empty-data")
+        #expect((try explain(empty).first?["files"] as? [Any])?.isEmpty == true)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: empty))?.isEmpty == true, "explain wrote into the data dir")
+    }
 }
