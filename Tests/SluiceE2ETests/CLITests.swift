@@ -96,4 +96,22 @@ extension E2E {
         let v6 = try runSluice(["--version"], in: s.root)
         #expect(v6.code == 0 && v6.out.contains(version))
     }
+
+    @Test("14b. exit codes as documented: validate 0 / 1 (errors, missing file, empty dir) / 64 (usage); run 64 on a bad flag or environment value")
+    func documentedExitCodes() throws {
+        let s = E2EScenario("exit-codes")
+        defer { s.cleanup() }
+        let dir = s.dir("configs")
+        writeFile(dir + "/good.yaml", "inputs:\n  - Type: input_file\n    FilePaths: [/tmp/x/*.log]\nflushers:\n  - Type: flusher_stdout\n")
+        writeFile(s.root + "/bad.yaml", "inputs: [\n")
+        #expect(try runSluice(["validate", dir], in: s.root).code == 0)
+        #expect(try runSluice(["validate", s.root + "/bad.yaml"], in: s.root).code == 1)
+        #expect(try runSluice(["validate", s.root + "/missing.yaml"], in: s.root).code == 1)
+        #expect(try runSluice(["validate", s.dir("empty")], in: s.root).code == 1)
+        #expect(try runSluice(["validate", "--no-such-flag", dir], in: s.root).code == 64)
+        #expect(try runSluice(["run", "--config-dir", dir, "--drain-timeout", "-1"], in: s.root).code == 64)
+        let env = try SluiceProcess(arguments: ["run", "--config-dir", dir], environment: ["mem_usage_limit": "lots"], workDir: s.root)
+        #expect(env.wait(timeout: 20) == 64)
+        #expect(env.stderr.contains("mem_usage_limit"))
+    }
 }
