@@ -4,8 +4,7 @@ import SluiceCore
 /// `flusher_blackhole`: discards every batch, delivering it at once. For benchmarks and tests.
 public final class FlusherBlackhole: FlusherPlugin {
     public static let spec = PluginSpec(type: "flusher_blackhole", kind: .flusher, summary: "Discards events, acknowledging them (benchmarks, tests).", fields: [
-        FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                  status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+        FlusherRoute.matchField,
     ])
 
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> NoOptions { NoOptions() }

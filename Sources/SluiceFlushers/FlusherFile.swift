@@ -16,8 +16,7 @@ public final class FlusherFile: FlusherPlugin, WriterFlusher {
         fields: [
             FieldSpec(name: "FilePath", type: .string, doc: "Path of the output file (required). Its directory is created if missing.", defaultValue: nil),
             FieldSpec(name: "MaxFileSize", type: .int, doc: "Rotate when the file would grow past this many bytes; 0 turns rotation off.", defaultValue: "10485760"),
-            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+            FlusherRoute.matchField,
             FieldSpec(name: "MaxFiles", type: .int, doc: "Rotated files kept besides the current one.", defaultValue: "10"),
         ])
 

@@ -77,16 +77,18 @@ public final class Pipeline: Sendable {
             procs.append((try make(p.options, ctx), ctx.metrics))
         }
         var fl: [(any Flusher, PluginContext)] = []
+        var routes: [FlusherRoute?] = []
         for f in pipeline.flushers {
             guard let make = f.entry.makeFlusher else { continue }
             let ctx = env.context(pipeline: doc.name, kind: .flusher, type: f.type, index: f.config.index)
             components.append(ctx.metrics)
             fl.append((try make(f.options, ctx), ctx))
+            routes.append(f.route)
         }
         flushers = fl
         self.components = components
         let queues = fl.map { _ in BatchQueue(highWatermark: queueBytes, lowWatermark: queueBytes / 2) }
-        sink = PipelineSink(processors: procs, queues: queues)
+        sink = PipelineSink(processors: procs, queues: queues, routes: routes, metrics: env.pipelineMetrics)
     }
 
     /// Runs until `stop()`; then stops the input first, lets the flushers deliver what is queued

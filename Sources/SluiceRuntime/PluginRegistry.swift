@@ -93,12 +93,14 @@ public struct PluginRegistry: Sendable {
     /// Checks every plugin's options of an already loaded document.
     public func validate(_ doc: PipelineDocument, globals: GlobalParameters) throws(ConfigErrors) -> ValidatedPipeline {
         var errors: [ConfigError] = []
-        func check(_ list: [PluginInstanceConfig], _ table: [String: Entry]) -> [ValidatedPipeline.Plugin] {
+        func check(_ list: [PluginInstanceConfig], _ table: [String: Entry], routed: Bool = false) -> [ValidatedPipeline.Plugin] {
             var out: [ValidatedPipeline.Plugin] = []
             for inst in list {
                 guard let e = table[inst.type] else { continue }
                 do throws(ConfigError) {
-                    out.append(ValidatedPipeline.Plugin(config: inst, entry: e, options: try e.options(inst.config, globals)))
+                    let options = try e.options(inst.config, globals)
+                    let route = routed ? try FlusherRoute.from(inst.config) : nil
+                    out.append(ValidatedPipeline.Plugin(config: inst, entry: e, options: options, route: route))
                 } catch {
                     errors.append(error)
                 }
@@ -106,7 +108,7 @@ public struct PluginRegistry: Sendable {
             return out
         }
         let v = ValidatedPipeline(document: doc, inputs: check(doc.inputs, inputs), processors: check(doc.processors, processors),
-                                  flushers: check(doc.flushers, flushers))
+                                  flushers: check(doc.flushers, flushers, routed: true))
         if !errors.isEmpty { throw ConfigErrors(errors: errors) }
         return v
     }
@@ -118,6 +120,8 @@ public struct ValidatedPipeline: Sendable {
         public let config: PluginInstanceConfig
         let entry: PluginRegistry.Entry
         let options: any Sendable
+        /// A flusher's `Match` (nil: it receives everything).
+        public var route: FlusherRoute? = nil
         public var type: String { config.type }
         /// Builds this processor from its checked options (nil when the plugin is not a processor).
         public func makeProcessor(context: PluginContext) throws -> (any Processor)? {

@@ -19,6 +19,7 @@ public final class ScriptedFlushers: Sendable {
 public final class FlusherScripted: FlusherPlugin {
     public static let spec = PluginSpec(type: "flusher_scripted", kind: .flusher, summary: "Test flusher with scripted outcomes.", fields: [
         FieldSpec(name: "Name", type: .string, doc: "Which ScriptedFlusher of the test.", defaultValue: "default"),
+        FlusherRoute.matchField,
     ])
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> String {
         try c.string("Name") ?? "default"

@@ -9,6 +9,8 @@ public final class PipelineMetrics: Sendable {
     public let linesSplit: MetricCount
     /// Events dropped on purpose (filters); never by accident.
     public let eventsDropped: MetricCount
+    /// Events no flusher's `Match` selected (dropped; counted in `eventsDropped` too).
+    public let eventsUnrouted: MetricCount
     public let flushErrors: MetricCount
     public let filesOpened: MetricCount
     public let filesClosed: MetricCount
@@ -18,7 +20,7 @@ public final class PipelineMetrics: Sendable {
 
     /// The stats file's names, in its order.
     public static let names = ["events_in", "bytes_in", "events_out", "bytes_out", "lines_split", "events_dropped",
-                               "flush_errors", "files_opened", "files_closed", "truncations", "rotations", "read_errors"]
+                               "events_unrouted", "flush_errors", "files_opened", "files_closed", "truncations", "rotations", "read_errors"]
 
     public init(pipeline: String = "") {
         let d = [("pipeline", pipeline)]
@@ -28,6 +30,7 @@ public final class PipelineMetrics: Sendable {
         bytesOut = MetricCount("pipeline_sent_bytes_total", dimensions: d)
         linesSplit = MetricCount("pipeline_lines_split_total", dimensions: d)
         eventsDropped = MetricCount("pipeline_dropped_events_total", dimensions: d)
+        eventsUnrouted = MetricCount("pipeline_unrouted_events_total", dimensions: d)
         flushErrors = MetricCount("pipeline_flush_errors_total", dimensions: d)
         filesOpened = MetricCount("file_opened_total", dimensions: d)
         filesClosed = MetricCount("file_closed_total", dimensions: d)
@@ -40,7 +43,7 @@ public final class PipelineMetrics: Sendable {
     public var filesOpen: Int { filesOpened.current - filesClosed.current }
 
     public func snapshot() -> [(String, Int)] {
-        let all = [eventsIn, bytesIn, eventsOut, bytesOut, linesSplit, eventsDropped, flushErrors,
+        let all = [eventsIn, bytesIn, eventsOut, bytesOut, linesSplit, eventsDropped, eventsUnrouted, flushErrors,
                    filesOpened, filesClosed, truncations, rotations, readErrors]
         return zip(Self.names, all).map { ($0, $1.current) }
     }

@@ -38,8 +38,7 @@ public final class FlusherClickhouse: FlusherPlugin {
             FieldSpec(name: "BufferMaxBytes", type: .int, doc: "Buffer engine: max_bytes.", defaultValue: "100000000"),
             FieldSpec(name: "MaxInsertBytes", type: .int, doc: "Sluice: input bytes per insert.", defaultValue: "4194304"),
             ConvertOptions.field(protocols: [.customSingle, .customSingleFlatten]),
-            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+            FlusherRoute.matchField,
         ])
 
     public struct Options: Sendable {

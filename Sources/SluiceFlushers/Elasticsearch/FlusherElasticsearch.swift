@@ -31,8 +31,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
             ]), doc: "Connection settings.", defaultValue: nil),
             ConvertOptions.field(protocols: [.customSingle, .customSingleFlatten]),
             FieldSpec(name: "Concurrency", type: .int, doc: "Sluice: requests in flight. Default: `send_request_concurrency`.", defaultValue: nil),
-            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+            FlusherRoute.matchField,
         ])
 
     public struct Options: Sendable {

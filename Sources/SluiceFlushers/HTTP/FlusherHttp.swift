@@ -50,8 +50,7 @@ public final class FlusherHttp: FlusherPlugin {
             FieldSpec(name: "MaxIdleConnsPerHost", type: .int, doc: "Accepted.", defaultValue: nil),
             FieldSpec(name: "IdleConnTimeout", type: .any, doc: "Accepted; idle connections close after 60 s.", defaultValue: nil),
             FieldSpec(name: "WriteBufferSize", type: .int, doc: "Accepted.", defaultValue: nil),
-            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+            FlusherRoute.matchField,
         ])
 
     public struct Options: Sendable {

@@ -37,8 +37,7 @@ public final class FlusherLoki: FlusherPlugin {
             FieldSpec(name: "ClientConfig", type: .any, doc: "Accepted; the incumbent does not use it either.", defaultValue: nil,
                       status: .acceptedNotYetEffective(reason: "not used (nor by the incumbent)")),
             FieldSpec(name: "Concurrency", type: .int, doc: "Sluice: pushes in flight. Default: `send_request_concurrency`.", defaultValue: nil),
-            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+            FlusherRoute.matchField,
         ])
 
     public struct Options: Sendable {

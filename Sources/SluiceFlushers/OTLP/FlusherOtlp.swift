@@ -55,8 +55,7 @@ public final class FlusherOtlp: FlusherPlugin {
             FieldSpec(name: "Traces", type: .any, doc: "Accepted; a v1 pipeline sends only logs.", defaultValue: nil,
                       status: .acceptedNotYetEffective(reason: "a v1 pipeline sends only logs")),
             FieldSpec(name: "Concurrency", type: .int, doc: "Sluice: requests in flight. Default: `send_request_concurrency`.", defaultValue: nil),
-            FieldSpec(name: "Match", type: .any, doc: "iLogtail routing condition for this flusher.", defaultValue: nil,
-                      status: .acceptedNotYetEffective(reason: "routing is not implemented yet: every flusher receives every event")),
+            FlusherRoute.matchField,
         ])
 
     public enum WireProtocol: String, Sendable {
