@@ -68,11 +68,15 @@ let package = Package(
         // zstd and Snappy from Debian's libzstd-dev and libsnappy-dev (request body compression).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        // librdkafka from Debian's librdkafka-dev (2.0.2): the Kafka flushers' producer, and the
+        // mock cluster the tests inject broker faults with.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         // flusher_stdout, flusher_file, flusher_blackhole; the network flushers (flusher_http,
         // flusher_elasticsearch, flusher_loki, flusher_clickhouse) on one HTTP sender
-        // (AsyncHTTPClient), the incumbent's Convert shapes, body compression.
+        // (AsyncHTTPClient), the incumbent's Convert shapes, body compression; the Kafka
+        // flushers (flusher_kafka_v2, flusher_kafka_native) on librdkafka.
         .target(name: "SluiceFlushers", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceSystem", "CZstd", "CSnappy", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceSystem", "CZstd", "CSnappy", "CRdKafka", .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -104,7 +108,7 @@ let package = Package(
         // In-memory inputs/flushers and helpers to drive the real binary in tests.
         // The HTTP test receiver (NIO) decodes bodies as the real backends do.
         .target(name: "SluiceTesting", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceFiles", "SluiceRuntime", "SluiceFlushers",
+            "SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceFiles", "SluiceRuntime", "SluiceFlushers", "CRdKafka",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -124,7 +128,7 @@ let package = Package(
         // The network flushers against the test receiver and real servers (ClickHouse, an
         // OpenSearch-compatible bulk server).
         .testTarget(name: "SluiceFlushersTests", dependencies: [
-            "SluiceFlushers", "SluiceCore", "SluiceConfig", "SluiceRuntime", "SluiceSystem", "SluiceTesting",
+            "SluiceFlushers", "SluiceCore", "SluiceConfig", "SluiceRuntime", "SluiceSystem", "SluiceTesting", "CRdKafka",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),

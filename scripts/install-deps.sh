@@ -6,10 +6,12 @@
 #   runc, busybox-static      daemons (images are built locally from busybox-static)
 #   libpcre2-dev              the regex engine of the processors (PCRE2 with JIT)
 #   libzstd-dev, libsnappy-dev  request body compression of the network flushers
+#   librdkafka-dev            the Kafka flushers' producer (and the mock cluster of their tests)
 #   clickhouse-server/-client, curl   the real ClickHouse the flusher tests start on loopback
 #   prometheus                the real Prometheus that scrapes /metrics in the monitoring tests
-# and, from PyPI, osmem-server (an OpenSearch-compatible _bulk server), unpacked under
-# /var/tmp/sluice-servers for the Elasticsearch flusher's tests, and kubernetes-validate (the
+# and, from PyPI, osmem-server (an OpenSearch-compatible _bulk server) and noida-db (whose Kafka
+# emulation Debian's librdkafka 2.0.2 speaks to), unpacked under /var/tmp/sluice-servers for the
+# Elasticsearch and Kafka flushers' tests, and kubernetes-validate (the
 # Kubernetes API schemas, offline), installed under /var/tmp/sluice-servers/kubernetes-validate
 # unless it is on PATH, for the test that validates the deploy/ manifests.
 set -euo pipefail
@@ -23,6 +25,7 @@ command -v runc >/dev/null || need+=(runc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -f /usr/include/zstd.h ] || need+=(libzstd-dev)
 [ -f /usr/include/snappy-c.h ] || need+=(libsnappy-dev)
+[ -f /usr/include/librdkafka/rdkafka.h ] || need+=(librdkafka-dev)
 [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null || need+=(clickhouse-client)
 command -v curl >/dev/null || need+=(curl)
@@ -41,6 +44,12 @@ if [ ! -x "$SERVERS/osmem/osmem_server/bin/osmem-server" ]; then
   ls "$SERVERS"/wheels/osmem_server-*.whl >/dev/null 2>&1 || python3 -m pip download --no-deps -q -d "$SERVERS/wheels" osmem-server
   rm -rf "$SERVERS/osmem" && python3 -m zipfile -e "$(ls "$SERVERS"/wheels/osmem_server-*.whl | head -1)" "$SERVERS/osmem"
   chmod +x "$SERVERS/osmem/osmem_server/bin/osmem-server"
+fi
+if [ ! -x "$SERVERS/noida/noida_db/noida-db" ]; then
+  mkdir -p "$SERVERS/wheels"
+  ls "$SERVERS"/wheels/noida_db-*.whl >/dev/null 2>&1 || python3 -m pip download --no-deps -q -d "$SERVERS/wheels" noida-db
+  rm -rf "$SERVERS/noida" && python3 -m zipfile -e "$(ls "$SERVERS"/wheels/noida_db-*.whl | head -1)" "$SERVERS/noida"
+  chmod +x "$SERVERS/noida/noida_db/noida-db"
 fi
 
 # kubernetes-validate and its dependencies in a directory of their own (pip --target: no change to

@@ -77,6 +77,8 @@ public struct PluginRegistry: Sendable {
         return r
     }()
 
+        r.register(FlusherKafkaV2.self)
+        r.register(FlusherKafkaNative.self)
     /// Loads and fully checks one pipeline file without starting anything: syntax, keys, types,
     /// and every plugin's own options. Returns the document with each plugin's typed options (what
     /// building takes: the config is parsed once), or every error found.

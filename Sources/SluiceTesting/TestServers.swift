@@ -141,3 +141,38 @@ public final class TestServer: @unchecked Sendable {
         }
     }
 }
+
+extension TestServer {
+    /// noida-db's Kafka emulation (PyPI's noida-db, unpacked by scripts/install-deps.sh under
+    /// /var/tmp/sluice-servers): a Kafka-protocol broker that Debian's librdkafka 2.0.2 speaks to,
+    /// idempotent producer included; topics are created on first use with one partition. Its data
+    /// is kept in the server's temp dir. nil when it is not unpacked.
+    public static func kafka() throws -> TestServer? {
+        let bin = serversDir + "/noida/noida_db/noida-db"
+        guard Sys.exists(bin) else { return nil }
+        let dir = TempDir("sluice-noida")
+        let port = freePort()
+        let p = try SluiceProcess(arguments: ["start", "--data-dir", dir.path + "/data", "--host", "127.0.0.1", "--only", "kafka",
+                                              "--kafka-port", String(port)], workDir: dir.path, binary: bin)
+        let s = TestServer(port: port, process: p, dir: dir)
+        guard waitUntil(timeout: 30, pollMs: 100, { acceptsTCP(port) }) else {
+            s.stop()
+            throw SluiceProcess.SpawnError(message: "noida-db's Kafka did not listen: \(p.stderr.suffix(2000))")
+        }
+        return s
+    }
+
+    /// `127.0.0.1:<port>`, for Kafka clients.
+    public var address: String { "127.0.0.1:\(port)" }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    public static func acceptsTCP(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+}

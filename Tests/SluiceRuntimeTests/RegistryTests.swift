@@ -14,6 +14,8 @@ import Testing
         "flusher_loki": "URL: http://127.0.0.1:3100/loki/api/v1/push\nStaticLabels: {job: sluice}\n",
         "flusher_clickhouse": "Addresses: [127.0.0.1:8123]\nTable: logs\n",
         "flusher_otlp": "Logs: {Endpoint: 127.0.0.1:4317}\n",
+        "flusher_kafka_v2": "Brokers: [127.0.0.1:9092]\nTopic: logs\n",
+        "flusher_kafka_native": "Brokers: [127.0.0.1:9092]\nTopic: logs\n",
         "processor_parse_regex_native": "SourceKey: content\nRegex: (.*)\nKeys: [a]\n",
         "processor_parse_json_native": "SourceKey: content\n",
         "processor_parse_delimiter_native": "SourceKey: content\nSeparator: \",\"\nKeys: [a, b]\n",
