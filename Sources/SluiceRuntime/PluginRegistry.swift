@@ -74,11 +74,11 @@ public struct PluginRegistry: Sendable {
         r.register(FlusherLoki.self)
         r.register(FlusherClickhouse.self)
         r.register(FlusherOtlp.self)
+        r.register(FlusherKafkaV2.self)
+        r.register(FlusherKafkaNative.self)
         return r
     }()
 
-        r.register(FlusherKafkaV2.self)
-        r.register(FlusherKafkaNative.self)
     /// Loads and fully checks one pipeline file without starting anything: syntax, keys, types,
     /// and every plugin's own options. Returns the document with each plugin's typed options (what
     /// building takes: the config is parsed once), or every error found.
