@@ -76,6 +76,10 @@ public struct GlobalParameters: Sendable, Equatable {
         }
     }
 
+    /// `buffer_file_path`: where flushers' disk buffers are kept (`<it>/<pipeline>/<flusher id>`);
+    /// nil: each flusher's state directory under `--data-dir`.
+    public var bufferFilePath: String?
+
     /// The variables that list env tags, newest name first (LoongCollector, then iLogtail).
     public static let envTagVariables = ["LOONG_ENV_TAGS", "ALIYUN_LOG_ENV_TAGS"]
 
@@ -148,6 +152,7 @@ public struct GlobalParameters: Sendable, Equatable {
                 warnings.append("\(spec.name)=\(text) is accepted but has no effect yet: \(reason)")
             }
         }
+        if let path = environment["buffer_file_path"], !path.isEmpty { parameters.bufferFilePath = path }
         if let variable = envTagVariables.first(where: { !(environment[$0] ?? "").isEmpty }), let list = environment[variable] {
             for name in list.split(separator: "|").map({ String(String($0).trimmingSpaces) }) where !name.isEmpty {
                 if parameters.envTags.contains(where: { $0.name == name }) { continue }

@@ -13,11 +13,11 @@ import Synchronization
 /// abandoned, so their data stays in its source and is read again on the next start.
 struct FlusherRunner<F: Flusher>: Sendable {
     let flusher: F
-    let queue: BatchQueue
+    let queue: any BatchSource
     let context: PluginContext
     private let rejectionLog = RateLimitedLog()
 
-    init(flusher: F, queue: BatchQueue, context: PluginContext) {
+    init(flusher: F, queue: any BatchSource, context: PluginContext) {
         self.flusher = flusher
         self.queue = queue
         self.context = context

@@ -50,6 +50,8 @@ public final class Pipeline: Sendable {
     let shutdownTimeoutSeconds: Double
     /// Every component's counters (inputs, processors, flushers), for the stats file and metrics.
     public let components: [ComponentMetrics]
+    /// The disk buffer of each flusher that has one (nil for the others), by flusher position.
+    public let buffers: [(component: ComponentID, buffer: DiskBuffer)?]
     private let stopRequested = Atomic<Bool>(false)
     /// A drain's deadline (monotonic nanoseconds; 0: none, the flushers get the shutdown
     /// timeout from when the input stopped).
@@ -78,13 +80,22 @@ public final class Pipeline: Sendable {
         }
         var fl: [(any Flusher, PluginContext)] = []
         var routes: [FlusherRoute?] = []
+        var buffers: [(component: ComponentID, buffer: DiskBuffer)?] = []
         for f in pipeline.flushers {
             guard let make = f.entry.makeFlusher else { continue }
             let ctx = env.context(pipeline: doc.name, kind: .flusher, type: f.type, index: f.config.index)
             components.append(ctx.metrics)
             fl.append((try make(f.options, ctx), ctx))
             routes.append(f.route)
+            if let o = f.buffer {
+                let dir = env.globals.bufferFilePath.map { $0 + "/" + FileNames.component(doc.name) + "/" + ctx.component.id }
+                    ?? ctx.stateDirectory + "/buffer"
+                buffers.append((ctx.component, try DiskBuffer(directory: dir, options: o, logger: ctx.logger)))
+            } else {
+                buffers.append(nil)
+            }
         }
+        self.buffers = buffers
         flushers = fl
         self.components = components
         let queues = fl.map { _ in BatchQueue(highWatermark: queueBytes, lowWatermark: queueBytes / 2) }
@@ -101,10 +112,18 @@ public final class Pipeline: Sendable {
             }
         }
         let queues = sink.queues
+        let buffers = self.buffers
         await withTaskGroup(of: Bool.self) { group in
             for (i, (f, ctx)) in flushers.enumerated() {
                 group.addTask {
-                    await Pipeline.runFlusher(f, queue: queues[i], context: ctx)
+                    if let b = buffers[i]?.buffer {
+                        // Queue → disk (the source is acknowledged there) → the flusher.
+                        async let spooled: Void = spool(queues[i], into: b, metrics: ctx.metrics)
+                        await Pipeline.runFlusher(f, queue: DiskBufferSource(buffer: b), context: ctx)
+                        await spooled
+                    } else {
+                        await Pipeline.runFlusher(f, queue: queues[i], context: ctx)
+                    }
                     return true
                 }
             }
@@ -143,7 +162,7 @@ public final class Pipeline: Sendable {
         done.open()
     }
 
-    static func runFlusher<F: Flusher>(_ flusher: F, queue: BatchQueue, context: PluginContext) async {
+    static func runFlusher<F: Flusher>(_ flusher: F, queue: any BatchSource, context: PluginContext) async {
         await FlusherRunner(flusher: flusher, queue: queue, context: context).run()
     }
 

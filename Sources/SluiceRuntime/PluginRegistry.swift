@@ -34,7 +34,10 @@ public struct PluginRegistry: Sendable {
     }
 
     public mutating func register<P: FlusherPlugin>(_ p: P.Type) {
-        flushers[P.spec.type] = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
+        // Every flusher may have a disk buffer: one field, added here.
+        var spec = P.spec
+        spec.fields.append(DiskBufferOptions.field)
+        flushers[P.spec.type] = Entry(spec: spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
                                       makeInput: nil, makeProcessor: nil, makeFlusher: { o, ctx in try P(options: o as! P.Options, context: ctx) })
     }
 
@@ -102,7 +105,8 @@ public struct PluginRegistry: Sendable {
                 do throws(ConfigError) {
                     let options = try e.options(inst.config, globals)
                     let route = routed ? try FlusherRoute.from(inst.config) : nil
-                    out.append(ValidatedPipeline.Plugin(config: inst, entry: e, options: options, route: route))
+                    let buffer = routed ? try DiskBufferOptions.from(inst.config) : nil
+                    out.append(ValidatedPipeline.Plugin(config: inst, entry: e, options: options, route: route, buffer: buffer))
                 } catch {
                     errors.append(error)
                 }
@@ -124,6 +128,8 @@ public struct ValidatedPipeline: Sendable {
         let options: any Sendable
         /// A flusher's `Match` (nil: it receives everything).
         public var route: FlusherRoute? = nil
+        /// A flusher's `Buffer` (nil: none).
+        public var buffer: DiskBufferOptions? = nil
         public var type: String { config.type }
         /// Builds this processor from its checked options (nil when the plugin is not a processor).
         public func makeProcessor(context: PluginContext) throws -> (any Processor)? {

@@ -29,6 +29,16 @@ public struct GaugeSample: Sendable {
         "component_in_flight_requests": "Requests a flusher is sending now.",
         "checkpoint_age_seconds": "Seconds since a pipeline's checkpoints were last persisted.",
         "pipelines_running": "Pipelines running now.",
+        "component_buffer_bytes": "Bytes of a flusher's disk buffer (segment files and appends waiting for their fsync).",
+        "component_buffer_events": "Events in a flusher's disk buffer not yet acknowledged by the destination.",
+        "component_buffer_frames": "Batches in a flusher's disk buffer not yet acknowledged by the destination.",
+        "component_buffer_segments": "Segment files of a flusher's disk buffer.",
+        "component_buffer_oldest_age_seconds": "Age of the oldest batch in a flusher's disk buffer not yet acknowledged.",
+        "component_buffer_corrupt_frames": "Damaged batches found in a flusher's disk buffer (skipped) since start.",
+        "component_buffer_truncated_bytes": "Bytes of unreadable tail cut off a flusher's disk buffer at start (a crash mid-write).",
+        "component_buffer_dropped_events": "Events a flusher's full disk buffer dropped (WhenFull: drop_newest) since start.",
+        "component_buffer_fsyncs": "fsyncs of a flusher's disk buffer since start.",
+        "component_buffer_write_errors": "Failed writes or fsyncs of a flusher's disk buffer since start (disk full...).",
         "resource_limit_paused": "1 while reading is paused to stay under mem_usage_limit or cpu_usage_limit.",
     ]
 }

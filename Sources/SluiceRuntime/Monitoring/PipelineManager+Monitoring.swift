@@ -26,6 +26,20 @@ extension PipelineManager {
             for (id, bytes) in r.pipeline.queuedBytes {
                 out.append(GaugeSample("component_queue_bytes", id.labels, Double(bytes)))
             }
+            for case let (id, b)? in r.pipeline.buffers {
+                let u = b.usage
+                let l = id.labels
+                out.append(GaugeSample("component_buffer_bytes", l, Double(u.bytes)))
+                out.append(GaugeSample("component_buffer_events", l, Double(u.events)))
+                out.append(GaugeSample("component_buffer_frames", l, Double(u.frames)))
+                out.append(GaugeSample("component_buffer_segments", l, Double(u.segments)))
+                out.append(GaugeSample("component_buffer_oldest_age_seconds", l, u.oldestWallNanos > 0 ? Double(Sys.wallNanos() - u.oldestWallNanos) / 1e9 : 0))
+                out.append(GaugeSample("component_buffer_corrupt_frames", l, Double(b.corruptFrames.load(ordering: .relaxed))))
+                out.append(GaugeSample("component_buffer_truncated_bytes", l, Double(b.truncatedBytes.load(ordering: .relaxed))))
+                out.append(GaugeSample("component_buffer_dropped_events", l, Double(b.droppedEvents.load(ordering: .relaxed))))
+                out.append(GaugeSample("component_buffer_fsyncs", l, Double(b.fsyncs.load(ordering: .relaxed))))
+                out.append(GaugeSample("component_buffer_write_errors", l, Double(b.writeErrors.load(ordering: .relaxed))))
+            }
             for c in r.pipeline.components where c.component.kind == "flusher" {
                 let l = c.component.labels
                 out.append(GaugeSample("component_buffered_events", l, Double(c.bufferedEvents.load(ordering: .relaxed))))

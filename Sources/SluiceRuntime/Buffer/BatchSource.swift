@@ -1,0 +1,76 @@
+import SluiceCore
+
+/// Where a flusher's runner takes its batches from: the pipeline's queue, or the flusher's disk
+/// buffer.
+protocol BatchSource: Sendable {
+    /// The next batch, waiting for one; nil once the source is closed and empty.
+    func pop() async -> EventBatch?
+    /// A batch if one is ready now.
+    func tryPop() -> EventBatch?
+    /// The next batch, waiting at most `timeout`.
+    func pop(timeout: Duration) async -> BatchQueue.TimedPop
+}
+
+extension BatchQueue: BatchSource {}
+
+/// A disk buffer as a batch source: each batch comes with an acknowledgement that, once the
+/// flusher has finished it for good (delivered or rejected), marks its frame sent. An abandoned
+/// batch (shutdown deadline) stays in the buffer and is sent again after the restart.
+struct DiskBufferSource: BatchSource {
+    let buffer: DiskBuffer
+
+    func pop() async -> EventBatch? {
+        guard let (seq, b) = await buffer.next() else { return nil }
+        return attach(seq, b)
+    }
+
+    func tryPop() -> EventBatch? {
+        guard let (seq, b) = buffer.tryNext() else { return nil }
+        return attach(seq, b)
+    }
+
+    func pop(timeout: Duration) async -> BatchQueue.TimedPop {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while true {
+            if let b = tryPop() { return .batch(b) }
+            if buffer.isDrained { return .closed }
+            if ContinuousClock.now >= deadline { return .timedOut }
+            try? await Task.sleep(for: min(.milliseconds(5), deadline - ContinuousClock.now))
+        }
+    }
+
+    private func attach(_ seq: UInt64, _ batch: EventBatch) -> EventBatch {
+        var b = batch
+        let buffer = self.buffer
+        b.ack = AckToken { status in
+            if status.isFinal { buffer.acknowledge(seq) }
+        }
+        return b
+    }
+}
+
+/// Moves a buffered flusher's batches from the pipeline's queue into its disk buffer; each batch's
+/// source is acknowledged once the batch is fsynced there. What `drop_newest` drops is counted and
+/// its source moves on.
+func spool(_ queue: BatchQueue, into buffer: DiskBuffer, metrics: ComponentMetrics) async {
+    // Cancelled at the shutdown deadline: an append waiting for space gives up (its source is
+    // read again on the next start).
+    await withTaskCancellationHandler {
+        while let b = await queue.pop() {
+            let ack = b.ack
+            switch await buffer.append(BatchCodec.encode(b), events: b.events.count, onDurable: { ack?.finish(.delivered) }) {
+            case .appended: break
+            case .dropped:
+                metrics.discarded(b.events.count, reason: "buffer_full")
+                ack?.finish(.rejected)
+            case .closed:
+                metrics.abandonedEvents.add(b.events.count)
+                ack?.finish(.abandoned)
+            }
+        }
+    } onCancel: {
+        buffer.finishWriting()
+    }
+    buffer.finishWriting()
+    await buffer.waitUntilFinished()
+}

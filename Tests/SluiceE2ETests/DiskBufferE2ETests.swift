@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import SluiceTesting
+import Testing
+
+/// The disk buffer through the real binary: with the backend down, what is read is acknowledged
+/// to its source once fsynced in the buffer (so a deleted file is let go), survives `kill -9`, and
+/// arrives once when the backend is back.
+extension E2E {
+    @Suite("disk buffer") struct DiskBufferE2E {}
+}
+
+extension E2E.DiskBufferE2E {
+    @Test("flusher_http with Buffer {Type: disk}: backend down, the source released, kill -9, backend back: every line once")
+    func outageKillAndReplay() async throws {
+        let s = E2EScenario("disk-buffer")
+        defer { s.cleanup() }
+        let logs = s.dir("logs")
+        let port = TestServer.freePort()
+        s.writePipeline("buf", """
+            inputs:
+              - Type: input_file
+                FilePaths: [\(quoted(logs + "/*.log"))]
+            flushers:
+              - Type: flusher_http
+                RemoteURL: http://127.0.0.1:\(port)/ingest
+                Convert: {Protocol: jsonline}
+                Timeout: 1s
+                Retry: {InitialDelay: 50ms, MaxDelay: 500ms}
+                Buffer: {Type: disk, MaxBytes: 67108864}
+            """)
+        let p = try s.startAndWait()
+        let total = 60_000
+        let lines = NumberedLines(prefix: "b-", digits: 8, lineLength: 100)
+        lines.write(to: logs + "/app.log", 0..<total, append: false)
+        // Nothing listens on the port: every batch goes to the buffer and the file is acknowledged.
+        let key = "component_buffer_events{pipeline=\"buf\",component_kind=\"flusher\",component_type=\"flusher_http\",component_id=\"flushers[0]\"}"
+        var inBuffer = 0
+        #expect(waitUntil(timeout: 30) {
+            inBuffer = statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key) ?? 0
+            return inBuffer == total
+        }, "all \(total) lines in the buffer (have \(inBuffer))")
+        let explain = try SluiceProcess(arguments: ["explain", "--json", "--config-dir", s.configDir, "--data-dir", s.dataDir, "--wait", "0.1",
+                                                    "--docker-host", "unix://" + s.root + "/no.sock", "--cri-socket", s.root + "/no-cri.sock",
+                                                    "--pod-log-dir", s.root + "/pods"], workDir: s.root)
+        #expect(explain.wait(timeout: 30) == 0)
+        let explained = String(decoding: readFileBytes(explain.stdoutPath), as: UTF8.self)
+        #expect(explained.contains("read to the end"), "the source is acknowledged while the backend is down: \(explained.suffix(800))")
+        // The file is deleted (a Job's pod going away): it is let go although nothing was sent.
+        unlink(logs + "/app.log")
+        #expect(waitUntil(timeout: 30) {
+            statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], "files_open{pipeline=\"buf\"}") == 0
+        }, "the deleted file was released during the outage")
+        #expect(p.kill9() != nil)
+
+        // Restart with the backend up: the buffer is replayed, every line arrives once.
+        let receiver = try await HTTPTestReceiver(port: port)
+        let p2 = try s.startAndWait()
+        var counts = [UInt8](repeating: 0, count: total)
+        var scanned = 0, seen = 0
+        let done = waitUntil(timeout: 60, pollMs: 200) {
+            let reqs = receiver.requests
+            for r in reqs[scanned...] { NetworkDeliveryTests.numbers(in: r.body, prefix: "b-", digits: 8, into: &counts) }
+            scanned = reqs.count
+            seen = counts.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+            return seen == total
+        }
+        sleepMs(settleMs)
+        for r in receiver.requests[scanned...] { NetworkDeliveryTests.numbers(in: r.body, prefix: "b-", digits: 8, into: &counts) }
+        #expect(done, "every line arrived after the restart: \(seen) of \(total)")
+        #expect(counts.filter { $0 > 1 }.isEmpty, "no line twice: \(counts.filter { $0 > 1 }.count)")
+        #expect(waitUntil(timeout: 10) {
+            statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key) == 0
+        }, "the buffer is empty once the backend has everything")
+        #expect(p2.stop() == 0)
+        await receiver.stop()
+    }
+}
