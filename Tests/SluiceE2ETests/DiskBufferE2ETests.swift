@@ -56,19 +56,16 @@ extension E2E.DiskBufferE2E {
         // Restart with the backend up: the buffer is replayed, every line arrives once.
         let receiver = try await HTTPTestReceiver(port: port)
         let p2 = try s.startAndWait()
-        var counts = [UInt8](repeating: 0, count: total)
-        var scanned = 0, seen = 0
+        var tally = NetworkDeliveryTests.Tally(prefix: "b-", total: total)
+        var seen = 0
         let done = waitUntil(timeout: 60, pollMs: 200) {
-            let reqs = receiver.requests
-            for r in reqs[scanned...] { NetworkDeliveryTests.numbers(in: r.body, prefix: "b-", digits: 8, into: &counts) }
-            scanned = reqs.count
-            seen = counts.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+            seen = tally.update(from: receiver)
             return seen == total
         }
         sleepMs(settleMs)
-        for r in receiver.requests[scanned...] { NetworkDeliveryTests.numbers(in: r.body, prefix: "b-", digits: 8, into: &counts) }
+        tally.update(from: receiver)
         #expect(done, "every line arrived after the restart: \(seen) of \(total)")
-        #expect(counts.filter { $0 > 1 }.isEmpty, "no line twice: \(counts.filter { $0 > 1 }.count)")
+        #expect(tally.duplicated == 0, "no line twice: \(tally.duplicated)")
         #expect(waitUntil(timeout: 10) {
             statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key) == 0
         }, "the buffer is empty once the backend has everything")

@@ -32,6 +32,27 @@ struct NetworkDeliveryTests {
         }
     }
 
+    /// How often each of `total` numbered lines arrived at a receiver, read from the requests that
+    /// came since the last `update`.
+    struct Tally {
+        let prefix: String
+        var counts: [UInt8]
+        var scanned = 0
+        init(prefix: String, total: Int) {
+            self.prefix = prefix
+            counts = [UInt8](repeating: 0, count: total)
+        }
+        /// Scans the new requests; returns how many distinct lines have arrived.
+        @discardableResult
+        mutating func update(from receiver: HTTPTestReceiver) -> Int {
+            let reqs = receiver.requests
+            for r in reqs[scanned...] { NetworkDeliveryTests.numbers(in: r.body, prefix: prefix, digits: 8, into: &counts) }
+            scanned = reqs.count
+            return counts.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        }
+        var duplicated: Int { counts.filter { $0 > 1 }.count }
+    }
+
     static func rssKiB(_ pid: pid_t) -> Int {
         let s = String(decoding: readFileBytes("/proc/\(pid)/status"), as: UTF8.self)
         guard let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
@@ -76,24 +97,22 @@ struct NetworkDeliveryTests {
         let receiver = try await HTTPTestReceiver(port: port)
         defer { Task { await receiver.stop() } }
         let t1 = monotonicSeconds()
-        var counts = [UInt8](repeating: 0, count: total)
+        var tally = Tally(prefix: "out-", total: total)
         var seen = 0
-        var scanned = 0
         let done = waitUntil(timeout: 120, pollMs: 200) {
-            let reqs = receiver.requests
-            for r in reqs[scanned...] { Self.numbers(in: r.body, prefix: "out-", digits: 8, into: &counts) }
-            scanned = reqs.count
-            seen = counts.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+            seen = tally.update(from: receiver)
             peakRSS = max(peakRSS, Self.rssKiB(p.pid))
             return seen == total
         }
         note(String(format: "outage: caught up in %.1f s after the backend returned; %d of %d lines; peak RSS %d KiB", monotonicSeconds() - t1, seen, total, peakRSS))
         sleepMs(settleMs)
-        let reqs = receiver.requests
-        for r in reqs[scanned...] { Self.numbers(in: r.body, prefix: "out-", digits: 8, into: &counts) }
+        tally.update(from: receiver)
         #expect(p.stop() == 0)
         #expect(done, "every line arrived after the outage")
-        let dups = counts.filter { $0 > 1 }.count
+        let dups = tally.duplicated
+        if dups > 0, let first = tally.counts.firstIndex(where: { $0 > 1 }) {
+            note("outage: duplicated lines from \(first) to \(tally.counts.lastIndex(where: { $0 > 1 }) ?? first); \(receiver.requestCount) requests")
+        }
         #expect(dups == 0, "no line delivered twice (\(dups))")
         #expect(peakRSS < 200 * 1024, "RSS bounded while the data waits in its source: peak \(peakRSS) KiB")
     }

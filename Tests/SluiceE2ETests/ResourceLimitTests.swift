@@ -61,14 +61,10 @@ extension E2E.ResourceLimits {
         // The backend answers: every line arrives.
         receiver.setScript { _, _ in .ok }
         let total = pipelines * perPipeline
-        var counts = [UInt8](repeating: 0, count: total)
-        var scanned = 0
+        var tally = NetworkDeliveryTests.Tally(prefix: "m-", total: total)
         var seen = 0
         let done = waitUntil(timeout: 120, pollMs: 200) {
-            let reqs = receiver.requests
-            for r in reqs[scanned...] { NetworkDeliveryTests.numbers(in: r.body, prefix: "m-", digits: 8, into: &counts) }
-            scanned = reqs.count
-            seen = counts.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+            seen = tally.update(from: receiver)
             peak = max(peak, NetworkDeliveryTests.rssKiB(p.pid))
             return seen == total
         }
