@@ -463,7 +463,9 @@ public final class DiskBuffer: @unchecked Sendable {
             var segment = currentSegment(firstSeq: pending[0].seq)
             for p in pending {
                 let frameSize = Self.headerSize + p.bytes.count
-                if let seg = segment, seg.size > 0, seg.size + Int64(buf.count + frameSize) > Int64(options.effectiveSegmentBytes) {
+                // Roll when this frame would take the segment past its size (a segment holds at
+                // least one frame); the segment's size is what is on disk plus this commit's buffer.
+                if let seg = segment, seg.size + Int64(buf.count) > 0, seg.size + Int64(buf.count + frameSize) > Int64(options.effectiveSegmentBytes) {
                     if !flush(&buf, to: seg.id) { failed = true; break }
                     segment = rollSegment(firstSeq: p.seq)
                 }
@@ -619,13 +621,19 @@ public final class DiskBuffer: @unchecked Sendable {
         }
     }
 
-    /// Deletes every segment but the last whose frames are all acknowledged.
+    /// Deletes every segment whose frames are all acknowledged: those before the next segment's
+    /// first sequence, and the last one too when nothing is left unacknowledged or pending (the
+    /// next append starts a new segment).
     private func deleteAcknowledgedSegments() {
         let (gone, waiters) = state.withLock { s -> ([Segment], [CheckedContinuation<Void, Never>]) in
-            guard s.segments.count > 1 else { return ([], []) }
             var gone: [Segment] = []
             // A segment's frames all precede the next segment's first sequence.
             while s.segments.count > 1, s.segments[1].id - 1 <= s.ackedUpTo {
+                let seg = s.segments.removeFirst()
+                s.bytes -= seg.size
+                gone.append(seg)
+            }
+            if s.segments.count == 1, s.head >= s.frames.count, s.pending.isEmpty, s.segments[0].size > 0 {
                 let seg = s.segments.removeFirst()
                 s.bytes -= seg.size
                 gone.append(seg)
