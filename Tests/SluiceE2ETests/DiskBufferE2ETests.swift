@@ -72,4 +72,62 @@ extension E2E.DiskBufferE2E {
         #expect(p2.stop() == 0)
         await receiver.stop()
     }
+
+    @Test("Buffer on a full file system (a 2 MiB tmpfs): block holds the reader back with a clear error, kill -9 loses nothing, every line arrives once",
+          .enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func diskFull() async throws {
+        let s = E2EScenario("disk-buffer-full")
+        defer { s.cleanup() }
+        let fs = s.dir("fs")
+        #expect(shell("mount -t tmpfs -o size=2m sluice-e2e '\(fs)'") == 0)
+        defer { _ = shell("umount -l '\(fs)'") }
+        let logs = s.dir("logs")
+        let port = TestServer.freePort()
+        s.writePipeline("full", """
+            inputs:
+              - Type: input_file
+                FilePaths: [\(quoted(logs + "/*.log"))]
+            flushers:
+              - Type: flusher_http
+                RemoteURL: http://127.0.0.1:\(port)/ingest
+                Convert: {Protocol: jsonline}
+                Timeout: 1s
+                Retry: {InitialDelay: 50ms, MaxDelay: 500ms}
+                Buffer: {Type: disk, MaxBytes: 67108864}
+            """)
+        let env = ["buffer_file_path": fs]
+        let p = try s.start(environment: env)
+        #expect(s.waitForLog("Input started.", timeout: 15))
+        let total = 100_000
+        let lines = NumberedLines(prefix: "f-", digits: 8, lineLength: 100)
+        lines.write(to: logs + "/app.log", 0..<total, append: false)
+        let key = { (name: String) in "\(name){pipeline=\"full\",component_kind=\"flusher\",component_type=\"flusher_http\",component_id=\"flushers[0]\"}" }
+        func gauge(_ name: String) -> Int { statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key(name)) ?? 0 }
+        #expect(waitUntil(timeout: 30) { gauge("component_buffer_write_errors") > 0 }, "the full disk is counted")
+        #expect(s.waitForLog("Disk buffer cannot write", timeout: 10), "and logged: \(p.stderr.suffix(1500))")
+        sleepMs(2000)
+        let inBuffer = gauge("component_buffer_events")
+        let rss = NetworkDeliveryTests.rssKiB(p.pid)
+        #expect(inBuffer > 0 && inBuffer < total, "the buffer holds what fits (\(inBuffer) of \(total) lines)")
+        #expect(rss < 200 * 1024, "the rest waits in its source, not in memory: RSS \(rss) KiB")
+        note("disk full: \(inBuffer) of \(total) lines in a 2 MiB buffer file system; RSS \(rss) KiB; write errors \(gauge("component_buffer_write_errors"))")
+        #expect(p.kill9() != nil)
+
+        // Back up with the destination: the buffer drains, the disk frees, the rest is read.
+        let receiver = try await HTTPTestReceiver(port: port)
+        let p2 = try s.start(environment: env)
+        var tally = NetworkDeliveryTests.Tally(prefix: "f-", total: total)
+        var seen = 0
+        let done = waitUntil(timeout: 90, pollMs: 200) {
+            seen = tally.update(from: receiver)
+            return seen == total
+        }
+        sleepMs(settleMs)
+        tally.update(from: receiver)
+        #expect(done, "every line arrived: \(seen) of \(total)")
+        #expect(tally.duplicated == 0, "no line twice: \(tally.duplicated)")
+        #expect(p2.stop() == 0)
+        await receiver.stop()
+    }
 }
+

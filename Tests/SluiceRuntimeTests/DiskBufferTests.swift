@@ -214,4 +214,88 @@ import Testing
         await blocking.waitUntilFinished()
         #expect(n > 10)
     }
+
+    /// A real full file system (a 1 MiB tmpfs; root only): the commit fails, the error is logged
+    /// and counted, `block` appends wait (nothing piles up in memory) and `drop_newest` drops and
+    /// counts; space coming back resumes writing; what was reported durable is all there after a
+    /// restart; at shutdown with the disk still full the waiting batches go back to their sources.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func diskFullHoldsBackAndLosesNothingDurable() async throws {
+        let tmp = TempDir("sluice-buffer-diskfull")
+        let fs = tmp.sub("fs")
+        #expect(shell("mount -t tmpfs -o size=1m sluice-test '\(fs)'") == 0)
+        defer { _ = shell("umount -l '\(fs)'"); tmp.remove() }
+        var o = options(maxBytes: 64 << 20)
+        o.segmentBytes = 128 << 10
+        let dir = fs + "/buf"
+        let b = try DiskBuffer(directory: dir, options: o, logger: Self.logger)
+        final class Outcomes: Sendable {
+            let m = Mutex<[Bool]>([])
+            func record(_ ok: Bool) { m.withLock { $0.append(ok) } }
+        }
+        let outcomes = Outcomes()
+        // 40 KB frames until an append waits: the disk is full long before MaxBytes.
+        var appended = 0
+        var blocked: Task<DiskBuffer.AppendResult, Never>?
+        while appended < 200 {
+            let payload = BatchCodec.encode(Self.batch("f\(appended)-" + String(repeating: "z", count: 40_000), seq: appended))
+            let returned = Outcomes()
+            let t = Task {
+                let r = await b.append(payload, events: 1, onDurable: { ok in outcomes.record(ok) })
+                returned.record(true)
+                return r
+            }
+            // Still waiting half a second later (the disk refused a write): blocked.
+            if !(await eventually(0.5) { !returned.m.withLock { $0.isEmpty } }) { blocked = t; break }
+            #expect(await t.value == .appended)
+            appended += 1
+        }
+        let waiting = try #require(blocked, "an append waits once the disk is full")
+        #expect(b.writeErrors.load(ordering: .relaxed) > 0, "the refused write is counted")
+        let inMemory = b.usage.bytes - segmentFiles(dir).reduce(0) { $0 + Int(fileSize($1)) }
+        #expect(inMemory <= DiskBuffer.maxPendingBytes, "what waits is bounded: \(inMemory) bytes pending")
+        let durableBefore = outcomes.m.withLock { $0.filter { $0 }.count }
+        #expect(durableBefore > 0 && durableBefore < appended + 1, "some frames fit on the disk (\(durableBefore) of \(appended + 1))")
+
+        // The flusher sends what is there: segments go, space comes back, writing resumes.
+        var sent: [String] = []
+        let resumed = await eventually(20) {
+            while let (seq, batch) = b.tryNext() { sent.append(String(Self.content(batch).prefix(8))); b.acknowledge(seq) }
+            return outcomes.m.withLock { $0.count } == appended + 1
+        }
+        #expect(resumed, "writing resumed once acknowledged segments freed the disk")
+        #expect(await waiting.value == .appended)
+        #expect(outcomes.m.withLock { $0.allSatisfy { $0 } }, "every append was reported durable in the end")
+
+        // Full again, then shutdown: the frame the disk refuses is given back (false), the
+        // commit thread ends, and a restart finds every durable frame not yet sent.
+        let filler = fs + "/filler"
+        _ = shell("dd if=/dev/zero of='\(filler)' bs=64k count=64 2>/dev/null")
+        let last = BatchCodec.encode(Self.batch("last-" + String(repeating: "z", count: 40_000), seq: 999))
+        let lastResult = Mutex<Bool?>(nil)
+        #expect(await b.append(last, events: 1, onDurable: { ok in lastResult.withLock { $0 = ok } }) == .appended)
+        #expect(await eventually(5) { b.writeErrors.load(ordering: .relaxed) > 1 })
+        b.finishWriting()
+        await b.waitUntilFinished()
+        #expect(lastResult.withLock { $0 } == false, "the refused batch goes back to its source at shutdown")
+        while let (seq, batch) = b.tryNext() { sent.append(String(Self.content(batch).prefix(8))); b.acknowledge(seq) }
+        #expect(Set(sent).count == sent.count, "nothing handed out twice")
+        #expect(sent.count == appended + 1, "every durable frame was handed out: \(sent.count) of \(appended + 1)")
+
+        // drop_newest on a full disk: dropped and counted, not queued.
+        unlink(filler)
+        var d = o
+        d.whenFull = .dropNewest
+        let dropping = try DiskBuffer(directory: fs + "/drop", options: d, logger: Self.logger)
+        _ = shell("dd if=/dev/zero of='\(filler)' bs=64k count=64 2>/dev/null")
+        var results: [DiskBuffer.AppendResult] = []
+        for i in 0..<20 {
+            results.append(await dropping.append(BatchCodec.encode(Self.batch("d\(i)-" + String(repeating: "z", count: 40_000), seq: i)), events: 1, onDurable: nil))
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        #expect(results.contains(.dropped) && dropping.droppedEvents.load(ordering: .relaxed) == results.filter { $0 == .dropped }.count)
+        dropping.finishWriting()
+        await dropping.waitUntilFinished()
+    }
 }
+

@@ -44,7 +44,9 @@ public final class DiskBuffer: @unchecked Sendable {
         var seq: UInt64
         var bytes: [UInt8]
         var events: Int
-        var onDurable: (@Sendable () -> Void)?
+        /// Called with true once the frame is fsynced, or with false when writing ended (shutdown)
+        /// while the disk refused it.
+        var onDurable: (@Sendable (Bool) -> Void)?
     }
     struct State {
         var segments: [Segment] = []
@@ -63,6 +65,9 @@ public final class DiskBuffer: @unchecked Sendable {
         var events = 0
         var eventsBySeq: [UInt64: Int] = [:]
         var closed = false
+        /// The last commit failed (disk full, I/O error): appends wait (or drop, with
+        /// `drop_newest`) until one succeeds, so what waits is held by the sources, not in memory.
+        var writeFailing = false
         var writerDone = false
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
         var readWaiter: CheckedContinuation<Void, Never>?
@@ -247,40 +252,55 @@ public final class DiskBuffer: @unchecked Sendable {
         case closed
     }
 
-    /// Appends one batch. It is on disk, fsynced, when `onDurable` runs (on the commit thread).
-    /// With `block` it waits for space (until `finishWriting`).
-    public func append(_ payload: [UInt8], events: Int, onDurable: (@Sendable () -> Void)?) async -> AppendResult {
+    /// Bytes appended and not yet written that one commit takes at most before appends wait.
+    static let maxPendingBytes = 32 << 20
+
+    enum Room { case yes, full, busy }
+
+    /// Whether a frame of `size` bytes may be queued now: full when it does not fit in `maxBytes`
+    /// with what is on disk and pending, or while the disk refuses writes; busy (wait, even with
+    /// `drop_newest`) while the next commit already holds `maxPendingBytes` (one frame always may).
+    private func room(_ s: State, _ size: Int) -> Room {
+        if s.writeFailing || s.bytes + Int64(s.pendingBytes + size) > Int64(options.maxBytes) { return .full }
+        return s.pendingBytes == 0 || s.pendingBytes + size <= Self.maxPendingBytes ? .yes : .busy
+    }
+
+    /// Appends one batch. It is on disk, fsynced, when `onDurable(true)` runs (on the commit
+    /// thread). With `block` it waits for space, and while the disk refuses writes (until
+    /// `finishWriting`); with `drop_newest` it drops then.
+    public func append(_ payload: [UInt8], events: Int, onDurable: (@Sendable (Bool) -> Void)?) async -> AppendResult {
         let size = Self.headerSize + payload.count
         if size > options.maxBytes {
             droppedEvents.add(events, ordering: .relaxed)
             return .dropped
         }
         while true {
-            let fits = state.withLock { s -> Bool? in
+            let fits = state.withLock { s -> Room? in
                 if s.closed { return nil }
-                if s.bytes + Int64(s.pendingBytes + size) <= Int64(options.maxBytes) {
+                let r = room(s, size)
+                if r == .yes {
                     s.pending.append(Pending(seq: s.nextSeq, bytes: payload, events: events, onDurable: onDurable))
                     s.eventsBySeq[s.nextSeq] = events
                     s.nextSeq += 1
                     s.pendingBytes += size
-                    return true
                 }
-                return false
+                return r
             }
             switch fits {
-            case .some(true):
+            case .yes:
                 waker.wake()
                 return .appended
             case .none:
                 return .closed
-            case .some(false):
-                if options.whenFull == .dropNewest {
+            case .full, .busy:
+                if fits == .full && options.whenFull == .dropNewest {
                     droppedEvents.add(events, ordering: .relaxed)
                     return .dropped
                 }
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let now = state.withLock { s -> Bool in
-                        if s.closed || s.bytes + Int64(s.pendingBytes + size) <= Int64(options.maxBytes) { return true }
+                        // Any change (room now, or full became busy or the reverse) is looked at again.
+                        if s.closed || room(s, size) != fits { return true }
                         s.spaceWaiters.append(c)
                         return false
                     }
@@ -345,10 +365,7 @@ public final class DiskBuffer: @unchecked Sendable {
                     if now { c.resume() }
                 }
             case .frame(let f, let fd):
-                if let b = decode(f, fd: fd) { return (f.seq, b) }
-                corruptFrames.add(1, ordering: .relaxed)
-                logger.error("Disk buffer: a frame could not be read back; it is skipped and counted.", metadata: ["seq": "\(f.seq)", "directory": "\(directory)"])
-                acknowledge(f.seq)
+                if let b = readBack(f, fd: fd) { return (f.seq, b) }
             }
         }
     }
@@ -363,10 +380,18 @@ public final class DiskBuffer: @unchecked Sendable {
                 return (f, s.segments.first { $0.id == f.segment }?.fd ?? -1)
             }
             guard let (f, fd) = got else { return nil }
-            if let b = decode(f, fd: fd) { return (f.seq, b) }
-            corruptFrames.add(1, ordering: .relaxed)
-            acknowledge(f.seq)
+            if let b = readBack(f, fd: fd) { return (f.seq, b) }
         }
+    }
+
+    /// A handed-out frame's batch; nil when it cannot be read back or decoded (counted as corrupt,
+    /// logged, and acknowledged so it is not tried again).
+    private func readBack(_ f: FrameRef, fd: Int32) -> EventBatch? {
+        if let b = decode(f, fd: fd) { return b }
+        corruptFrames.add(1, ordering: .relaxed)
+        logger.error("Disk buffer: a frame could not be read back; it is skipped and counted.", metadata: ["seq": "\(f.seq)", "directory": "\(directory)"])
+        acknowledge(f.seq)
+        return nil
     }
 
     private func decode(_ f: FrameRef, fd: Int32) -> EventBatch? {
@@ -432,9 +457,27 @@ public final class DiskBuffer: @unchecked Sendable {
             _ = poll(&pfd, 1, Int32(wait / 1_000_000))
             waker.drain()
         }
-        commit()
+        let ok = commit()
         lastCommit.store(Sys.monotonicNanos(), ordering: .relaxed)
+        if !ok && closed {
+            // Writing has finished and the disk still refuses: what is pending is given back to
+            // its sources unwritten (they read it again on the next start).
+            abandonPending()
+        }
         return true
+    }
+
+    private func abandonPending() {
+        let gone = state.withLock { s -> [Pending] in
+            defer { s.pending = []; s.pendingBytes = 0 }
+            for p in s.pending { s.eventsBySeq[p.seq] = nil }
+            return s.pending
+        }
+        if !gone.isEmpty {
+            logger.error("Disk buffer: batches the disk refused are left to their sources at shutdown.", metadata: [
+                "directory": "\(directory)", "batches": "\(gone.count)"])
+        }
+        for p in gone { p.onDurable?(false) }
     }
 
     private func finishCommitThread() {
@@ -450,11 +493,15 @@ public final class DiskBuffer: @unchecked Sendable {
     }
 
     /// Writes the pending frames, fsyncs, persists the acknowledged position, deletes finished
-    /// segments, then tells the appenders and wakes the reader.
-    private func commit() {
+    /// segments, then tells the appenders and wakes the reader. False when the pending frames
+    /// could not be written (they stay pending, and appends wait until a commit succeeds).
+    @discardableResult
+    private func commit() -> Bool {
         let (pending, ackDirty, ackedUpTo, beyond) = state.withLock { s -> ([Pending], Bool, UInt64, [UInt64]) in
             defer { s.ackDirty = false }
-            return (s.pending, s.ackDirty, s.ackedUpTo, s.ackDirty ? s.acked.sorted() : [])
+            // After a failed write (disk full) one frame per try: as many as fit go in, and the
+            // rest waits for space, instead of an all-or-nothing commit that never fits.
+            return (s.writeFailing ? Array(s.pending.prefix(1)) : s.pending, s.ackDirty, s.ackedUpTo, s.ackDirty ? s.acked.sorted() : [])
         }
         var written: [FrameRef] = []
         var failed = false
@@ -479,7 +526,15 @@ public final class DiskBuffer: @unchecked Sendable {
                 // Nothing of this commit counts: cut the segments back and try again later.
                 rollBack(written)
                 written = []
-                usleep(100_000)
+            }
+            let recovered = state.withLock { s -> Bool in
+                defer { s.writeFailing = failed }
+                return s.writeFailing && !failed
+            }
+            if failed { usleep(100_000) }
+            if recovered {
+                state.withLock { $0.lastError = nil }
+                logger.notice("Disk buffer: writing again.", metadata: ["directory": "\(directory)"])
             }
         }
         if ackDirty { persistAck(ackedUpTo, beyond) }
@@ -497,14 +552,17 @@ public final class DiskBuffer: @unchecked Sendable {
             }
         }
         deleteAcknowledgedSegments()
-        for p in toNotify { p.onDurable?() }
+        for p in toNotify { p.onDurable?(true) }
         if !written.isEmpty {
-            let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                defer { s.readWaiter = nil }
-                return s.readWaiter
+            let (reader, appenders) = state.withLock { s -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
+                defer { s.readWaiter = nil; s.spaceWaiters = [] }
+                return (s.readWaiter, s.spaceWaiters)
             }
             reader?.resume()
+            // Room in the next commit (and the disk takes writes again).
+            for w in appenders { w.resume() }
         }
+        return !failed
     }
 
     private func appendFrame(_ p: Pending, to buf: inout [UInt8]) {
@@ -551,7 +609,7 @@ public final class DiskBuffer: @unchecked Sendable {
         writeErrors.add(1, ordering: .relaxed)
         let text = "\(what): \(e)"
         if state.withLock({ s in defer { s.lastError = text }; return s.lastError != text }) {
-            logger.error("Disk buffer cannot \(what); appends wait and are retried (nothing is acknowledged to the source until it is on disk).",
+            logger.error("Disk buffer cannot \(what); it is retried, and meanwhile new batches wait (block) or are dropped and counted (drop_newest): nothing is acknowledged to its source before it is on disk.",
                          metadata: ["directory": "\(directory)", "error": "\(e)"])
         }
     }
@@ -622,8 +680,8 @@ public final class DiskBuffer: @unchecked Sendable {
     }
 
     /// Deletes every segment whose frames are all acknowledged: those before the next segment's
-    /// first sequence, and the last one too when nothing is left unacknowledged or pending (the
-    /// next append starts a new segment).
+    /// first sequence, and the last one too when every durable frame is acknowledged (the next
+    /// commit starts a new segment; on a full disk this is what makes room).
     private func deleteAcknowledgedSegments() {
         let (gone, waiters) = state.withLock { s -> ([Segment], [CheckedContinuation<Void, Never>]) in
             var gone: [Segment] = []
@@ -633,7 +691,8 @@ public final class DiskBuffer: @unchecked Sendable {
                 s.bytes -= seg.size
                 gone.append(seg)
             }
-            if s.segments.count == 1, s.head >= s.frames.count, s.pending.isEmpty, s.segments[0].size > 0 {
+            // (Pending frames, if any, go to a new segment: this runs on the commit thread.)
+            if s.segments.count == 1, s.head >= s.frames.count, s.segments[0].size > 0 {
                 let seg = s.segments.removeFirst()
                 s.bytes -= seg.size
                 gone.append(seg)
