@@ -201,6 +201,12 @@ public func openDescriptorCount(pid: pid_t) -> Int {
     return n
 }
 
+/// Descriptors a process holds on deleted files (what pins a deleted log's disk space).
+public func deletedDescriptorCount(pid: pid_t) -> Int {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return -1 }
+    return names.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)"))?.hasSuffix(" (deleted)") == true }.count
+}
+
 /// A field of /proc/PID/status (e.g. "VmRSS", "Uid"), without its label, trimmed.
 public func procStatusField(pid: pid_t, _ name: String) -> String? {
     let text = String(decoding: readFileBytes("/proc/\(pid)/status"), as: UTF8.self)

@@ -9,8 +9,10 @@ import SluiceSystem
 public final class TestServer: @unchecked Sendable {
     public let port: Int
     public var url: String { "http://127.0.0.1:\(port)" }
-    let process: SluiceProcess
+    private(set) var process: SluiceProcess
     let dir: TempDir
+    /// How to start it again (`restart`), and the path that answers once it is up.
+    private var command: (arguments: [String], binary: String, readyPath: String)?
     /// ClickHouse's native port (for clickhouse-client).
     public let tcpPort: Int
 
@@ -25,6 +27,21 @@ public final class TestServer: @unchecked Sendable {
         process.signal(SIGKILL)
         _ = process.wait(timeout: 10)
         dir.remove()
+    }
+
+    /// Kills the server (SIGKILL), keeping its data: the backend is down until `restart`.
+    public func kill() {
+        process.signal(SIGKILL)
+        _ = process.wait(timeout: 10)
+    }
+
+    /// Starts the server again on the same ports and data, and waits until it answers.
+    public func restart(timeout: Double = 60) throws {
+        guard let c = command else { throw SluiceProcess.SpawnError(message: "this server cannot be restarted") }
+        process = try SluiceProcess(arguments: c.arguments, workDir: dir.path, binary: c.binary)
+        guard Self.waitForHTTP(port, path: c.readyPath, timeout: timeout) else {
+            throw SluiceProcess.SpawnError(message: "\(c.binary) did not come back: \(process.stderr.suffix(2000))")
+        }
     }
 
     /// A free TCP port on 127.0.0.1.
@@ -63,8 +80,10 @@ public final class TestServer: @unchecked Sendable {
         }
         writeFile(dir.path + "/conf/config.xml", xml)
         _ = shell("cp /etc/clickhouse-server/users.xml '\(dir.path)/conf/'")
-        let p = try SluiceProcess(arguments: ["--config-file=\(dir.path)/conf/config.xml"], workDir: dir.path, binary: bin)
+        let args = ["--config-file=\(dir.path)/conf/config.xml"]
+        let p = try SluiceProcess(arguments: args, workDir: dir.path, binary: bin)
         let s = TestServer(port: http, tcpPort: tcp, process: p, dir: dir)
+        s.command = (args, bin, "/ping")
         guard waitForHTTP(http, path: "/ping", timeout: 60) else {
             let log = String(decoding: readFileBytes(dir.path + "/log/clickhouse-server.err.log").suffix(2000), as: UTF8.self)
             s.stop()

@@ -107,7 +107,7 @@ extension E2E.DiskBufferE2E {
         #expect(s.waitForLog("Disk buffer cannot write", timeout: 10), "and logged: \(p.stderr.suffix(1500))")
         sleepMs(2000)
         let inBuffer = gauge("component_buffer_events")
-        let rss = NetworkDeliveryTests.rssKiB(p.pid)
+        let rss = residentSetKiB(pid: p.pid)
         #expect(inBuffer > 0 && inBuffer < total, "the buffer holds what fits (\(inBuffer) of \(total) lines)")
         #expect(rss < 200 * 1024, "the rest waits in its source, not in memory: RSS \(rss) KiB")
         note("disk full: \(inBuffer) of \(total) lines in a 2 MiB buffer file system; RSS \(rss) KiB; write errors \(gauge("component_buffer_write_errors"))")

@@ -48,12 +48,12 @@ extension E2E.ResourceLimits {
         var peak = 0
         for i in 0..<pipelines {
             lines.write(to: s.root + "/logs/\(i)/a.log", (i * perPipeline)..<((i + 1) * perPipeline), append: false)
-            peak = max(peak, NetworkDeliveryTests.rssKiB(p.pid))
+            peak = max(peak, residentSetKiB(pid: p.pid))
         }
         // The backend stays silent for 5 s while everything waits.
         let t0 = monotonicSeconds()
         while monotonicSeconds() - t0 < 5 {
-            peak = max(peak, NetworkDeliveryTests.rssKiB(p.pid))
+            peak = max(peak, residentSetKiB(pid: p.pid))
             usleep(50_000)
         }
         note("mem_usage_limit=\(limitMB) MB, \(pipelines) pipelines, backend silent: peak RSS \(peak / 1024) MiB")
@@ -65,7 +65,7 @@ extension E2E.ResourceLimits {
         var seen = 0
         let done = waitUntil(timeout: 120, pollMs: 200) {
             seen = tally.update(from: receiver)
-            peak = max(peak, NetworkDeliveryTests.rssKiB(p.pid))
+            peak = max(peak, residentSetKiB(pid: p.pid))
             return seen == total
         }
         note("mem_usage_limit: \(seen) of \(total) lines delivered after the backend answered; peak RSS \(peak / 1024) MiB")
