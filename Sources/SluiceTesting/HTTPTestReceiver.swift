@@ -47,6 +47,8 @@ public final class HTTPTestReceiver: Sendable {
     final class Shared: Sendable {
         let state: Mutex<(requests: [Request], count: Int, keep: Bool)>
         let script: Mutex<Script>
+        /// Open connections, closed by `stop` (so a stopped receiver takes nothing more).
+        let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
         init(keep: Bool, script: @escaping Script) {
             state = Mutex(([], 0, keep))
             self.script = Mutex(script)
@@ -78,6 +80,9 @@ public final class HTTPTestReceiver: Sendable {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { ch in
+                let id = ObjectIdentifier(ch)
+                shared.connections.withLock { $0[id] = ch }
+                ch.closeFuture.whenComplete { _ in _ = shared.connections.withLock { $0.removeValue(forKey: id) } }
                 if let sslContext {
                     do { try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) } catch { return ch.eventLoop.makeFailedFuture(error) }
                 }
@@ -97,8 +102,10 @@ public final class HTTPTestReceiver: Sendable {
     /// How many requests arrived.
     public var requestCount: Int { shared.state.withLock { $0.count } }
 
+    /// Stops listening and closes every open connection: the destination is down.
     public func stop() async {
         try? await channel.close()
+        for c in shared.connections.withLock({ Array($0.values) }) { try? await c.close() }
     }
 
     final class Handler: ChannelInboundHandler, @unchecked Sendable {

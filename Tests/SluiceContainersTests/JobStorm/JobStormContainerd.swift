@@ -171,6 +171,19 @@ extension JobStormTests {
     @Test("Job storm on containerd (CRI, test kubelet): no line lost, duplicated or mislabelled; first line p99 ≤ 500 ms",
           .enabled(if: CRITestEnv.announced && CRITestEnv.canRunContainerd, CRITestEnv.skipReason), .timeLimit(.minutes(10)))
     func containerdJobStorm() async throws {
+        try await runContainerdStorm(outage: false)
+    }
+
+    @Test("Job storm on containerd with the destination down for the whole storm and the disk buffer on: every deleted file released while it is down, then no line lost",
+          .enabled(if: CRITestEnv.announced && CRITestEnv.canRunContainerd, CRITestEnv.skipReason), .timeLimit(.minutes(10)))
+    func containerdJobStormWithOutage() async throws {
+        try await runContainerdStorm(outage: true)
+    }
+
+    /// The storm; with `outage`, the pipelines post to an HTTP destination (which writes what it
+    /// takes to the outputs the tail reads) through a disk buffer, and the destination is down
+    /// from the first Job until every Job is deleted.
+    func runContainerdStorm(outage: Bool) async throws {
         let settings = JSSettings.fromEnvironment()
         let t0 = jsMonoNanos()
         let daemon = try await CRIContainerd.start()
@@ -182,7 +195,10 @@ extension JobStormTests {
             let stdioOut = scenario.path("out/stdio.jsonl")
             let filesOut = scenario.path("out/files.jsonl")
             scenario.dir("out")
-            for p in jsPipelines(stdioOutput: stdioOut, filesOutput: filesOut) { scenario.writePipeline(p.name, p.text) }
+            let destination = outage ? JSHTTPDestination(outputs: ["/stdio": stdioOut, "/files": filesOut]) : nil
+            try await destination?.start()
+            defer { if let destination { Task { await destination.stop() } } }
+            for p in jsPipelines(stdioOutput: stdioOut, filesOutput: filesOut, httpPort: destination?.port) { scenario.writePipeline(p.name, p.text) }
             let proc = try scenario.start(extraArguments: [
                 "--cri-socket", daemon.socket, "--pod-log-dir", daemon.podLogRoot, "--host-root", "/",
                 "--docker-host", "unix://" + scenario.path("no-docker.sock"),
@@ -199,6 +215,7 @@ extension JobStormTests {
                 let runtime = JSContainerdRuntime(client: client, kubelet: kubelet, exits: bell)
                 return try await jsStormAgainstSluice(
                     runtime: runtime, settings: settings, sluice: proc, scenario: scenario, tail: tail, stdioOutput: 0, filesOutput: 1,
+                    outage: destination.map { d in JSOutage(down: { await d.stop() }, up: { try await d.start() }) },
                     warmUp: { job in
                         let pod = try await runtime.startPod(job)
                         let counts = await jsWaitForWarmUp(job, tail: tail, timeout: 60)
@@ -211,7 +228,7 @@ extension JobStormTests {
                         }
                     })
             }
-            jsAssertTargets(report)
+            jsAssertTargets(report, latency: !outage)
         } catch {
             jsSay("    [containerd] failed: \(error)\n    --- sluice stderr (tail) ---\n\(sluice?.stderr.suffix(3000) ?? "")")
             outputTail?.stop()

@@ -441,6 +441,11 @@ struct JSReport: Sendable {
     var notes: [String] = []
     /// Descriptors sluice still held on deleted files 20 s after the outputs were complete.
     var deletedHeldAtEnd = 0
+    /// With the destination down for the whole storm: descriptors on deleted files still held
+    /// 10 s after the last pod's deletion (the destination still down); nil without an outage.
+    var heldAfterStormInOutage: Int?
+    /// Lines that reached the destination while it was down (must be none: the check is real).
+    var arrivedDuringOutage = 0
 
     var totalLost: Int { kinds.values.reduce(0) { $0 + $1.lost } }
     var totalDuplicated: Int { kinds.values.reduce(0) { $0 + $1.duplicated } }
@@ -631,21 +636,40 @@ func jsPrint(_ r: JSReport, settings: JSSettings, stormSeconds: Double, binary: 
 
 // MARK: - sluice as a DaemonSet
 
-/// The two pipelines of the storm.
-func jsPipelines(stdioOutput: String, filesOutput: String) -> [(name: String, text: String)] {
+/// The two pipelines of the storm: to `flusher_file` outputs, or (with `httpPort`) to
+/// `flusher_http` with a disk buffer, posting jsonline to `/stdio` and `/files` of that port (the
+/// incumbent's tag renames undone by `TagFieldsRename`, so the events read as flusher_file's).
+func jsPipelines(stdioOutput: String, filesOutput: String, httpPort: Int? = nil) -> [(name: String, text: String)] {
     let filter = """
         ContainerFilters:
           K8sNamespaceRegex: ^\(jsCollectedNamespace)$
     """
+    func flusher(_ output: String, _ path: String) -> String {
+        guard let httpPort else {
+            return """
+              - Type: flusher_file
+                FilePath: \(SluiceTesting.quoted(output))
+                MaxFileSize: 0
+            """
+        }
+        return """
+          - Type: flusher_http
+            RemoteURL: http://127.0.0.1:\(httpPort)/\(path)
+            Convert:
+              Protocol: jsonline
+              TagFieldsRename: {k8s.pod.name: _pod_name_, k8s.namespace.name: _namespace_, k8s.pod.uid: _pod_uid_, k8s.container.name: _container_name_, container.name: _container_name_, log.file.path: __path__}
+            Timeout: 5s
+            Retry: {InitialDelay: 100ms, MaxDelay: 1s}
+            Buffer: {Type: disk}
+        """
+    }
     let stdio = """
     enable: true
     inputs:
       - Type: input_container_stdio
     \(filter)
     flushers:
-      - Type: flusher_file
-        FilePath: \(SluiceTesting.quoted(stdioOutput))
-        MaxFileSize: 0
+    \(flusher(stdioOutput, "stdio"))
 
     """
     let files = """
@@ -657,12 +681,46 @@ func jsPipelines(stdioOutput: String, filesOutput: String) -> [(name: String, te
           - \(jsFileInContainer)
     \(filter)
     flushers:
-      - Type: flusher_file
-        FilePath: \(SluiceTesting.quoted(filesOutput))
-        MaxFileSize: 0
+    \(flusher(filesOutput, "files"))
 
     """
     return [("jobstorm-stdio", stdio), ("jobstorm-files", files)]
+}
+
+/// An HTTP destination for the storm's `flusher_http` pipelines: each jsonline body it takes is
+/// appended to the output file of its path, which the tail reads as it reads flusher_file's.
+/// `stop` takes it down (connections refused), `start` brings it back on the same port.
+final class JSHTTPDestination: @unchecked Sendable {
+    // @unchecked: `receiver` is changed only by the test's task, between the storm's phases.
+    let port = TestServer.freePort()
+    let outputs: [String: Int32]
+    private let writeLock = NSLock()
+    private var receiver: HTTPTestReceiver?
+
+    init(outputs: [String: String]) {
+        var fds: [String: Int32] = [:]
+        for (path, file) in outputs { fds[path] = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+        self.outputs = fds
+    }
+
+    deinit { for fd in outputs.values { close(fd) } }
+
+    func start() async throws {
+        let outputs = self.outputs
+        let lock = writeLock
+        receiver = try await HTTPTestReceiver(keepBodies: false, port: port) { r, _ in
+            guard let fd = outputs[r.uri] else { return HTTPTestReceiver.Response(status: 404) }
+            var body = r.body
+            if body.last != 0x0A { body.append(0x0A) }
+            lock.withLock { _ = body.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+            return .ok
+        }
+    }
+
+    func stop() async {
+        await receiver?.stop()
+        receiver = nil
+    }
 }
 
 /// Descriptors sluice holds on deleted files (a released descriptor no longer pins a rootfs).
@@ -680,11 +738,19 @@ func jsDeletedDescriptors(pid: pid_t) -> (count: Int, samples: [String]) {
     return (n, samples)
 }
 
+/// The destination down for the whole storm: taken down after the warm-up, brought back once
+/// every Job is deleted and the release of their files (with the destination still down) is
+/// measured.
+struct JSOutage {
+    var down: () async -> Void
+    var up: () async throws -> Void
+}
+
 /// Runs a whole storm against sluice: sluice already runs (`sluice`), the tail follows its outputs.
 /// Warms up (one Job that stays up until its lines are seen), runs the storm, waits for the
 /// output to be complete, stops sluice, checks, prints. The caller asserts on the report.
 func jsStormAgainstSluice(runtime: any JSRuntime, settings: JSSettings, sluice: SluiceProcess, scenario: E2EScenario,
-                          tail: JSOutputTail, stdioOutput: Int, filesOutput: Int,
+                          tail: JSOutputTail, stdioOutput: Int, filesOutput: Int, outage: JSOutage? = nil,
                           warmUp: (JSJob) async throws -> Void) async throws -> JSReport {
     let prefix = runtime.name == "docker" ? "d" : "c"
     func uid() -> String { UUID().uuidString.lowercased() }
@@ -702,13 +768,46 @@ func jsStormAgainstSluice(runtime: any JSRuntime, settings: JSSettings, sluice: 
     // 2. The storm.
     let jobs = (0..<settings.jobs).map { JSJob(pod: String(format: "\(prefix)job-%04d", $0), namespace: jsCollectedNamespace, uid: uid(), lines: settings.linesPerStream) }
     let others = (0..<settings.otherJobs).map { JSJob(pod: String(format: "\(prefix)other-%04d", $0), namespace: jsOtherNamespace, uid: uid(), lines: settings.linesPerStream) }
+    if let outage { await outage.down() }
     let linesBefore = tail.count
+    // While the storm runs: the most descriptors held on deleted files at any moment.
+    let sampler = Task {
+        var most = 0
+        while !Task.isCancelled {
+            most = max(most, jsDeletedDescriptors(pid: sluice.pid).count)
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        return most
+    }
     let t0 = jsMonoNanos()
     let (results, timedOut) = await jsRunStorm(runtime, jobs: jobs, concurrency: settings.concurrency, others: others,
                                                otherConcurrency: settings.otherConcurrency, deleteDelayMs: settings.deleteDelayMs,
                                                timeout: settings.stormTimeoutSeconds)
     let stormSeconds = Double(jsMonoNanos() - t0) / 1e9
+    sampler.cancel()
+    notes.append("during the storm: at most \(await sampler.value) descriptors on deleted files at once")
     if timedOut { notes.append("THE STORM TIMED OUT after \(jsFmt(stormSeconds)) s: \(results.count) of \(jobs.count + others.count) Jobs ran") }
+    var heldInOutage: Int?
+    var arrivedInOutage = 0
+    if let outage {
+        // Every Job is deleted and the destination is still down: what sluice read is in its disk
+        // buffer, so the deleted files must go now, not when the destination returns.
+        let t = jsMonoNanos()
+        var held = jsDeletedDescriptors(pid: sluice.pid)
+        while held.count > 0 && jsMonoNanos() - t < 10_000_000_000 {
+            try? await Task.sleep(for: .milliseconds(200))
+            held = jsDeletedDescriptors(pid: sluice.pid)
+        }
+        heldInOutage = max(0, held.count)
+        arrivedInOutage = tail.count - linesBefore
+        notes.append(held.count == 0
+            ? "destination down: every deleted file released \(jsFmt(Double(jsMonoNanos() - t) / 1e9, 1)) s after the last pod's deletion"
+            : "destination down: \(held.count) deleted files still held 10 s after the last deletion, e.g. \(held.samples)")
+        let st = readStats(scenario.statsFile)["gauges"] as? [String: Any] ?? [:]
+        let buffered = st.keys.filter { $0.hasPrefix("component_buffer_events{") }.compactMap { statValue(st, $0) }.reduce(0, +)
+        notes.append("destination down: \(buffered) events in the disk buffers, \(arrivedInOutage) lines arrived; bringing it back")
+        try await outage.up()
+    }
 
     // 3. Wait until every expected line is in (or nothing arrives for a while), then a little more
     //    so duplicates have a chance to show.
@@ -769,6 +868,8 @@ func jsStormAgainstSluice(runtime: any JSRuntime, settings: JSSettings, sluice: 
     }
     report.notes = notes
     report.deletedHeldAtEnd = deletedHeldAtEnd
+    report.heldAfterStormInOutage = heldInOutage
+    report.arrivedDuringOutage = arrivedInOutage
     jsPrint(report, settings: settings, stormSeconds: stormSeconds, binary: SluiceProcess.binaryPath)
     return report
 }
