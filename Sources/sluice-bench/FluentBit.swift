@@ -26,6 +26,7 @@ func fluentBitConfig(_ spec: ScenarioSpec, _ ds: Dataset, inDir: String, outDir:
     -> (main: String, parsers: String)? {
     guard spec.fluentBit else { return nil }
     var parsers = ""
+    var service = ""
     var input = """
     [INPUT]
         Name              tail
@@ -38,6 +39,11 @@ func fluentBitConfig(_ spec: ScenarioSpec, _ ds: Dataset, inDir: String, outDir:
     switch spec.name {
     case "plain-file", "plain-blackhole", "many-files", "http", "elasticsearch", "loki":
         break
+    case "http-buffer":
+        // Fluent Bit's disk buffer: filesystem chunks, with fsync and checksums on (its defaults have
+        // neither), so it keeps what it buffers as Sluice's does.
+        input += "    storage.type      filesystem\n"
+        service += "    storage.path      \(outDir)/fb-storage\n    storage.sync      full\n    storage.checksum  on\n
     case "multiline":
         parsers += fluentBitMultilineParser
         input += "    multiline.parser  java_bench\n"
@@ -113,7 +119,7 @@ func fluentBitConfig(_ spec: ScenarioSpec, _ ds: Dataset, inDir: String, outDir:
         Flush        1
         Grace        1
         Log_Level    warn
-
+    \(service)
     """ + input + "\n" + output
     return (main, parsers.isEmpty ? "[PARSER]\n    Name dummy_bench\n    Format json\n" : parsers)
 }

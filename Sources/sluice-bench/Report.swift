@@ -110,6 +110,11 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
         if let e = r.eventsOut, r.spec.flusher == .blackhole { out("  events_out \(e), expected \(r.dataset.totalLines)") }
         out("  sluice log: \(r.logPath)")
     }
+    for r in results {
+        guard let n = r.fsyncs, let w = r.wall, w > 0 else { continue }
+        out("")
+        out("\(r.spec.name): the disk buffer fsynced \(n) times in \(fmt(w, 2)) s: \(fmt(Double(n) / w, 1)) fsyncs/s")
+    }
     out("")
     for r in raws { out("BENCH_JSON " + rawJSON(r)) }
     for r in results { out("BENCH_JSON " + scenarioJSON(r, rawReference(r, raws))) }

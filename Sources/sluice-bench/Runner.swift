@@ -236,6 +236,8 @@ struct ScenarioSpec {
     var ceilingRegex: String? = nil
     /// Extra YAML lines of the input_file item (e.g. Multiline), indented by 4.
     var inputExtra: String? = nil
+    /// Extra YAML lines of the flusher item (e.g. Buffer), indented by 4.
+    var flusherExtra: String? = nil
     /// Check each line's `__time__` against its own time (processor_parse_timestamp_native).
     var checkTime = false
     /// Whether --fluent-bit has an equivalent configuration for it (FluentBit.swift).
@@ -283,6 +285,8 @@ let allScenarios: [ScenarioSpec] = [
                  """,
                  parsedKeys: csvCheckedKeys, checkTime: true),
     ScenarioSpec(name: "http", dataset: "plain", flusher: .http),
+    // The disk buffer's cost with the destination up: every batch is fsynced to a segment, then sent from it.
+    ScenarioSpec(name: "http-buffer", dataset: "plain", flusher: .http, flusherExtra: "    Buffer: {Type: disk}\n"),
     ScenarioSpec(name: "elasticsearch", dataset: "plain", flusher: .elasticsearch),
     ScenarioSpec(name: "loki", dataset: "plain", flusher: .loki),
     ScenarioSpec(name: "clickhouse", dataset: "plain", flusher: .clickhouse, fluentBit: false),
@@ -328,6 +332,8 @@ struct ScenarioResult {
     var maxRSSKiB: Int? = nil
     var hwmSampledKiB: Int? = nil   // max VmHWM seen in /proc while it ran (cross-check)
     var eventsOut: Int? = nil
+    /// fdatasync calls of the flusher's disk buffer (its `component_buffer_fsyncs` gauge).
+    var fsyncs: Int? = nil
     var verify: VerifyResult? = nil
     var logPath = ""
     var runDir = ""
@@ -363,7 +369,7 @@ func yamlQuoted(_ s: String) -> String {
 }
 
 func pipelineYAML(inputDir: String, flusher: FlusherKind, outFile: String, format: RuntimeFormat? = nil,
-                  processors: String? = nil, inputExtra: String? = nil, port: Int = 0) -> String {
+                  processors: String? = nil, inputExtra: String? = nil, flusherExtra: String? = nil, port: Int = 0) -> String {
     var y = """
     enable: true
     inputs:
@@ -395,6 +401,7 @@ func pipelineYAML(inputDir: String, flusher: FlusherKind, outFile: String, forma
     case .clickhouse:
         y += "  - Type: flusher_clickhouse\n    Addresses: [\"http://127.0.0.1:\(port)\"]\n    Table: bench\n    Format: JSONEachRow\n"
     }
+    if let e = flusherExtra { y += e }
     return y
 }
 
@@ -470,7 +477,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
         } else {
             try writeFile(configDir + "/bench.yaml", pipelineYAML(inputDir: inDir, flusher: spec.flusher, outFile: outFile,
                                                                      format: ds.spec.format, processors: spec.processors,
-                                                                     inputExtra: spec.inputExtra, port: port))
+                                                                     inputExtra: spec.inputExtra, flusherExtra: spec.flusherExtra, port: port))
         }
     } catch {
         return fail("\(error)")
@@ -683,6 +690,9 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
 
     if let last = readStats(statsPath) { res.eventsOut = max(last.events, lastEvents) }
     else if lastEvents >= 0 && !spec.flusher.isNetwork { res.eventsOut = lastEvents }
+    if spec.flusherExtra?.contains("Buffer") == true, !fb, let stats = readSmallFile(statsPath, limit: 1 << 20) {
+        res.fsyncs = bufferFsyncs(stats)
+    }
 
     if let rc = receiver {
         let snap = rc.snapshot()
@@ -747,4 +757,24 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
         if res.status == "ok" { removeTree(runDir) }
     }
     return res
+}
+
+/// The sum of the `component_buffer_fsyncs{...}` gauges in a stats file.
+func bufferFsyncs(_ stats: [UInt8]) -> Int? {
+    let key = Array("\"component_buffer_fsyncs{".utf8)
+    var total: Int?
+    var i = 0
+    while i + key.count <= stats.count {
+        guard Array(stats[i..<(i + key.count)]) == key else { i += 1; continue }
+        // Past the closing quote of the key and the colon: the number.
+        var j = i + key.count
+        while j < stats.count && stats[j] != UInt8(ascii: ":") { j += 1 }
+        j += 1
+        while j < stats.count && stats[j] == 0x20 { j += 1 }
+        var v = 0
+        while j < stats.count, stats[j] >= 0x30, stats[j] <= 0x39 { v = v * 10 + Int(stats[j] - 0x30); j += 1 }
+        total = (total ?? 0) + v
+        i = j
+    }
+    return total
 }

@@ -21,7 +21,8 @@ usage: sluice-bench [options]
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
   --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | multiline |
-                       json | delimiter | timestamp | http | elasticsearch | loki | clickhouse | osmem | raw | all
+                       json | delimiter | timestamp | http | http-buffer | elasticsearch | loki | clickhouse | osmem |
+                       raw | all
                        (repeatable; default all); 1 to 5 are aliases of the first five;
                        `raw` alone measures only the raw ceilings
                          plain-file       plain lines, input_file -> flusher_file
@@ -38,6 +39,9 @@ usage: sluice-bench [options]
                          delimiter        nginx-like CSV -> processor_parse_delimiter_native -> flusher_file
                          timestamp        the CSV -> delimiter + processor_parse_timestamp_native (its time field)
                          http             plain lines -> flusher_http (jsonline) -> the bench's counting receiver
+                         http-buffer      the same with `Buffer: {Type: disk}` (each batch fsynced to the buffer,
+                                          then sent from it; fsyncs/s reported); Fluent Bit: filesystem storage
+                                          with storage.sync full and storage.checksum on
                          elasticsearch    plain lines -> flusher_elasticsearch -> the counting receiver (errors:false)
                          loki             plain lines -> flusher_loki -> the counting receiver (204)
                          clickhouse       plain lines -> flusher_clickhouse (JSONEachRow) -> a real clickhouse-server
