@@ -48,7 +48,7 @@ public struct GlobalParameters: Sendable, Equatable {
     public var maxBytesPerSec: Int = 0
     /// `send_request_concurrency`: concurrent sends.
     public var sendRequestConcurrency: Int = 15
-    /// `process_thread_count`: processing threads.
+    /// `process_thread_count`: threads running each pipeline's processors (per file, in order).
     public var processThreadCount: Int = 1
     /// `docker_config_update_interval`: container discovery poll interval, seconds.
     public var dockerConfigUpdateIntervalSec: Int = 1
@@ -102,13 +102,11 @@ public struct GlobalParameters: Sendable, Equatable {
             minimum: 0, maximum: Double(Int.max)),
         GlobalParameterSpec(
             name: "send_request_concurrency", defaultValue: "15",
-            doc: "Number of concurrent send requests.",
-            status: .acceptedNotYetEffective(reason: "each flusher sends with its own fixed concurrency"),
+            doc: "Requests each network flusher (flusher_http, flusher_elasticsearch, flusher_loki, flusher_clickhouse, flusher_otlp) keeps in flight when its own Concurrency is not set.",
             minimum: 1, maximum: 10_000),
         GlobalParameterSpec(
             name: "process_thread_count", defaultValue: "1",
-            doc: "Number of processing threads.",
-            status: .acceptedNotYetEffective(reason: "processing runs on each input's own thread"),
+            doc: "Threads that run each pipeline's processors. 1 runs them on the input's reader thread; above 1, a batch goes to the thread its file picks, so one file's lines keep their order and its checkpoint stays exact while different files are processed at once (each thread has its own processor instances). A pipeline without processors ignores it.",
             minimum: 1, maximum: 1024),
         GlobalParameterSpec(
             name: "docker_config_update_interval", defaultValue: "1", unit: "s",

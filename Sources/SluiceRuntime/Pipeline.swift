@@ -71,12 +71,15 @@ public final class Pipeline: Sendable {
         let inCtx = env.context(pipeline: doc.name, kind: .input, type: inPlugin.type, index: inPlugin.config.index)
         components.append(inCtx.metrics)
         input = try makeInput(inPlugin.options, inCtx)
-        var procs: [(processor: any Processor, metrics: ComponentMetrics)] = []
+        // With process_thread_count above 1, each processing thread gets its own instances (one
+        // context, so one set of counters, per processor).
+        let threads = pipeline.processors.isEmpty ? 1 : max(1, env.globals.processThreadCount)
+        var procSets = [PipelineSink.Processors](repeating: [], count: threads)
         for p in pipeline.processors {
             guard let make = p.entry.makeProcessor else { continue }
             let ctx = env.context(pipeline: doc.name, kind: .processor, type: p.type, index: p.config.index)
             components.append(ctx.metrics)
-            procs.append((try make(p.options, ctx), ctx.metrics))
+            for t in 0..<threads { procSets[t].append((try make(p.options, ctx), ctx.metrics)) }
         }
         var fl: [(any Flusher, PluginContext)] = []
         var routes: [FlusherRoute?] = []
@@ -99,7 +102,7 @@ public final class Pipeline: Sendable {
         flushers = fl
         self.components = components
         let queues = fl.map { _ in BatchQueue(highWatermark: queueBytes, lowWatermark: queueBytes / 2) }
-        sink = PipelineSink(processors: procs, queues: queues, routes: routes, metrics: env.pipelineMetrics)
+        sink = PipelineSink(processorSets: procSets, queues: queues, routes: routes, metrics: env.pipelineMetrics, name: doc.name)
     }
 
     /// Runs until `stop()`; then stops the input first, lets the flushers deliver what is queued
@@ -113,6 +116,7 @@ public final class Pipeline: Sendable {
         }
         let queues = sink.queues
         let buffers = self.buffers
+        sink.startProcessing()
         await withTaskGroup(of: Bool.self) { group in
             for (i, (f, ctx)) in flushers.enumerated() {
                 group.addTask {
@@ -132,6 +136,7 @@ public final class Pipeline: Sendable {
             } catch {
                 logger.error("Input failed.", metadata: ["error": "\(error)"])
             }
+            await sink.finishProcessing()
             // The input has stopped: no more batches. Flushers deliver what is queued, within the deadline.
             for q in queues { q.close() }
             let drainBy = drainDeadline.load(ordering: .acquiring)

@@ -379,8 +379,9 @@ public final class PipelineManager: Service, Sendable {
     private func governLoop() async {
         let g = governor
         while !Task.isCancelled {
-            for change in g.observe(rss: ProcessUsage.residentBytes(), cpuSeconds: ProcessUsage.cpuSeconds(), nowNanos: Sys.monotonicNanos()) {
-                let limits: Logger.Metadata = ["mem_usage_limit": "\(settings.globals.memUsageLimitMB) MB", "rss": "\(ProcessUsage.residentBytes() >> 20) MB"]
+            let rss = ProcessUsage.residentBytes()
+            for change in g.observe(rss: rss, cpuSeconds: ProcessUsage.cpuSeconds(), nowNanos: Sys.monotonicNanos()) {
+                let limits: Logger.Metadata = ["mem_usage_limit": "\(settings.globals.memUsageLimitMB) MB", "rss": "\(rss >> 20) MB"]
                 switch change {
                 case .memoryPaused: logger.warning("Memory is close to mem_usage_limit: reading is paused until it is back under 80 %.", metadata: limits)
                 case .memoryResumed: logger.info("Memory is back under mem_usage_limit: reading goes on.", metadata: limits)

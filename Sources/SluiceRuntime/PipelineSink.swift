@@ -1,29 +1,56 @@
 import SluiceCore
 import Synchronization
 
-/// Hands an input's batches to the processors (run here, on the input's thread) and then to
+/// Hands an input's batches to the processors (run here, on the input's thread, or with
+/// `process_thread_count` on that many threads, see `ProcessingWorkers`) and then to
 /// the bounded queue of each flusher whose `Match` selects them (all, without one). Blocking when
 /// a queue is full is the backpressure. A batch's acknowledgement completes when every flusher that
 /// received it has finished it; one that no flusher selects is dropped, counted, and acknowledged.
 final class PipelineSink: BatchSink {
-    let processors: [(processor: any Processor, metrics: ComponentMetrics)]
+    typealias Processors = [(processor: any Processor, metrics: ComponentMetrics)]
+    /// The processors, one set per processing thread (`process_thread_count`); with one set they
+    /// run on the reader's thread.
+    let processorSets: [Processors]
     let queues: [BatchQueue]
     let routes: [FlusherRoute?]
     let metrics: PipelineMetrics
     let stopping = Atomic<Bool>(false)
     /// Every flusher receives every batch: no routing work.
     private let unrouted: Bool
+    private let workers: ProcessingWorkers?
 
-    init(processors: [(processor: any Processor, metrics: ComponentMetrics)], queues: [BatchQueue],
-         routes: [FlusherRoute?]? = nil, metrics: PipelineMetrics = PipelineMetrics()) {
-        self.processors = processors
+    init(processorSets: [Processors], queues: [BatchQueue], routes: [FlusherRoute?]? = nil,
+         metrics: PipelineMetrics = PipelineMetrics(), name: String = "") {
+        self.processorSets = processorSets.isEmpty ? [[]] : processorSets
         self.queues = queues
         self.routes = routes ?? queues.map { _ in nil }
         self.metrics = metrics
         unrouted = self.routes.allSatisfy { $0 == nil }
+        workers = self.processorSets.count > 1 ? ProcessingWorkers(count: self.processorSets.count, name: name) : nil
+    }
+
+    /// Starts the processing threads (with more than one processor set); `finishProcessing` ends them.
+    func startProcessing() {
+        workers?.start(stopping: { [unowned self] in self.stopping.load(ordering: .acquiring) }) { [unowned self] i, b in
+            _ = self.processAndDeliver(b, with: self.processorSets[i])
+        }
+    }
+
+    convenience init(processors: Processors, queues: [BatchQueue], routes: [FlusherRoute?]? = nil, metrics: PipelineMetrics = PipelineMetrics()) {
+        self.init(processorSets: [processors], queues: queues, routes: routes, metrics: metrics)
     }
 
     func send(_ batch: EventBatch) -> Bool {
+        if let workers { return workers.submit(batch) }
+        return processAndDeliver(batch, with: processorSets[0])
+    }
+
+    /// After the input stopped: waits until the processing threads (if any) handed on everything.
+    func finishProcessing() async {
+        await workers?.finish()
+    }
+
+    private func processAndDeliver(_ batch: EventBatch, with processors: Processors) -> Bool {
         var b = batch
         // Each processor's received and sent events are counted here, once per batch.
         for (p, m) in processors {

@@ -1,9 +1,11 @@
 import Foundation
+import Glibc
 import Logging
 import SluiceConfig
 import SluiceCore
 import SluiceFiles
 import SluiceRuntime
+import SluiceSystem
 import Synchronization
 
 /// Scripted flushers a test put in place, by the `Name` a pipeline's `flusher_scripted` gives.
@@ -118,4 +120,10 @@ public final class BinaryPipeline: PipelineUnderTest, @unchecked Sendable {
     public func stop() async {
         _ = scenario.process?.stop()
     }
+}
+
+/// The identity (device and inode) of the file at `path`, as checkpoints key it.
+public func fileIdentity(_ path: String) throws -> FileIdentity {
+    guard case .success(let st) = Sys.stat(path) else { throw Errno(ENOENT) }
+    return FileIdentity(dev: st.dev, inode: st.inode)
 }

@@ -43,7 +43,7 @@ func fluentBitConfig(_ spec: ScenarioSpec, _ ds: Dataset, inDir: String, outDir:
         // Fluent Bit's disk buffer: filesystem chunks, with fsync and checksums on (its defaults have
         // neither), so it keeps what it buffers as Sluice's does.
         input += "    storage.type      filesystem\n"
-        service += "    storage.path      \(outDir)/fb-storage\n    storage.sync      full\n    storage.checksum  on\n
+        service += "    storage.path      \(outDir)/fb-storage\n    storage.sync      full\n    storage.checksum  on\n"
     case "multiline":
         parsers += fluentBitMultilineParser
         input += "    multiline.parser  java_bench\n"

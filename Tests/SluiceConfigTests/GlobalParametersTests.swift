@@ -28,7 +28,7 @@ struct GlobalParametersTests {
         let supported = GlobalParameters.specs.filter { $0.status == .supported }.map(\.name)
         #expect(Set(supported) == ["max_read_buffer_size", "force_release_deleted_file_fd_timeout",
                                    "checkpoint_flush_interval_ms", "max_bytes_per_sec", "mem_usage_limit",
-                                   "docker_config_update_interval", "cpu_usage_limit"])
+                                   "docker_config_update_interval", "cpu_usage_limit", "send_request_concurrency", "process_thread_count"])
         // Every default in the table parses to the value of a fresh GlobalParameters.
         let environment = Dictionary(uniqueKeysWithValues: GlobalParameters.specs.map { ($0.name, $0.defaultValue) })
         #expect(try GlobalParameters.from(environment: environment).0 == GlobalParameters())
@@ -53,9 +53,7 @@ struct GlobalParametersTests {
         #expect(parameters.forceReleaseDeletedFileFdTimeoutSec == 30)
         #expect(parameters.maxBytesPerSec == 1_048_576)
         #expect(parameters.checkpointFlushIntervalMs == 200)  // empty counts as unset
-        #expect(warnings == [
-            "process_thread_count=4 is accepted but has no effect yet: processing runs on each input's own thread",
-        ])
+        #expect(warnings == [])
     }
 
     @Test func badValues() {
@@ -93,7 +91,8 @@ struct GlobalParametersTests {
         #expect(lines.count == 2 + GlobalParameters.specs.count)
         #expect(lines[0] == "| name | default | unit | status | description |")
         #expect(table.contains("| `max_read_buffer_size` | `524288` | bytes | supported | Size of a file reader's buffer, and so the largest single event; longer lines are split. |"))
-        #expect(table.contains("| `process_thread_count` | `1` | — | accepted, no effect yet: processing runs on each input's own thread | Number of processing threads. |"))
+        #expect(table.contains("| `process_thread_count` | `1` | — | supported | Threads that run each pipeline's processors. "))
+        #expect(table.contains("| `max_docker_config_update_times` | `10` | — | accepted, no effect yet: "))
     }
 }
 

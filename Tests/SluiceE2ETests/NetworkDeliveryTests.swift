@@ -178,7 +178,7 @@ struct NetworkDeliveryTests {
 
     /// Writes `total` numbered lines while sluice delivers them, kills it with SIGKILL once
     /// `progress()` reaches `fraction` of them, restarts it and waits until `complete()`.
-    func killNineWhileDelivering(_ s: E2EScenario, lines: NumberedLines, total: Int, logs: String,
+    static func killNineWhileDelivering(_ s: E2EScenario, lines: NumberedLines, total: Int, logs: String,
                                  progress: @escaping () -> Int, complete: @escaping () -> Bool) throws -> (killedAt: Int, restartS: Double) {
         let p1 = try s.start()
         #expect(s.waitForLog("Input started.", timeout: 15))
@@ -199,7 +199,7 @@ struct NetworkDeliveryTests {
         }
         let t1 = monotonicSeconds()
         let p2 = try s.start()
-        let ok = waitUntil(timeout: 240, pollMs: 250, complete)
+        let ok = waitUntil(timeout: 300, pollMs: 250, complete)
         let restartS = monotonicSeconds() - t1
         sleepMs(settleMs)
         #expect(p2.stop() == 0)
@@ -232,7 +232,7 @@ struct NetworkDeliveryTests {
             return f.count >= 2 ? (Int(f[0]) ?? 0, Int(f[1]) ?? 0) : (0, 0)
         }
         let t0 = monotonicSeconds()
-        let r = try killNineWhileDelivering(s, lines: lines, total: total, logs: logs, progress: { counts().rows }, complete: { counts().unique >= total })
+        let r = try Self.killNineWhileDelivering(s, lines: lines, total: total, logs: logs, progress: { counts().rows }, complete: { counts().unique >= total })
         let c = counts()
         note("clickhouse kill -9: \(total) lines; killed with \(r.killedAt) rows in; afterwards \(c.rows) rows, \(c.unique) distinct, \(c.rows - c.unique) duplicated; \(String(format: "%.1f s in all, %.1f s after the restart", monotonicSeconds() - t0, r.restartS))")
         #expect(c.unique == total, "every line in ClickHouse")
@@ -281,7 +281,7 @@ struct NetworkDeliveryTests {
             return ((doc?["aggregations"] as? [String: Any])?["u"] as? [String: Any])?["value"] as? Int ?? 0
         }
         let t0 = monotonicSeconds()
-        let r = try killNineWhileDelivering(s, lines: lines, total: total, logs: logs, progress: count, complete: { count() >= total })
+        let r = try Self.killNineWhileDelivering(s, lines: lines, total: total, logs: logs, progress: count, complete: { count() >= total })
         sleepMs(2000)
         let n = count()
         let u = distinct()

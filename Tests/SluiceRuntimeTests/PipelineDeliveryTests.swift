@@ -8,11 +8,6 @@ import Testing
 
 /// The delivery contract through whole pipelines (a YAML pipeline, real files, real checkpoints).
 @Suite(.serialized) struct PipelineDeliveryTests {
-    func identity(_ path: String) throws -> FileIdentity {
-        guard case .success(let st) = Sys.stat(path) else { throw Errno(ENOENT) }
-        return FileIdentity(dev: st.dev, inode: st.inode)
-    }
-
     func yaml(_ logs: String, flushers: String) -> String {
         "inputs:\n  - Type: input_file\n    FilePaths: [\(quoted(logs + "/*.log"))]\nflushers:\n" + flushers
     }
@@ -28,7 +23,7 @@ import Testing
         h.flushers.put(f)
         try await h.start(yaml: yaml(logs, flushers: "  - Type: flusher_scripted\n"))
         writeFile(logs + "/a.log", "bad-1\nbad-2\n")
-        let id = try identity(logs + "/a.log")
+        let id = try fileIdentity(logs + "/a.log")
         #expect(waitUntil(timeout: 10) { h.checkpoints?.lookup(id)?.offset == 12 }, "the rejected batch moved the position")
         appendFile(logs + "/a.log", "good-1\n")
         #expect(waitUntil(timeout: 10) { f.delivered == ["good-1"] })
@@ -56,7 +51,7 @@ import Testing
         await down.stop()
         let took = monotonicSeconds() - t0
         #expect(took < 3, "stopped within the deadline (took \(took) s)")
-        let id = try identity(logs + "/a.log")
+        let id = try fileIdentity(logs + "/a.log")
         #expect((down.checkpoints?.lookup(id)?.offset ?? 0) == 0, "nothing acknowledged, the position stayed")
         #expect(down.lastComponents.first { $0.component.kind == "flusher" }?.abandonedEvents.current == 3)
 

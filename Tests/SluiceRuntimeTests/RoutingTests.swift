@@ -11,11 +11,6 @@ import Testing
 /// Flusher `Match` routing through whole pipelines: who receives what, and when a source position
 /// may move (only once every flusher that selected a batch has finished it).
 @Suite(.serialized) struct RoutingTests {
-    func identity(_ path: String) throws -> FileIdentity {
-        guard case .success(let st) = Sys.stat(path) else { throw Errno(ENOENT) }
-        return FileIdentity(dev: st.dev, inode: st.inode)
-    }
-
     @Test func tagAndEventTypeConditionsSelectAndDiscardingTagRemovesTheTag() async throws {
         let tmp = TempDir("sluice-route")
         defer { tmp.remove() }
@@ -78,7 +73,7 @@ import Testing
             """)
         writeFile(logs + "/a.log", "a1\n")
         writeFile(logs + "/b.log", "b1\n")
-        let a = try identity(logs + "/a.log"), b = try identity(logs + "/b.log")
+        let a = try fileIdentity(logs + "/a.log"), b = try fileIdentity(logs + "/b.log")
         #expect(waitUntil(timeout: 10) { countLines(out + "/all.jsonl") == 2 })
         // b.log went to the file flusher only: its position moves; a.log waits for the slow one.
         #expect(waitUntil(timeout: 10) { h.checkpoints?.lookup(b)?.offset == 3 })
@@ -106,7 +101,7 @@ import Testing
             """)
         writeFile(logs + "/a.log", "a1\n")
         writeFile(logs + "/c.log", "c1\nc2\n")
-        let c = try identity(logs + "/c.log")
+        let c = try fileIdentity(logs + "/c.log")
         #expect(waitUntil(timeout: 10) { countLines(out + "/a.jsonl") == 1 })
         #expect(waitUntil(timeout: 10) { h.checkpoints?.lookup(c)?.offset == 6 }, "an unrouted batch lets its position move")
         #expect(waitUntil(timeout: 5) { h.metrics.eventsUnrouted.current == 2 })

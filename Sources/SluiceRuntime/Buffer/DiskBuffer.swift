@@ -62,7 +62,8 @@ public final class DiskBuffer: @unchecked Sendable {
         var nextSeq: UInt64 = 1
         var bytes: Int64 = 0
         var pendingBytes = 0
-        var events = 0
+        /// Events of each frame not yet acknowledged (pending ones included; a recovered frame
+        /// once it is read back).
         var eventsBySeq: [UInt64: Int] = [:]
         var closed = false
         /// The last commit failed (disk full, I/O error): appends wait (or drop, with
@@ -399,7 +400,7 @@ public final class DiskBuffer: @unchecked Sendable {
         var bytes = [UInt8](repeating: 0, count: f.length)
         guard f.length == 0 || pread(fd, &bytes, f.length, off_t(f.offset + Int64(Self.headerSize))) == f.length else { return nil }
         let b = try? bytes.withUnsafeBytes { try BatchCodec.decode($0) }
-        if let b { state.withLock { s in if s.eventsBySeq[f.seq] == nil { s.eventsBySeq[f.seq] = b.events.count; s.events += b.events.count } } }
+        if let b { state.withLock { s in if s.eventsBySeq[f.seq] == nil { s.eventsBySeq[f.seq] = b.events.count } } }
         return b
     }
 
@@ -409,7 +410,7 @@ public final class DiskBuffer: @unchecked Sendable {
         let advanced = state.withLock { s -> Bool in
             guard seq > s.ackedUpTo else { return false }
             s.acked.insert(seq)
-            if let n = s.eventsBySeq.removeValue(forKey: seq) { s.events -= n }
+            s.eventsBySeq[seq] = nil
             while s.head < s.frames.count, s.acked.contains(s.frames[s.head].seq) {
                 s.head += 1
             }
@@ -546,7 +547,6 @@ public final class DiskBuffer: @unchecked Sendable {
                 for (p, w) in zip(done, written) {
                     s.frames.append(w)
                     s.pendingBytes -= Self.headerSize + p.bytes.count
-                    s.events += p.events
                 }
                 return done
             }
@@ -732,7 +732,7 @@ public final class DiskBuffer: @unchecked Sendable {
     public var usage: Usage {
         state.withLock { s in
             let live = s.frames.count - s.head
-            return Usage(bytes: Int(s.bytes) + s.pendingBytes, segments: s.segments.count, frames: live + s.pending.count, events: s.events,
+            return Usage(bytes: Int(s.bytes) + s.pendingBytes, segments: s.segments.count, frames: live + s.pending.count, events: s.eventsBySeq.values.reduce(0, +) - s.pending.reduce(0) { $0 + $1.events },
                          oldestWallNanos: live > 0 ? s.frames[s.head].wallNanos : 0, ackedUpTo: s.ackedUpTo)
         }
     }

@@ -25,7 +25,7 @@ public struct DiskBufferOptions: Sendable, Equatable {
     public static let field = FieldSpec(name: "Buffer", type: .object(fields: [
         FieldSpec(name: "Type", type: .string, doc: "`disk` (the only kind).", defaultValue: nil),
         FieldSpec(name: "MaxBytes", type: .int, doc: "Most bytes the buffer's segment files may take.", defaultValue: "268435456"),
-        FieldSpec(name: "WhenFull", type: .string, doc: "`block`: wait for space (the inputs stop reading); `drop_newest`: drop what does not fit and count it.", defaultValue: "block"),
+        FieldSpec(name: "WhenFull", type: .string, doc: "`block`: wait for space (the inputs stop reading), also while the disk refuses writes (full); `drop_newest`: drop what does not fit, or what comes while the disk is full, and count it.", defaultValue: "block"),
     ]), doc: "A disk buffer for this flusher: batches are appended to checksummed segment files under the flusher's state directory (`--data-dir`/components/..., or `buffer_file_path`), fsynced by group commit within 50 ms, and only then acknowledged to their source, so a deleted Job's files are released while the destination is down. The flusher sends from the buffer in order; a restart replays what the destination has not acknowledged.", defaultValue: nil)
 
     /// Reads `Buffer` of a flusher's entry; nil when it has none.

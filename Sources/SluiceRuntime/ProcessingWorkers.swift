@@ -1,0 +1,83 @@
+import Dispatch
+import SluiceCore
+import SluiceSystem
+import Synchronization
+
+/// `process_thread_count` above 1: a pipeline's processors run on that many threads. A batch goes
+/// to the thread its source picks (`sourceKey` modulo the count), so the batches of one file are
+/// processed and queued for the flushers in the order they were read, and its checkpoint stays
+/// exact; different files are processed at once. Each thread has its own processor instances
+/// (a processor keeps per-call scratch) and a queue of a few batches: a reader whose thread is
+/// busy waits, which is the backpressure the single-threaded path has too.
+final class ProcessingWorkers: Sendable {
+    /// Batches waiting per thread before the reader waits.
+    static let depth = 4
+
+    private final class Lane: Sendable {
+        let slots = DispatchSemaphore(value: ProcessingWorkers.depth)
+        let items = DispatchSemaphore(value: 0)
+        /// nil: the end (after `finish`).
+        let queue = Mutex<[EventBatch?]>([])
+    }
+
+    private let lanes: [Lane]
+    private let name: String
+    private let stopping = Mutex<@Sendable () -> Bool>({ false })
+    private let running = Mutex<(left: Int, waiter: CheckedContinuation<Void, Never>?)>((0, nil))
+
+    init(count: Int, name: String) {
+        lanes = (0..<count).map { _ in Lane() }
+        self.name = name
+    }
+
+    /// Starts the threads; thread `i` runs `work(i, batch)` for each batch handed to it.
+    /// `stopping` says when a reader waiting for room should give up.
+    func start(stopping: @escaping @Sendable () -> Bool, work: @escaping @Sendable (Int, EventBatch) -> Void) {
+        self.stopping.withLock { $0 = stopping }
+        running.withLock { $0.left = lanes.count }
+        for (i, lane) in lanes.enumerated() {
+            startThread(name: "proc:\(name.suffix(8)):\(i)") { [self] in
+                while true {
+                    lane.items.wait()
+                    guard let next = lane.queue.withLock({ $0.removeFirst() }) else { break }
+                    lane.slots.signal()
+                    work(i, next)
+                }
+                let waiter = running.withLock { r -> CheckedContinuation<Void, Never>? in
+                    r.left -= 1
+                    defer { if r.left == 0 { r.waiter = nil } }
+                    return r.left == 0 ? r.waiter : nil
+                }
+                waiter?.resume()
+            }
+        }
+    }
+
+    /// Hands `batch` to its source's thread, waiting while that thread's queue is full; false
+    /// when the pipeline stops meanwhile (the batch is not taken).
+    func submit(_ batch: EventBatch) -> Bool {
+        let lane = lanes[Int(batch.sourceKey % UInt64(lanes.count))]
+        while lane.slots.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            if stopping.withLock({ $0 })() { return false }
+        }
+        lane.queue.withLock { $0.append(batch) }
+        lane.items.signal()
+        return true
+    }
+
+    /// No more batches: returns once every thread has processed what it was given and ended.
+    func finish() async {
+        for lane in lanes {
+            lane.queue.withLock { $0.append(nil) }
+            lane.items.signal()
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = running.withLock { r -> Bool in
+                if r.left == 0 { return true }
+                r.waiter = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+}
