@@ -28,8 +28,10 @@ let package = Package(
     ],
     targets: [
         // The operating system, once: clocks, stat, whole-file reads, atomic writes, mkdir -p,
-        // directory listing, inotify, the wake-up pipe, dedicated threads, FNV-1a. A leaf.
-        .target(name: "SluiceSystem"),
+        // directory listing, inotify, the wake-up pipe, dedicated threads, FNV-1a, CRC-32C.
+        .target(name: "SluiceSystem", dependencies: ["CCRC32C"]),
+        // CRC-32C with the CPU's crc32 instruction (SSE 4.2), a table otherwise: for SluiceSystem.
+        .target(name: "CCRC32C"),
         // PCRE2 from Debian's libpcre2-dev (8-bit), for SluiceRegex.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // Regular expressions on bytes: PCRE2 with JIT, full / prefix / search anchoring, a match limit.

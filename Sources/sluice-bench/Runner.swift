@@ -670,6 +670,11 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
         if e > detectedReal + 1 { res.wall = detectedReal - realStart; res.endMethod = "detection" }
     }
 
+    // The buffer's fsyncs, from the last stats sample while it runs (the file written at exit
+    // has no pipelines, so no component gauges).
+    if spec.flusherExtra?.contains("Buffer") == true, !fb, let stats = readSmallFile(statsPath, limit: 1 << 20) {
+        res.fsyncs = bufferFsyncs(stats)
+    }
     // Stop it: SIGTERM, then it must drain and exit 0.
     if let h = readVmHWM(pid) { res.hwmSampledKiB = max(res.hwmSampledKiB ?? 0, h) }
     kill(pid, SIGTERM)
@@ -690,9 +695,6 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
 
     if let last = readStats(statsPath) { res.eventsOut = max(last.events, lastEvents) }
     else if lastEvents >= 0 && !spec.flusher.isNetwork { res.eventsOut = lastEvents }
-    if spec.flusherExtra?.contains("Buffer") == true, !fb, let stats = readSmallFile(statsPath, limit: 1 << 20) {
-        res.fsyncs = bufferFsyncs(stats)
-    }
 
     if let rc = receiver {
         let snap = rc.snapshot()
