@@ -12,33 +12,56 @@ extension E2E {
 }
 
 extension E2E.DiskBufferE2E {
+    /// `input_file` on `logs` → `flusher_http` to `port` with a 64 MiB disk buffer.
+    static func bufferedPipeline(logs: String, port: Int) -> String {
+        """
+        inputs:
+          - Type: input_file
+            FilePaths: [\(quoted(logs + "/*.log"))]
+        flushers:
+          - Type: flusher_http
+            RemoteURL: http://127.0.0.1:\(port)/ingest
+            Convert: {Protocol: jsonline}
+            Timeout: 1s
+            Retry: {InitialDelay: 50ms, MaxDelay: 500ms}
+            Buffer: {Type: disk, MaxBytes: 67108864}
+        """
+    }
+
+    /// A gauge of the buffered flusher of `pipeline`, from the stats file.
+    static func bufferGauge(_ s: E2EScenario, pipeline: String, _ name: String) -> Int {
+        let key = "\(name){pipeline=\"\(pipeline)\",component_kind=\"flusher\",component_type=\"flusher_http\",component_id=\"flushers[0]\"}"
+        return statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key) ?? 0
+    }
+
+    /// Waits until every numbered line arrived at `receiver` (then a little longer, for duplicates).
+    static func waitForAll(_ receiver: HTTPTestReceiver, prefix: String, total: Int, timeout: Double) -> (done: Bool, seen: Int, duplicated: Int) {
+        var tally = NetworkDeliveryTests.Tally(prefix: prefix, total: total)
+        var seen = 0
+        let done = waitUntil(timeout: timeout, pollMs: 200) {
+            seen = tally.update(from: receiver)
+            return seen == total
+        }
+        sleepMs(settleMs)
+        tally.update(from: receiver)
+        return (done, seen, tally.duplicated)
+    }
+
     @Test("flusher_http with Buffer {Type: disk}: backend down, the source released, kill -9, backend back: every line once")
     func outageKillAndReplay() async throws {
         let s = E2EScenario("disk-buffer")
         defer { s.cleanup() }
         let logs = s.dir("logs")
         let port = TestServer.freePort()
-        s.writePipeline("buf", """
-            inputs:
-              - Type: input_file
-                FilePaths: [\(quoted(logs + "/*.log"))]
-            flushers:
-              - Type: flusher_http
-                RemoteURL: http://127.0.0.1:\(port)/ingest
-                Convert: {Protocol: jsonline}
-                Timeout: 1s
-                Retry: {InitialDelay: 50ms, MaxDelay: 500ms}
-                Buffer: {Type: disk, MaxBytes: 67108864}
-            """)
+        s.writePipeline("buf", Self.bufferedPipeline(logs: logs, port: port))
         let p = try s.startAndWait()
         let total = 60_000
         let lines = NumberedLines(prefix: "b-", digits: 8, lineLength: 100)
         lines.write(to: logs + "/app.log", 0..<total, append: false)
         // Nothing listens on the port: every batch goes to the buffer and the file is acknowledged.
-        let key = "component_buffer_events{pipeline=\"buf\",component_kind=\"flusher\",component_type=\"flusher_http\",component_id=\"flushers[0]\"}"
         var inBuffer = 0
         #expect(waitUntil(timeout: 30) {
-            inBuffer = statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key) ?? 0
+            inBuffer = Self.bufferGauge(s, pipeline: "buf", "component_buffer_events")
             return inBuffer == total
         }, "all \(total) lines in the buffer (have \(inBuffer))")
         let explain = try SluiceProcess(arguments: ["explain", "--json", "--config-dir", s.configDir, "--data-dir", s.dataDir, "--wait", "0.1",
@@ -57,19 +80,11 @@ extension E2E.DiskBufferE2E {
         // Restart with the backend up: the buffer is replayed, every line arrives once.
         let receiver = try await HTTPTestReceiver(port: port)
         let p2 = try s.startAndWait()
-        var tally = NetworkDeliveryTests.Tally(prefix: "b-", total: total)
-        var seen = 0
-        let done = waitUntil(timeout: 60, pollMs: 200) {
-            seen = tally.update(from: receiver)
-            return seen == total
-        }
-        sleepMs(settleMs)
-        tally.update(from: receiver)
-        #expect(done, "every line arrived after the restart: \(seen) of \(total)")
-        #expect(tally.duplicated == 0, "no line twice: \(tally.duplicated)")
-        #expect(waitUntil(timeout: 10) {
-            statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key) == 0
-        }, "the buffer is empty once the backend has everything")
+        let r = Self.waitForAll(receiver, prefix: "b-", total: total, timeout: 60)
+        #expect(r.done, "every line arrived after the restart: \(r.seen) of \(total)")
+        #expect(r.duplicated == 0, "no line twice: \(r.duplicated)")
+        #expect(waitUntil(timeout: 10) { Self.bufferGauge(s, pipeline: "buf", "component_buffer_events") == 0 },
+                "the buffer is empty once the backend has everything")
         #expect(p2.stop() == 0)
         await receiver.stop()
     }
@@ -84,26 +99,14 @@ extension E2E.DiskBufferE2E {
         defer { _ = shell("umount -l '\(fs)'") }
         let logs = s.dir("logs")
         let port = TestServer.freePort()
-        s.writePipeline("full", """
-            inputs:
-              - Type: input_file
-                FilePaths: [\(quoted(logs + "/*.log"))]
-            flushers:
-              - Type: flusher_http
-                RemoteURL: http://127.0.0.1:\(port)/ingest
-                Convert: {Protocol: jsonline}
-                Timeout: 1s
-                Retry: {InitialDelay: 50ms, MaxDelay: 500ms}
-                Buffer: {Type: disk, MaxBytes: 67108864}
-            """)
+        s.writePipeline("full", Self.bufferedPipeline(logs: logs, port: port))
         let env = ["buffer_file_path": fs]
         let p = try s.start(environment: env)
         #expect(s.waitForLog("Input started.", timeout: 15))
         let total = 100_000
         let lines = NumberedLines(prefix: "f-", digits: 8, lineLength: 100)
         lines.write(to: logs + "/app.log", 0..<total, append: false)
-        let key = { (name: String) in "\(name){pipeline=\"full\",component_kind=\"flusher\",component_type=\"flusher_http\",component_id=\"flushers[0]\"}" }
-        func gauge(_ name: String) -> Int { statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key(name)) ?? 0 }
+        func gauge(_ name: String) -> Int { Self.bufferGauge(s, pipeline: "full", name) }
         #expect(waitUntil(timeout: 30) { gauge("component_buffer_write_errors") > 0 }, "the full disk is counted")
         #expect(s.waitForLog("Disk buffer cannot write", timeout: 10), "and logged: \(p.stderr.suffix(1500))")
         sleepMs(2000)
@@ -117,16 +120,9 @@ extension E2E.DiskBufferE2E {
         // Back up with the destination: the buffer drains, the disk frees, the rest is read.
         let receiver = try await HTTPTestReceiver(port: port)
         let p2 = try s.start(environment: env)
-        var tally = NetworkDeliveryTests.Tally(prefix: "f-", total: total)
-        var seen = 0
-        let done = waitUntil(timeout: 90, pollMs: 200) {
-            seen = tally.update(from: receiver)
-            return seen == total
-        }
-        sleepMs(settleMs)
-        tally.update(from: receiver)
-        #expect(done, "every line arrived: \(seen) of \(total)")
-        #expect(tally.duplicated == 0, "no line twice: \(tally.duplicated)")
+        let r = Self.waitForAll(receiver, prefix: "f-", total: total, timeout: 90)
+        #expect(r.done, "every line arrived: \(r.seen) of \(total)")
+        #expect(r.duplicated == 0, "no line twice: \(r.duplicated)")
         #expect(p2.stop() == 0)
         await receiver.stop()
     }
@@ -208,8 +204,7 @@ extension E2E.DiskBufferE2E {
         }
         sleepMs(settleMs)
         got = acceptor.tally
-        let key = "component_buffer_events{pipeline=\"k9\",component_kind=\"flusher\",component_type=\"flusher_http\",component_id=\"flushers[0]\"}"
-        let emptied = waitUntil(timeout: 10) { statValue(readStats(s.statsFile)["gauges"] as? [String: Any] ?? [:], key) == 0 }
+        let emptied = waitUntil(timeout: 10) { Self.bufferGauge(s, pipeline: "k9", "component_buffer_events") == 0 }
         #expect(p.stop() == 0)
         await receiver.stop()
         note("buffer kill -9 ×20: \(got.distinct) of \(total) lines accepted, \(got.duplicated) duplicate arrivals, \(acceptor.state.withLock { $0.requests }) requests; lines accepted at each kill (destination state): \(kills.joined(separator: " "))")
