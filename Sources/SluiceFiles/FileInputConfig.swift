@@ -43,6 +43,18 @@ public struct FileInputOptions: Sendable {
     public init(filePaths: [String]) {
         self.filePaths = filePaths
     }
+
+    /// The incumbent's "first processor JSON": when a pipeline's first processor parses JSON
+    /// (`processor_parse_json_native`, `processor_json`), plain files are read as whole JSON
+    /// objects, an object spread over lines being one event, whatever `Multiline` says
+    /// (LoongCollector's InputFile picks its JSON reader before any custom pattern). Runtime logs
+    /// (`ContainerLogFormat`) are records already and keep their reading.
+    public mutating func adapt(toFirstProcessor type: String) {
+        guard containerLogFormat == nil, type == "processor_parse_json_native" || type == "processor_json" else { return }
+        var m = MultilineOptions(mode: .json, unmatched: multiline?.unmatched ?? .singleLine)
+        m.flushTimeoutSecs = multiline?.flushTimeoutSecs
+        multiline = m
+    }
 }
 
 extension FileInputOptions {

@@ -74,7 +74,7 @@ public struct MultilineOptions: Sendable {
 
     /// The keys of a `Multiline` object.
     public static let fields: [FieldSpec] = [
-        FieldSpec(name: "Mode", type: .string, doc: "`custom` (the patterns below) or `JSON` (complete `{…}` objects found by brace matching, strings and escapes respected: one object, even across lines, is one event; `input_file` only).", defaultValue: "custom"),
+        FieldSpec(name: "Mode", type: .string, doc: "`custom` (the patterns below) or `JSON` (complete `{…}` objects found by brace matching, strings and escapes respected: one object, even across lines, is one event; `input_file` only). A pipeline whose first processor is `processor_parse_json_native` or `processor_json` reads this way whatever Mode says, as the incumbent does.", defaultValue: "custom"),
         FieldSpec(name: "StartPattern", type: .string, doc: "A line matching it (at its start: prefix match, Boost syntax; one trailing `$` and trailing `.*` are ignored) opens an event.", defaultValue: nil),
         FieldSpec(name: "ContinuePattern", type: .string, doc: "Lines matching it continue the event. Alone it is ignored; with StartPattern and EndPattern both set it is ignored.", defaultValue: nil),
         FieldSpec(name: "EndPattern", type: .string, doc: "A line matching it closes the event (End alone: every chunk ending with an End line is an event).", defaultValue: nil),

@@ -15,6 +15,8 @@ public struct PluginRegistry: Sendable {
         let makeInput: (@Sendable (any Sendable, PluginContext) throws -> any Input)?
         let makeProcessor: (@Sendable (any Sendable, PluginContext) throws -> any Processor)?
         let makeFlusher: (@Sendable (any Sendable, PluginContext) throws -> any Flusher)?
+        /// An input's options given the pipeline's first processor type (`AdaptsToFirstProcessor`).
+        var adaptToFirstProcessor: (@Sendable (any Sendable, String) -> any Sendable)? = nil
     }
 
     public private(set) var inputs: [String: Entry] = [:]
@@ -26,6 +28,13 @@ public struct PluginRegistry: Sendable {
     public mutating func register<P: InputPlugin>(_ p: P.Type) {
         inputs[P.spec.type] = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
                                     makeInput: { o, ctx in try P(options: o as! P.Options, context: ctx) }, makeProcessor: nil, makeFlusher: nil)
+    }
+
+    public mutating func register<P: AdaptsToFirstProcessor>(_ p: P.Type) {
+        var e = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
+                      makeInput: { o, ctx in try P(options: o as! P.Options, context: ctx) }, makeProcessor: nil, makeFlusher: nil)
+        e.adaptToFirstProcessor = { o, first in P.options(o as! P.Options, firstProcessor: first) }
+        inputs[P.spec.type] = e
     }
 
     public mutating func register<P: ProcessorPlugin>(_ p: P.Type) {
@@ -113,7 +122,16 @@ public struct PluginRegistry: Sendable {
             }
             return out
         }
-        let v = ValidatedPipeline(document: doc, inputs: check(doc.inputs, inputs), processors: check(doc.processors, processors),
+        var ins = check(doc.inputs, inputs)
+        if let first = doc.processors.first?.type {
+            ins = ins.map { p in
+                guard let adapt = p.entry.adaptToFirstProcessor else { return p }
+                var q = p
+                q.options = adapt(p.options, first)
+                return q
+            }
+        }
+        let v = ValidatedPipeline(document: doc, inputs: ins, processors: check(doc.processors, processors),
                                   flushers: check(doc.flushers, flushers, routed: true))
         if !errors.isEmpty { throw ConfigErrors(errors: errors) }
         return v
@@ -125,7 +143,7 @@ public struct ValidatedPipeline: Sendable {
     public struct Plugin: Sendable {
         public let config: PluginInstanceConfig
         let entry: PluginRegistry.Entry
-        let options: any Sendable
+        var options: any Sendable
         /// A flusher's `Match` (nil: it receives everything).
         public var route: FlusherRoute? = nil
         /// A flusher's `Buffer` (nil: none).

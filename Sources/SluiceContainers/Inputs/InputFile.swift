@@ -4,7 +4,7 @@ import SluiceFiles
 
 /// `input_file`: files on this host, or, with `EnableContainerDiscovery`, files inside the
 /// containers its `ContainerFilters` select (mapped through their mounts or rootfs).
-public final class InputFile: InputPlugin {
+public final class InputFile: InputPlugin, AdaptsToFirstProcessor {
     public static let spec = PluginSpec(
         type: "input_file", kind: .input,
         summary: "Tails files on this host or inside containers: rotation, truncation and deletion handled, checkpoints moved only on acknowledgement.",
@@ -22,6 +22,17 @@ public final class InputFile: InputPlugin {
             return .containers(try ContainerInputConfig.containerFiles(c, globals: globals))
         }
         return .host(try FileInputOptions.from(c, globals: globals))
+    }
+
+    public static func options(_ options: Options, firstProcessor type: String) -> Options {
+        switch options {
+        case .host(var o):
+            o.adapt(toFirstProcessor: type)
+            return .host(o)
+        case .containers(var o):
+            o.files.adapt(toFirstProcessor: type)
+            return .containers(o)
+        }
     }
 
     let input: any Input

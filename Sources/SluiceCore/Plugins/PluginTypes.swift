@@ -14,6 +14,12 @@ public protocol InputPlugin: PluginType, Input {
     init(options: Options, context: PluginContext) throws
 }
 
+/// An input whose reading depends on the pipeline's first processor (`input_file` reads whole
+/// JSON objects when that processor parses JSON, as the incumbent does).
+public protocol AdaptsToFirstProcessor: InputPlugin {
+    static func options(_ options: Options, firstProcessor type: String) -> Options
+}
+
 public protocol ProcessorPlugin: PluginType, Processor {
     init(options: Options, context: PluginContext) throws
 }
