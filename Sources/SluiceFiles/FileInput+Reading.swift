@@ -183,8 +183,18 @@ extension FileInput {
             if r.goneSince == 0 { r.goneSince = Sys.monotonicNanos() }
         }
         var truncated = st.size < r.readOffset
-        if !truncated && r.signature.length > 0 && r.readOffset > 0 {
-            truncated = !signatureMatches(fd: r.fd, r.signature)
+        if !truncated && r.signature.length > 0 && !signatureMatches(fd: r.fd, r.signature) {
+            if r.readOffset > 0 {
+                truncated = true
+            } else {
+                // Replaced (truncated and rewritten) before any of it was read: nothing was
+                // emitted, only the signature is stale. Left as it was, it would call the file
+                // rewritten once its new content has been read, and read that again.
+                let sig = (try? FileSignature.read(fd: r.fd).get()) ?? .empty
+                r.signature = sig
+                setHead(r, readHead(r.fd))
+                checkpoints.update(r.id, signature: sig)
+            }
         }
         if truncated {
             context.pipelineMetrics.truncations.add(1)
