@@ -104,6 +104,12 @@ public struct StrptimeFormat: Sendable, Equatable {
 
     static let monthNames = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
     static let dayNames = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+    /// The names as bytes, full then abbreviated, made once (not per parsed value).
+    static let monthNameBytes = nameBytes(monthNames)
+    static let dayNameBytes = nameBytes(dayNames)
+    static func nameBytes(_ names: [String]) -> [(full: [UInt8], short: [UInt8])] {
+        names.map { (Array($0.utf8), Array($0.utf8.prefix(3))) }
+    }
 
     /// Parses `n` bytes at `p`; nil when they do not follow the format.
     public func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Parsed? {
@@ -122,15 +128,15 @@ public struct StrptimeFormat: Sendable, Equatable {
             guard digits > 0, v >= min, v <= max else { return nil }
             return v
         }
-        func name(_ names: [String]) -> Int? {
-            for (k, full) in names.enumerated() {
-                for candidate in [full, String(full.prefix(3))] {
-                    let c = Array(candidate.utf8)
-                    guard i + c.count <= n else { continue }
-                    var ok = true
-                    for j in 0..<c.count where p[i + j] | 0x20 != c[j] { ok = false; break }
-                    if ok { i += c.count; return k }
-                }
+        func name(_ names: [(full: [UInt8], short: [UInt8])]) -> Int? {
+            func matches(_ c: [UInt8]) -> Bool {
+                guard i + c.count <= n else { return false }
+                for j in 0..<c.count where p[i + j] | 0x20 != c[j] { return false }
+                return true
+            }
+            for (k, pair) in names.enumerated() {
+                if matches(pair.full) { i += pair.full.count; return k }
+                if matches(pair.short) { i += pair.short.count; return k }
             }
             return nil
         }
@@ -162,9 +168,9 @@ public struct StrptimeFormat: Sendable, Equatable {
                 case UInt8(ascii: "n"), UInt8(ascii: "t"):
                     while i < n && isSpace(p[i]) { i += 1 }
                 case UInt8(ascii: "a"), UInt8(ascii: "A"):
-                    guard name(StrptimeFormat.dayNames) != nil else { return nil }
+                    guard name(StrptimeFormat.dayNameBytes) != nil else { return nil }
                 case UInt8(ascii: "b"), UInt8(ascii: "B"), UInt8(ascii: "h"):
-                    guard let m = name(StrptimeFormat.monthNames) else { return nil }
+                    guard let m = name(StrptimeFormat.monthNameBytes) else { return nil }
                     r.month = m + 1
                     r.monthSet = true
                 case UInt8(ascii: "C"):
