@@ -125,6 +125,8 @@ public struct FieldWriter {
         if a.offset == b.offset || a.length == 0 { return true }
         let base = UInt32(truncatingIfNeeded: arenaBase)
         if a.offset < base && b.offset < base {
+            // Keys of one event of the same length mostly differ in their first byte: no call then.
+            if arena[Int(a.offset)] != arena[Int(b.offset)] { return false }
             return memcmp(arena + Int(a.offset), arena + Int(b.offset), Int(a.length)) == 0
         }
         return withBytes(a, arena: arena) { pa in withBytes(b, arena: arena) { pb in memcmp(pa, pb, Int(a.length)) == 0 } }
@@ -209,7 +211,7 @@ extension EventBatch {
         var i = Int(ev.fieldStart)
         while i < end {
             let f = fields[i]
-            if f.kind != .deleted && Int(f.key.length) == key.count
+            if f.kind != .deleted && Int(f.key.length) == key.count && (key.isEmpty || arena[Int(f.key.offset)] == key[0])
                 && key.withUnsafeBufferPointer({ memcmp(arena + Int(f.key.offset), $0.baseAddress!, key.count) == 0 }) {
                 return f
             }
