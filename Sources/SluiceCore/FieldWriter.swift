@@ -129,14 +129,16 @@ public struct FieldWriter {
             if arena[Int(a.offset)] != arena[Int(b.offset)] { return false }
             return memcmp(arena + Int(a.offset), arena + Int(b.offset), Int(a.length)) == 0
         }
-        return withBytes(a, arena: arena) { pa in withBytes(b, arena: arena) { pb in memcmp(pa, pb, Int(a.length)) == 0 } }
+        return withBytes(a, arena: arena) { pa in
+            withBytes(b, arena: arena) { pb in pa[0] == pb[0] && memcmp(pa, pb, Int(a.length)) == 0 }
+        }
     }
 
     /// Whether `span` holds exactly `bytes`.
     @inlinable public func equal(_ span: Span, _ bytes: UnsafeBufferPointer<UInt8>, arena: UnsafePointer<UInt8>) -> Bool {
         guard Int(span.length) == bytes.count else { return false }
         guard let b = bytes.baseAddress, span.length > 0 else { return true }
-        return withBytes(span, arena: arena) { memcmp($0, b, bytes.count) == 0 }
+        return withBytes(span, arena: arena) { $0[0] == b[0] && memcmp($0, b, bytes.count) == 0 }
     }
 
     /// Calls `body` with a pointer to the bytes of `span`, in the arena or in `extra`.
