@@ -23,7 +23,9 @@ final class ProcessingWorkers: Sendable {
     private let lanes: [Lane]
     private let name: String
     private let stopping = Mutex<@Sendable () -> Bool>({ false })
-    private let running = Mutex<(left: Int, waiter: CheckedContinuation<Void, Never>?)>((0, nil))
+    /// Threads still running, and the gate opened when the last one ends.
+    private let running = Atomic<Int>(0)
+    private let ended = Latch()
 
     init(count: Int, name: String) {
         lanes = (0..<count).map { _ in Lane() }
@@ -34,7 +36,7 @@ final class ProcessingWorkers: Sendable {
     /// `stopping` says when a reader waiting for room should give up.
     func start(stopping: @escaping @Sendable () -> Bool, work: @escaping @Sendable (Int, EventBatch) -> Void) {
         self.stopping.withLock { $0 = stopping }
-        running.withLock { $0.left = lanes.count }
+        running.store(lanes.count, ordering: .releasing)
         for (i, lane) in lanes.enumerated() {
             startThread(name: "proc:\(name.suffix(8)):\(i)") { [self] in
                 while true {
@@ -43,12 +45,7 @@ final class ProcessingWorkers: Sendable {
                     lane.slots.signal()
                     work(i, next)
                 }
-                let waiter = running.withLock { r -> CheckedContinuation<Void, Never>? in
-                    r.left -= 1
-                    defer { if r.left == 0 { r.waiter = nil } }
-                    return r.left == 0 ? r.waiter : nil
-                }
-                waiter?.resume()
+                if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { ended.open() }
             }
         }
     }
@@ -71,13 +68,6 @@ final class ProcessingWorkers: Sendable {
             lane.queue.withLock { $0.append(nil) }
             lane.items.signal()
         }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = running.withLock { r -> Bool in
-                if r.left == 0 { return true }
-                r.waiter = c
-                return false
-            }
-            if now { c.resume() }
-        }
+        await ended.wait()
     }
 }

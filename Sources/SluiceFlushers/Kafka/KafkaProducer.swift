@@ -53,8 +53,7 @@ final class KafkaProducer: @unchecked Sendable {
     let roundRobin = RoundRobin()
     private let topics = Mutex<[String: OpaquePointer]>([:])
     private let polling = Atomic<Bool>(true)
-    private let pollThreadDone = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    private let pollFinished = Atomic<Bool>(false)
+    private let pollThreadDone = Latch()
 
     var isFatal: Bool { callbacks.fatal.load(ordering: .acquiring) }
 
@@ -100,12 +99,7 @@ final class KafkaProducer: @unchecked Sendable {
         handle = rk
         startThread(name: "kafka-poll") { [self] in
             while polling.load(ordering: .acquiring) { rd_kafka_poll(handle, 100) }
-            let waiter = pollThreadDone.withLock { w -> CheckedContinuation<Void, Never>? in
-                pollFinished.store(true, ordering: .releasing)
-                defer { w = nil }
-                return w
-            }
-            waiter?.resume()
+            pollThreadDone.open()
         }
     }
 
@@ -218,14 +212,7 @@ final class KafkaProducer: @unchecked Sendable {
     /// producer. Blocking librdkafka calls run on a thread of their own.
     func close() async {
         polling.store(false, ordering: .releasing)
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = pollThreadDone.withLock { w -> Bool in
-                if pollFinished.load(ordering: .acquiring) { return true }
-                w = c
-                return false
-            }
-            if now { c.resume() }
-        }
+        await pollThreadDone.wait()
         let ms = Int32(KafkaSettings.millis(settings.flushTimeout, minimum: 0)) ?? 10_000
         let logger = callbacks.logger
         await runOnDedicatedThread(name: "kafka-close") { [self] in

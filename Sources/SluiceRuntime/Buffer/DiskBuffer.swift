@@ -76,8 +76,8 @@ public final class DiskBuffer: @unchecked Sendable {
     }
     private let state = Mutex(State())
     private let waker = Waker()
-    private let threadDone = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    private let finished = Atomic<Bool>(false)
+    /// Opened when the commit thread has written everything and stopped.
+    private let finished = Latch()
 
     // Counters.
     public let corruptFrames = Atomic<Int>(0)
@@ -325,15 +325,7 @@ public final class DiskBuffer: @unchecked Sendable {
 
     /// Waits until the commit thread has written everything and stopped.
     public func waitUntilFinished() async {
-        if finished.load(ordering: .acquiring) { return }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = threadDone.withLock { slot -> Bool in
-                if finished.load(ordering: .acquiring) { return true }
-                slot = c
-                return false
-            }
-            if now { c.resume() }
-        }
+        await finished.wait()
     }
 
     // MARK: - Reading
@@ -424,7 +416,7 @@ public final class DiskBuffer: @unchecked Sendable {
             return true
         }
         guard advanced else { return }
-        if finished.load(ordering: .acquiring) {
+        if finished.isOpen {
             // The commit thread has stopped (writing finished): persist here.
             let (upTo, beyond) = state.withLock { s in (s.ackedUpTo, s.acked.sorted()) }
             persistAck(upTo, beyond)
@@ -489,8 +481,7 @@ public final class DiskBuffer: @unchecked Sendable {
             return s.readWaiter
         }
         reader?.resume()
-        finished.store(true, ordering: .releasing)
-        threadDone.withLock { slot in slot?.resume(); slot = nil }
+        finished.open()
     }
 
     /// Writes the pending frames, fsyncs, persists the acknowledged position, deletes finished
