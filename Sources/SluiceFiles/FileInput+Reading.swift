@@ -54,9 +54,7 @@ extension FileInput {
                 }
                 if r.signature.length < FileSignature.maxLength && r.readOffset > Int64(r.signature.length) {
                     if case .success(let s) = FileSignature.read(fd: r.fd) , s.length > r.signature.length {
-                        r.signature = s
-                        setHead(r, readHead(r.fd))
-                        checkpoints.update(r.id, signature: s)
+                        adoptSignature(r, s)
                     }
                 }
             }
@@ -171,6 +169,14 @@ extension FileInput {
         return true
     }
 
+    /// The reader's file now has signature `s` (grown, or replaced before anything was read):
+    /// kept with the file's head and in the checkpoint.
+    private func adoptSignature(_ r: FileReader, _ s: FileSignature) {
+        r.signature = s
+        setHead(r, readHead(r.fd))
+        checkpoints.update(r.id, signature: s)
+    }
+
     /// Detects truncation (size below our offset) and replacement of the content (signature
     /// changed): reading restarts at 0. Returns false if the file cannot be checked now.
     fileprivate func checkTruncation(_ r: FileReader) -> Bool {
@@ -190,10 +196,7 @@ extension FileInput {
                 // Replaced (truncated and rewritten) before any of it was read: nothing was
                 // emitted, only the signature is stale. Left as it was, it would call the file
                 // rewritten once its new content has been read, and read that again.
-                let sig = (try? FileSignature.read(fd: r.fd).get()) ?? .empty
-                r.signature = sig
-                setHead(r, readHead(r.fd))
-                checkpoints.update(r.id, signature: sig)
+                adoptSignature(r, (try? FileSignature.read(fd: r.fd).get()) ?? .empty)
             }
         }
         if truncated {

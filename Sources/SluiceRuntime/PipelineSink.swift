@@ -36,10 +36,6 @@ final class PipelineSink: BatchSink {
         }
     }
 
-    convenience init(processors: Processors, queues: [BatchQueue], routes: [FlusherRoute?]? = nil, metrics: PipelineMetrics = PipelineMetrics()) {
-        self.init(processorSets: [processors], queues: queues, routes: routes, metrics: metrics)
-    }
-
     func send(_ batch: EventBatch) -> Bool {
         if let workers { return workers.submit(batch) }
         return processAndDeliver(batch, with: processorSets[0])

@@ -25,14 +25,17 @@ public struct PluginRegistry: Sendable {
 
     public init() {}
 
+    private static func inputEntry<P: InputPlugin>(_ p: P.Type) -> Entry {
+        Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
+              makeInput: { o, ctx in try P(options: o as! P.Options, context: ctx) }, makeProcessor: nil, makeFlusher: nil)
+    }
+
     public mutating func register<P: InputPlugin>(_ p: P.Type) {
-        inputs[P.spec.type] = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
-                                    makeInput: { o, ctx in try P(options: o as! P.Options, context: ctx) }, makeProcessor: nil, makeFlusher: nil)
+        inputs[P.spec.type] = Self.inputEntry(p)
     }
 
     public mutating func register<P: AdaptsToFirstProcessor>(_ p: P.Type) {
-        var e = Entry(spec: P.spec, options: { c, g throws(ConfigError) in try P.options(from: c, globals: g) },
-                      makeInput: { o, ctx in try P(options: o as! P.Options, context: ctx) }, makeProcessor: nil, makeFlusher: nil)
+        var e = Self.inputEntry(p)
         e.adaptToFirstProcessor = { o, first in P.options(o as! P.Options, firstProcessor: first) }
         inputs[P.spec.type] = e
     }
