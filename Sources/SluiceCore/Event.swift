@@ -108,6 +108,11 @@ public struct EventBatch: Sendable {
     /// so `sourceOffset + content.offset` is an event's own offset; -1 otherwise.
     public var sourceKey: UInt64 = 0
     public var sourceOffset: Int64 = -1
+    /// The stream this batch continues (a file's device and inode), fixed for as long as the
+    /// source is read: `process_thread_count` sends the batches of one stream to one thread, so
+    /// they stay in order. `sourceKey` cannot serve: it includes the file's signature, which
+    /// changes while a new file grows to its first KiB.
+    public var sourceStream: UInt64 = 0
 
     public init(arena: [UInt8], events: [LogEvent], tags: [EventTag], timeSeconds: Int64, inputBytes: Int, ack: AckToken? = nil) {
         self.arena = arena

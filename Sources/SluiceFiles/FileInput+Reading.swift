@@ -99,6 +99,9 @@ extension FileInput {
     func deliver(_ batch: EventBatch, from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
         if r.lastRegistered == 0 { copies.firstRead(path: r.path) }
         var b = batch
+        // Every batch of the file (lines, flushed partial lines, multiline groups, a runtime log's
+        // decoded streams) continues one stream, so a processing thread takes them in order.
+        b.sourceStream = FNV1a.hash64(r.id.dev, r.id.inode, 0)
         r.lastRegistered = upTo
         let seq = checkpoints.emitted(r.id, upTo: upTo)
         let id = r.id

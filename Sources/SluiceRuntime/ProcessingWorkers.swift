@@ -4,7 +4,7 @@ import SluiceSystem
 import Synchronization
 
 /// `process_thread_count` above 1: a pipeline's processors run on that many threads. A batch goes
-/// to the thread its source picks (`sourceKey` modulo the count), so the batches of one file are
+/// to the thread its source picks (`sourceStream` modulo the count), so the batches of one file are
 /// processed and queued for the flushers in the order they were read, and its checkpoint stays
 /// exact; different files are processed at once. Each thread has its own processor instances
 /// (a processor keeps per-call scratch) and a queue of a few batches: a reader whose thread is
@@ -53,7 +53,7 @@ final class ProcessingWorkers: Sendable {
     /// Hands `batch` to its source's thread, waiting while that thread's queue is full; false
     /// when the pipeline stops meanwhile (the batch is not taken).
     func submit(_ batch: EventBatch) -> Bool {
-        let lane = lanes[Int(batch.sourceKey % UInt64(lanes.count))]
+        let lane = lanes[Int(batch.sourceStream % UInt64(lanes.count))]
         while lane.slots.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
             if stopping.withLock({ $0 })() { return false }
         }

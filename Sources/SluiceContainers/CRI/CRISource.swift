@@ -148,11 +148,14 @@ public final class CRISource: ContainerSource {
                 // runtime is slowed by back-to-back listings. New containers do not wait for it
                 // (the task-create fast path publishes them at once).
                 group.addTask {
-                    for await _ in wake {
+                    try await Self.relist(on: wake, sync: {
                         try await syncer.sync()
                         self.state.withLock { $0.status.syncs += 1 }
-                        try await Task.sleep(for: .milliseconds(200))
-                    }
+                    }, failed: { error, inARow in
+                        self.state.withLock { $0.status.relistFailures += 1 }
+                        logger.warning("A re-list of the CRI runtime failed; the session goes on and retries it.", metadata: [
+                            "cri.socket": "\(path)", "error": "\(Self.describe(error))", "failures.in_a_row": "\(inARow)"])
+                    })
                 }
                 // Timer: the poll (or safety-net resync) interval.
                 group.addTask {
@@ -192,6 +195,35 @@ public final class CRISource: ContainerSource {
                 _ = try await group.next()
                 if !Task.isCancelled { throw StreamEnded() }
             }
+        }
+    }
+
+    /// Consecutive failed re-lists that end the session (and reconnect).
+    static let relistFailuresEndingSession = 3
+
+    /// Re-lists on every wake-up, one at a time, at most every 200 ms. A re-list that fails (a
+    /// runtime busy past the call deadline in a Job storm) is tried again after 1 s and does not
+    /// end the session: the event stream, the task-bundle watcher and the fast paths, which catch
+    /// containers that live for less than a second, go on meanwhile. Only
+    /// `relistFailuresEndingSession` failures in a row end it (the error is thrown).
+    static func relist(on wake: AsyncStream<Void>, retryAfter: Duration = .seconds(1),
+                       sync: () async throws -> Void, failed: (any Error, Int) -> Void) async throws {
+        var inARow = 0
+        for await _ in wake {
+            while true {
+                do {
+                    try await sync()
+                    inARow = 0
+                    break
+                } catch {
+                    try Task.checkCancellation()
+                    inARow += 1
+                    if inARow >= relistFailuresEndingSession { throw error }
+                    failed(error, inARow)
+                    try await Task.sleep(for: retryAfter)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 

@@ -83,5 +83,7 @@ extension CRISource {
         public var absentReports: Int = 0
         /// Successful listings.
         public var syncs: Int = 0
+        /// Re-lists that failed within a session (retried without ending it).
+        public var relistFailures: Int = 0
     }
 }

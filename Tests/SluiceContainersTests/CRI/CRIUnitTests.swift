@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
-import SluiceContainers
+@testable import SluiceContainers
+import Synchronization
 import Testing
 
 /// CRI pieces that need no daemon: verbose-info parsing (including malformed replies), mount
@@ -155,5 +156,31 @@ struct CRIUnitTests {
         let retry = try #require(method.executionPolicy?.retry)
         #expect(retry.maxAttempts == 3)
         #expect(retry.retryableStatusCodes == [.unavailable])
+    }
+
+    /// A re-list that fails (the runtime slow past the call deadline) is retried inside the
+    /// session; two failures in a row do not end it, the third does, with its error.
+    @Test func failedRelistsEndTheSessionOnlyAfterThreeInARow() async throws {
+        let (wake, wakeUp) = AsyncStream<Void>.makeStream()
+        let results = Mutex<[Bool]>([false, false, true, false, true, false, false, false])
+        let calls = Mutex(0), reported = Mutex<[Int]>([])
+        let timeout = RPCError(code: .deadlineExceeded, message: "no answer")
+        for _ in 0..<4 { wakeUp.yield() }
+        let loop = Task {
+            try await CRISource.relist(on: wake, retryAfter: .milliseconds(1), sync: {
+                calls.withLock { $0 += 1 }
+                let ok = results.withLock { $0.isEmpty ? true : $0.removeFirst() }
+                if !ok { throw timeout }
+            }, failed: { _, inARow in reported.withLock { $0.append(inARow) } })
+        }
+        do {
+            try await loop.value
+            Issue.record("three failed re-lists in a row did not end the session")
+        } catch let e as RPCError {
+            #expect(e.code == .deadlineExceeded)
+        }
+        // fail, fail, ok (wake 1); fail, ok (wake 2); fail, fail, fail → thrown (wake 3).
+        #expect(calls.withLock { $0 } == 8)
+        #expect(reported.withLock { $0 } == [1, 2, 1, 1, 2])
     }
 }
