@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import SluiceCore
-import SluiceFlushers
+@testable import SluiceFlushers
 import SluiceTesting
 import SwiftProtobuf
 import Testing
@@ -72,6 +72,49 @@ import Testing
         #expect(entries.map(\.timestamp.nanos) == [1, 123_456_789], "sorted by time, nanoseconds kept")
         #expect(entries.map(\.line) == [#"{"contents":{"content":"a2 \"q\""},"tags":{"log.file.path":"/a \"x\".log"},"time":1700000000}"#,
                                        #"{"contents":{"content":"a1"},"tags":{"log.file.path":"/a \"x\".log"},"time":1700000000}"#])
+    }
+
+    /// The hand-written push encoder gives the very bytes SwiftProtobuf gives for the same
+    /// request: times before the epoch, at it and far ahead, empty lines, lines whose lengths
+    /// take 1 to 3 varint bytes, empty labels, several streams.
+    @Test func handWrittenPushEncodingIsSwiftProtobufs() throws {
+        var rng = SystemRandomNumberGenerator()
+        let lines = OutputBuffer(capacity: 1024)
+        var streams: [(labels: String, entries: [FlusherLoki.Entry])] = []
+        var expected = Logproto_PushRequest()
+        let times: [Int64] = [0, 1, 999_999_999, 1_000_000_000, -1, -1_000_000_000, -1_500_000_001,
+                              1_700_000_000_123_456_789, .max, .min + 1_000_000_000]
+        let lengths = [0, 1, 127, 128, 300, 16_383, 16_384, 70_000]
+        for s in 0..<4 {
+            let labels = s == 3 ? "" : "{job=\"j\(s)\", path=\"/x/ü\(s).log\"}"
+            var entries: [FlusherLoki.Entry] = []
+            var ps = Logproto_StreamAdapter()
+            ps.labels = labels
+            for k in 0..<12 {
+                let ns = k < times.count ? times[k] : Int64.random(in: -1 << 40...1 << 62, using: &rng)
+                let n = lengths[(k + s) % lengths.count]
+                let start = lines.count
+                for j in 0..<n { lines.append(byte: UInt8(ascii: "a") + UInt8((j + k) % 26)) }
+                entries.append(.init(ns: ns, line: start..<lines.count))
+                var en = Logproto_EntryAdapter()
+                var ts = Google_Protobuf_Timestamp()
+                ts.seconds = ns >= 0 ? ns / 1_000_000_000 : (ns - 999_999_999) / 1_000_000_000
+                ts.nanos = Int32(ns - ts.seconds * 1_000_000_000)
+                en.timestamp = ts
+                en.line = String(decoding: lines.bytes[start..<lines.count], as: UTF8.self)
+                ps.entries.append(en)
+            }
+            streams.append((labels, entries))
+            expected.streams.append(ps)
+        }
+        let out = OutputBuffer(capacity: 64)
+        LokiPushEncoder.encode(streams, lines: lines, into: out)
+        let mine = out.toArray()
+        let theirs: [UInt8] = try expected.serializedBytes()
+        #expect(mine.count == theirs.count)
+        let same = mine == theirs
+        #expect(same, "first difference at byte \(zip(mine, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
+        #expect(try Logproto_PushRequest(serializedBytes: mine) == expected)
     }
 
     @Test func a400WithIgnoredEntriesIsAPartialResult() async throws {

@@ -3,7 +3,6 @@ import NIOCore
 import SluiceConfig
 import SluiceCore
 import SluiceSystem
-import SwiftProtobuf
 
 /// `flusher_loki`: Loki's push API (`/loki/api/v1/push`): protobuf + snappy as the incumbent's
 /// client sends (`PushFormat: protobuf`, the default), or JSON. Events are grouped into
@@ -189,26 +188,12 @@ public final class FlusherLoki: FlusherPlugin {
         return try options.client.compression.compress(UnsafeRawBufferPointer(body.bytes))
     }
 
-    /// A `logproto.PushRequest`, snappy-compressed (block format), as Loki's clients send it.
+    /// A `logproto.PushRequest` (written by `LokiPushEncoder`), snappy-compressed (block
+    /// format), as Loki's clients send it.
     func protobufBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
-        var req = Logproto_PushRequest()
-        req.streams = streams.map { key, entries in
-            var s = Logproto_StreamAdapter()
-            s.labels = key
-            s.entries = entries.map { e in
-                var en = Logproto_EntryAdapter()
-                var ts = Google_Protobuf_Timestamp()
-                ts.seconds = e.ns >= 0 ? e.ns / 1_000_000_000 : (e.ns - 999_999_999) / 1_000_000_000
-                ts.nanos = Int32(e.ns - ts.seconds * 1_000_000_000)
-                en.timestamp = ts
-                en.line = String(decoding: UnsafeBufferPointer(start: lines.base + e.line.lowerBound, count: e.line.count), as: UTF8.self)
-                return en
-            }
-            return s
-        }
-        let bytes: [UInt8]
-        do { bytes = try req.serializedBytes() } catch { throw FlushError("cannot encode the push request: \(error)") }
-        return try BodyCompression.snappy.compress(bytes)
+        let body = OutputBuffer(capacity: lines.count + lines.count / 8 + 256)
+        LokiPushEncoder.encode(streams.map { (labels: $0.0, entries: $0.1) }, lines: lines, into: body)
+        return try BodyCompression.snappy.compress(UnsafeRawBufferPointer(body.bytes))
     }
 
     /// The stream's labels, keys sorted (so equal label sets are one stream); a later name wins.
