@@ -37,7 +37,7 @@ func fluentBitConfig(_ spec: ScenarioSpec, _ ds: Dataset, inDir: String, outDir:
 
     """
     switch spec.name {
-    case "plain-file", "plain-blackhole", "many-files", "http", "elasticsearch", "loki":
+    case "plain-file", "plain-blackhole", "many-files", "http", "elasticsearch", "loki", "loki-json":
         break
     case "http-buffer":
         // Fluent Bit's disk buffer: filesystem chunks, with fsync and checksums on (its defaults have

@@ -289,6 +289,8 @@ let allScenarios: [ScenarioSpec] = [
     ScenarioSpec(name: "http-buffer", dataset: "plain", flusher: .http, flusherExtra: "    Buffer: {Type: disk}\n"),
     ScenarioSpec(name: "elasticsearch", dataset: "plain", flusher: .elasticsearch),
     ScenarioSpec(name: "loki", dataset: "plain", flusher: .loki),
+    // Fluent Bit's loki output sends JSON: this is the like-for-like row.
+    ScenarioSpec(name: "loki-json", dataset: "plain", flusher: .loki, flusherExtra: "    PushFormat: json\n"),
     ScenarioSpec(name: "clickhouse", dataset: "plain", flusher: .clickhouse, fluentBit: false),
     ScenarioSpec(name: "osmem", dataset: "plain", flusher: .osmem, fluentBit: false),
 ]

@@ -21,8 +21,8 @@ usage: sluice-bench [options]
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
   --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | multiline |
-                       json | delimiter | timestamp | http | http-buffer | elasticsearch | loki | clickhouse | osmem |
-                       raw | all
+                       json | delimiter | timestamp | http | http-buffer | elasticsearch | loki | loki-json |
+                       clickhouse | osmem | raw | all
                        (repeatable; default all); 1 to 5 are aliases of the first five;
                        `raw` alone measures only the raw ceilings
                          plain-file       plain lines, input_file -> flusher_file
@@ -43,7 +43,9 @@ usage: sluice-bench [options]
                                           then sent from it; fsyncs/s reported); Fluent Bit: filesystem storage
                                           with storage.sync full and storage.checksum on
                          elasticsearch    plain lines -> flusher_elasticsearch -> the counting receiver (errors:false)
-                         loki             plain lines -> flusher_loki -> the counting receiver (204)
+                         loki             plain lines -> flusher_loki (protobuf + snappy, its default) -> the counting
+                                          receiver (204)
+                         loki-json        the same with PushFormat: json (the body Fluent Bit's loki output sends)
                          clickhouse       plain lines -> flusher_clickhouse (JSONEachRow) -> a real clickhouse-server
                          osmem            plain lines -> flusher_elasticsearch -> a real osmem-server
                        (`all` is every scenario but clickhouse and osmem, which start real servers: name them)
