@@ -38,23 +38,6 @@ public final class WriteRequest: FlushRequest, @unchecked Sendable {
     deinit { pool.put(buffer) }
 }
 
-/// Free encode buffers, reused so that a 1 MiB buffer is not allocated per request.
-final class BufferPool: Sendable {
-    private let free = Mutex<[OutputBuffer]>([])
-    let keep: Int
-    init(keep: Int) { self.keep = keep }
-    func take() -> OutputBuffer {
-        if let b = free.withLock({ $0.popLast() }) {
-            b.clear()
-            return b
-        }
-        return OutputBuffer(capacity: 1 << 20)
-    }
-    func put(_ b: OutputBuffer) {
-        free.withLock { f in if f.count < keep { f.append(b) } }
-    }
-}
-
 /// Writes encoded buffers on a thread of its own, so the blocking `write(2)` never runs on the
 /// cooperative pool, while the flusher's runner builds the next request. Each write is tried
 /// once; a failure is reported with how far it got, and the runner decides when to send again.

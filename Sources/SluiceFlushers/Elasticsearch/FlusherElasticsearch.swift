@@ -85,12 +85,17 @@ public final class FlusherElasticsearch: FlusherPlugin {
         delivery = DeliveryOptions(maxBytes: options.maxBulkBytes, concurrency: options.concurrency)
     }
 
+    /// Encode buffers reused across requests.
+    let buffers = BufferPool(keep: 2)
+
     public func start() async throws {}
     public func stop() async { await sender.shutdown() }
 
     public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> BulkRequest {
         var enc = LogDocumentEncoder(options: options.convert)
-        let out = OutputBuffer(capacity: 1 << 20)
+        // Pooled: the request keeps a copy of what is encoded here.
+        let out = buffers.take()
+        defer { buffers.put(out) }
         let doc = OutputBuffer(capacity: 4096)
         var items: [Range<Int>] = []
         let now = Sys.wallSeconds()

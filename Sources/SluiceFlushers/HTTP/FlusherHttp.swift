@@ -109,13 +109,18 @@ public final class FlusherHttp: FlusherPlugin {
         delivery = DeliveryOptions(maxBytes: 4 << 20, concurrency: options.concurrency, maxRetries: options.maxRetries, backoff: options.backoff)
     }
 
+    /// Encode buffers reused across requests (the body is copied out of one before it is sent).
+    let buffers = BufferPool(keep: 2)
+
     public func start() async throws {}
 
     public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> HTTPPostsRequest {
         var posts: [HTTPPost] = []
         let now = Sys.wallSeconds()
         let compression = options.client.compression
-        let out = OutputBuffer(capacity: 1 << 16)
+        // A pooled buffer: a fresh one per request grew by doubling and was faulted in page by page.
+        let out = buffers.take()
+        defer { buffers.put(out) }
         var enc = LogDocumentEncoder(options: options.convert)
         do {
             for batch in batches {

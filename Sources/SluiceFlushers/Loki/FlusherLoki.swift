@@ -115,6 +115,9 @@ public final class FlusherLoki: FlusherPlugin {
                                    maxRetries: options.maxRetries, backoff: options.backoff)
     }
 
+    /// Encode buffers reused across requests (a body is copied out of them before it is sent).
+    let buffers = BufferPool(keep: 4)
+
     public func start() async throws {}
     public func stop() async { await sender.shutdown() }
 
@@ -122,7 +125,8 @@ public final class FlusherLoki: FlusherPlugin {
 
     public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> HTTPPostsRequest {
         var enc = LogDocumentEncoder(options: options.convert)
-        let lines = OutputBuffer(capacity: 1 << 20)
+        let lines = buffers.take()
+        defer { buffers.put(lines) }
         // Streams in the order they first appear; a label set's JSON text is its key.
         var index: [String: Int] = [:]
         var keys: [String] = []
@@ -167,7 +171,8 @@ public final class FlusherLoki: FlusherPlugin {
 
     /// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>"],...]},...]}`.
     func jsonBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
-        let body = OutputBuffer(capacity: lines.count * 2 + 256)
+        let body = buffers.take()
+        defer { buffers.put(body) }
         body.append("{\"streams\":[")
         for (n, (key, entries)) in streams.enumerated() {
             if n > 0 { body.append(byte: UInt8(ascii: ",")) }
@@ -191,7 +196,8 @@ public final class FlusherLoki: FlusherPlugin {
     /// A `logproto.PushRequest` (written by `LokiPushEncoder`), snappy-compressed (block
     /// format), as Loki's clients send it.
     func protobufBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
-        let body = OutputBuffer(capacity: lines.count + lines.count / 8 + 256)
+        let body = buffers.take()
+        defer { buffers.put(body) }
         LokiPushEncoder.encode(streams.map { (labels: $0.0, entries: $0.1) }, lines: lines, into: body)
         return try BodyCompression.snappy.compress(UnsafeRawBufferPointer(body.bytes))
     }
