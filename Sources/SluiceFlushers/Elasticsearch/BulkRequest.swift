@@ -6,8 +6,8 @@ import SluiceCore
 /// `_id`s) without encoding them again.
 public struct BulkRequest: FlushRequest {
     final class Store: Sendable {
-        let bytes: [UInt8]
-        init(_ b: [UInt8]) { bytes = b }
+        let bytes: ByteBuffer
+        init(_ b: ByteBuffer) { bytes = b }
     }
     let store: Store
     /// Each item's bytes in the store.
@@ -18,7 +18,7 @@ public struct BulkRequest: FlushRequest {
     public var eventCount: Int { items.count }
     public var byteCount: Int { items.reduce(0) { $0 + $1.count } }
 
-    init(store: [UInt8], items: [Range<Int>], itemsPerBody: Int) {
+    init(store: ByteBuffer, items: [Range<Int>], itemsPerBody: Int) {
         self.store = Store(store)
         self.items = items
         self.itemsPerBody = max(1, itemsPerBody)
@@ -31,15 +31,17 @@ public struct BulkRequest: FlushRequest {
         return r
     }
 
-    /// The body of `items[range]`.
-    func body(_ range: Range<Int>) -> [UInt8] {
-        if let first = items[range].first, let last = items[range].last, last.upperBound - first.lowerBound == items[range].reduce(0, { $0 + $1.count }) {
-            // The items lie one after the other in the store (a first send): one slice.
-            return Array(store.bytes[first.lowerBound..<last.upperBound])
+    /// The body of `items[range]`: a slice of the store (no copy) when they lie one after the
+    /// other in it, as on a first send; else their bytes gathered into a new buffer.
+    func body(_ range: Range<Int>) -> ByteBuffer {
+        let total = items[range].reduce(0) { $0 + $1.count }
+        if let first = items[range].first, let last = items[range].last, last.upperBound - first.lowerBound == total {
+            return store.bytes.getSlice(at: store.bytes.readerIndex + first.lowerBound, length: total)!
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(items[range].reduce(0) { $0 + $1.count })
-        for r in items[range] { out.append(contentsOf: store.bytes[r]) }
+        var out = ByteBufferAllocator().buffer(capacity: total)
+        for r in items[range] {
+            out.writeImmutableBuffer(store.bytes.getSlice(at: store.bytes.readerIndex + r.lowerBound, length: r.count)!)
+        }
         return out
     }
 }

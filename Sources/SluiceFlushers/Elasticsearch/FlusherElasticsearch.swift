@@ -139,7 +139,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
                 items.append(start..<out.count)
             }
         }
-        return BulkRequest(store: out.toArray(), items: items, itemsPerBody: max(1, items.count))
+        return BulkRequest(store: ByteBuffer(bytes: out.bytes), items: items, itemsPerBody: max(1, items.count))
     }
 
     /// A deterministic `_id`, 40 hex chars of SHA-256. An event read from a file's own bytes is

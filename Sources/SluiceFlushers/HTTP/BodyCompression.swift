@@ -68,6 +68,16 @@ public enum BodyCompression: String, Sendable, CaseIterable {
         }
     }
 
+    /// `buffer` compressed; for none, `buffer` itself (no copy).
+    public func compress(_ buffer: ByteBuffer) throws(FlushError) -> ByteBuffer {
+        if self == .none { return buffer }
+        var r: Result<ByteBuffer, FlushError> = .failure(FlushError("not compressed"))
+        buffer.withUnsafeReadableBytes { p in
+            do throws(FlushError) { r = .success(try compress(p)) } catch { r = .failure(error) }
+        }
+        return try r.get()
+    }
+
     /// `bytes` compressed; see `compress(_:)`.
     public func compress(_ bytes: [UInt8]) throws(FlushError) -> ByteBuffer {
         var r: Result<ByteBuffer, FlushError> = .failure(FlushError("not compressed"))
