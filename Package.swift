@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "SluiceSystem", dependencies: ["CCRC32C"]),
         // CRC-32C with the CPU's crc32 instruction (SSE 4.2), a table otherwise: for SluiceSystem.
         .target(name: "CCRC32C"),
+        // The JSON string escaper's scan for bytes that need escaping, sixteen at a time (SSE2): for SluiceCore.
+        .target(name: "CJSONScan"),
         // PCRE2 from Debian's libpcre2-dev (8-bit), for SluiceRegex.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // Regular expressions on bytes: PCRE2 with JIT, full / prefix / search anchoring, a match limit.
@@ -41,7 +43,7 @@ let package = Package(
         // Events (arena + views), batches, the delivery contract (statuses, outcomes, backoff),
         // queues, plugin protocols and context, component metrics. No file or network I/O.
         .target(name: "SluiceCore", dependencies: [
-            "SluiceConfig", "SluiceSystem",
+            "SluiceConfig", "SluiceSystem", "CJSONScan",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),

@@ -1,3 +1,5 @@
+import CJSONScan
+
 /// The one shape every line-oriented flusher writes: one flat JSON object per event, per line.
 ///
 ///     {"content":"<line>","__path__":"/var/log/a.log","__hostname__":"node-1","__time__":1700000000}
@@ -143,16 +145,22 @@ public struct JSONLineEncoder: Sendable {
     static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 &+ v : 87 &+ v }
 
     /// Writes `n` bytes at `p`, JSON-escaped, to `dst + d`; returns the new end. `dst` must have
-    /// room for `n * 6 + 16` more bytes. Plain ASCII is moved sixteen bytes at a time: each
-    /// 16-byte block is stored first (two words, checked with bit tricks) and kept if it holds
-    /// nothing to escape.
+    /// room for `n * 6 + 16` more bytes. Plain ASCII is copied in blocks: 32 bytes or more left,
+    /// by `sluice_json_copy_plain` (sixteen at a time, SSE2); fewer, a word at a time, each word
+    /// stored first and kept if it holds nothing to escape (bit tricks).
     @inline(__always)
     static func escape(_ p: UnsafePointer<UInt8>, _ n: Int, _ dst: UnsafeMutablePointer<UInt8>, _ start: Int) -> Int {
         var d = start
         var i = 0
         let raw = UnsafeMutableRawPointer(dst)
         while i < n {
-            if i &+ 8 <= n {
+            if n &- i >= 32 {
+                // Long runs: the C scan (SSE2) copies up to the first byte that needs work.
+                let k = sluice_json_copy_plain(p + i, n &- i, dst + d)
+                i &+= k
+                d &+= k
+                if i >= n { break }
+            } else if i &+ 8 <= n {
                 // Store the word, then find its first byte that needs work (the lowest flagged
                 // byte of the mask is exact; only bytes above it can be flagged falsely).
                 let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)

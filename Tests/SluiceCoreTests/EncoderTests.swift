@@ -53,6 +53,54 @@ import Testing
         #expect(n == lines.count)
     }
 
+    /// The escaper (a word at a time under 32 bytes, the C SSE2 scan above) against a byte-at-a-
+    /// time reference, on random strings of 0 to 300 bytes: plain runs with quotes, backslashes,
+    /// controls, DEL, valid and broken UTF-8 at every position of the 16-byte blocks.
+    @Test func escapingMatchesAByteAtATimeReference() {
+        func reference(_ b: [UInt8]) -> String {
+            var out = ""
+            var i = 0
+            while i < b.count {
+                let c = b[i]
+                switch c {
+                case 0x22: out += "\\\""
+                case 0x5C: out += "\\\\"
+                case 0x0A: out += "\\n"
+                case 0x0D: out += "\\r"
+                case 0x09: out += "\\t"
+                case 0x08: out += "\\b"
+                case 0x0C: out += "\\f"
+                case 0..<0x20: out += String(format: "\\u%04x", c)
+                case 0x20..<0x80: out.unicodeScalars.append(Unicode.Scalar(c))
+                default:
+                    // One valid UTF-8 sequence as it is; else U+FFFD for this byte.
+                    var decoded: String?
+                    for len in 2...4 where i + len <= b.count {
+                        if let s = String(validating: b[i..<(i + len)], as: UTF8.self), s.unicodeScalars.count == 1 { decoded = s; i += len - 1; break }
+                    }
+                    out += decoded ?? "\\ufffd"
+                }
+                i += 1
+            }
+            return out
+        }
+        var rng = SystemRandomNumberGenerator()
+        let specials: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x01], [0x1F], [0x7F], [0x80], [0xFF], Array("é".utf8), Array("😀".utf8), [0xE4, 0xB8]]
+        var mismatches = 0
+        for _ in 0..<3000 {
+            let n = Int.random(in: 0...300, using: &rng)
+            var b: [UInt8] = (0..<n).map { _ in UInt8.random(in: 0x20...0x7E, using: &rng) }
+            for _ in 0..<Int.random(in: 0...4, using: &rng) where !b.isEmpty {
+                let at = Int.random(in: 0..<b.count, using: &rng)
+                b.replaceSubrange(at..<at, with: specials.randomElement(using: &rng)!)
+            }
+            let out = OutputBuffer(capacity: 16)
+            b.withUnsafeBufferPointer { JSONLineEncoder.appendEscaped($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count, to: out) }
+            if String(decoding: out.bytes, as: UTF8.self) != reference(b) { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test func longAsciiRunsAroundSpecials() throws {
         // Exercise the 8-byte fast path with specials at every alignment.
         for pos in 0..<24 {
