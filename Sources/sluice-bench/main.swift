@@ -21,7 +21,7 @@ usage: sluice-bench [options]
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
   --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | multiline |
-                       json | delimiter | timestamp | http | http-buffer | elasticsearch | loki | loki-json |
+                       multiline-eof | json | delimiter | timestamp | http | http-buffer | elasticsearch | loki | loki-json |
                        clickhouse | osmem | raw | all
                        (repeatable; default all); 1 to 5 are aliases of the first five;
                        `raw` alone measures only the raw ceilings
@@ -35,6 +35,8 @@ usage: sluice-bench [options]
                          nginx-regex      plain lines -> processor_parse_regex_native (10 groups) -> flusher_file
                          multiline        Java logs, ~30% of records with 1-8 continuation lines, Multiline
                                           StartPattern on the date -> flusher_file; every record joined whole, once
+                         multiline-eof    the same with FlushTimeoutSecs: 0 (each file's last record emitted at its
+                                          end, not after the 1 s flush timeout): the joining's own rate
                          json             ~200-byte JSON lines -> processor_parse_json_native -> flusher_file
                          delimiter        nginx-like CSV -> processor_parse_delimiter_native -> flusher_file
                          timestamp        the CSV -> delimiter + processor_parse_timestamp_native (its time field)
