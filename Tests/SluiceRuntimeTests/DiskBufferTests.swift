@@ -167,6 +167,45 @@ import Testing
         return entries.map(\.name).filter { $0.hasSuffix(".seg") }.sorted().map { dir + "/" + $0 }
     }
 
+    /// The flusher's timed wait for the next frame is woken by the commit that makes a frame
+    /// durable and by the end of writing, and otherwise ends at its timeout.
+    @Test func timedWaitForAFrameWakesOnCommitAndEndsAtItsTimeout() async throws {
+        let tmp = TempDir("sluice-buffer-wait")
+        defer { tmp.remove() }
+        let b = try DiskBuffer(directory: tmp.path, options: options(), logger: Self.logger)
+        let clock = ContinuousClock()
+        // Nothing comes: the wait ends at its timeout.
+        var t0 = clock.now
+        await b.waitForFrame(timeout: .milliseconds(300))
+        let idle = clock.now - t0
+        #expect(idle >= .milliseconds(290) && idle < .seconds(3), "an idle wait took \(idle)")
+        #expect(b.tryNext() == nil)
+        // A frame appended while a long wait is on: the commit wakes it at once.
+        t0 = clock.now
+        let appender = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            return await b.append(BatchCodec.encode(Self.batch("x", seq: 1)), events: 1, onDurable: nil)
+        }
+        await b.waitForFrame(timeout: .seconds(30))
+        let woken = clock.now - t0
+        #expect(try await appender.value == .appended)
+        #expect(woken >= .milliseconds(90) && woken < .seconds(5), "woken after \(woken)")
+        let frame = b.tryNext()
+        #expect(frame != nil)
+        if let (seq, _) = frame { b.acknowledge(seq) }
+        // The end of writing wakes a waiting reader too.
+        t0 = clock.now
+        let finisher = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            b.finishWriting()
+        }
+        await b.waitForFrame(timeout: .seconds(30))
+        try await finisher.value
+        #expect(clock.now - t0 < .seconds(5))
+        await b.waitUntilFinished()
+        #expect(b.isDrained)
+    }
+
     @Test func blockWaitsForSpaceAndDropNewestCounts() async throws {
         let tmp = TempDir("sluice-buffer-full")
         defer { tmp.remove() }

@@ -34,8 +34,9 @@ struct DiskBufferSource: BatchSource {
         while true {
             if let b = tryPop() { return .batch(b) }
             if buffer.isDrained { return .closed }
-            if ContinuousClock.now >= deadline { return .timedOut }
-            try? await Task.sleep(for: min(.milliseconds(5), deadline - ContinuousClock.now))
+            let left = deadline - ContinuousClock.now
+            if left <= .zero { return .timedOut }
+            await buffer.waitForFrame(timeout: left)
         }
     }
 

@@ -72,6 +72,11 @@ public final class DiskBuffer: @unchecked Sendable {
         var writerDone = false
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
         var readWaiter: CheckedContinuation<Void, Never>?
+        /// The timed wait `readWaiter` belongs to (0: `next`'s wait, which has no timeout), the
+        /// last token given out, and the last whose timeout has passed.
+        var readWaiterToken: UInt64 = 0
+        var lastWaitToken: UInt64 = 0
+        var expiredWaitToken: UInt64 = 0
         var lastError: String?
     }
     private let state = Mutex(State())
@@ -353,6 +358,7 @@ public final class DiskBuffer: @unchecked Sendable {
                     let now = state.withLock { s -> Bool in
                         if s.nextRead < s.frames.count || s.writerDone { return true }
                         s.readWaiter = c
+                        s.readWaiterToken = 0
                         return false
                     }
                     if now { c.resume() }
@@ -361,6 +367,44 @@ public final class DiskBuffer: @unchecked Sendable {
                 if let b = readBack(f, fd: fd) { return (f.seq, b) }
             }
         }
+    }
+
+    /// Waits until a durable frame is unread, writing has finished, or `timeout` has passed
+    /// (woken by the commit that makes a frame durable, not by polling).
+    public func waitForFrame(timeout: Duration) async {
+        let token = state.withLock { s in
+            s.lastWaitToken += 1
+            return s.lastWaitToken
+        }
+        // The timer is a child task: it ends the wait at the timeout, and is cancelled once the
+        // wait ends first. Whoever takes the waiter out of the state resumes it, once.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                try? await Task.sleep(for: timeout)
+                if !Task.isCancelled { expireReadWait(token) }
+            }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.nextRead < s.frames.count || s.writerDone || s.expiredWaitToken >= token { return true }
+                    s.readWaiter = c
+                    s.readWaiterToken = token
+                    return false
+                }
+                if now { c.resume() }
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func expireReadWait(_ token: UInt64) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.expiredWaitToken = max(s.expiredWaitToken, token)
+            guard s.readWaiterToken == token, let w = s.readWaiter else { return nil }
+            s.readWaiter = nil
+            s.readWaiterToken = 0
+            return w
+        }
+        waiter?.resume()
     }
 
     /// `next` without waiting: nil when no durable frame is unread right now.
