@@ -32,8 +32,9 @@ let package = Package(
         .target(name: "SluiceSystem", dependencies: ["CCRC32C"]),
         // CRC-32C with the CPU's crc32 instruction (SSE 4.2), a table otherwise: for SluiceSystem.
         .target(name: "CCRC32C"),
-        // The JSON string escaper's scan for bytes that need escaping, sixteen at a time (SSE2): for SluiceCore.
-        .target(name: "CJSONScan"),
+        // JSON text in C: the string escaper's scan for bytes that need escaping, sixteen at a time
+        // (SSE2), for SluiceCore; a double as `%f`, for the JSON parser of SluiceProcessors.
+        .target(name: "CJSONText"),
         // PCRE2 from Debian's libpcre2-dev (8-bit), for SluiceRegex.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // Regular expressions on bytes: PCRE2 with JIT, full / prefix / search anchoring, a match limit.
@@ -43,7 +44,7 @@ let package = Package(
         // Events (arena + views), batches, the delivery contract (statuses, outcomes, backoff),
         // queues, plugin protocols and context, component metrics. No file or network I/O.
         .target(name: "SluiceCore", dependencies: [
-            "SluiceConfig", "SluiceSystem", "CJSONScan",
+            "SluiceConfig", "SluiceSystem", "CJSONText",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
@@ -66,7 +67,7 @@ let package = Package(
         // The processors: native parsers (regex, JSON, delimiter, apsara, timestamp), filter, desensitize,
         // and the extended ones users write most. They write fields through SluiceCore's FieldWriter.
         .target(name: "SluiceProcessors", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceRegex", "SluiceSystem",
+            "SluiceCore", "SluiceConfig", "SluiceRegex", "SluiceSystem", "CJSONText",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // zstd and Snappy from Debian's libzstd-dev and libsnappy-dev (request body compression).

@@ -1,4 +1,4 @@
-import CJSONScan
+import CJSONText
 
 /// The one shape every line-oriented flusher writes: one flat JSON object per event, per line.
 ///

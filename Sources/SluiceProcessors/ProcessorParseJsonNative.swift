@@ -1,3 +1,4 @@
+import CJSONText
 import Glibc
 import SluiceConfig
 import SluiceCore
@@ -156,15 +157,45 @@ struct JSONObjectParser: FieldParser {
         return negative ? v <= UInt64(Int64.max) + 1 : true
     }
 
-    /// `std::to_string(double)`: `%f`, six decimals.
+    /// `std::to_string(double)`: `%f`, six decimals. A plain decimal (no exponent, at most 9
+    /// integer and 6 fraction digits) is written from its own digits, the fraction padded with
+    /// zeros: the double nearest to it is within 2⁻⁵³ of it relatively, far below the half
+    /// millionth that could change its sixth decimal, so `%f` would print those very digits
+    /// (a test compares the two). Anything else goes through `strtod` and `%f`.
     static func sixDecimals(_ p: UnsafePointer<UInt8>, _ n: Int, _ w: inout FieldWriter) -> Span {
+        let mark = w.extraMark
+        if let fraction = plainDecimalFraction(p, n) {
+            w.extra.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
+            if fraction == 0 { w.extra.append(UInt8(ascii: ".")) }
+            for _ in fraction..<6 { w.extra.append(UInt8(ascii: "0")) }
+            return w.span(since: mark)
+        }
         var text = [CChar](repeating: 0, count: n + 1)
         for k in 0..<n { text[k] = CChar(bitPattern: p[k]) }
         let d = strtod(text, nil)
+        // At most 309 integer digits, the point, six decimals, a sign.
         var buf = [CChar](repeating: 0, count: 400)
-        let len = withVaList([d]) { vsnprintf(&buf, buf.count, "%f", $0) }
-        let mark = w.extraMark
+        let len = buf.withUnsafeMutableBufferPointer { sluice_format_fixed6($0.baseAddress!, $0.count, d) }
         for k in 0..<Int(min(len, Int32(buf.count - 1))) { w.extra.append(UInt8(bitPattern: buf[k])) }
         return w.span(since: mark)
+    }
+
+    /// For `-?[0-9]{1,9}(\.[0-9]{1,6})?` (a JSON number, so no leading zeros): how many fraction
+    /// digits it has; nil for anything else.
+    @inline(__always)
+    static func plainDecimalFraction(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int? {
+        var i = p[0] == 0x2D ? 1 : 0
+        let intStart = i
+        while i < n && p[i] >= 0x30 && p[i] <= 0x39 { i += 1 }
+        let intDigits = i - intStart
+        guard intDigits >= 1 && intDigits <= 9 else { return nil }
+        if i == n { return 0 }
+        guard p[i] == 0x2E else { return nil }
+        i += 1
+        let fracStart = i
+        while i < n && p[i] >= 0x30 && p[i] <= 0x39 { i += 1 }
+        let frac = i - fracStart
+        guard i == n && frac >= 1 && frac <= 6 else { return nil }
+        return frac
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SluiceCore
 import SluiceTesting
 import Testing
@@ -32,6 +33,33 @@ import Testing
         let h = try Self.harness()
         let line = #"{"a":1.5,"b":0.1,"c":-2.25,"d":3.0,"e":1.23456789,"f":1e3,"g":2.5e-7,"h":1e20}"#
         #expect(h.run([line]) == [#"{"a":"1.500000","b":"0.100000","c":"-2.250000","d":"3.000000","e":"1.234568","f":"1000.000000","g":"0.000000","h":"100000000000000000000.000000"}"#])
+    }
+
+    /// Plain decimals (up to 9 integer and 6 fraction digits) are written from their own digits;
+    /// that must be what `%f` of the parsed double prints, for every one of them: random ones of
+    /// every length, and the edges (-0.0, 999999999.999999, one millionth).
+    @Test func plainDecimalsGiveWhatPrintfGives() throws {
+        let h = try Self.harness()
+        var rng = SystemRandomNumberGenerator()
+        var numbers = ["-0.0", "0.0", "0.000001", "-0.000001", "999999999.999999", "-999999999.999999", "123456789.5", "0.5", "9.999999"]
+        for _ in 0..<3000 {
+            let intDigits = Int.random(in: 1...9, using: &rng), fracDigits = Int.random(in: 1...6, using: &rng)
+            var t = Bool.random(using: &rng) ? "-" : ""
+            t += intDigits == 1 ? String(Int.random(in: 0...9, using: &rng)) : String(Int.random(in: 1...9, using: &rng))
+            for _ in 1..<intDigits { t += String(Int.random(in: 0...9, using: &rng)) }
+            t += "."
+            for _ in 0..<fracDigits { t += String(Int.random(in: 0...9, using: &rng)) }
+            numbers.append(t)
+        }
+        var wrong: [String] = []
+        for chunk in stride(from: 0, to: numbers.count, by: 100) {
+            let part = numbers[chunk..<min(numbers.count, chunk + 100)]
+            let line = "{" + part.enumerated().map { "\"k\($0.offset)\":\($0.element)" }.joined(separator: ",") + "}"
+            let expected = "{" + part.enumerated().map { "\"k\($0.offset)\":\"\(String(format: "%f", strtod($0.element, nil)))\"" }.joined(separator: ",") + "}"
+            let got = h.run([line])
+            if got != [expected] { wrong.append(contentsOf: part.prefix(3)) }
+        }
+        #expect(wrong.isEmpty, "e.g. \(wrong.prefix(5))")
     }
 
     @Test func objectsAndArraysBecomeCompactJSONStrings() throws {

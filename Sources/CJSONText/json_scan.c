@@ -1,4 +1,4 @@
-#include "sluice_json_scan.h"
+#include "sluice_json_text.h"
 
 #include <string.h>
 #if defined(__SSE2__)
