@@ -50,7 +50,7 @@ let package = Package(
         ]),
         // input_file: path patterns, inotify + polling discovery, readers, rotation, checkpoints.
         .target(name: "SluiceFiles", dependencies: [
-            "SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceRegex", .product(name: "Logging", package: "swift-log"),
+            "SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceRegex", "CJSONText", .product(name: "Logging", package: "swift-log"),
         ]),
         // Container discovery straight from the runtimes: the registry, filters, host paths, Docker
         // (Engine API over its socket), CRI (gRPC: containerd, CRI-O), the kubelet pod log dir, the

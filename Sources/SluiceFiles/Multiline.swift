@@ -1,3 +1,4 @@
+import CJSONText
 import SluiceConfig
 import SluiceCore
 import SluiceRegex
@@ -308,19 +309,6 @@ struct MultilineMachine {
     /// non-blank byte is `{` and ends at the end of the line where the depth is back to 0 (quotes
     /// and backslash escapes respected). A line that cannot start an object is an event of its
     /// own; a blank line between objects is skipped.
-    /// Flags (high bit) the bytes of `w` that are `\\`, `"`, `{` or `}`: the only ones the
-    /// brace scan looks at. Exact for the lowest flagged byte; used only to skip clean words.
-    @inline(__always)
-    static func jsonMask(_ w: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        @inline(__always) func has(_ c: UInt64) -> UInt64 {
-            let x = w ^ (ones &* c)
-            return (x &- ones) & ~x & highs
-        }
-        return has(0x5C) | has(0x22) | has(0x7B) | has(0x7D)
-    }
-
     private mutating func feedJSON<S: MultilineSink>(_ line: MultilineLine, _ b: UnsafePointer<UInt8>, _ n: Int, sink: inout S) {
         var i = 0
         let startsGroup = !open
@@ -333,29 +321,12 @@ struct MultilineMachine {
             escapeNext = false
             open = true
         }
-        var negative = false
-        while i < n {
-            // Eight bytes with none of the four that matter (the common case: names, values).
-            if !escapeNext && i &+ 8 <= n && Self.jsonMask(UnsafeRawPointer(b + i).loadUnaligned(as: UInt64.self)) == 0 {
-                i &+= 8
-                continue
-            }
-            let ch = b[i]
-            if escapeNext { escapeNext = false; i += 1; continue }
-            switch ch {
-            case UInt8(ascii: "\\"): escapeNext = true
-            case 0x22: inQuote.toggle()
-            case UInt8(ascii: "{"): if !inQuote { depth += 1 }
-            case UInt8(ascii: "}"):
-                if !inQuote {
-                    depth -= 1
-                    if depth < 0 { negative = true }
-                }
-            default: break
-            }
-            if negative { break }
-            i += 1
-        }
+        // The byte scan in C: sixteen bytes at a time between the quotes, backslashes and braces.
+        var st = sluice_json_brace_state(depth: depth, in_quote: inQuote ? 1 : 0, escape_next: escapeNext ? 1 : 0)
+        let negative = sluice_json_scan_braces(b + i, n - i, &st) < n - i
+        depth = st.depth
+        inQuote = st.in_quote != 0
+        escapeNext = st.escape_next != 0
         if startsGroup && !negative && depth == 0 && !escapeNext {
             // A whole object on one line (the usual JSON log): the line itself is the event, as a
             // group of that one line would be, without copying it into a group.

@@ -11,6 +11,20 @@
 /// stored when all sixteen of its bytes are within `n`).
 size_t sluice_json_copy_plain(const uint8_t *src, size_t n, uint8_t *dst);
 
+/// Where a brace scan is between lines: the object depth, and whether it is inside a string or
+/// right after a backslash.
+typedef struct {
+    long depth;
+    int in_quote;
+    int escape_next;
+} sluice_json_brace_state;
+
+/// Scans `n` bytes for the braces of a JSON object, quotes and backslash escapes respected,
+/// carrying `state` over (the incumbent's JsonLogFileReader byte scan). Blocks of sixteen bytes
+/// holding none of `"`, `\`, `{`, `}` are skipped at once (SSE2). Returns the index of a `}`
+/// that takes the depth below zero outside a string (the scan stops there), or `n`.
+size_t sluice_json_scan_braces(const uint8_t *p, size_t n, sluice_json_brace_state *state);
+
 /// `snprintf(buf, size, "%f", value)`: what C++'s `std::to_string(double)` gives (six
 /// decimals), for Swift, which cannot call a variadic C function without boxing its arguments.
 int sluice_format_fixed6(char *buf, size_t size, double value);
