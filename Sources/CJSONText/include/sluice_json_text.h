@@ -11,6 +11,10 @@
 /// stored when all sixteen of its bytes are within `n`).
 size_t sluice_json_copy_plain(const uint8_t *src, size_t n, uint8_t *dst);
 
+/// How many bytes of `src` need no JSON escaping before the first that does (or `n`): the run a
+/// JSON string scan can step over at once, sixteen at a time with SSE2.
+size_t sluice_json_plain_length(const uint8_t *src, size_t n);
+
 /// Where a brace scan is between lines: the object depth, and whether it is inside a string or
 /// right after a backslash.
 typedef struct {
