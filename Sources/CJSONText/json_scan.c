@@ -1,6 +1,5 @@
 #include "sluice_json_text.h"
 
-#include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif

@@ -80,7 +80,7 @@ import Testing
     @Test func handWrittenPushEncodingIsSwiftProtobufs() throws {
         var rng = SystemRandomNumberGenerator()
         let lines = OutputBuffer(capacity: 1024)
-        var streams: [(labels: String, entries: [FlusherLoki.Entry])] = []
+        var streams: [(String, [FlusherLoki.Entry])] = []
         var expected = Logproto_PushRequest()
         let times: [Int64] = [0, 1, 999_999_999, 1_000_000_000, -1, -1_000_000_000, -1_500_000_001,
                               1_700_000_000_123_456_789, .max, .min + 1_000_000_000]

@@ -71,17 +71,18 @@ public enum BodyCompression: String, Sendable, CaseIterable {
     /// `buffer` compressed; for none, `buffer` itself (no copy).
     public func compress(_ buffer: ByteBuffer) throws(FlushError) -> ByteBuffer {
         if self == .none { return buffer }
-        var r: Result<ByteBuffer, FlushError> = .failure(FlushError("not compressed"))
-        buffer.withUnsafeReadableBytes { p in
-            do throws(FlushError) { r = .success(try compress(p)) } catch { r = .failure(error) }
-        }
-        return try r.get()
+        return try compressing { buffer.withUnsafeReadableBytes($0) }
     }
 
     /// `bytes` compressed; see `compress(_:)`.
     public func compress(_ bytes: [UInt8]) throws(FlushError) -> ByteBuffer {
+        try compressing { bytes.withUnsafeBytes($0) }
+    }
+
+    /// `compress(_:)` of the bytes `access` lends out.
+    private func compressing(_ access: ((UnsafeRawBufferPointer) -> Void) -> Void) throws(FlushError) -> ByteBuffer {
         var r: Result<ByteBuffer, FlushError> = .failure(FlushError("not compressed"))
-        bytes.withUnsafeBytes { p in
+        access { p in
             do throws(FlushError) { r = .success(try compress(p)) } catch { r = .failure(error) }
         }
         return try r.get()

@@ -198,7 +198,7 @@ public final class FlusherLoki: FlusherPlugin {
     func protobufBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
         let body = buffers.take()
         defer { buffers.put(body) }
-        LokiPushEncoder.encode(streams.map { (labels: $0.0, entries: $0.1) }, lines: lines, into: body)
+        LokiPushEncoder.encode(streams, lines: lines, into: body)
         return try BodyCompression.snappy.compress(UnsafeRawBufferPointer(body.bytes))
     }
 

@@ -28,16 +28,16 @@ enum LokiPushEncoder {
 
     /// Appends the request for `streams` (labels in Loki's text form, entries whose lines are
     /// ranges of `lines`) to `out`.
-    static func encode(_ streams: [(labels: String, entries: [FlusherLoki.Entry])], lines: OutputBuffer, into out: OutputBuffer) {
+    static func encode(_ streams: [(String, [FlusherLoki.Entry])], lines: OutputBuffer, into out: OutputBuffer) {
         for (labels, entries) in streams {
-            var labelBytes = Array(labels.utf8)
-            var size = labelBytes.isEmpty ? 0 : ProtobufWire.fieldSize(payload: labelBytes.count)
+            let labelCount = labels.utf8.count
+            var size = labelCount == 0 ? 0 : ProtobufWire.fieldSize(payload: labelCount)
             for e in entries { size += ProtobufWire.fieldSize(payload: entrySize(e)) }
             out.reserve(ProtobufWire.fieldSize(payload: size))
             out.appendLengthDelimited(field: 1, length: size)
-            if !labelBytes.isEmpty {
-                out.appendLengthDelimited(field: 1, length: labelBytes.count)
-                labelBytes.withUnsafeMutableBufferPointer { out.append($0.baseAddress!, $0.count) }
+            if labelCount > 0 {
+                out.appendLengthDelimited(field: 1, length: labelCount)
+                out.append(labels)
             }
             for e in entries {
                 let t = split(e.ns)

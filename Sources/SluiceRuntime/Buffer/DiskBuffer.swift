@@ -71,10 +71,10 @@ public final class DiskBuffer: @unchecked Sendable {
         var writeFailing = false
         var writerDone = false
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
-        var readWaiter: CheckedContinuation<Void, Never>?
-        /// The timed wait `readWaiter` belongs to (0: `next`'s wait, which has no timeout), the
-        /// last token given out, and the last whose timeout has passed.
-        var readWaiterToken: UInt64 = 0
+        /// The reader waiting for a frame, with the timed wait it belongs to (0: `next`'s wait,
+        /// which has no timeout).
+        var readWaiter: (continuation: CheckedContinuation<Void, Never>, token: UInt64)?
+        /// The last timed wait's token, and the last whose timeout has passed.
         var lastWaitToken: UInt64 = 0
         var expiredWaitToken: UInt64 = 0
         var lastError: String?
@@ -357,8 +357,7 @@ public final class DiskBuffer: @unchecked Sendable {
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let now = state.withLock { s -> Bool in
                         if s.nextRead < s.frames.count || s.writerDone { return true }
-                        s.readWaiter = c
-                        s.readWaiterToken = 0
+                        s.readWaiter = (c, 0)
                         return false
                     }
                     if now { c.resume() }
@@ -386,8 +385,7 @@ public final class DiskBuffer: @unchecked Sendable {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { s -> Bool in
                     if s.nextRead < s.frames.count || s.writerDone || s.expiredWaitToken >= token { return true }
-                    s.readWaiter = c
-                    s.readWaiterToken = token
+                    s.readWaiter = (c, token)
                     return false
                 }
                 if now { c.resume() }
@@ -399,10 +397,9 @@ public final class DiskBuffer: @unchecked Sendable {
     private func expireReadWait(_ token: UInt64) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.expiredWaitToken = max(s.expiredWaitToken, token)
-            guard s.readWaiterToken == token, let w = s.readWaiter else { return nil }
+            guard let w = s.readWaiter, w.token == token else { return nil }
             s.readWaiter = nil
-            s.readWaiterToken = 0
-            return w
+            return w.continuation
         }
         waiter?.resume()
     }
@@ -522,7 +519,7 @@ public final class DiskBuffer: @unchecked Sendable {
         state.withLock { s in s.writerDone = true }
         let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
             defer { s.readWaiter = nil }
-            return s.readWaiter
+            return s.readWaiter?.continuation
         }
         reader?.resume()
         finished.open()
@@ -591,7 +588,7 @@ public final class DiskBuffer: @unchecked Sendable {
         if !written.isEmpty {
             let (reader, appenders) = state.withLock { s -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
                 defer { s.readWaiter = nil; s.spaceWaiters = [] }
-                return (s.readWaiter, s.spaceWaiters)
+                return (s.readWaiter?.continuation, s.spaceWaiters)
             }
             reader?.resume()
             // Room in the next commit (and the disk takes writes again).
