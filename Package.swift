@@ -137,7 +137,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
-        .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting"]),
+        .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceCore", "SluiceTesting", "CJSONText"]),
         .testTarget(name: "SluiceE2ETests", dependencies: ["SluiceTesting", "sluice"]),
         .testTarget(name: "SluiceContainersTests", dependencies: [
             "SluiceContainers", "SluiceConfig", "SluiceTesting", .product(name: "Logging", package: "swift-log"),

@@ -1,58 +1,135 @@
 #include "sluice_json_text.h"
 
+#include <string.h>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+/// The four masks of one 64-byte block: bit i is set when byte i is that character.
+typedef struct {
+    uint64_t quote, backslash, open, close;
+} block_masks;
+
+#if defined(__SSE2__)
+static inline uint64_t eq_mask(const uint8_t *p, __m128i c) {
+    uint64_t m0 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), c));
+    uint64_t m1 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), c));
+    uint64_t m2 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), c));
+    uint64_t m3 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), c));
+    return m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
+}
+#endif
+
+static inline block_masks masks_of(const uint8_t *p) {
+    block_masks m;
+#if defined(__SSE2__)
+    m.quote = eq_mask(p, _mm_set1_epi8('"'));
+    m.backslash = eq_mask(p, _mm_set1_epi8('\\'));
+    m.open = eq_mask(p, _mm_set1_epi8('{'));
+    m.close = eq_mask(p, _mm_set1_epi8('}'));
+#else
+    m.quote = m.backslash = m.open = m.close = 0;
+    for (int i = 0; i < 64; i++) {
+        uint64_t bit = (uint64_t)1 << i;
+        switch (p[i]) {
+        case '"': m.quote |= bit; break;
+        case '\\': m.backslash |= bit; break;
+        case '{': m.open |= bit; break;
+        case '}': m.close |= bit; break;
+        default: break;
+        }
+    }
+#endif
+    return m;
+}
+
+/// Bit i of the result is the XOR of bits 0...i of `x`: with `x` the quotes of a block, the
+/// bytes from an opening quote up to (not including) its closing one.
+static inline uint64_t prefix_xor(uint64_t x) {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    return x;
+}
+
+/// The byte-by-byte rules over the special bytes of a block only (those in `m`), in order:
+/// used when the block holds a backslash or starts escaped, and to find where the depth goes
+/// below zero. Returns the index of that `}` or 64; `escape_next` is left set when byte
+/// `end - 1` (the block's last real byte) is an unescaped backslash.
+static inline int walk_block(block_masks m, int end, long *depth, int *in_quote, int *escape_next) {
+    uint64_t special = m.quote | m.backslash | m.open | m.close;
+    // A byte escaped by the previous block's last backslash is skipped, whatever it is.
+    int skip = *escape_next ? 0 : -1;
+    *escape_next = 0;
+    while (special) {
+        int i = __builtin_ctzll(special);
+        special &= special - 1;
+        if (i == skip) continue;
+        uint64_t bit = (uint64_t)1 << i;
+        if (m.backslash & bit) {
+            skip = i + 1;
+        } else if (m.quote & bit) {
+            *in_quote = !*in_quote;
+        } else if (!*in_quote) {
+            if (m.open & bit) {
+                (*depth)++;
+            } else if (--*depth < 0) {
+                return i;
+            }
+        }
+    }
+    if (skip == end) *escape_next = 1;
+    return 64;
+}
 
 size_t sluice_json_scan_braces(const uint8_t *p, size_t n, sluice_json_brace_state *state) {
     long depth = state->depth;
     int in_quote = state->in_quote, escape_next = state->escape_next;
     size_t i = 0;
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
-    const __m128i open = _mm_set1_epi8('{'), close = _mm_set1_epi8('}');
-#endif
+    uint8_t tail[64];
     while (i < n) {
-        if (escape_next) {
-            escape_next = 0;
-            i++;
-            continue;
+        size_t len = n - i < 64 ? n - i : 64;
+        const uint8_t *block = p + i;
+        if (len < 64) {
+            // The last part of the line, padded with bytes that mean nothing to the scan.
+            memset(tail, ' ', sizeof tail);
+            memcpy(tail, block, len);
+            block = tail;
         }
-#if defined(__SSE2__)
-        if (i + 16 <= n) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
-            __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                     _mm_or_si128(_mm_cmpeq_epi8(v, open), _mm_cmpeq_epi8(v, close)));
-            unsigned mask = (unsigned)_mm_movemask_epi8(m);
-            if (mask == 0) {
-                i += 16;
-                continue;
+        block_masks m = masks_of(block);
+        int found = 64;
+        if (m.backslash == 0 && !escape_next) {
+            // No escapes: the bytes inside strings are the prefix XOR of the quotes, and the
+            // braces outside them can be counted at once unless the depth may go below zero.
+            uint64_t inside = prefix_xor(m.quote) ^ (in_quote ? ~(uint64_t)0 : 0);
+            uint64_t open = m.open & ~inside, close = m.close & ~inside;
+            long closes = __builtin_popcountll(close);
+            if (depth >= closes) {
+                depth += __builtin_popcountll(open) - closes;
+                in_quote = (int)(inside >> 63);
+            } else {
+                block_masks outside = { 0, 0, open, close };
+                // Counted from the block's start with no string state: only braces outside
+                // strings are left in `outside`.
+                int ignored_quote = 0, ignored_escape = 0;
+                found = walk_block(outside, (int)len, &depth, &ignored_quote, &ignored_escape);
+                // Where it stops, the scan is outside any string.
+                in_quote = found < 64 ? 0 : (int)(inside >> 63);
             }
-            i += (size_t)__builtin_ctz(mask);
+        } else {
+            found = walk_block(m, (int)len, &depth, &in_quote, &escape_next);
         }
-#endif
-        switch (p[i]) {
-        case '\\':
-            escape_next = 1;
-            break;
-        case '"':
-            in_quote = !in_quote;
-            break;
-        case '{':
-            if (!in_quote) depth++;
-            break;
-        case '}':
-            if (!in_quote && --depth < 0) {
-                state->depth = depth;
-                state->in_quote = in_quote;
-                state->escape_next = escape_next;
-                return i;
-            }
-            break;
-        default:
-            break;
+        if (found < 64 && (size_t)found < len) {
+            state->depth = depth;
+            state->in_quote = in_quote;
+            state->escape_next = escape_next;
+            return i + (size_t)found;
         }
-        i++;
+        i += len;
     }
     state->depth = depth;
     state->in_quote = in_quote;

@@ -1,6 +1,7 @@
 import SluiceConfig
 import SluiceCore
 @testable import SluiceFiles
+import CJSONText
 import SluiceRegex
 import SluiceSystem
 import Testing
@@ -166,6 +167,53 @@ func mlPattern(_ p: String) -> RegexPattern { try! MultilineOptions.compile(p)! 
         #expect(mlRun(o, lines, finish: true).events.last == #"{"d":"#)
         // Braces that do not match: the line is an event of its own and the next one starts afresh.
         #expect(mlRun(o, ["{}}", #"{"e":1}"#]).events == ["{}}", #"{"e":1}"#])
+    }
+
+    /// The C brace scan (64-byte blocks: the strings found by a prefix XOR of the quotes, the
+    /// braces outside them counted at once; a block with a backslash walked byte by byte) against
+    /// a byte-at-a-time reference: random texts of quotes, backslashes, braces and letters at
+    /// every position of the blocks, cut in random pieces so that the state crosses calls.
+    @Test("The brace scan gives what a byte-at-a-time scan gives, across blocks and calls")
+    func braceScanMatchesReference() {
+        struct State: Equatable { var depth = 0, inQuote = false, escapeNext = false }
+        func reference(_ b: ArraySlice<UInt8>, _ s: inout State) -> Int {
+            for (k, c) in b.enumerated() {
+                if s.escapeNext { s.escapeNext = false; continue }
+                switch c {
+                case 0x5C: s.escapeNext = true
+                case 0x22: s.inQuote.toggle()
+                case 0x7B where !s.inQuote: s.depth += 1
+                case 0x7D where !s.inQuote:
+                    s.depth -= 1
+                    if s.depth < 0 { return k }
+                default: break
+                }
+            }
+            return b.count
+        }
+        var rng = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = Array("\"\"\\{{{}}}abc :".utf8)
+        var mismatches = 0
+        for round in 0..<4000 {
+            let n = Int.random(in: 1...400, using: &rng)
+            // Some texts have no backslash at all, the blocks' fast path.
+            let letters = round % 2 == 0 ? alphabet.filter { $0 != 0x5C } : alphabet
+            let b: [UInt8] = (0..<n).map { _ in letters.randomElement(using: &rng)! }
+            var expected = State(), got = sluice_json_brace_state(depth: 0, in_quote: 0, escape_next: 0)
+            var at = 0
+            while at <= n {
+                let piece = at == n ? 0 : Int.random(in: 1...(n - at), using: &rng)
+                let want = reference(b[at..<(at + piece)], &expected)
+                let found = b.withUnsafeBufferPointer { sluice_json_scan_braces($0.baseAddress! + at, piece, &got) }
+                let same = found == want && got.depth == expected.depth
+                    && (got.in_quote != 0) == expected.inQuote && (got.escape_next != 0) == expected.escapeNext
+                if !same { mismatches += 1; break }
+                if found < piece { expected = State(); got = sluice_json_brace_state(depth: 0, in_quote: 0, escape_next: 0); at += found + 1; continue }
+                if at == n { break }
+                at += piece
+            }
+        }
+        #expect(mismatches == 0)
     }
 
     // MARK: - Options
