@@ -145,22 +145,18 @@ public struct JSONLineEncoder: Sendable {
     static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 &+ v : 87 &+ v }
 
     /// Writes `n` bytes at `p`, JSON-escaped, to `dst + d`; returns the new end. `dst` must have
-    /// room for `n * 6 + 16` more bytes. Plain ASCII is copied in blocks: 32 bytes or more left,
-    /// by `sluice_json_copy_plain` (sixteen at a time, SSE2); fewer, a word at a time, each word
-    /// stored first and kept if it holds nothing to escape (bit tricks).
+    /// room for `n * 6 + 16` more bytes. Sixteen bytes or more: all of it in C
+    /// (`sluice_json_escape`, sixteen at a time with SSE2, the escapes written there too); fewer, a
+    /// word at a time here, each word stored first and kept if it holds nothing to escape (bit
+    /// tricks), which spares the call for short keys and values.
     @inline(__always)
     static func escape(_ p: UnsafePointer<UInt8>, _ n: Int, _ dst: UnsafeMutablePointer<UInt8>, _ start: Int) -> Int {
+        if n >= 16 { return start &+ sluice_json_escape(p, n, dst + start) }
         var d = start
         var i = 0
         let raw = UnsafeMutableRawPointer(dst)
         while i < n {
-            if n &- i >= 32 {
-                // Long runs: the C scan (SSE2) copies up to the first byte that needs work.
-                let k = sluice_json_copy_plain(p + i, n &- i, dst + d)
-                i &+= k
-                d &+= k
-                if i >= n { break }
-            } else if i &+ 8 <= n {
+            if i &+ 8 <= n {
                 // Store the word, then find its first byte that needs work (the lowest flagged
                 // byte of the mask is exact; only bytes above it can be flagged falsely).
                 let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)

@@ -4,12 +4,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Copies bytes of `src` to `dst` while they need no JSON escaping (ASCII 0x20 to 0x7F other
-/// than `"` and `\`), sixteen at a time with SSE2 where the CPU has it; returns how many were
-/// copied, which is the index of the first byte that needs work, or `n`. Whole blocks are stored
-/// before they are checked: `dst` must have room for `n` bytes (a block is only read and
-/// stored when all sixteen of its bytes are within `n`).
-size_t sluice_json_copy_plain(const uint8_t *src, size_t n, uint8_t *dst);
+/// Writes `n` bytes of `src` to `dst` as the inside of a JSON string and returns how many bytes
+/// it wrote: `"` `\` and control bytes escaped (`\n`, `\t`, ..., `\u00XX`), valid UTF-8 kept as it
+/// is, each byte of an invalid sequence written as `\ufffd`. `dst` must have room for `6 * n + 16`
+/// bytes (whole blocks of sixteen are stored before they are checked).
+size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst);
 
 /// How many bytes of `src` need no JSON escaping before the first that does (or `n`): the run a
 /// JSON string scan can step over at once, sixteen at a time with SSE2.
