@@ -57,22 +57,9 @@ static inline size_t utf8_sequence_length(const uint8_t *p, size_t avail) {
 
 static const char hex_digits[16] = "0123456789abcdef";
 
-/// Writes the escape of the byte (or UTF-8 sequence) at `src + i`; returns how many source bytes
-/// it took, and moves `*d` past what it wrote.
-static inline size_t escape_one(const uint8_t *src, size_t i, size_t n, uint8_t *dst, size_t *d) {
-    uint8_t c = src[i];
+/// Writes the escape of the ASCII byte `c` (a quote, a backslash or a control byte) at `dst + *d`.
+static inline __attribute__((always_inline)) void escape_ascii(uint8_t c, uint8_t *dst, size_t *d) {
     uint8_t *o = dst + *d;
-    if (c >= 0x80) {
-        size_t len = utf8_sequence_length(src + i, n - i);
-        if (len > 0) {
-            for (size_t k = 0; k < len; k++) o[k] = src[i + k];
-            *d += len;
-            return len;
-        }
-        memcpy(o, "\\ufffd", 6);
-        *d += 6;
-        return 1;
-    }
     o[0] = '\\';
     switch (c) {
     case '"': o[1] = '"'; *d += 2; break;
@@ -88,6 +75,28 @@ static inline size_t escape_one(const uint8_t *src, size_t i, size_t n, uint8_t 
         *d += 6;
         break;
     }
+}
+
+/// Writes the byte at `src + i` (≥ 0x80) with what follows it: a valid UTF-8 sequence as it is,
+/// else `\ufffd` for this one byte. Returns how many source bytes it took.
+static __attribute__((noinline)) size_t escape_utf8(const uint8_t *src, size_t i, size_t n, uint8_t *dst, size_t *d) {
+    uint8_t *o = dst + *d;
+    size_t len = utf8_sequence_length(src + i, n - i);
+    if (len > 0) {
+        for (size_t k = 0; k < len; k++) o[k] = src[i + k];
+        *d += len;
+        return len;
+    }
+    memcpy(o, "\\ufffd", 6);
+    *d += 6;
+    return 1;
+}
+
+/// The escape of the byte (or UTF-8 sequence) at `src + i`; returns how many source bytes it took.
+static inline __attribute__((always_inline)) size_t escape_one(const uint8_t *src, size_t i, size_t n, uint8_t *dst, size_t *d) {
+    uint8_t c = src[i];
+    if (c >= 0x80) return escape_utf8(src, i, n, dst, d);
+    escape_ascii(c, dst, d);
     return 1;
 }
 

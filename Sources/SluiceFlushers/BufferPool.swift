@@ -1,3 +1,4 @@
+import NIOCore
 import SluiceCore
 import Synchronization
 
@@ -15,5 +16,42 @@ final class BufferPool: Sendable {
     }
     func put(_ b: OutputBuffer) {
         free.withLock { f in if f.count < keep { f.append(b) } }
+    }
+}
+
+/// Request bodies, reused once the HTTP client and the request that sent one have let go of it:
+/// a body is a fresh `ByteBuffer` otherwise, and each of its pages is faulted in and cleared by
+/// the kernel as it is filled. The pool keeps a reference to each body it lends (at most `keep`);
+/// `take` returns one whose storage nothing else holds any more (`modifyIfUniquelyOwned`), so
+/// writing into it never copies, or a new buffer.
+final class BodyBufferPool: Sendable {
+    private let lent = Mutex<[ByteBuffer]>([])
+    let keep: Int
+    init(keep: Int) { self.keep = keep }
+
+    /// An empty buffer of at least `capacity` bytes; give it back with `lend` once it is filled.
+    func take(capacity: Int) -> ByteBuffer {
+        let reused: ByteBuffer? = lent.withLock { bodies in
+            for i in bodies.indices {
+                let free = bodies[i].modifyIfUniquelyOwned { (b: inout ByteBuffer) -> Bool in
+                    b.clear()
+                    return true
+                } ?? false
+                if free { return bodies.remove(at: i) }
+            }
+            return nil
+        }
+        if var b = reused {
+            b.reserveCapacity(capacity)
+            return b
+        }
+        return ByteBufferAllocator().buffer(capacity: capacity)
+    }
+
+    /// Keeps a reference to `body` (now being sent) so that it can be taken again when done.
+    func lend(_ body: ByteBuffer) {
+        // A body that grew past 8 MiB (one huge event) is not kept.
+        guard body.capacity <= 8 << 20 else { return }
+        lent.withLock { bodies in if bodies.count < keep { bodies.append(body) } }
     }
 }

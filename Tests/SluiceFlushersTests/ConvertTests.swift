@@ -48,6 +48,19 @@ import Testing
         #expect(documents(options(.jsonline), b) == [#"{"thread":"main","level":"ERROR","n":42,"log.file.path":"/a","time":1600000000}"#])
     }
 
+    @Test func unparsedEventsEachCarryTheirOwnTime() {
+        // The unparsed path keeps the last second's digits: a time that changes, and changes
+        // back, is written as it is for every event, and an event without a time has the batch's.
+        var b = lineBatch(["a", "b", "c", "d"], tags: [], observedNanos: 1_700_000_000_000_000_000)
+        b.events[0].timeNanos = 1_600_000_000_500_000_000
+        b.events[1].timeNanos = 1_600_000_001_000_000_000
+        b.events[2].timeNanos = 1_600_000_000_000_000_000
+        #expect(documents(options(.jsonline), b) == [
+            #"{"content":"a","time":1600000000}"#, #"{"content":"b","time":1600000001}"#,
+            #"{"content":"c","time":1600000000}"#, #"{"content":"d","time":1700000000}"#,
+        ])
+    }
+
     @Test func flattenTagsOverwriteContentsAndTimeOverwritesAll() {
         var b = lineBatch(["x"], tags: [EventTag("host.name", "from-tag")], observedNanos: 5_000_000_000)
         let k1 = b.append(bytes: Array("host.name".utf8)), v1 = b.append(bytes: Array("from-content".utf8))

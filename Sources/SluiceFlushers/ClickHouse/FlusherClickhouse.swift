@@ -108,6 +108,8 @@ public final class FlusherClickhouse: FlusherPlugin {
     /// Whether the incumbent's tables exist (created at start, again after "unknown table").
     let tablesReady = Atomic<Bool>(false)
     public let delivery: DeliveryOptions
+    /// The bodies, reused once sent.
+    let bodies = BodyBufferPool(keep: 8)
 
     public init(options: Options, context: PluginContext) throws {
         self.options = options
@@ -195,7 +197,7 @@ public final class FlusherClickhouse: FlusherPlugin {
                 rows.append(byte: 0x0A)
             }
         }
-        let body = try options.client.compression.compress(UnsafeRawBufferPointer(rows.bytes))
+        let body = try options.client.compression.compress(UnsafeRawBufferPointer(rows.bytes), reusing: bodies)
         return HTTPPostsRequest(posts: [HTTPPost(url: "", headers: [], body: body, events: events)])
     }
 

@@ -29,19 +29,25 @@ public enum BodyCompression: String, Sendable, CaseIterable {
 
     /// `bytes` compressed (or copied as they are for none) into a new buffer.
     public func compress(_ bytes: UnsafeRawBufferPointer) throws(FlushError) -> ByteBuffer {
-        let alloc = ByteBufferAllocator()
+        try compress(bytes, reusing: nil)
+    }
+
+    /// `bytes` compressed (or copied as they are for none) into a buffer of `pool` (lent to it
+    /// again once filled), or a new one without a pool or for gzip, which makes its own.
+    func compress(_ bytes: UnsafeRawBufferPointer, reusing pool: BodyBufferPool?) throws(FlushError) -> ByteBuffer {
+        func buffer(_ capacity: Int) -> ByteBuffer { pool?.take(capacity: capacity) ?? ByteBufferAllocator().buffer(capacity: capacity) }
+        var b: ByteBuffer
         switch self {
         case .none:
-            var b = alloc.buffer(capacity: bytes.count)
+            b = buffer(bytes.count)
             b.writeBytes(bytes)
-            return b
         case .gzip:
-            var input = alloc.buffer(capacity: bytes.count)
+            var input = ByteBufferAllocator().buffer(capacity: bytes.count)
             input.writeBytes(bytes)
             do { return try input.compress(with: .gzip()) } catch { throw FlushError("gzip compression failed: \(error)") }
         case .zstd:
             let bound = ZSTD_compressBound(bytes.count)
-            var b = alloc.buffer(capacity: bound)
+            b = buffer(bound)
             var failure: String?
             b.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { out in
                 let n = ZSTD_compress(out.baseAddress, bound, bytes.baseAddress, bytes.count, 1)
@@ -52,10 +58,9 @@ public enum BodyCompression: String, Sendable, CaseIterable {
                 return n
             }
             if let failure { throw FlushError("zstd compression failed: \(failure)") }
-            return b
         case .snappy:
             let bound = snappy_max_compressed_length(bytes.count)
-            var b = alloc.buffer(capacity: bound)
+            b = buffer(bound)
             var status = SNAPPY_OK
             b.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { out in
                 var n = bound
@@ -64,8 +69,9 @@ public enum BodyCompression: String, Sendable, CaseIterable {
                 return status == SNAPPY_OK ? n : 0
             }
             if status != SNAPPY_OK { throw FlushError("snappy compression failed (status \(status.rawValue))") }
-            return b
         }
+        pool?.lend(b)
+        return b
     }
 
     /// `buffer` compressed; for none, `buffer` itself (no copy).

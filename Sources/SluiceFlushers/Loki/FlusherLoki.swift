@@ -117,6 +117,8 @@ public final class FlusherLoki: FlusherPlugin {
 
     /// Encode buffers reused across requests (a body is copied out of them before it is sent).
     let buffers = BufferPool(keep: 4)
+    /// The (compressed) bodies, reused once sent.
+    let bodies = BodyBufferPool(keep: 8)
 
     public func start() async throws {}
     public func stop() async { await sender.shutdown() }
@@ -190,7 +192,7 @@ public final class FlusherLoki: FlusherPlugin {
             body.append("]}")
         }
         body.append("]}")
-        return try options.client.compression.compress(UnsafeRawBufferPointer(body.bytes))
+        return try options.client.compression.compress(UnsafeRawBufferPointer(body.bytes), reusing: bodies)
     }
 
     /// A `logproto.PushRequest` (written by `LokiPushEncoder`), snappy-compressed (block
@@ -199,7 +201,7 @@ public final class FlusherLoki: FlusherPlugin {
         let body = buffers.take()
         defer { buffers.put(body) }
         LokiPushEncoder.encode(streams, lines: lines, into: body)
-        return try BodyCompression.snappy.compress(UnsafeRawBufferPointer(body.bytes))
+        return try BodyCompression.snappy.compress(UnsafeRawBufferPointer(body.bytes), reusing: bodies)
     }
 
     /// The stream's labels, keys sorted (so equal label sets are one stream); a later name wins.

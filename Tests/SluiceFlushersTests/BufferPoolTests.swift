@@ -1,0 +1,64 @@
+import NIOCore
+import SluiceCore
+@testable import SluiceFlushers
+import Testing
+
+@Suite struct BodyBufferPoolTests {
+    func storage(_ b: ByteBuffer) -> UnsafeRawPointer? {
+        b.withVeryUnsafeBytes { UnsafeRawPointer($0.baseAddress) }
+    }
+
+    @Test func aBodyIsReusedOnlyOnceNothingElseHoldsIt() throws {
+        let pool = BodyBufferPool(keep: 2)
+        var sent: ByteBuffer? = pool.take(capacity: 1000)
+        sent!.writeString("first body")
+        pool.lend(sent!)
+        let first = storage(sent!)
+        // Still held by the request being sent: a different buffer, the sent one untouched.
+        var second = pool.take(capacity: 1000)
+        #expect(storage(second) != first)
+        second.writeString("second")
+        #expect(sent!.readableBytesView.elementsEqual("first body".utf8))
+        pool.lend(second)
+        // Released: the same storage again, empty.
+        sent = nil
+        var again = pool.take(capacity: 1000)
+        #expect(again.readableBytes == 0)
+        #expect(storage(again) == first)
+        // Given back and taken with more asked: room for it.
+        pool.lend(again)
+        again = ByteBuffer()
+        #expect(pool.take(capacity: 1 << 20).capacity >= 1 << 20)
+    }
+
+    /// Whether something besides `b` (the pool) holds its storage.
+    func shared(_ b: inout ByteBuffer) -> Bool { b.modifyIfUniquelyOwned { _ in true } == nil }
+
+    @Test func thePoolKeepsAtMostItsCountAndNoHugeBodies() {
+        let pool = BodyBufferPool(keep: 1)
+        var a = pool.take(capacity: 100)
+        a.writeString("a")
+        pool.lend(a)
+        var b = pool.take(capacity: 100)
+        b.writeString("b")
+        pool.lend(b)
+        #expect(shared(&a))
+        #expect(!shared(&b), "a second body is not kept by a pool of one")
+        var huge = BodyBufferPool(keep: 4).take(capacity: 9 << 20)
+        let pool2 = BodyBufferPool(keep: 4)
+        huge.writeString("x")
+        pool2.lend(huge)
+        #expect(!shared(&huge), "a body over 8 MiB is not kept")
+    }
+
+    @Test func compressionThroughThePoolGivesTheSameBytes() throws {
+        let pool = BodyBufferPool(keep: 2)
+        let text = Array(String(repeating: "pooled bodies; ", count: 300).utf8)
+        for c in BodyCompression.allCases {
+            for _ in 0..<3 {
+                let z = try text.withUnsafeBytes { p throws(FlushError) in try c.compress(p, reusing: pool) }
+                #expect(try c.decompress(z) == text, "\(c)")
+            }
+        }
+    }
+}
