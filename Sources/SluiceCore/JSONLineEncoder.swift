@@ -47,6 +47,7 @@ public struct JSONLineEncoder: Sendable {
         let digits = OutputBuffer(capacity: 32)
 
         batch.arena.withUnsafeBufferPointer { arenaBuf in
+          batch.fields.withUnsafeBufferPointer { fields in
             let arena = arenaBuf.baseAddress ?? UnsafePointer(bitPattern: 1)!
             for ev in batch.events {
                 if !ev.isParsed {
@@ -61,7 +62,7 @@ public struct JSONLineEncoder: Sendable {
                     d += 1
                     let end = Int(ev.fieldStart + ev.fieldCount)
                     for fi in Int(ev.fieldStart)..<end {
-                        let f = batch.fields[fi]
+                        let f = fields[fi]
                         if f.kind == .deleted { continue }
                         if d != eventStart + 1 { base[d] = UInt8(ascii: ","); d += 1 }
                         base[d] = UInt8(ascii: "\"")
@@ -102,6 +103,7 @@ public struct JSONLineEncoder: Sendable {
                     d += 2
                 }
             }
+          }
         }
         out.count = d
     }

@@ -25,10 +25,15 @@ protocol FieldParser {
     var overwrites: Bool { get }
     /// The event time the last successful parse found (apsara), taken once.
     mutating func takeEventTime() -> Int64?
+    /// No two fields of one parse have the same key (a regex's `Keys` without repeats): into an
+    /// unparsed event, whose one field is `content`, each field then overwrites `content` or is
+    /// appended, with no search of the fields set before it.
+    var distinctKeys: Bool { get }
 }
 
 extension FieldParser {
     var overwrites: Bool { true }
+    var distinctKeys: Bool { false }
     mutating func takeEventTime() -> Int64? { nil }
 }
 
@@ -76,6 +81,7 @@ struct ParserDriver {
             var kept = 0
             for i in events.indices {
                 var ev = events[i]
+                let wasUnparsed = !ev.isParsed
                 w.begin(ev, contentKey: contentKey)
                 guard let si = w.find(source, arena: arena) else {
                     counts.keyMissing += 1
@@ -107,7 +113,20 @@ struct ParserDriver {
                 var sourceOverwritten = false
                 if ok {
                     if let t = parser.takeEventTime() { ev.timeNanos = t }
-                    if parser.overwrites && out.count > ParserDriver.indexedSetThreshold {
+                    if parser.overwrites && wasUnparsed && parser.distinctKeys {
+                        // The event's one field is `content` (at the start of its fields).
+                        let contentAt = w.current.lowerBound
+                        for f in out {
+                            let isContent = w.equal(f.key, contentKey, arena: arena)
+                            if !sourceOverwritten && (isContent ? source == contentKey : w.equal(f.key, source, arena: arena)) { sourceOverwritten = true }
+                            if isContent {
+                                w.fields[contentAt].value = f.value
+                                w.fields[contentAt].kind = f.kind
+                            } else {
+                                w.append(f.key, f.value, kind: f.kind)
+                            }
+                        }
+                    } else if parser.overwrites && out.count > ParserDriver.indexedSetThreshold {
                         // Many fields (a delimiter line of thousands of columns): overwrite through a
                         // hash index instead of scanning the event's fields for each one, which is
                         // quadratic (a 256 KiB line of separators took 46 s).

@@ -67,9 +67,12 @@ struct RegexParser: FieldParser {
     /// Matches PCRE2 gave up on (match limit): parse failures, also counted as errors.
     var regexErrors = 0
 
+    let distinctKeys: Bool
+
     init(regex: RegexPattern, keys: [String], wholeLine: Bool, matcher: RegexMatcher) {
         self.regex = regex
         self.keys = keys
+        distinctKeys = Set(keys).count == keys.count
         self.wholeLine = wholeLine
         self.matcher = matcher
     }

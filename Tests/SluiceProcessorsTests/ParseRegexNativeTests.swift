@@ -78,6 +78,25 @@ import Testing
         #expect(h.run(["INFO started up"]) == [#"{"content":"started up","level":"INFO"}"#])
     }
 
+    @Test func aRepeatedKeyIsOverwrittenByItsLastGroup() throws {
+        // Keys with a repeat take the general path (each field looked up): the last value wins,
+        // in the place of the first; a key named `content` overwrites the line in place.
+        let h = try ProcessorHarness("""
+          - Type: processor_parse_regex_native
+            SourceKey: content
+            Regex: (\\w+) (\\w+) (\\w+) (.*)
+            Keys: [a, b, a, content]
+        """)
+        #expect(h.run(["x y z rest"]) == [#"{"content":"rest","a":"z","b":"y"}"#])
+        let distinct = try ProcessorHarness("""
+          - Type: processor_parse_regex_native
+            SourceKey: content
+            Regex: (\\w+) (\\w+) (.*)
+            Keys: [a, content, b]
+        """)
+        #expect(distinct.run(["x y rest"]) == [#"{"content":"y","a":"x","b":"rest"}"#])
+    }
+
     @Test func commaSeparatedSingleKeyIsSplit() throws {
         let h = try ProcessorHarness("""
           - Type: processor_parse_regex_native
