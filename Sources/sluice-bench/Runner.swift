@@ -766,6 +766,15 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
         removeTree(outDir)
         if res.status == "ok" { removeTree(runDir) }
     }
+    if res.status != "ok" {
+        // Kept for a post-mortem (the next run of the scenario starts afresh): its stats file
+        // (queues, resource-limit pauses, per-component counters), checkpoints and log.
+        let kept = runDir + ".failed-\(Int(realNow()))"
+        if rename(runDir, kept) == 0 {
+            if let log = readSmallFile(res.logPath, limit: 64 << 20) { try? writeFile(kept + "/sluice.log", String(decoding: log, as: UTF8.self)) }
+            note("[\(spec.name)] \(res.status): run directory, stats file and log kept in \(kept)")
+        }
+    }
     return res
 }
 
