@@ -86,9 +86,19 @@ ENTRYPOINT ["/usr/bin/sluice"]
 CMD ["run", "--config-dir", "/etc/sluice/pipelines", "--data-dir", "/var/lib/sluice"]
 EOF
 
-# Check that the file system is complete before handing it to docker (chroot needs root).
+# Check that the file system is complete before handing it to docker (chroot needs root). The
+# check gets a /proc as a container does: without one, libdispatch's worker-pool monitor (it
+# reads /proc/<tid>/stat) traps now and then (SIGILL), which says nothing about the image.
 if [ "$(id -u)" = 0 ]; then
-    chroot "$R" /usr/bin/sluice version >/dev/null || { echo "build-image.sh: sluice does not start in the image's root" >&2; exit 1; }
+    mkdir -p "$R/proc"
+    mount -t proc proc "$R/proc"
+    trap 'umount "$R/proc" 2>/dev/null; rm -rf "$CTX"' EXIT
+    STARTS=0
+    chroot "$R" /usr/bin/sluice version >/dev/null && STARTS=1
+    umount "$R/proc"
+    rmdir "$R/proc"
+    trap 'rm -rf "$CTX"' EXIT
+    [ "$STARTS" = 1 ] || { echo "build-image.sh: sluice does not start in the image's root" >&2; exit 1; }
 fi
 
 # The classic builder: it needs no buildx plugin and pulls nothing for FROM scratch.

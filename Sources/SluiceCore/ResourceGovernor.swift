@@ -16,9 +16,11 @@ import Synchronization
 ///   about 4 times that): past it, each
 ///   flusher keeps only one request in flight until the total is back under (and while reading is
 ///   paused for memory).
-/// - CPU: a budget of CPU seconds accrues at the limit (at most 300 ms of it saved up) and pays
-///   for what the process used; reading waits while it is overdrawn. Processing and sending
-///   follow reading, so the process's average holds at the limit.
+/// - CPU: a budget of CPU seconds accrues at the limit (at most 300 ms of it saved up, and saved
+///   up at start) and pays for what the process used; reading waits while it is overdrawn.
+///   Processing and sending follow reading, so the process's average holds at the limit.
+/// - A pause ends only with a sample; if the sampler stops, a waiting input goes on after a
+///   second (counted), rather than waiting for good.
 public final class ResourceGovernor: Sendable {
     public let memoryLimitBytes: Int
     public let cpuLimitCores: Double
@@ -34,6 +36,12 @@ public final class ResourceGovernor: Sendable {
     /// How often reading was paused, by reason.
     public let memoryPauses = Atomic<Int>(0)
     public let cpuPauses = Atomic<Int>(0)
+    /// Samples taken (`observe`), so that a wait can tell the sampler has stopped.
+    private let observations = Atomic<Int>(0)
+    /// Waits let go because no sample came for `staleAfterChecks` × 10 ms: a pause nothing
+    /// samples any more cannot end, and reading must not stop for good behind it.
+    public let staleReleases = Atomic<Int>(0)
+    public static let staleAfterChecks = 100
 
     struct SampleState {
         var lastCPU: Double = -1
@@ -52,7 +60,12 @@ public final class ResourceGovernor: Sendable {
         self.memoryLimitBytes = memoryLimitBytes
         self.cpuLimitCores = cpuLimitCores
         heldBytesBudget = max(1 << 20, memoryLimitBytes / 16)
+        // A fresh process starts with its budget saved up, so that its start-up does not pause it.
+        state.withLock { $0.cpuBudget = cpuLimitCores * Self.savedBudgetSeconds }
     }
+
+    /// The most CPU time saved up, in seconds per core of the limit.
+    static let savedBudgetSeconds = 0.3
 
     /// The flushers together hold more than their budget: none should take a second request.
     /// Also while reading is paused for memory.
@@ -95,7 +108,7 @@ public final class ResourceGovernor: Sendable {
                 let seconds = Double(nowNanos - s.lastNanos) / 1e9
                 let used = max(0, cpuSeconds - s.lastCPU)
                 s.averageCores = s.averageCores * 0.5 + used / seconds * 0.5
-                s.cpuBudget = min(cpuLimitCores * 0.3, s.cpuBudget + cpuLimitCores * seconds - used)
+                s.cpuBudget = min(cpuLimitCores * Self.savedBudgetSeconds, s.cpuBudget + cpuLimitCores * seconds - used)
                 if bits & 2 == 0 && s.cpuBudget < 0 {
                     next |= 2
                     changes.append(.cpuPaused)
@@ -112,6 +125,7 @@ public final class ResourceGovernor: Sendable {
         if changes.contains(.memoryPaused) || changes.contains(.memoryStuck) { ProcessUsage.releaseFreeMemory() }
         trickle.store(next & 1 != 0 && state.withLock { $0.stuckReported }, ordering: .releasing)
         pausedBits.store(next, ordering: .releasing)
+        observations.add(1, ordering: .releasing)
         return changes
     }
 
@@ -123,13 +137,26 @@ public final class ResourceGovernor: Sendable {
     public var averageCores: Double { state.withLock { $0.averageCores } }
 
     /// Blocks the calling input thread while reading is paused (in 10 ms steps, honouring
-    /// `shouldStop`). With the trickle on, it lets one read through per 100 ms.
+    /// `shouldStop`). With the trickle on, it lets one read through per 100 ms. Only a new sample
+    /// ends a pause: when none has come for a second (the sampling task is not running), the
+    /// wait ends anyway and is counted in `staleReleases`.
     public func waitWhilePaused(shouldStop: () -> Bool) {
         var waited = 0
+        var seen = observations.load(ordering: .acquiring)
+        var sinceSample = 0
         while isPaused && !shouldStop() {
             if trickle.load(ordering: .acquiring) && !isPausedForCPU && waited >= 10 { return }
+            let now = observations.load(ordering: .acquiring)
+            if now != seen {
+                seen = now
+                sinceSample = 0
+            } else if sinceSample >= Self.staleAfterChecks {
+                staleReleases.add(1, ordering: .relaxed)
+                return
+            }
             usleep(10_000)
             waited += 1
+            sinceSample += 1
         }
     }
 }

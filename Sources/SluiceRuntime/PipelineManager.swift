@@ -378,7 +378,14 @@ public final class PipelineManager: Service, Sendable {
     /// Samples RSS and CPU every 100 ms for the resource limits, and logs what they do.
     private func governLoop() async {
         let g = governor
+        var staleReleases = 0
         while !Task.isCancelled {
+            let stale = g.staleReleases.load(ordering: .relaxed)
+            if stale > staleReleases {
+                logger.warning("The resource limits' sampling stopped for a second or more; paused inputs went on reading without it.",
+                               metadata: ["times": "\(stale - staleReleases)"])
+                staleReleases = stale
+            }
             let rss = ProcessUsage.residentBytes()
             for change in g.observe(rss: rss, cpuSeconds: ProcessUsage.cpuSeconds(), nowNanos: Sys.monotonicNanos()) {
                 let limits: Logger.Metadata = ["mem_usage_limit": "\(settings.globals.memUsageLimitMB) MB", "rss": "\(rss >> 20) MB"]

@@ -1,4 +1,7 @@
+import Dispatch
+import Glibc
 import SluiceCore
+import Synchronization
 import Testing
 
 /// The decisions of `mem_usage_limit` / `cpu_usage_limit` from samples, without a process.
@@ -56,6 +59,58 @@ import Testing
         #expect(abs(average - limit) < 0.02, "average \(average) cores with a limit of \(limit)")
         #expect(paused > 500 && paused < 700)
         #expect(g.cpuPauses.load(ordering: .relaxed) > 10)
+    }
+
+    /// Pauses `g` for CPU: one core used in 100 ms against a limit of half a core, past the
+    /// budget saved up at start.
+    func pauseForCPU(_ g: ResourceGovernor, at start: Int64 = 0) {
+        g.observe(rss: 0, cpuSeconds: 0, nowNanos: start)
+        g.observe(rss: 0, cpuSeconds: 1, nowNanos: start + Self.step)
+        #expect(g.isPausedForCPU)
+    }
+
+    @Test func aPauseNoSampleEndsLetsTheReaderGoAfterASecond() {
+        // The sampler stopped (its task starved): the pause can never end, so the wait does.
+        let g = ResourceGovernor(memoryLimitBytes: 1 << 40, cpuLimitCores: 0.5)
+        pauseForCPU(g)
+        let t0 = ContinuousClock.now
+        var checks = 0
+        g.waitWhilePaused(shouldStop: { checks += 1; return checks > 1000 })
+        let waited = ContinuousClock.now - t0
+        #expect(waited >= .milliseconds(900) && waited < .seconds(5), "waited \(waited)")
+        #expect(g.staleReleases.load(ordering: .relaxed) == 1)
+        #expect(g.isPausedForCPU, "the pause itself stands until a sample ends it")
+    }
+
+    @Test func samplesKeepAPauseGoing() {
+        // While samples come (every 50 ms, still over the limit), the wait goes on: it ends here
+        // only when the input stops, after 1.5 s.
+        let g = ResourceGovernor(memoryLimitBytes: 1 << 40, cpuLimitCores: 0.5)
+        pauseForCPU(g)
+        final class Flag: Sendable { let done = Atomic<Bool>(false) }
+        let flag = Flag()
+        DispatchQueue.global().async {
+            var i: Int64 = 2
+            while !flag.done.load(ordering: .acquiring) {
+                g.observe(rss: 0, cpuSeconds: Double(i), nowNanos: i * Self.step)
+                i += 1
+                usleep(50_000)
+            }
+        }
+        let t0 = ContinuousClock.now
+        g.waitWhilePaused(shouldStop: { ContinuousClock.now - t0 > .milliseconds(1500) })
+        flag.done.store(true, ordering: .releasing)
+        #expect(ContinuousClock.now - t0 >= .milliseconds(1500))
+        #expect(g.staleReleases.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func aFreshProcessStartsWithItsBudgetSavedUp() {
+        // Its start-up (here 0.25 s of CPU in 100 ms on a 2-core limit: 0.05 s over) is paid
+        // from the 0.6 s saved up, not a pause.
+        let g = ResourceGovernor(memoryLimitBytes: 1 << 40, cpuLimitCores: 2)
+        g.observe(rss: 0, cpuSeconds: 0, nowNanos: 0)
+        g.observe(rss: 0, cpuSeconds: 0.25, nowNanos: Self.step)
+        #expect(!g.isPaused)
     }
 
     @Test func cpuUnderTheLimitNeverPauses() {

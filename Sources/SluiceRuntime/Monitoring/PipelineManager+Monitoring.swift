@@ -14,6 +14,7 @@ extension PipelineManager {
             GaugeSample("pipelines_running", [], Double(running.count)),
             GaugeSample("resource_limit_paused", [("limit", "mem_usage_limit")], governor.isPausedForMemory ? 1 : 0),
             GaugeSample("resource_limit_paused", [("limit", "cpu_usage_limit")], governor.isPausedForCPU ? 1 : 0),
+            GaugeSample("resource_limit_stale_releases", [], Double(governor.staleReleases.load(ordering: .relaxed))),
         ]
         let now = Sys.monotonicNanos()
         for (name, m) in metrics.sorted(by: { $0.key < $1.key }) where running[name] != nil {
