@@ -32,8 +32,9 @@ let package = Package(
         .target(name: "SluiceSystem", dependencies: ["CCRC32C"]),
         // CRC-32C with the CPU's crc32 instruction (SSE 4.2), a table otherwise: for SluiceSystem.
         .target(name: "CCRC32C"),
-        // JSON text in C: the string escaper's scan for bytes that need escaping, sixteen at a time
-        // (SSE2), for SluiceCore; a double as `%f`, for the JSON parser of SluiceProcessors.
+        // JSON text in C (SSE2): the string escaper, for SluiceCore; the brace scan of the JSON
+        // reader, for SluiceFiles; the plain-byte scan and a double as `%f`, for the JSON parser
+        // of SluiceProcessors.
         .target(name: "CJSONText"),
         // PCRE2 from Debian's libpcre2-dev (8-bit), for SluiceRegex.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),

@@ -42,9 +42,7 @@ public struct JSONLineEncoder: Sendable {
         out.reserve(batch.arena.count * 6 + fieldBytes + batch.events.count * (tailCount + 40) + 64)
         let base = out.base
         var d = out.count
-        // Runtime times change second rarely between events: keep the last second's digits.
-        var cachedSecs = Int64.min
-        let digits = OutputBuffer(capacity: 32)
+        var seconds = RepeatedDecimal()
 
         batch.arena.withUnsafeBufferPointer { arenaBuf in
           batch.fields.withUnsafeBufferPointer { fields in
@@ -92,13 +90,10 @@ public struct JSONLineEncoder: Sendable {
                     d += timeStart
                     var secs = ev.timeNanos / 1_000_000_000
                     if ev.timeNanos < 0 && ev.timeNanos % 1_000_000_000 != 0 { secs -= 1 }
-                    if secs != cachedSecs {
-                        cachedSecs = secs
-                        digits.clear()
-                        digits.append(decimal: secs)
+                    d += seconds.withDigits(of: secs) { digits in
+                        (base + d).update(from: digits.baseAddress!, count: digits.count)
+                        return digits.count
                     }
-                    (base + d).update(from: digits.base, count: digits.count)
-                    d += digits.count
                     base[d] = UInt8(ascii: "}"); base[d + 1] = 0x0A
                     d += 2
                 }
@@ -143,14 +138,12 @@ public struct JSONLineEncoder: Sendable {
         return (w & highs) | lt20 | hasQuote | hasBackslash
     }
 
-    @inline(__always)
-    static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 &+ v : 87 &+ v }
-
     /// Writes `n` bytes at `p`, JSON-escaped, to `dst + d`; returns the new end. `dst` must have
-    /// room for `n * 6 + 16` more bytes. Sixteen bytes or more: all of it in C
-    /// (`sluice_json_escape`, sixteen at a time with SSE2, the escapes written there too); fewer, a
-    /// word at a time here, each word stored first and kept if it holds nothing to escape (bit
-    /// tricks), which spares the call for short keys and values.
+    /// room for `n * 6 + 16` more bytes. The escaping is `sluice_json_escape`'s (C: sixteen bytes
+    /// at a time with SSE2, the escapes and the UTF-8 check written there). Under sixteen bytes,
+    /// the plain ones are copied here first, a word at a time (each word stored, then kept if it
+    /// holds nothing to escape), which spares short keys and values the call; the call takes
+    /// over at the first byte that needs work.
     @inline(__always)
     static func escape(_ p: UnsafePointer<UInt8>, _ n: Int, _ dst: UnsafeMutablePointer<UInt8>, _ start: Int) -> Int {
         if n >= 16 { return start &+ sluice_json_escape(p, n, dst + start) }
@@ -159,8 +152,8 @@ public struct JSONLineEncoder: Sendable {
         let raw = UnsafeMutableRawPointer(dst)
         while i < n {
             if i &+ 8 <= n {
-                // Store the word, then find its first byte that needs work (the lowest flagged
-                // byte of the mask is exact; only bytes above it can be flagged falsely).
+                // The lowest flagged byte of the mask is exact; only bytes above it can be
+                // flagged falsely.
                 let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
                 raw.storeBytes(of: w, toByteOffset: d, as: UInt64.self)
                 let m = escapeMask(w)
@@ -172,79 +165,16 @@ public struct JSONLineEncoder: Sendable {
                 let k = m.trailingZeroBitCount >> 3
                 i &+= k
                 d &+= k
+                break
             }
-            do {
-                let c = p[i]
-                if c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 {
-                    dst[d] = c
-                    d &+= 1
-                    i &+= 1
-                    continue
-                }
-                if c >= 0x80 {
-                    let len = validUTF8Length(p + i, n &- i)
-                    if len > 0 {
-                        for k in 0..<len { dst[d &+ k] = p[i &+ k] }
-                        d &+= len
-                        i &+= len
-                    } else {
-                        // Not UTF-8: U+FFFD, one per byte.
-                        dst[d] = 0x5C; dst[d &+ 1] = 0x75; dst[d &+ 2] = 0x66; dst[d &+ 3] = 0x66; dst[d &+ 4] = 0x66; dst[d &+ 5] = 0x64
-                        d &+= 6
-                        i &+= 1
-                    }
-                    continue
-                }
-                dst[d] = 0x5C
-                switch c {
-                case 0x22: dst[d &+ 1] = 0x22; d &+= 2
-                case 0x5C: dst[d &+ 1] = 0x5C; d &+= 2
-                case 0x0A: dst[d &+ 1] = UInt8(ascii: "n"); d &+= 2
-                case 0x0D: dst[d &+ 1] = UInt8(ascii: "r"); d &+= 2
-                case 0x09: dst[d &+ 1] = UInt8(ascii: "t"); d &+= 2
-                case 0x08: dst[d &+ 1] = UInt8(ascii: "b"); d &+= 2
-                case 0x0C: dst[d &+ 1] = UInt8(ascii: "f"); d &+= 2
-                default:
-                    dst[d &+ 1] = UInt8(ascii: "u"); dst[d &+ 2] = 0x30; dst[d &+ 3] = 0x30
-                    dst[d &+ 4] = hexDigit(c >> 4); dst[d &+ 5] = hexDigit(c & 0xF)
-                    d &+= 6
-                }
-                i &+= 1
-            }
+            let c = p[i]
+            guard c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 else { break }
+            dst[d] = c
+            d &+= 1
+            i &+= 1
         }
+        // Copied one for one so far, so the room left is what the call needs for the rest.
+        if i < n { d &+= sluice_json_escape(p + i, n &- i, dst + d) }
         return d
-    }
-
-    /// Length of the valid UTF-8 sequence starting at `p` (first byte ≥ 0x80), or 0 if invalid.
-    @inline(__always)
-    static func validUTF8Length(_ p: UnsafePointer<UInt8>, _ avail: Int) -> Int {
-        let c0 = p[0]
-        @inline(__always) func cont(_ x: UInt8) -> Bool { x & 0xC0 == 0x80 }
-        if c0 >= 0xC2 && c0 <= 0xDF {
-            return avail >= 2 && cont(p[1]) ? 2 : 0
-        }
-        if c0 >= 0xE0 && c0 <= 0xEF {
-            guard avail >= 3 else { return 0 }
-            let c1 = p[1]
-            let ok1: Bool
-            switch c0 {
-            case 0xE0: ok1 = c1 >= 0xA0 && c1 <= 0xBF
-            case 0xED: ok1 = c1 >= 0x80 && c1 <= 0x9F
-            default: ok1 = cont(c1)
-            }
-            return ok1 && cont(p[2]) ? 3 : 0
-        }
-        if c0 >= 0xF0 && c0 <= 0xF4 {
-            guard avail >= 4 else { return 0 }
-            let c1 = p[1]
-            let ok1: Bool
-            switch c0 {
-            case 0xF0: ok1 = c1 >= 0x90 && c1 <= 0xBF
-            case 0xF4: ok1 = c1 >= 0x80 && c1 <= 0x8F
-            default: ok1 = cont(c1)
-            }
-            return ok1 && cont(p[2]) && cont(p[3]) ? 4 : 0
-        }
-        return 0
     }
 }

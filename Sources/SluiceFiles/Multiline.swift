@@ -321,7 +321,7 @@ struct MultilineMachine {
             escapeNext = false
             open = true
         }
-        // The byte scan in C: sixteen bytes at a time between the quotes, backslashes and braces.
+        // The byte scan in C, 64 bytes at a time (see `sluice_json_scan_braces`).
         var st = sluice_json_brace_state(depth: depth, in_quote: inQuote ? 1 : 0, escape_next: escapeNext ? 1 : 0)
         let negative = sluice_json_scan_braces(b + i, n - i, &st) < n - i
         depth = st.depth

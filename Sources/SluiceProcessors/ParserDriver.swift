@@ -117,9 +117,8 @@ struct ParserDriver {
                         // The event's one field is `content` (at the start of its fields).
                         let contentAt = w.current.lowerBound
                         for f in out {
-                            let isContent = w.equal(f.key, contentKey, arena: arena)
-                            if !sourceOverwritten && (isContent ? source == contentKey : w.equal(f.key, source, arena: arena)) { sourceOverwritten = true }
-                            if isContent {
+                            if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
+                            if w.equal(f.key, contentKey, arena: arena) {
                                 w.fields[contentAt].value = f.value
                                 w.fields[contentAt].kind = f.kind
                             } else {

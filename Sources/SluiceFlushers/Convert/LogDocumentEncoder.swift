@@ -33,10 +33,8 @@ public struct LogDocumentEncoder {
     /// The unparsed event's document with holes: the bytes, and the holes' positions in order.
     var template: [UInt8] = []
     var holes: [(at: Int, isContent: Bool)] = []
-    /// The digits of the last event time written by the unparsed path (times change second
-    /// rarely between events), and the second they are of.
-    var timeDigits: [UInt8] = []
-    var timeDigitsOf = Int64.min
+    /// The digits of the last event time written by the unparsed path.
+    var seconds = RepeatedDecimal()
     /// Converted tag name → value, for `%{tag.x}` references.
     public private(set) var tagValues: [String: String] = [:]
 
@@ -107,11 +105,7 @@ public struct LogDocumentEncoder {
                         if h.isContent {
                             JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), Int(ev.content.length), to: out)
                         } else {
-                            if secs != timeDigitsOf {
-                                timeDigitsOf = secs
-                                timeDigits = Array(String(secs).utf8)
-                            }
-                            timeDigits.withUnsafeBufferPointer { out.append($0.baseAddress!, $0.count) }
+                            seconds.withDigits(of: secs) { out.append($0.baseAddress!, $0.count) }
                         }
                     }
                     if template.count > from { out.append(t.baseAddress! + from, template.count - from) }

@@ -354,14 +354,7 @@ public final class DiskBuffer: @unchecked Sendable {
             case .end:
                 return nil
             case .wait:
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let now = state.withLock { s -> Bool in
-                        if s.nextRead < s.frames.count || s.writerDone { return true }
-                        s.readWaiter = (c, 0)
-                        return false
-                    }
-                    if now { c.resume() }
-                }
+                await suspendForFrame(token: 0)
             case .frame(let f, let fd):
                 if let b = readBack(f, fd: fd) { return (f.seq, b) }
             }
@@ -382,15 +375,21 @@ public final class DiskBuffer: @unchecked Sendable {
                 try? await Task.sleep(for: timeout)
                 if !Task.isCancelled { expireReadWait(token) }
             }
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.nextRead < s.frames.count || s.writerDone || s.expiredWaitToken >= token { return true }
-                    s.readWaiter = (c, token)
-                    return false
-                }
-                if now { c.resume() }
-            }
+            await suspendForFrame(token: token)
             group.cancelAll()
+        }
+    }
+
+    /// Suspends as the reader until a commit, the writer's end or (for a timed wait, `token` > 0)
+    /// its expiry resumes it; at once if one of them already happened.
+    private func suspendForFrame(token: UInt64) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.nextRead < s.frames.count || s.writerDone || (token > 0 && s.expiredWaitToken >= token) { return true }
+                s.readWaiter = (c, token)
+                return false
+            }
+            if now { c.resume() }
         }
     }
 
