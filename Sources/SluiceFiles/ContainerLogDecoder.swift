@@ -523,6 +523,14 @@ extension StreamDecoder {
         recordOffsets[1].removeAll(keepingCapacity: true)
     }
 
+    /// When the longest-waiting pending multiline group got its last record; nil with none.
+    public var oldestPendingGroup: Int64? {
+        guard multilineOptions != nil else { return nil }
+        var oldest: Int64? = nil
+        for i in 0..<2 where groupOffset[i] != nil { oldest = min(oldest ?? .max, groupSince[i]) }
+        return oldest
+    }
+
     /// Ends the multiline groups that waited `timeoutNanos` or longer for another record (all
     /// of them with 0): emitted by the rules, one batch per stream.
     public func flushGroups(olderThan timeoutNanos: Int64, now: Int64, tags: [EventTag], observedNanos: Int64) -> [EventBatch] {

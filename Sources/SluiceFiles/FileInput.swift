@@ -139,7 +139,7 @@ public final class FileInput: Input, @unchecked Sendable {
                 logger.info("Draining: reading every file to its end, then stopping.", metadata: ["input": "\(inputName)", "files": "\(readers.count)"])
             }
             let anyDirty = readers.values.contains { $0.dirty }
-            let timeout: Int32 = anyDirty ? 0 : 100
+            let timeout: Int32 = anyDirty ? 0 : waitMillis(now: Sys.monotonicNanos())
             _ = poll(&pfds, nfds_t(pfds.count), timeout)
             if stopping { break }
             if pfds[0].revents != 0 { waker.drain() }
@@ -175,6 +175,25 @@ public final class FileInput: Input, @unchecked Sendable {
     }
 
     func nanos(_ s: Double) -> Int64 { Int64(s * 1_000_000_000) }
+
+    /// How long the loop may sleep with nothing to read: 100 ms, or less when an unterminated
+    /// line or a pending multiline group comes due sooner, so it leaves at its flush timeout and
+    /// not up to a tick later. A deadline already past is not waited for: housekeeping has just
+    /// seen it and something else holds it (a full queue, a container's metadata), so the loop
+    /// ticks as usual instead of spinning.
+    func waitMillis(now: Int64) -> Int32 {
+        var due = now + 100_000_000
+        let flushAfter = nanos(options.flushTimeoutSecs)
+        let groupFlushAfter = nanos(options.multiline?.flushTimeoutSecs ?? options.flushTimeoutSecs)
+        for r in readers.values {
+            if !r.partial.isEmpty, r.partialSince + flushAfter > now { due = min(due, r.partialSince + flushAfter) }
+            if let dec = r.decoder, let since = dec.oldestPendingGroup, since + groupFlushAfter > now {
+                due = min(due, since + groupFlushAfter)
+            }
+        }
+        // Rounded up: waking a little before the deadline would spin until it passes.
+        return Int32(max(0, (due - now + 999_999) / 1_000_000))
+    }
 
     private func runSettleScans(now: Int64) {
         var keep: [(key: String, due: Int64, step: Int)] = []

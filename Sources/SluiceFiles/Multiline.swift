@@ -152,6 +152,9 @@ protocol MultilineSink {
 struct MultilineMachine {
     let options: MultilineOptions
     let maxGroupBytes: Int
+    /// `options`' patterns as handles (`options` keeps them alive): matching a line costs no
+    /// reference counting.
+    private let start: RegexHandle?, next: RegexHandle?, end: RegexHandle?
     /// A group is being built (the incumbent's `isPartialLog`). End-only mode is always open.
     private(set) var open: Bool
     /// Size of the pending group: its lines and the `\n` between them (0: no line yet).
@@ -174,6 +177,9 @@ struct MultilineMachine {
     init(options: MultilineOptions, maxGroupBytes: Int) {
         self.options = options
         self.maxGroupBytes = max(1, maxGroupBytes)
+        start = options.start?.handle
+        next = options.continue?.handle
+        end = options.end?.handle
         open = options.mode == .custom && options.start == nil && options.continue == nil && options.end != nil
     }
 
@@ -191,7 +197,7 @@ struct MultilineMachine {
     var hasPendingGroup: Bool { groupLines > 0 }
 
     @inline(__always)
-    private func test(_ p: RegexPattern?, _ s: UnsafePointer<UInt8>, _ n: Int, _ m: RegexMatcher) -> Bool {
+    private func test(_ p: RegexHandle?, _ s: UnsafePointer<UInt8>, _ n: Int, _ m: RegexMatcher) -> Bool {
         guard let p else { return false }
         return m.match(p, s, min(n, options.checkLength ?? n)).isMatch
     }
@@ -200,7 +206,7 @@ struct MultilineMachine {
     /// UTF-8 conversion).
     mutating func feed<S: MultilineSink>(_ line: MultilineLine, _ subject: UnsafePointer<UInt8>, _ count: Int, matcher m: RegexMatcher, sink: inout S) {
         if options.mode == .json { feedJSON(line, subject, count, sink: &sink); return }
-        let s = options.start, c = options.continue, e = options.end
+        let s = start, c = next, e = end
         if !open {
             if test(s ?? c, subject, count, m) {
                 add(line, sink: &sink)

@@ -58,8 +58,9 @@ extension ChunkReader {
                 sink.start = 0
                 sink.end = r.groupHeld
             }
+            let matcher = scratch.matcher  // read once: a class property read per line is retained per line
             for ev in lines {
-                feed(&ml, MultilineLine(span: ev.content, flags: ev.flags), base, scratch, &sink)
+                feed(&ml, MultilineLine(span: ev.content, flags: ev.flags), base, scratch, matcher, &sink)
             }
             events = sink.events
             if sink.start >= 0 {
@@ -74,17 +75,17 @@ extension ChunkReader {
     }
 
     @inline(__always)
-    private func feed(_ ml: inout MultilineMachine, _ line: MultilineLine, _ base: UnsafePointer<UInt8>, _ scratch: MultilineScratch, _ sink: inout ArenaGroupSink) {
+    private func feed(_ ml: inout MultilineMachine, _ line: MultilineLine, _ base: UnsafePointer<UInt8>, _ scratch: MultilineScratch, _ matcher: RegexMatcher, _ sink: inout ArenaGroupSink) {
         let p = base + Int(line.span.offset)
         let n = Int(line.span.length)
         if let t = transcoder {
             // Patterns are written in UTF-8: match the line converted (into a reused buffer).
             t.convert(p, n, into: &scratch.converted)
             scratch.converted.withUnsafeBufferPointer { c in
-                ml.feed(line, c.baseAddress ?? UnsafePointer(bitPattern: 1)!, c.count, matcher: scratch.matcher, sink: &sink)
+                ml.feed(line, c.baseAddress ?? UnsafePointer(bitPattern: 1)!, c.count, matcher: matcher, sink: &sink)
             }
         } else {
-            ml.feed(line, p, n, matcher: scratch.matcher, sink: &sink)
+            ml.feed(line, p, n, matcher: matcher, sink: &sink)
         }
     }
 
@@ -108,7 +109,7 @@ extension ChunkReader {
             if withTail && end > tailStart && !r.skipToNewline {
                 var flags = LogEvent.Flag.unterminated
                 if r.inSplitLine { flags |= LogEvent.Flag.splitPiece }
-                feed(&ml, MultilineLine(span: Span(tailStart, end - tailStart), flags: flags), base, scratch, &sink)
+                feed(&ml, MultilineLine(span: Span(tailStart, end - tailStart), flags: flags), base, scratch, scratch.matcher, &sink)
             }
             ml.finish(sink: &sink)
             events = sink.events

@@ -24,7 +24,8 @@ public final class RegexMatcher: @unchecked Sendable {
     private let ovector: UnsafeMutablePointer<Int>
     /// Capture groups this matcher has room for.
     public let maxCaptures: Int
-    private static let unset = cpcre2_unset()
+    /// PCRE2's "group did not take part" offset, kept here so reading a group is not a lazy global's check.
+    private let unset = cpcre2_unset()
 
     /// A matcher with room for the groups of every pattern in `patterns`.
     public convenience init(for patterns: [RegexPattern], matchLimit: UInt32 = RegexMatcher.defaultMatchLimit) {
@@ -51,6 +52,12 @@ public final class RegexMatcher: @unchecked Sendable {
     /// After ``RegexResult/matched``, ``range(_:)`` gives the groups.
     @inline(__always)
     public func match(_ pattern: RegexPattern, _ subject: UnsafePointer<UInt8>, _ length: Int, from start: Int = 0) -> RegexResult {
+        match(pattern.handle, subject, length, from: start)
+    }
+
+    /// ``match(_:_:_:from:)`` through a ``RegexHandle`` (hot loops: no reference counting).
+    @inline(__always)
+    public func match(_ pattern: RegexHandle, _ subject: UnsafePointer<UInt8>, _ length: Int, from start: Int = 0) -> RegexResult {
         precondition(pattern.captureCount <= maxCaptures, "matcher too small for the pattern")
         let rc = pcre2_match_8(pattern.code, subject, length, start, 0, matchData, context)
         if rc > 0 { return .matched }
@@ -69,7 +76,7 @@ public final class RegexMatcher: @unchecked Sendable {
     @inline(__always)
     public func range(_ group: Int) -> Range<Int>? {
         let s = ovector[2 * group]
-        if s == RegexMatcher.unset { return nil }
+        if s == unset { return nil }
         return s..<ovector[2 * group + 1]
     }
 
@@ -77,7 +84,7 @@ public final class RegexMatcher: @unchecked Sendable {
     @inline(__always)
     public func bounds(_ group: Int) -> (start: Int, end: Int) {
         let s = ovector[2 * group]
-        if s == RegexMatcher.unset { return (-1, -1) }
+        if s == unset { return (-1, -1) }
         return (s, ovector[2 * group + 1])
     }
 

@@ -74,6 +74,9 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
 
     deinit { pcre2_code_free_8(code) }
 
+    /// A handle to match with that costs no reference counting; valid while this pattern lives.
+    public var handle: RegexHandle { RegexHandle(code: code, captureCount: captureCount) }
+
     public var description: String { pattern }
 
     /// The number of the group named `name`, if any.
@@ -101,6 +104,13 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
         }
         return names.sorted { $0.1 < $1.1 }
     }
+}
+
+/// A compiled pattern borrowed from a ``RegexPattern`` that its holder keeps alive: a plain value
+/// (no reference counting) for loops that match once per line.
+public struct RegexHandle: @unchecked Sendable {
+    let code: OpaquePointer
+    public let captureCount: Int
 }
 
 /// A pattern PCRE2 could not compile.

@@ -536,21 +536,33 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
         if !s.keep { removeTree(outDir) }
         var r = fail(msg)
         if let e { r.cpu = e.cpu; r.maxRSSKiB = e.maxRSSKiB }
+        keepForPostMortem(r)
         return r
     }
 
-    // Let sluice start and set up its watches: settle-ms, and (up to 5 s) until its stats file appears.
+    // Let sluice start and set up its watches: settle-ms, then (up to 10 s) until its input logs
+    // `Input started.`, which it does after its first scan of the directory. Files moved in before
+    // that scan count as files that existed before the start, read from their last TailSizeKB
+    // (1 MiB each): the run then delivers 4 MiB and waits out its timeout. The stats file is no
+    // sign of the input: it is written before the pipeline is built.
     let spawnedAt = monoNow()
+    var inputStarted = fb
     while !fb {
         if let e = reapIfExited(pid) {
             return bail("sluice \(e.describe) during start-up", exit: e)
         }
         let waited = monoNow() - spawnedAt
-        if waited * 1000 >= s.settleMs && (fileExists(statsPath) || waited >= 5) { break }
+        if waited * 1000 >= s.settleMs {
+            inputStarted = readSmallFile(res.logPath, limit: 1 << 20).map { logSaysInputStarted($0) } ?? false
+            if inputStarted || waited >= 10 { break }
+        }
         sleepMs(5)
     }
+    if !inputStarted {
+        note("[\(spec.name)] note: sluice did not log `Input started.` within 10 s; its first scan may see the inputs as existing files")
+    }
     if !fb && !fileExists(statsPath) {
-        note("[\(spec.name)] note: no stats file at \(statsPath) after 5 s (SLUICE_STATS_FILE not supported?)")
+        note("[\(spec.name)] note: no stats file at \(statsPath) (SLUICE_STATS_FILE not supported?)")
     }
 
     // Start the clock and hand over the inputs.
@@ -766,16 +778,24 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
         removeTree(outDir)
         if res.status == "ok" { removeTree(runDir) }
     }
-    if res.status != "ok" {
-        // Kept for a post-mortem (the next run of the scenario starts afresh): its stats file
-        // (queues, resource-limit pauses, per-component counters), checkpoints and log.
-        let kept = runDir + ".failed-\(Int(realNow()))"
-        if rename(runDir, kept) == 0 {
-            if let log = readSmallFile(res.logPath, limit: 64 << 20) { try? writeFile(kept + "/sluice.log", String(decoding: log, as: UTF8.self)) }
-            note("[\(spec.name)] \(res.status): run directory, stats file and log kept in \(kept)")
-        }
-    }
+    keepForPostMortem(res)
     return res
+}
+
+/// A run that is not ok keeps its run directory for a post-mortem (the next run of the scenario
+/// starts afresh): its stats file (queues, resource-limit pauses, per-component counters),
+/// checkpoints and, copied in, the collector's log.
+func keepForPostMortem(_ res: ScenarioResult) {
+    guard res.status != "ok", !res.runDir.isEmpty, fileExists(res.runDir) else { return }
+    let kept = res.runDir + ".failed-\(Int(realNow()))"
+    guard rename(res.runDir, kept) == 0 else { return }
+    if let log = readSmallFile(res.logPath, limit: 64 << 20) { try? writeFile(kept + "/sluice.log", String(decoding: log, as: UTF8.self)) }
+    note("[\(res.spec.name)] \(res.status): run directory, stats file and log kept in \(kept)")
+}
+
+/// Whether a collector log holds the line an input logs after its first scan.
+func logSaysInputStarted(_ log: [UInt8]) -> Bool {
+    String(decoding: log, as: UTF8.self).contains("Input started.")
 }
 
 /// The sum of the `component_buffer_fsyncs{...}` gauges in a stats file.

@@ -168,6 +168,9 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
         // --- helpers
         t.check(fmt(3.14159, 2) == "3.14" && fmt(-2.5, 1) == "-2.5" && fmt(1234, 1) == "1234.0"
                 && fmt(0.004, 2) == "0.00" && fmt(9.996, 2) == "10.00", "fmt", "\(fmt(3.14159, 2)) \(fmt(9.996, 2))")
+        t.check(logSaysInputStarted(Array("x\n2026 info sluice: files=0 [SluiceFiles] Input started.\n".utf8))
+                && !logSaysInputStarted(Array("2026 info sluice: Pipeline started.\n".utf8)) && !logSaysInputStarted([]),
+                "logSaysInputStarted")
         t.check(parseEventsOut(Array("{\"events_out\":12345,\"bytes_in\":678}".utf8)) == 12345
                 && parseEventsOut(Array("{ \"bytes_in\": 1, \"events_out\" : 7 }\n".utf8)) == 7
                 && parseEventsOut(Array("{}".utf8)) == nil

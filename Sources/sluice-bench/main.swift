@@ -55,7 +55,8 @@ usage: sluice-bench [options]
                        (default: outputs are deleted after each scenario, inputs at the end; inputs already
                        present with the right size are reused)
   --timeout-sec N      per scenario, from handing over the inputs to the last line (default 600)
-  --settle-ms N        wait after starting sluice before handing over the inputs (default 300)
+  --settle-ms N        wait at least this long after starting sluice, then until its input logs `Input
+                       started.` (its first directory scan is done), before handing over the inputs (default 300)
   --stall-sec N        give up on a scenario after N s without progress, report it incomplete (default 30)
   --seed N             generator seed (default 42)
   -h, --help

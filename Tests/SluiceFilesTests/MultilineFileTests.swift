@@ -67,6 +67,30 @@ struct MultilineFileTests {
         #expect(sink.lines == fitting)
     }
 
+    @Test("With nothing to read the loop sleeps 100 ms, or until an unterminated line comes due; one overdue (held elsewhere) does not make it spin")
+    func sleepsUntilTheNextFlush() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = env.options()
+        o.flushTimeoutSecs = 0.5
+        let (inp, _) = try input(env, o, table: try env.table())
+        let now = Sys.monotonicNanos()
+        #expect(inp.waitMillis(now: now) == 100)
+        let r = FileReader(id: FileIdentity(dev: 1, inode: 1), path: env.inDir + "/a.log", offset: 0,
+                           signature: FileSignature(hash: 0, length: 0), tags: [], now: now)
+        inp.readers[r.id] = r
+        #expect(inp.waitMillis(now: now) == 100, "no unterminated line")
+        r.partial = Array("no newline yet".utf8)
+        r.partialSince = now - 460_000_000
+        #expect(inp.waitMillis(now: now) == 40, "due in 40 ms")
+        r.partialSince = now - 499_500_000
+        #expect(inp.waitMillis(now: now) == 1, "rounded up, never woken before it is due")
+        r.partialSince = now - 600_000_000
+        #expect(inp.waitMillis(now: now) == 100, "overdue: housekeeping has seen it; the loop ticks, it does not spin")
+        r.partialSince = now
+        #expect(inp.waitMillis(now: now) == 100)
+    }
+
     @Test("FlushTimeoutSecs: a pending group leaves after it, with an unterminated last line joined in")
     func flushTimeout() async throws {
         let env = FIEnv()
