@@ -140,38 +140,55 @@ public struct JSONLineEncoder: Sendable {
 
     /// Writes `n` bytes at `p`, JSON-escaped, to `dst + d`; returns the new end. `dst` must have
     /// room for `n * 6 + 16` more bytes. The escaping is `sluice_json_escape`'s (C: sixteen bytes
-    /// at a time with SSE2, the escapes and the UTF-8 check written there). Under sixteen bytes,
-    /// the plain ones are copied here first, a word at a time (each word stored, then kept if it
-    /// holds nothing to escape), which spares short keys and values the call; the call takes
-    /// over at the first byte that needs work.
+    /// at a time with SSE2, the escapes and the UTF-8 check written there). Under sixteen bytes
+    /// (most keys and many values) the plain bytes are copied here first, with no loop: two
+    /// overlapping words (8–15 bytes) or two overlapping half-words (4–7), each stored and kept
+    /// if it holds nothing to escape; the call takes over at the first byte that needs work.
     @inline(__always)
     static func escape(_ p: UnsafePointer<UInt8>, _ n: Int, _ dst: UnsafeMutablePointer<UInt8>, _ start: Int) -> Int {
         if n >= 16 { return start &+ sluice_json_escape(p, n, dst + start) }
         var d = start
         var i = 0
+        let src = UnsafeRawPointer(p)
         let raw = UnsafeMutableRawPointer(dst)
-        while i < n {
-            if i &+ 8 <= n {
-                // The lowest flagged byte of the mask is exact; only bytes above it can be
-                // flagged falsely.
-                let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-                raw.storeBytes(of: w, toByteOffset: d, as: UInt64.self)
-                let m = escapeMask(w)
-                if m == 0 {
-                    i &+= 8
-                    d &+= 8
-                    continue
-                }
-                let k = m.trailingZeroBitCount >> 3
-                i &+= k
+        if n >= 8 {
+            // Two words, the second ending at the last byte (overlapping the first when n < 16):
+            // no byte-at-a-time tail. The lowest flagged byte of a mask is exact; only bytes
+            // above it can be flagged falsely.
+            let w = src.loadUnaligned(as: UInt64.self)
+            raw.storeBytes(of: w, toByteOffset: d, as: UInt64.self)
+            let m = escapeMask(w)
+            if m == 0 {
+                let last = src.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                raw.storeBytes(of: last, toByteOffset: d &+ n &- 8, as: UInt64.self)
+                // Its bytes below 8 were found plain in `w`, so its lowest flag is exact too.
+                let ml = escapeMask(last)
+                if ml == 0 { return d &+ n }
+                let k = n &- 8 &+ ml.trailingZeroBitCount >> 3
+                i = k
                 d &+= k
-                break
+            } else {
+                let k = m.trailingZeroBitCount >> 3
+                i = k
+                d &+= k
             }
-            let c = p[i]
-            guard c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 else { break }
-            dst[d] = c
-            d &+= 1
-            i &+= 1
+        } else if n >= 4 {
+            // Both halves in one word (they overlap when n < 8): a plain string is two stores.
+            let a = src.loadUnaligned(as: UInt32.self)
+            let b = src.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+            if escapeMask(UInt64(a) | UInt64(b) << 32) == 0 {
+                raw.storeBytes(of: a, toByteOffset: d, as: UInt32.self)
+                raw.storeBytes(of: b, toByteOffset: d &+ n &- 4, as: UInt32.self)
+                return d &+ n
+            }
+        } else {
+            while i < n {
+                let c = p[i]
+                guard c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 else { break }
+                dst[d] = c
+                d &+= 1
+                i &+= 1
+            }
         }
         // Copied one for one so far, so the room left is what the call needs for the rest.
         if i < n { d &+= sluice_json_escape(p + i, n &- i, dst + d) }

@@ -87,8 +87,9 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         let specials: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x01], [0x1F], [0x7F], [0x80], [0xFF], Array("é".utf8), Array("😀".utf8), [0xE4, 0xB8]]
         var mismatches = 0
-        for _ in 0..<3000 {
-            let n = Int.random(in: 0...300, using: &rng)
+        for round in 0..<6000 {
+            // Half short (the no-loop paths under 16 bytes: 0–3, 4–7, 8–15), half long.
+            let n = Int.random(in: 0...(round < 3000 ? 17 : 300), using: &rng)
             var b: [UInt8] = (0..<n).map { _ in UInt8.random(in: 0x20...0x7E, using: &rng) }
             for _ in 0..<Int.random(in: 0...4, using: &rng) where !b.isEmpty {
                 let at = Int.random(in: 0..<b.count, using: &rng)
