@@ -25,15 +25,16 @@ protocol FieldParser {
     var overwrites: Bool { get }
     /// The event time the last successful parse found (apsara), taken once.
     mutating func takeEventTime() -> Int64?
-    /// No two fields of one parse have the same key (a regex's `Keys` without repeats): into an
-    /// unparsed event, whose one field is `content`, each field then overwrites `content` or is
-    /// appended, with no search of the fields set before it.
-    var distinctKeys: Bool { get }
+    /// Set after `prepare` when every successful parse produces exactly these keys, in this
+    /// order, no two alike (a regex's `Keys` without repeats). Into an unparsed event, whose one
+    /// field is `content`, the fields then go in as a block: which key is `content` and which is
+    /// the source is found once per batch, not searched for per event.
+    var constantKeys: [Span]? { get }
 }
 
 extension FieldParser {
     var overwrites: Bool { true }
-    var distinctKeys: Bool { false }
+    var constantKeys: [Span]? { nil }
     mutating func takeEventTime() -> Int64? { nil }
 }
 
@@ -76,6 +77,13 @@ struct ParserDriver {
             let timeKey = w.intern("_time_")
             let sourceTag = w.intern("_source_")
             parser.prepare(&w)
+            // Constant keys: where `content` and the source are among them, once per batch.
+            let constantKeys = parser.overwrites ? parser.constantKeys : nil
+            var contentIndex = -1, sourceIndex = -1
+            for (j, k) in (constantKeys ?? []).enumerated() {
+                if contentIndex < 0 && w.equal(k, contentKey, arena: arena) { contentIndex = j }
+                if sourceIndex < 0 && w.equal(k, source, arena: arena) { sourceIndex = j }
+            }
             var out: [EventField] = []
             out.reserveCapacity(fieldsPerEvent + 4)
             var kept = 0
@@ -113,17 +121,18 @@ struct ParserDriver {
                 var sourceOverwritten = false
                 if ok {
                     if let t = parser.takeEventTime() { ev.timeNanos = t }
-                    if parser.overwrites && wasUnparsed && parser.distinctKeys {
-                        // The event's one field is `content` (at the start of its fields).
-                        let contentAt = w.current.lowerBound
-                        for f in out {
-                            if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
-                            if w.equal(f.key, contentKey, arena: arena) {
-                                w.fields[contentAt].value = f.value
-                                w.fields[contentAt].kind = f.kind
-                            } else {
-                                w.append(f.key, f.value, kind: f.kind)
-                            }
+                    if wasUnparsed, let keys = constantKeys, out.count == keys.count {
+                        // The event's one field is `content` (at the start of its fields): the
+                        // field named `content` overwrites it, the others follow in order.
+                        sourceOverwritten = sourceIndex >= 0
+                        if contentIndex >= 0 {
+                            let contentAt = w.current.lowerBound
+                            w.fields[contentAt].value = out[contentIndex].value
+                            w.fields[contentAt].kind = out[contentIndex].kind
+                            w.fields.append(contentsOf: out[..<contentIndex])
+                            w.fields.append(contentsOf: out[(contentIndex + 1)...])
+                        } else {
+                            w.fields.append(contentsOf: out)
                         }
                     } else if parser.overwrites && out.count > ParserDriver.indexedSetThreshold {
                         // Many fields (a delimiter line of thousands of columns): overwrite through a

@@ -68,6 +68,7 @@ struct RegexParser: FieldParser {
     var regexErrors = 0
 
     let distinctKeys: Bool
+    var constantKeys: [Span]? { distinctKeys && !wholeLine ? keySpans : nil }
 
     init(regex: RegexPattern, keys: [String], wholeLine: Bool, matcher: RegexMatcher) {
         self.regex = regex

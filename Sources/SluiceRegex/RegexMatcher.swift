@@ -59,7 +59,11 @@ public final class RegexMatcher: @unchecked Sendable {
     @inline(__always)
     public func match(_ pattern: RegexHandle, _ subject: UnsafePointer<UInt8>, _ length: Int, from start: Int = 0) -> RegexResult {
         precondition(pattern.captureCount <= maxCaptures, "matcher too small for the pattern")
-        let rc = pcre2_match_8(pattern.code, subject, length, start, 0, matchData, context)
+        // `pcre2_jit_match` checks nothing: a start past the end would read past the subject.
+        precondition(start >= 0 && start <= length, "match start outside the subject")
+        let rc = pattern.isJIT
+            ? pcre2_jit_match_8(pattern.code, subject, length, start, 0, matchData, context)
+            : pcre2_match_8(pattern.code, subject, length, start, 0, matchData, context)
         if rc > 0 { return .matched }
         if rc == 0 { return .matched }  // cannot happen: the match data has room for every group
         if rc == PCRE2_ERROR_NOMATCH || rc == PCRE2_ERROR_PARTIAL { return .noMatch }

@@ -75,7 +75,7 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
     deinit { pcre2_code_free_8(code) }
 
     /// A handle to match with that costs no reference counting; valid while this pattern lives.
-    public var handle: RegexHandle { RegexHandle(code: code, captureCount: captureCount) }
+    public var handle: RegexHandle { RegexHandle(code: code, captureCount: captureCount, isJIT: isJIT) }
 
     public var description: String { pattern }
 
@@ -111,6 +111,9 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
 public struct RegexHandle: @unchecked Sendable {
     let code: OpaquePointer
     public let captureCount: Int
+    /// JIT-compiled: matched through `pcre2_jit_match` (PCRE2's fast path, which skips the
+    /// option checks of `pcre2_match`).
+    let isJIT: Bool
 }
 
 /// A pattern PCRE2 could not compile.
