@@ -124,15 +124,18 @@ struct ParserDriver {
                     if wasUnparsed, let keys = constantKeys, out.count == keys.count {
                         // The event's one field is `content` (at the start of its fields): the
                         // field named `content` overwrites it, the others follow in order.
+                        // (Copied through a buffer pointer: array slices would retain `out` per event.)
                         sourceOverwritten = sourceIndex >= 0
-                        if contentIndex >= 0 {
-                            let contentAt = w.current.lowerBound
-                            w.fields[contentAt].value = out[contentIndex].value
-                            w.fields[contentAt].kind = out[contentIndex].kind
-                            w.fields.append(contentsOf: out[..<contentIndex])
-                            w.fields.append(contentsOf: out[(contentIndex + 1)...])
-                        } else {
-                            w.fields.append(contentsOf: out)
+                        out.withUnsafeBufferPointer { o in
+                            if contentIndex >= 0 {
+                                let contentAt = w.current.lowerBound
+                                w.fields[contentAt].value = o[contentIndex].value
+                                w.fields[contentAt].kind = o[contentIndex].kind
+                                w.fields.append(contentsOf: UnsafeBufferPointer(rebasing: o[..<contentIndex]))
+                                w.fields.append(contentsOf: UnsafeBufferPointer(rebasing: o[(contentIndex + 1)...]))
+                            } else {
+                                w.fields.append(contentsOf: o)
+                            }
                         }
                     } else if parser.overwrites && out.count > ParserDriver.indexedSetThreshold {
                         // Many fields (a delimiter line of thousands of columns): overwrite through a
