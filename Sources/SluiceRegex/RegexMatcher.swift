@@ -61,7 +61,7 @@ public final class RegexMatcher: @unchecked Sendable {
         precondition(pattern.captureCount <= maxCaptures, "matcher too small for the pattern")
         // `pcre2_jit_match` checks nothing: a start past the end would read past the subject.
         precondition(start >= 0 && start <= length, "match start outside the subject")
-        let rc = pattern.isJIT
+        let rc = pattern.jitFastPath
             ? pcre2_jit_match_8(pattern.code, subject, length, start, 0, matchData, context)
             : pcre2_match_8(pattern.code, subject, length, start, 0, matchData, context)
         if rc > 0 { return .matched }

@@ -42,6 +42,8 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
     public let namedGroups: [(name: String, number: Int)]
     /// Whether the JIT compiled the pattern (else the interpreter runs it).
     public let isJIT: Bool
+    /// Matched through `pcre2_jit_match` (JIT code, no UTF mode to check the subject for).
+    let jitFastPath: Bool
     let code: OpaquePointer
 
     /// Compiles `pattern`. A bad pattern throws a ``RegexError`` with PCRE2's message and the
@@ -65,7 +67,18 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
         code = compiled
         self.pattern = pattern
         self.anchoring = anchoring
-        isJIT = pcre2_jit_compile_8(compiled, PCRE2_JIT_COMPLETE) == 0
+        // JIT code exists only when its size is not 0: `(*NO_JIT)` makes the compile call
+        // succeed with none.
+        _ = pcre2_jit_compile_8(compiled, PCRE2_JIT_COMPLETE)
+        var jitSize: Int = 0
+        pcre2_pattern_info_8(compiled, UInt32(PCRE2_INFO_JITSIZE), &jitSize)
+        isJIT = jitSize > 0
+        // `pcre2_jit_match` checks nothing, so it is used only where nothing needs checking: a
+        // pattern that turns on UTF mode (`(*UTF)`) needs the subject's UTF-8 checked (an invalid
+        // line is a counted failure, not undefined behaviour), which `pcre2_match` does.
+        var all: UInt32 = 0
+        pcre2_pattern_info_8(compiled, UInt32(PCRE2_INFO_ALLOPTIONS), &all)
+        jitFastPath = isJIT && all & PCRE2_UTF == 0
         var count: UInt32 = 0
         pcre2_pattern_info_8(compiled, UInt32(PCRE2_INFO_CAPTURECOUNT), &count)
         captureCount = Int(count)
@@ -75,7 +88,7 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
     deinit { pcre2_code_free_8(code) }
 
     /// A handle to match with that costs no reference counting; valid while this pattern lives.
-    public var handle: RegexHandle { RegexHandle(code: code, captureCount: captureCount, isJIT: isJIT) }
+    public var handle: RegexHandle { RegexHandle(code: code, captureCount: captureCount, jitFastPath: jitFastPath) }
 
     public var description: String { pattern }
 
@@ -111,9 +124,9 @@ public final class RegexPattern: @unchecked Sendable, CustomStringConvertible {
 public struct RegexHandle: @unchecked Sendable {
     let code: OpaquePointer
     public let captureCount: Int
-    /// JIT-compiled: matched through `pcre2_jit_match` (PCRE2's fast path, which skips the
-    /// option checks of `pcre2_match`).
-    let isJIT: Bool
+    /// Matched through `pcre2_jit_match` (PCRE2's fast path, which skips the checks of
+    /// `pcre2_match`): JIT code exists and there is no UTF mode whose subject needs checking.
+    let jitFastPath: Bool
 }
 
 /// A pattern PCRE2 could not compile.

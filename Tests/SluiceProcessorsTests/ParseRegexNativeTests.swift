@@ -183,6 +183,31 @@ import Testing
         #expect(h.metrics().errors.current == 1)
     }
 
+    @Test func patternsThatTurnOffTheJITOrTurnOnUTFStillMatchByTheirRules() throws {
+        // `(*NO_JIT)`: no JIT code although the JIT compile call succeeds; the interpreter runs it.
+        let noJIT = try ProcessorHarness("""
+          - Type: processor_parse_regex_native
+            SourceKey: content
+            Regex: (*NO_JIT)(\\w+) (.*)
+            Keys: [level, msg]
+        """)
+        #expect(noJIT.run(["INFO started"]) == [#"{"level":"INFO","msg":"started"}"#])
+        #expect(noJIT.metrics().errors.current == 0)
+        // `(*UTF)`: the subject's UTF-8 is checked (by pcre2_match, not the unchecked JIT call);
+        // an invalid line is a counted failure, a valid one parses.
+        let utf = try ProcessorHarness("""
+          - Type: processor_parse_regex_native
+            SourceKey: content
+            Regex: (*UTF)(\\w+) (.*)
+            Keys: [level, msg]
+            KeepingSourceWhenParseFail: true
+        """)
+        #expect(utf.run(bytes: [Array("WARN caf".utf8) + [0xE9, 0x20, 0x6F, 0x6B]]).count == 1)
+        #expect(utf.metrics().parseFailures.current == 1)
+        #expect(utf.metrics().errors.current == 1, "PCRE2's UTF-8 error, counted")
+        #expect(utf.run(["WARN café ok"]) == [#"{"level":"WARN","msg":"café ok"}"#])
+    }
+
     @Test func badPatternsAndMissingKeysAreConfigErrorsAtTheirKey() throws {
         #expect(throws: (any Error).self) { try ProcessorHarness("  - Type: processor_parse_regex_native\n    SourceKey: content\n    Regex: \"a(b\"\n    Keys: [a]") }
         do {
