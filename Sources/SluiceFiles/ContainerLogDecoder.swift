@@ -523,12 +523,16 @@ extension StreamDecoder {
         recordOffsets[1].removeAll(keepingCapacity: true)
     }
 
-    /// When the longest-waiting pending multiline group got its last record; nil with none.
-    public var oldestPendingGroup: Int64? {
+    /// The soonest time after `now` at which a pending multiline group has waited `timeout`
+    /// for its next record; nil when none comes due after `now` (none pending, or only overdue
+    /// ones, which the flush has already seen).
+    public func nextGroupDeadline(timeout: Int64, after now: Int64) -> Int64? {
         guard multilineOptions != nil else { return nil }
-        var oldest: Int64? = nil
-        for i in 0..<2 where groupOffset[i] != nil { oldest = min(oldest ?? .max, groupSince[i]) }
-        return oldest
+        var next: Int64? = nil
+        for i in 0..<2 where groupOffset[i] != nil && groupSince[i] + timeout > now {
+            next = min(next ?? .max, groupSince[i] + timeout)
+        }
+        return next
     }
 
     /// Ends the multiline groups that waited `timeoutNanos` or longer for another record (all

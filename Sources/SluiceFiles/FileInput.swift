@@ -187,9 +187,7 @@ public final class FileInput: Input, @unchecked Sendable {
         let groupFlushAfter = nanos(options.multiline?.flushTimeoutSecs ?? options.flushTimeoutSecs)
         for r in readers.values {
             if !r.partial.isEmpty, r.partialSince + flushAfter > now { due = min(due, r.partialSince + flushAfter) }
-            if let dec = r.decoder, let since = dec.oldestPendingGroup, since + groupFlushAfter > now {
-                due = min(due, since + groupFlushAfter)
-            }
+            if let d = r.decoder?.nextGroupDeadline(timeout: groupFlushAfter, after: now) { due = min(due, d) }
         }
         // Rounded up: waking a little before the deadline would spin until it passes.
         return Int32(max(0, (due - now + 999_999) / 1_000_000))

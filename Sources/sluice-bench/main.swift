@@ -15,7 +15,8 @@ usage: sluice-bench [options]
   --fluent-bit PATH    a Fluent Bit binary run on every scenario that has an equivalent (tail -> file / http / es /
                        loki, its regex multiline parser, parser json, regex parsers), in turn with sluice, on the
                        same warm inputs into the same receivers; a side-by-side table is printed at the end
-  --repeat N           run every scenario N times (with --baseline: alternating), default 1
+  --repeat N           run every scenario N times, default 1; with --baseline or --fluent-bit the
+                       collectors take turns in a counterbalanced order (A B, B A, A B, ...)
   --size-mib N         size of the plain-lines input and of each other input (docker-json, cri, java, json,
                        csv), 4 files of N/4 MiB each (default 512)
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
@@ -333,7 +334,7 @@ func mainEntry() -> Int32 {
         var comparison: [(name: String, baseline: [Double], current: [Double])] = []
         for spec in scenarios {
             var cpuBase: [Double] = [], cpuNew: [Double] = []
-            for _ in 0..<opts.repeats {
+            for round in 0..<opts.repeats {
                 var runs: [(String?, RunSettings)] = [(nil, settings)]
                 if let b = baselinePath {
                     var bs = settings
@@ -344,6 +345,12 @@ func mainEntry() -> Int32 {
                 if fluentBitPath != nil, fluentBitConfig(spec, datasets[spec.dataset]!, inDir: "", outDir: "", port: 0) != nil {
                     collectorRuns.append(("fluent-bit", settings, .fluentBit))
                 }
+                // Counterbalanced order (A B, B A, A B, ...), so that each collector follows the
+                // other as often as it follows itself: what a run costs depends on the one before
+                // (measured on a VM whose balloon reports free pages to the host: a short run right
+                // after another writes its output into just-freed, still-backed pages and spends
+                // a third of the system time of one that follows a long run or a pause).
+                if round % 2 == 1 { collectorRuns.reverse() }
                 for (label, st, collector) in collectorRuns {
                     var r = runScenario(spec, datasets[spec.dataset]!, st, collector: collector)
                     if collector == .fluentBit { r.spec.name += " (fluent-bit)" }

@@ -287,11 +287,13 @@ func mlPattern(_ p: String) -> RegexPattern { try! MultilineOptions.compile(p)! 
         #expect(d.holdOffset == 2000)
         #expect(off2.count == 2)
         // Flush timeout: the pending group leaves, the checkpoint is free.
-        #expect(d.oldestPendingGroup == d.groupSince[0], "the reader's wait ends when this group comes due")
+        let since = d.groupSince[0]
+        #expect(d.nextGroupDeadline(timeout: 1_000_000_000, after: since) == since + 1_000_000_000, "the reader's wait ends when this group comes due")
+        #expect(d.nextGroupDeadline(timeout: 1_000_000_000, after: since + 1_000_000_000) == nil, "an overdue group is not waited for")
         #expect(texts(d.flushGroups(olderThan: 10_000_000_000, now: Sys.monotonicNanos(), tags: [], observedNanos: 0)).isEmpty)
         #expect(texts(d.flushGroups(olderThan: 0, now: Sys.monotonicNanos(), tags: [], observedNanos: 0)) == ["stdout:2024-01-03 third"])
         #expect(d.holdOffset == nil)
-        #expect(d.oldestPendingGroup == nil)
+        #expect(d.nextGroupDeadline(timeout: 0, after: 0) == nil)
     }
 
     @Test("Docker json-file: split records joined, then grouped; unmatched lines discarded and counted; the file let go flushes")
