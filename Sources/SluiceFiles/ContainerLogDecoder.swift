@@ -529,17 +529,22 @@ extension StreamDecoder {
     public func nextGroupDeadline(timeout: Int64, after now: Int64) -> Int64? {
         guard multilineOptions != nil else { return nil }
         var next: Int64? = nil
-        for i in 0..<2 where groupOffset[i] != nil && groupSince[i] + timeout > now {
-            next = min(next ?? .max, groupSince[i] + timeout)
+        for i in 0..<2 {
+            if let d = groupDeadline(i, timeout: timeout), d > now { next = min(next ?? .max, d) }
         }
         return next
+    }
+
+    /// When stream `i`'s pending group has waited `timeout` for its next record; nil with none.
+    private func groupDeadline(_ i: Int, timeout: Int64) -> Int64? {
+        groupOffset[i] != nil ? groupSince[i] + timeout : nil
     }
 
     /// Ends the multiline groups that waited `timeoutNanos` or longer for another record (all
     /// of them with 0): emitted by the rules, one batch per stream.
     public func flushGroups(olderThan timeoutNanos: Int64, now: Int64, tags: [EventTag], observedNanos: Int64) -> [EventBatch] {
         guard multilineOptions != nil, hasPendingGroup else { return [] }
-        let due = (0..<2).map { groupOffset[$0] != nil && now - groupSince[$0] >= timeoutNanos }
+        let due = (0..<2).map { groupDeadline($0, timeout: timeoutNanos).map { $0 <= now } ?? false }
         guard due.contains(true) else { return [] }
         var out: [UInt8] = []
         var events: [[LogEvent]] = [[], []]

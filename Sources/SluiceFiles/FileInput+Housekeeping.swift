@@ -10,15 +10,13 @@ extension FileInput {
 
     func housekeeping(sink: any BatchSink, now: Int64) {
         if readers.values.contains(where: { $0.suspect != nil }) { decideSuspects(now: now) }
-        let flushAfter = nanos(options.flushTimeoutSecs)
-        let groupFlushAfter = nanos(options.multiline?.flushTimeoutSecs ?? options.flushTimeoutSecs)
         let idleClose = nanos(options.closeUnusedReaderIntervalSec)
         var toRemove: [FileIdentity] = []
         for r in readers.values {
             // Held unread until its container is known: nothing to flush, drain or close yet.
             if isHeld(r) { continue }
             // Unterminated last line: emit after the flush timeout.
-            if !r.partial.isEmpty && !r.dirty && now - r.partialSince >= flushAfter {
+            if !r.partial.isEmpty && !r.dirty && now - r.partialSince >= partialFlushAfter {
                 let start = r.emittedOffset
                 if let b = chunkReader.flushPartial(r, wallNanos: Sys.wallNanos()) {
                     if let dec = r.decoder {

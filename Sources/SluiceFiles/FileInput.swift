@@ -176,6 +176,12 @@ public final class FileInput: Input, @unchecked Sendable {
 
     func nanos(_ s: Double) -> Int64 { Int64(s * 1_000_000_000) }
 
+    /// How long an unterminated line (a plain file's pending multiline group included) waits for
+    /// more data before it is emitted; housekeeping emits, `waitMillis` wakes for it.
+    var partialFlushAfter: Int64 { nanos(options.flushTimeoutSecs) }
+    /// How long a runtime log's pending multiline group waits for its next record.
+    var groupFlushAfter: Int64 { nanos(options.multiline?.flushTimeoutSecs ?? options.flushTimeoutSecs) }
+
     /// How long the loop may sleep with nothing to read: 100 ms, or less when an unterminated
     /// line or a pending multiline group comes due sooner, so it leaves at its flush timeout and
     /// not up to a tick later. A deadline already past is not waited for: housekeeping has just
@@ -183,8 +189,7 @@ public final class FileInput: Input, @unchecked Sendable {
     /// ticks as usual instead of spinning.
     func waitMillis(now: Int64) -> Int32 {
         var due = now + 100_000_000
-        let flushAfter = nanos(options.flushTimeoutSecs)
-        let groupFlushAfter = nanos(options.multiline?.flushTimeoutSecs ?? options.flushTimeoutSecs)
+        let flushAfter = partialFlushAfter, groupFlushAfter = self.groupFlushAfter
         for r in readers.values {
             if !r.partial.isEmpty, r.partialSince + flushAfter > now { due = min(due, r.partialSince + flushAfter) }
             if let d = r.decoder?.nextGroupDeadline(timeout: groupFlushAfter, after: now) { due = min(due, d) }
