@@ -50,8 +50,39 @@ public final class OutputBuffer: @unchecked Sendable {
     @inline(__always)
     public func append(_ p: UnsafePointer<UInt8>, _ n: Int) {
         reserve(n)
-        (base + count).update(from: p, count: n)
+        if n <= 16 {
+            OutputBuffer.copySmall(from: p, to: base + count, n)
+        } else {
+            (base + count).update(from: p, count: n)
+        }
         count += n
+    }
+
+    /// Copies 0–16 bytes without a call: two overlapping words (8–16 bytes, 4–7 bytes) or three
+    /// single bytes under 4; all loads come before the stores, so the ranges may overlap as for
+    /// memmove. The encoders append many short pieces (separators, keys, an index's action line),
+    /// where a call to memmove per piece was a tenth of the elasticsearch flusher's CPU.
+    @inline(__always) @usableFromInline
+    static func copySmall(from p: UnsafePointer<UInt8>, to d: UnsafeMutablePointer<UInt8>, _ n: Int) {
+        let s = UnsafeRawPointer(p)
+        let t = UnsafeMutableRawPointer(d)
+        if n >= 8 {
+            let a = s.loadUnaligned(as: UInt64.self)
+            let b = s.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            t.storeBytes(of: a, as: UInt64.self)
+            t.storeBytes(of: b, toByteOffset: n &- 8, as: UInt64.self)
+        } else if n >= 4 {
+            let a = s.loadUnaligned(as: UInt32.self)
+            let b = s.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+            t.storeBytes(of: a, as: UInt32.self)
+            t.storeBytes(of: b, toByteOffset: n &- 4, as: UInt32.self)
+        } else if n > 0 {
+            // 1–3 bytes: the first, the middle and the last (each loaded before any is stored).
+            let a = p[0], b = p[n &>> 1], c = p[n &- 1]
+            d[0] = a
+            d[n &>> 1] = b
+            d[n &- 1] = c
+        }
     }
 
     @inline(__always)

@@ -27,7 +27,12 @@ final class BufferPool: Sendable {
 final class BodyBufferPool: Sendable {
     private let lent = Mutex<[ByteBuffer]>([])
     let keep: Int
-    init(keep: Int) { self.keep = keep }
+    /// Bodies larger than this (one huge event) are not kept.
+    let largest: Int
+    init(keep: Int, largest: Int = 8 << 20) {
+        self.keep = keep
+        self.largest = largest
+    }
 
     /// An empty buffer of at least `capacity` bytes; give it back with `lend` once it is filled.
     func take(capacity: Int) -> ByteBuffer {
@@ -50,8 +55,7 @@ final class BodyBufferPool: Sendable {
 
     /// Keeps a reference to `body` (now being sent) so that it can be taken again when done.
     func lend(_ body: ByteBuffer) {
-        // A body that grew past 8 MiB (one huge event) is not kept.
-        guard body.capacity <= 8 << 20 else { return }
+        guard body.capacity <= largest else { return }
         lent.withLock { bodies in if bodies.count < keep { bodies.append(body) } }
     }
 }

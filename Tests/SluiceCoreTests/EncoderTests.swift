@@ -1,5 +1,5 @@
 import Foundation
-import SluiceCore
+@testable import SluiceCore
 import Testing
 
 @Suite struct JSONLineEncoderTests {
@@ -180,6 +180,47 @@ import Testing
             b.clear()
             b.append(decimal: v)
             #expect(String(decoding: b.bytes, as: UTF8.self) == String(v))
+        }
+    }
+}
+
+@Suite struct OutputBufferTests {
+    /// Every length around the short-copy paths (0–3 bytes, 4–7, 8–16, memmove above), each at
+    /// every alignment of source and destination, as a byte array's append would give.
+    @Test func appendsOfEveryShortLengthCopyExactly() {
+        var g = SystemRandomNumberGenerator()
+        let src = (0..<64).map { _ in UInt8.random(in: 0...255, using: &g) }
+        for n in 0...40 {
+            for srcOffset in 0..<8 {
+                for prefix in 0..<8 {
+                    let out = OutputBuffer(capacity: 8)
+                    var expected: [UInt8] = Array(repeating: 0xAA, count: prefix)
+                    out.append(expected)
+                    src.withUnsafeBufferPointer { out.append($0.baseAddress! + srcOffset, n) }
+                    expected += src[srcOffset..<srcOffset + n]
+                    out.append(byte: 0x55)
+                    expected.append(0x55)
+                    #expect(out.toArray() == expected, "n=\(n) srcOffset=\(srcOffset) prefix=\(prefix)")
+                }
+            }
+        }
+    }
+
+    /// The short copy loads before it stores, so a piece of the buffer appended to itself (the
+    /// ranges overlapping) comes out as memmove would give it.
+    @Test func shortCopiesBetweenOverlappingRangesAreMemmoves() {
+        for n in 1...16 {
+            for shift in 1...n {
+                var a = Array(0..<UInt8(40))
+                var b = a
+                a.withUnsafeMutableBufferPointer { p in
+                    OutputBuffer.copySmall(from: UnsafePointer(p.baseAddress! + 4), to: p.baseAddress! + 4 + shift, n)
+                }
+                b.withUnsafeMutableBufferPointer { p in
+                    _ = memmove(p.baseAddress! + 4 + shift, p.baseAddress! + 4, n)
+                }
+                #expect(a == b, "n=\(n) shift=\(shift)")
+            }
         }
     }
 }

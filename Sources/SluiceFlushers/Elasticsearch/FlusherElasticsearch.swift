@@ -83,10 +83,16 @@ public final class FlusherElasticsearch: FlusherPlugin {
         self.options = options
         sender = try HTTPSender(options: options.client)
         delivery = DeliveryOptions(maxBytes: options.maxBulkBytes, concurrency: options.concurrency)
+        stores = BodyBufferPool(keep: 2, largest: max(8 << 20, 3 * options.maxBulkBytes))
     }
 
     /// Encode buffers reused across requests.
     let buffers = BufferPool(keep: 2)
+    /// The requests' byte stores, reused once a request is done with its store: a fresh one per
+    /// request (about 8 MiB for 5 MiB of input) was faulted in and cleared page by page, a fifth
+    /// of the flusher's CPU in the elasticsearch bench. A request's store is held until every
+    /// item of it is delivered or rejected, so at most `Concurrency` of them are in use.
+    let stores: BodyBufferPool
 
     public func start() async throws {}
     public func stop() async { await sender.shutdown() }
@@ -139,7 +145,10 @@ public final class FlusherElasticsearch: FlusherPlugin {
                 items.append(start..<out.count)
             }
         }
-        return BulkRequest(store: ByteBuffer(bytes: out.bytes), items: items, itemsPerBody: max(1, items.count))
+        var store = stores.take(capacity: out.count)
+        store.writeBytes(UnsafeRawBufferPointer(out.bytes))
+        stores.lend(store)
+        return BulkRequest(store: store, items: items, itemsPerBody: max(1, items.count))
     }
 
     /// A deterministic `_id`, 40 hex chars of SHA-256. An event read from a file's own bytes is
