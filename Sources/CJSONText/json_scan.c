@@ -100,7 +100,9 @@ static inline __attribute__((always_inline)) size_t escape_one(const uint8_t *sr
     return 1;
 }
 
-size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst) {
+/// The escaper for text with bytes from 0x80: after each byte that needs work, the scan goes on
+/// from the next byte (a UTF-8 sequence is checked and copied, or becomes `\\ufffd`).
+static size_t escape_mixed(const uint8_t *src, size_t n, uint8_t *dst) {
     size_t i = 0, d = 0;
 #if defined(__SSE2__)
     while (i + 16 <= n) {
@@ -137,6 +139,107 @@ size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst) {
             i++;
         } else {
             i += escape_one(src, i, n, dst, &d);
+        }
+    }
+    return d;
+}
+
+/// Copies `len` (0–16) bytes without a call: two overlapping words, or single bytes under 4.
+static inline __attribute__((always_inline)) void copy_short(uint8_t *dst, const uint8_t *src, size_t len) {
+    if (len >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + len - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + len - 8, &b, 8);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + len - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + len - 4, &b, 4);
+    } else if (len > 0) {
+        uint8_t a = src[0], b = src[len >> 1], c = src[len - 1];
+        dst[0] = a;
+        dst[len >> 1] = b;
+        dst[len - 1] = c;
+    }
+}
+
+size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst) {
+    size_t i = 0, d = 0;
+#if defined(__SSE2__)
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(src + i));
+        unsigned mask = special_mask(v);
+        if (mask == 0) {
+            _mm_storeu_si128((__m128i *)(dst + d), v);
+            i += 16;
+            d += 16;
+            continue;
+        }
+        // A byte from 0x80: `escape_mixed` (and its UTF-8 check) writes the rest. Else the mask
+        // holds only quotes, backslashes and control bytes.
+        if (_mm_movemask_epi8(v) != 0) return d + escape_mixed(src + i, n - i, dst + d);
+        // Each flagged byte of the block in turn: the plain bytes before it, then its escape. The
+        // plain bytes go as one 16-byte store while sixteen more bytes can be read past them (all
+        // but the last block), else as exactly their count.
+        size_t p = 0;
+        int far = i + 32 <= n;
+        do {
+            size_t k = (size_t)__builtin_ctz(mask);
+            mask &= mask - 1;
+            if (far) {
+                _mm_storeu_si128((__m128i *)(dst + d), _mm_loadu_si128((const __m128i *)(src + i + p)));
+            } else {
+                copy_short(dst + d, src + i + p, k - p);
+            }
+            d += k - p;
+            uint8_t c = src[i + k];
+            if (c < 0x20) {
+                escape_ascii(c, dst, &d);
+            } else {
+                dst[d] = '\\';
+                dst[d + 1] = c;
+                d += 2;
+            }
+            p = k + 1;
+        } while (mask != 0);
+        if (far) {
+            _mm_storeu_si128((__m128i *)(dst + d), _mm_loadu_si128((const __m128i *)(src + i + p)));
+        } else {
+            copy_short(dst + d, src + i + p, 16 - p);
+        }
+        d += 16 - p;
+        i += 16;
+    }
+    if (i < n && n >= 16) {
+        // The last 1–15 bytes: the final sixteen's masks, shifted to start at `i`.
+        size_t rest = n - i;
+        unsigned shift = (unsigned)(16 - rest);
+        __m128i v = _mm_loadu_si128((const __m128i *)(src + n - 16));
+        if (((unsigned)_mm_movemask_epi8(v) >> shift) != 0) return d + escape_mixed(src + i, rest, dst + d);
+        unsigned mask = special_mask(v) >> shift;
+        size_t p = 0;
+        while (mask != 0) {
+            size_t k = (size_t)__builtin_ctz(mask);
+            mask &= mask - 1;
+            copy_short(dst + d, src + i + p, k - p);
+            d += k - p;
+            escape_ascii(src[i + k], dst, &d);
+            p = k + 1;
+        }
+        copy_short(dst + d, src + i + p, rest - p);
+        return d + rest - p;
+    }
+#endif
+    for (; i < n; i++) {
+        uint8_t c = src[i];
+        if (c >= 0x80) return d + escape_mixed(src + i, n - i, dst + d);
+        if (c < 0x20 || c == '"' || c == '\\') {
+            escape_ascii(c, dst, &d);
+        } else {
+            dst[d++] = c;
         }
     }
     return d;
