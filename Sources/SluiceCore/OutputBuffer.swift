@@ -102,33 +102,46 @@ public final class OutputBuffer: @unchecked Sendable {
         s.withUTF8 { if let b = $0.baseAddress { append(b, $0.count) } }
     }
 
-    /// Appends the decimal digits of `v`.
+    /// Appends the decimal digits of `v`. Two digits per division, written from the last one back
+    /// after the length is counted (Loki's JSON push writes a 19-digit nanosecond time per line).
     public func append(decimal v: Int64) {
-        reserve(21)
-        var x = v
-        if x < 0 {
+        reserve(20)
+        var u: UInt64
+        if v < 0 {
             base[count] = UInt8(ascii: "-")
             count += 1
-            if x == .min { append("9223372036854775808"); return }
-            x = -x
+            u = UInt64(bitPattern: 0 &- v)  // Int64.min gives 2^63, its magnitude
+        } else {
+            u = UInt64(v)
         }
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        let n = withUnsafeMutableBytes(of: &tmp) { raw -> Int in
-            let t = raw.bindMemory(to: UInt8.self)
-            var i = 0
-            var u = UInt64(x)
-            repeat {
-                t[i] = UInt8(truncatingIfNeeded: u % 10) &+ 48
-                u /= 10
-                i += 1
-            } while u != 0
-            return i
+        var n = 1
+        var power: UInt64 = 10
+        while n < 20 && u >= power {
+            n += 1
+            power = power &* 10
         }
-        withUnsafeBytes(of: &tmp) { raw in
-            for j in 0..<n { base[count + j] = raw[n - 1 - j] }
+        let pairs = OutputBuffer.digitPairs.utf8Start
+        var p = base + count + n
+        while u >= 100 {
+            let q = u / 100
+            let r = Int(truncatingIfNeeded: u &- q &* 100) &* 2
+            p -= 2
+            p[0] = pairs[r]
+            p[1] = pairs[r &+ 1]
+            u = q
+        }
+        if u >= 10 {
+            let r = Int(truncatingIfNeeded: u) &* 2
+            p[-2] = pairs[r]
+            p[-1] = pairs[r &+ 1]
+        } else {
+            p[-1] = UInt8(truncatingIfNeeded: u) &+ 48
         }
         count += n
     }
+
+    /// "00" to "99", each pair at twice its value.
+    static let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
     public var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
     public func toArray() -> [UInt8] { Array(bytes) }

@@ -177,15 +177,6 @@ import Testing
         JSONLineEncoder().encode(batch, into: out)
         #expect(String(decoding: out.bytes, as: UTF8.self) == "{\"n\":{\"a\":[1,true]},\"__time__\":7}\n")
     }
-
-    @Test func decimalFormatting() {
-        let b = OutputBuffer(capacity: 4)
-        for v: Int64 in [0, 7, -1, 1_700_000_000, Int64.max, Int64.min] {
-            b.clear()
-            b.append(decimal: v)
-            #expect(String(decoding: b.bytes, as: UTF8.self) == String(v))
-        }
-    }
 }
 
 @Suite struct OutputBufferTests {
@@ -208,6 +199,33 @@ import Testing
                 }
             }
         }
+    }
+
+    /// Decimal digits as `String(v)` gives them: the extremes, every power of ten and its
+    /// neighbours (where the digit count changes), negatives, and random values of every length.
+    @Test func decimalsMatchStringFormatting() {
+        var values: [Int64] = [0, 1, -1, 9, 10, 99, 100, .max, .min, .max - 1, .min + 1]
+        var p: Int64 = 1
+        for _ in 0..<19 {
+            values += [p - 1, p, p + 1, -p, -(p - 1), -(p + 1)]
+            if p <= Int64.max / 10 { p *= 10 }
+        }
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let bits = Int.random(in: 0...63, using: &g)
+            let v = Int64.random(in: 0...(Int64.max >> (63 - bits)), using: &g)
+            values.append(Bool.random(using: &g) ? v : -v)
+        }
+        var wrong: [Int64] = []
+        let out = OutputBuffer(capacity: 8)
+        for v in values {
+            out.clear()
+            out.append(byte: 0x7C)
+            out.append(decimal: v)
+            out.append(byte: 0x7C)
+            if String(decoding: out.bytes, as: UTF8.self) != "|\(v)|" { wrong.append(v) }
+        }
+        #expect(wrong.isEmpty, "wrong digits for \(wrong.prefix(5))")
     }
 
     /// The short copy loads before it stores, so a piece of the buffer appended to itself (the
