@@ -79,7 +79,7 @@ static inline __attribute__((always_inline)) void escape_ascii(uint8_t c, uint8_
 
 /// Writes the byte at `src + i` (≥ 0x80) with what follows it: a valid UTF-8 sequence as it is,
 /// else `\ufffd` for this one byte. Returns how many source bytes it took.
-static __attribute__((noinline)) size_t escape_utf8(const uint8_t *src, size_t i, size_t n, uint8_t *dst, size_t *d) {
+static inline size_t escape_utf8(const uint8_t *src, size_t i, size_t n, uint8_t *dst, size_t *d) {
     uint8_t *o = dst + *d;
     size_t len = utf8_sequence_length(src + i, n - i);
     if (len > 0) {
@@ -118,6 +118,9 @@ static size_t escape_mixed(const uint8_t *src, size_t n, uint8_t *dst) {
         i += k;
         d += k;
         i += escape_one(src, i, n, dst, &d);
+        // Text in a script other than Latin is sequence after sequence: go on byte by byte
+        // while it lasts rather than load a block per character.
+        while (i < n && src[i] >= 0x80) i += escape_utf8(src, i, n, dst, &d);
     }
     if (i < n && n >= 16) {
         // The last bytes: the mask of the final sixteen, shifted to start at `i`.

@@ -87,7 +87,7 @@ import Testing
             return out
         }
         var rng = SystemRandomNumberGenerator()
-        let specials: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x01], [0x1F], [0x7F], [0x80], [0xFF], Array("é".utf8), Array("😀".utf8), [0xE4, 0xB8]]
+        let specials: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x01], [0x1F], [0x7F], [0x80], [0xFF], Array("é".utf8), Array("😀".utf8), [0xE4, 0xB8], Array("日志内容".utf8)]
         var mismatches = 0
         for round in 0..<6000 {
             // Half short (the no-loop paths under 16 bytes: 0–3, 4–7, 8–15), half long.
