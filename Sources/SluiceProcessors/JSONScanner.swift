@@ -74,9 +74,13 @@ struct JSONScanner {
             }
             if c < 0x20 { return nil }
             if c >= 0x80 {
-                let len = UTF8Check.sequenceLength(p + i, n - i)
-                if len == 0 { return nil }
-                i &+= len
+                // Sequence after sequence (text in a script other than Latin) without going back
+                // to the block scan for each character.
+                repeat {
+                    let len = UTF8Check.sequenceLength(p + i, n - i)
+                    if len == 0 { return nil }
+                    i &+= len
+                } while i < n && p[i] >= 0x80
                 continue
             }
             i &+= 1

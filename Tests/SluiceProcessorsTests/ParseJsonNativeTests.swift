@@ -188,6 +188,13 @@ import Testing
         let invalid: [UInt8] = Array(#"{"a":"1","b":"x"#.utf8) + [0xFF] + Array(#"y"}"#.utf8)
         #expect(h.run(bytes: [invalid]) == [#"{"raw":"{\"a\":\"1\",\"b\":\"x\ufffdy\"}"}"#])
         #expect(h.metrics().parseFailures.current == 2)
+        // A run of CJK characters is read sequence by sequence: whole ones parse, and a broken
+        // one right after a run (a lone lead byte, a truncated sequence at the end) fails.
+        #expect(h.run(["{\"msg\":\"用户登录成功\",\"u\":\"张三😀\"}"]) == ["{\"msg\":\"用户登录成功\",\"u\":\"张三😀\"}"])
+        let brokenAfterRun: [UInt8] = Array("{\"m\":\"日志".utf8) + [0xE5, 0x41] + Array("\"}".utf8)
+        let truncatedAtEnd: [UInt8] = Array("{\"m\":\"日志".utf8) + [0xE5, 0xBF]
+        #expect(h.run(bytes: [brokenAfterRun, truncatedAtEnd]).count == 2)
+        #expect(h.metrics().parseFailures.current == 4)
     }
 
     @Test func aMissingSourceKeyLeavesTheEventAlone() throws {
