@@ -50,14 +50,17 @@ struct FlusherRunner<F: Flusher>: Sendable {
                     request = try await flusher.makeRequest(batches)
                 } catch {
                     metrics.errors.add(1)
-                    reject(batches, events: batches.reduce(0) { $0 + $1.events.count }, reason: "encode_failed", message: "\(error)")
+                    reject(batches.map(BatchReceipt.init), events: batches.reduce(0) { $0 + $1.events.count }, reason: "encode_failed", message: "\(error)")
                     continue
                 }
                 if inFlight >= options.concurrency {
                     await group.next()
                     inFlight -= 1
                 }
-                group.addTask { await deliver(request, batches: batches, options: options) }
+                // Delivery needs only the batches' counts and acks: their read buffers are let
+                // go now, so a request in flight holds its encoded body and not its input too.
+                let receipts = batches.map(BatchReceipt.init)
+                group.addTask { await deliver(request, batches: receipts, options: options) }
                 inFlight += 1
             }
             await group.waitForAll()
@@ -102,7 +105,7 @@ struct FlusherRunner<F: Flusher>: Sendable {
     }
 
     /// Sends one request until it is delivered, rejected or abandoned.
-    private func deliver(_ first: F.Request, batches: [EventBatch], options: DeliveryOptions) async {
+    private func deliver(_ first: F.Request, batches: [BatchReceipt], options: DeliveryOptions) async {
         metrics.inFlight.add(1, ordering: .relaxed)
         defer { metrics.inFlight.subtract(1, ordering: .relaxed) }
         var request = first
@@ -171,7 +174,7 @@ struct FlusherRunner<F: Flusher>: Sendable {
         context.pipelineMetrics.bytesOut.add(bytes)
     }
 
-    private func reject(_ batches: [EventBatch], events: Int, reason: String, message: String) {
+    private func reject(_ batches: [BatchReceipt], events: Int, reason: String, message: String) {
         metrics.discarded(events, reason: reason)
         logRejection(events: events, reason: message)
         finish(batches, .rejected)
@@ -183,13 +186,26 @@ struct FlusherRunner<F: Flusher>: Sendable {
         }
     }
 
-    private func finish(_ batches: [EventBatch], _ status: DeliveryStatus) {
+    private func finish(_ batches: [BatchReceipt], _ status: DeliveryStatus) {
         for b in batches {
-            metrics.bufferedEvents.subtract(b.events.count, ordering: .relaxed)
+            metrics.bufferedEvents.subtract(b.events, ordering: .relaxed)
             metrics.bufferedBytes.subtract(b.inputBytes, ordering: .relaxed)
             context.governor?.heldBytes.subtract(b.inputBytes, ordering: .relaxed)
             b.ack?.finish(status)
         }
+    }
+}
+
+/// What delivery keeps of a batch once its request is encoded: the counts the metrics and the
+/// memory budget took when it arrived, and the ack that moves its source's checkpoint.
+struct BatchReceipt: Sendable {
+    let events: Int
+    let inputBytes: Int
+    let ack: AckToken?
+    init(_ b: EventBatch) {
+        events = b.events.count
+        inputBytes = b.inputBytes
+        ack = b.ack
     }
 }
 
