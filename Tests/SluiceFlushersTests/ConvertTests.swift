@@ -48,6 +48,47 @@ import Testing
         #expect(documents(options(.jsonline), b) == [#"{"thread":"main","level":"ERROR","n":42,"log.file.path":"/a","time":1600000000}"#])
     }
 
+    /// `appendAsString` gives exactly the escape of `append`'s document, for every protocol, for
+    /// unparsed lines (quotes, backslashes, controls, CJK, invalid UTF-8, empty) under tags that
+    /// need escaping themselves, and for a parsed event; the template is escaped per batch.
+    @Test func documentsAsStringsAreTheEscapedDocuments() {
+        let lines: [[UInt8]] = [
+            Array("plain".utf8), Array(#"say "hi" \ \n"#.utf8), [0x61, 0x09, 0x01, 0x0A, 0x62], Array("日志 \"内容\"".utf8),
+            [0x41, 0xFF, 0xC3, 0x28, 0xE4, 0xB8], [], Array(String(repeating: "x\"", count: 40).utf8),
+        ]
+        let escapingTags = [EventTag("__path__", "/data/\"q\"/日志.log"), EventTag("__hostname__", "h\\1"), EventTag("_source_", "stdout")]
+        for p in [ConvertProtocol.customSingle, .customSingleFlatten, .jsonline] {
+            for t in [tags, escapingTags, []] {
+                var b = EventBatch(arena: [], events: [], tags: t, timeSeconds: 1_700_000_000, inputBytes: 0)
+                for (n, l) in lines.enumerated() {
+                    let span = b.append(bytes: l)
+                    var ev = LogEvent(content: span)
+                    if n % 3 == 1 { ev.timeNanos = 1_600_000_000_000_000_000 + Int64(n) * 1_000_000_007 }
+                    b.events.append(ev)
+                }
+                // A parsed event too: the general path.
+                let k = b.append(bytes: Array("msg".utf8)), v = b.append(bytes: Array(#"a "b""#.utf8))
+                b.fields = [EventField(key: k, value: v)]
+                var parsed = LogEvent(content: .empty, flags: LogEvent.Flag.parsed)
+                parsed.fieldStart = 0
+                parsed.fieldCount = 1
+                b.events.append(parsed)
+                var enc = LogDocumentEncoder(options: options(p))
+                var asString = LogDocumentEncoder(options: options(p))
+                enc.begin(b)
+                asString.begin(b)
+                for i in b.events.indices {
+                    let doc = OutputBuffer(capacity: 16), expected = OutputBuffer(capacity: 16), got = OutputBuffer(capacity: 16)
+                    let wrote = enc.append(i, of: b, to: doc)
+                    JSONLineEncoder.appendEscaped(doc.base, doc.count, to: expected)
+                    let wroteString = asString.appendAsString(i, of: b, to: got)
+                    #expect(wrote && wroteString)
+                    #expect(got.toArray() == expected.toArray(), "\(p) event \(i): \(String(decoding: got.bytes, as: UTF8.self))")
+                }
+            }
+        }
+    }
+
     @Test func unparsedEventsEachCarryTheirOwnTime() {
         // The unparsed path keeps the last second's digits: a time that changes, and changes
         // back, is written as it is for every event, and an event without a time has the batch's.

@@ -35,6 +35,13 @@ public struct LogDocumentEncoder {
     var holes: [(at: Int, isContent: Bool)] = []
     /// The digits of the last event time written by the unparsed path.
     var seconds = RepeatedDecimal()
+    /// The template escaped as the inside of a JSON string, with its holes there (for
+    /// `appendAsString`), made on first use in a batch.
+    var escapedTemplate: [UInt8] = []
+    var escapedHoles: [(at: Int, isContent: Bool)] = []
+    var escapedReady = false
+    /// A document or a once-escaped line on its way to being escaped (again).
+    let pending = OutputBuffer(capacity: 4096)
     /// Converted tag name → value, for `%{tag.x}` references.
     public private(set) var tagValues: [String: String] = [:]
 
@@ -85,6 +92,7 @@ public struct LogDocumentEncoder {
             render(unparsed: true, fields: [], range: 0..<0, arena: noArena, time: 0, out: out, recordHoles: true)
         }
         template = out.toArray()
+        escapedReady = false
     }
 
     /// Appends event `i`'s document to `out` (no newline). False when the event has nothing to write
@@ -92,8 +100,7 @@ public struct LogDocumentEncoder {
     @discardableResult
     public mutating func append(_ i: Int, of batch: EventBatch, to out: OutputBuffer) -> Bool {
         let ev = batch.events[i]
-        var secs = ev.timeNanos == 0 ? batch.timeSeconds : ev.timeNanos / 1_000_000_000
-        if ev.timeNanos < 0 && ev.timeNanos % 1_000_000_000 != 0 { secs -= 1 }
+        let secs = LogDocumentEncoder.seconds(of: ev, batch)
         if !ev.isParsed {
             batch.arena.withUnsafeBufferPointer { arena in
                 var from = 0
@@ -119,6 +126,69 @@ public struct LogDocumentEncoder {
             render(unparsed: false, fields: batch.fields, range: range, arena: arena, time: secs, out: out, recordHoles: false)
         }
         return true
+    }
+
+    /// Appends event `i`'s document, as `append` writes it, escaped as the inside of a JSON string:
+    /// the same bytes as escaping `append`'s output, for a document carried as a string (Loki's
+    /// JSON push line). An unparsed event is the batch's template escaped once per batch, with its
+    /// line escaped twice and its time in the holes, instead of its whole document escaped per
+    /// event. False (nothing appended) as for `append`.
+    @discardableResult
+    public mutating func appendAsString(_ i: Int, of batch: EventBatch, to out: OutputBuffer) -> Bool {
+        let ev = batch.events[i]
+        if ev.isParsed {
+            pending.clear()
+            guard append(i, of: batch, to: pending) else { return false }
+            JSONLineEncoder.appendEscaped(pending.base, pending.count, to: out)
+            return true
+        }
+        if !escapedReady { escapeTemplate() }
+        let secs = LogDocumentEncoder.seconds(of: ev, batch)
+        var from = 0
+        escapedTemplate.withUnsafeBufferPointer { t in
+            for h in escapedHoles {
+                out.append(t.baseAddress! + from, h.at - from)
+                from = h.at
+                if h.isContent {
+                    pending.clear()
+                    batch.arena.withUnsafeBufferPointer { arena in
+                        JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), Int(ev.content.length), to: pending)
+                    }
+                    JSONLineEncoder.appendEscaped(pending.base, pending.count, to: out)
+                } else {
+                    // Digits need no escaping.
+                    seconds.withDigits(of: secs) { out.append($0.baseAddress!, $0.count) }
+                }
+            }
+            if t.count > from { out.append(t.baseAddress! + from, t.count - from) }
+        }
+        return true
+    }
+
+    /// Escapes the template piece by piece between its holes (which lie between ASCII bytes, so
+    /// no UTF-8 sequence is cut): the pieces come out as escaping the whole document gives them.
+    private mutating func escapeTemplate() {
+        let o = OutputBuffer(capacity: template.count * 2 + 16)
+        escapedHoles.removeAll(keepingCapacity: true)
+        var from = 0
+        template.withUnsafeBufferPointer { t in
+            let base = t.baseAddress ?? UnsafePointer(bitPattern: 1)!
+            for h in holes {
+                JSONLineEncoder.appendEscaped(base + from, h.at - from, to: o)
+                escapedHoles.append((o.count, h.isContent))
+                from = h.at
+            }
+            JSONLineEncoder.appendEscaped(base + from, t.count - from, to: o)
+        }
+        escapedTemplate = o.toArray()
+        escapedReady = true
+    }
+
+    /// The event's time in whole seconds (floored), the batch's when it has none.
+    static func seconds(of ev: LogEvent, _ batch: EventBatch) -> Int64 {
+        var secs = ev.timeNanos == 0 ? batch.timeSeconds : ev.timeNanos / 1_000_000_000
+        if ev.timeNanos < 0 && ev.timeNanos % 1_000_000_000 != 0 { secs -= 1 }
+        return secs
     }
 
     /// The general path: gathers the event's entries into `scratch`, orders them for the protocol

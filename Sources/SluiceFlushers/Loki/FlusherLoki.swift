@@ -152,7 +152,8 @@ public final class FlusherLoki: FlusherPlugin {
             let batchStream = options.dynamicLabels.contains { $0.value.usesContent } ? nil : stream(labels(event: 0, batch, enc.tagValues, now))
             for i in batch.events.indices {
                 let start = lines.count
-                guard enc.append(i, of: batch, to: lines) else { continue }
+                // The JSON push carries each line as a string: escaped as it is encoded.
+                guard options.protobuf ? enc.append(i, of: batch, to: lines) : enc.appendAsString(i, of: batch, to: lines) else { continue }
                 let ev = batch.events[i]
                 let ns = ev.timeNanos != 0 ? ev.timeNanos : batch.observedNanos + Int64(i)
                 let k = batchStream ?? stream(labels(event: i, batch, enc.tagValues, now))
@@ -171,7 +172,8 @@ public final class FlusherLoki: FlusherPlugin {
         return HTTPPostsRequest(posts: [HTTPPost(url: options.url, headers: headers, body: body, events: events)])
     }
 
-    /// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>"],...]},...]}`.
+    /// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>"],...]},...]}`; `lines` holds each
+    /// line escaped already (`LogDocumentEncoder.appendAsString`).
     func jsonBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
         let body = buffers.take()
         defer { buffers.put(body) }
@@ -186,7 +188,7 @@ public final class FlusherLoki: FlusherPlugin {
                 body.append("[\"")
                 body.append(decimal: e.ns)
                 body.append("\",\"")
-                JSONLineEncoder.appendEscaped(lines.base + e.line.lowerBound, e.line.count, to: body)
+                body.append(lines.base + e.line.lowerBound, e.line.count)  // escaped already
                 body.append("\"]")
             }
             body.append("]}")
