@@ -176,7 +176,6 @@ public final class FlusherClickhouse: FlusherPlugin {
     public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> HTTPPostsRequest {
         var enc = LogDocumentEncoder(options: options.convert)
         let rows = OutputBuffer(capacity: 1 << 20)
-        let doc = OutputBuffer(capacity: 4096)
         var events = 0
         for batch in batches {
             enc.begin(batch)
@@ -185,13 +184,16 @@ public final class FlusherClickhouse: FlusherPlugin {
                 if options.jsonEachRow {
                     guard enc.append(i, of: batch, to: rows) else { continue }
                 } else {
-                    doc.clear()
-                    guard enc.append(i, of: batch, to: doc) else { continue }
+                    let start = rows.count
                     let ev = batch.events[i]
                     rows.append("{\"_timestamp\":")
                     rows.append(decimal: ev.timeNanos != 0 ? ev.timeNanos / 1_000_000_000 : batch.timeSeconds)
                     rows.append(",\"_log\":\"")
-                    JSONLineEncoder.appendEscaped(doc.base, doc.count, to: rows)
+                    // The document as a string, escaped as it is encoded.
+                    guard enc.appendAsString(i, of: batch, to: rows) else {
+                        rows.count = start
+                        continue
+                    }
                     rows.append("\"}")
                 }
                 rows.append(byte: 0x0A)
