@@ -169,6 +169,42 @@ static inline __attribute__((always_inline)) void copy_short(uint8_t *dst, const
     }
 }
 
+#if defined(__SSE2__)
+/// Writes the `len` (≤ 16) ASCII bytes at `s` whose quotes, backslashes and control bytes are
+/// the set bits of `mask`: the plain run before each flagged byte, then its escape, then the rest.
+/// With `wide`, sixteen bytes can be read past any of them, so each run goes as one 16-byte store
+/// (its surplus overwritten next); else as exactly its count.
+static inline __attribute__((always_inline)) void escape_flagged(const uint8_t *s, size_t len, unsigned mask, int wide,
+                                                                 uint8_t *dst, size_t *d) {
+    size_t p = 0;
+    while (mask != 0) {
+        size_t k = (size_t)__builtin_ctz(mask);
+        mask &= mask - 1;
+        if (wide) {
+            _mm_storeu_si128((__m128i *)(dst + *d), _mm_loadu_si128((const __m128i *)(s + p)));
+        } else {
+            copy_short(dst + *d, s + p, k - p);
+        }
+        *d += k - p;
+        uint8_t c = s[k];
+        if (c < 0x20) {
+            escape_ascii(c, dst, d);
+        } else {
+            dst[*d] = '\\';
+            dst[*d + 1] = c;
+            *d += 2;
+        }
+        p = k + 1;
+    }
+    if (wide) {
+        _mm_storeu_si128((__m128i *)(dst + *d), _mm_loadu_si128((const __m128i *)(s + p)));
+    } else {
+        copy_short(dst + *d, s + p, len - p);
+    }
+    *d += len - p;
+}
+#endif
+
 size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst) {
     size_t i = 0, d = 0;
 #if defined(__SSE2__)
@@ -184,36 +220,9 @@ size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst) {
         // A byte from 0x80: `escape_mixed` (and its UTF-8 check) writes the rest. Else the mask
         // holds only quotes, backslashes and control bytes.
         if (_mm_movemask_epi8(v) != 0) return d + escape_mixed(src + i, n - i, dst + d);
-        // Each flagged byte of the block in turn: the plain bytes before it, then its escape. The
-        // plain bytes go as one 16-byte store while sixteen more bytes can be read past them (all
-        // but the last block), else as exactly their count.
-        size_t p = 0;
-        int far = i + 32 <= n;
-        do {
-            size_t k = (size_t)__builtin_ctz(mask);
-            mask &= mask - 1;
-            if (far) {
-                _mm_storeu_si128((__m128i *)(dst + d), _mm_loadu_si128((const __m128i *)(src + i + p)));
-            } else {
-                copy_short(dst + d, src + i + p, k - p);
-            }
-            d += k - p;
-            uint8_t c = src[i + k];
-            if (c < 0x20) {
-                escape_ascii(c, dst, &d);
-            } else {
-                dst[d] = '\\';
-                dst[d + 1] = c;
-                d += 2;
-            }
-            p = k + 1;
-        } while (mask != 0);
-        if (far) {
-            _mm_storeu_si128((__m128i *)(dst + d), _mm_loadu_si128((const __m128i *)(src + i + p)));
-        } else {
-            copy_short(dst + d, src + i + p, 16 - p);
-        }
-        d += 16 - p;
+        // Each flagged byte in turn; one 16-byte store per plain run while sixteen more bytes can
+        // be read past the block (all but the last block).
+        escape_flagged(src + i, 16, mask, i + 32 <= n, dst, &d);
         i += 16;
     }
     if (i < n && n >= 16) {
@@ -222,18 +231,8 @@ size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst) {
         unsigned shift = (unsigned)(16 - rest);
         __m128i v = _mm_loadu_si128((const __m128i *)(src + n - 16));
         if (((unsigned)_mm_movemask_epi8(v) >> shift) != 0) return d + escape_mixed(src + i, rest, dst + d);
-        unsigned mask = special_mask(v) >> shift;
-        size_t p = 0;
-        while (mask != 0) {
-            size_t k = (size_t)__builtin_ctz(mask);
-            mask &= mask - 1;
-            copy_short(dst + d, src + i + p, k - p);
-            d += k - p;
-            escape_ascii(src[i + k], dst, &d);
-            p = k + 1;
-        }
-        copy_short(dst + d, src + i + p, rest - p);
-        return d + rest - p;
+        escape_flagged(src + i, rest, special_mask(v) >> shift, 0, dst, &d);
+        return d;
     }
 #endif
     for (; i < n; i++) {

@@ -62,7 +62,7 @@ public final class OutputBuffer: @unchecked Sendable {
     /// single bytes under 4; all loads come before the stores, so the ranges may overlap as for
     /// memmove. The encoders append many short pieces (separators, keys, an index's action line),
     /// where a call to memmove per piece was a tenth of the elasticsearch flusher's CPU.
-    @inline(__always) @usableFromInline
+    @inline(__always)
     static func copySmall(from p: UnsafePointer<UInt8>, to d: UnsafeMutablePointer<UInt8>, _ n: Int) {
         let s = UnsafeRawPointer(p)
         let t = UnsafeMutableRawPointer(d)

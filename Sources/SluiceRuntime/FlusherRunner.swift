@@ -45,21 +45,22 @@ struct FlusherRunner<F: Flusher>: Sendable {
                     }
                 }
                 guard let batches = await nextRequest(options, carry: &carry) else { break }
+                // Delivery needs only the batches' counts and acks: their read buffers are let
+                // go once the request is encoded, so a request in flight holds its encoded body
+                // and not its input too.
+                let receipts = batches.map(BatchReceipt.init)
                 let request: F.Request
                 do {
                     request = try await flusher.makeRequest(batches)
                 } catch {
                     metrics.errors.add(1)
-                    reject(batches.map(BatchReceipt.init), events: batches.reduce(0) { $0 + $1.events.count }, reason: "encode_failed", message: "\(error)")
+                    reject(receipts, events: receipts.reduce(0) { $0 + $1.events }, reason: "encode_failed", message: "\(error)")
                     continue
                 }
                 if inFlight >= options.concurrency {
                     await group.next()
                     inFlight -= 1
                 }
-                // Delivery needs only the batches' counts and acks: their read buffers are let
-                // go now, so a request in flight holds its encoded body and not its input too.
-                let receipts = batches.map(BatchReceipt.init)
                 group.addTask { await deliver(request, batches: receipts, options: options) }
                 inFlight += 1
             }

@@ -17,7 +17,6 @@ size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst);
 /// JSON string scan can step over at once, sixteen at a time with SSE2.
 size_t sluice_json_plain_length(const uint8_t *src, size_t n);
 
-
 /// Where a brace scan is between lines: the object depth, and whether it is inside a string or
 /// right after a backslash.
 typedef struct {
