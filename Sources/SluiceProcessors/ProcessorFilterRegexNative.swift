@@ -1,3 +1,4 @@
+import CJSONText
 import SluiceConfig
 import SluiceCore
 import SluiceRegex
@@ -178,17 +179,8 @@ public final class ProcessorFilterRegexNative: ProcessorPlugin {
     /// A copy of `span` with invalid bytes as spaces, or nil when it is valid UTF-8.
     private func fixed(_ span: Span, _ w: inout FieldWriter, _ arena: UnsafePointer<UInt8>) -> Span? {
         let n = Int(span.length)
-        let firstBad: Int? = w.withBytes(span, arena: arena) { p in
-            var j = 0
-            while j < n {
-                if p[j] < 0x80 { j += 1; continue }
-                let len = UTF8Check.sequenceLength(p + j, n - j)
-                if len == 0 { return j }
-                j += len
-            }
-            return nil
-        }
-        guard firstBad != nil else { return nil }
+        let firstBad = w.withBytes(span, arena: arena) { sluice_utf8_valid_length($0, n) }
+        guard firstBad < n else { return nil }
         var copy = [UInt8](repeating: 0, count: n)
         w.withBytes(span, arena: arena) { p in
             var j = 0

@@ -7,11 +7,17 @@
 /// Writes `n` bytes of `src` to `dst` as the inside of a JSON string and returns how many bytes
 /// it wrote: `"` `\` and control bytes escaped (`\n`, `\t`, ..., `\u00XX`), valid UTF-8 kept as it
 /// is, each byte of an invalid sequence written as `\ufffd`. `dst` must have room for `6 * n + 16`
-/// bytes (whole blocks of sixteen are stored before they are checked). While the text is ASCII,
+/// bytes (whole blocks are stored before they are checked). Blocks are thirty-two bytes (AVX2)
+/// where the CPU has AVX2 (checked once, at load), else sixteen (SSE2). While the text is ASCII,
 /// a block's flagged bytes are escaped in one pass over its mask (a JSON document carried as a
 /// string, dense in quotes, costs half of a scan that starts again after each); from the first
 /// block holding a byte from 0x80, a scan that checks each UTF-8 sequence writes the rest.
 size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst);
+
+/// How many of the `n` bytes of `src` are valid UTF-8 before the first byte that is not (`n` when
+/// all are): no overlong forms, no surrogates, nothing above U+10FFFF, what a protobuf `string`
+/// must hold. Sixteen ASCII bytes at a time.
+size_t sluice_utf8_valid_length(const uint8_t *src, size_t n);
 
 /// How many bytes of `src` need no JSON escaping before the first that does (or `n`): the run a
 /// JSON string scan can step over at once, sixteen at a time with SSE2.
