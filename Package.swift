@@ -3,6 +3,13 @@ import PackageDescription
 
 // Linux only: inotify, /proc, Glibc. There is no macOS build.
 
+// The data path's modules (events, readers, processors, flushers) are built for release without
+// Swift's dynamic exclusivity checks: each access to a class's stored property there (an encode
+// buffer's length read from another module, a decoder's state per line) cost a thread-local
+// lookup and an access-set insert, 5 % of the loki-json bench. Debug builds, and so the test
+// suite, keep the checks, where a conflicting access still traps.
+let dataPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "sluice",
     products: [
@@ -48,11 +55,11 @@ let package = Package(
             "SluiceConfig", "SluiceSystem", "CJSONText",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
-        ]),
+        ], swiftSettings: dataPath),
         // input_file: path patterns, inotify + polling discovery, readers, rotation, checkpoints.
         .target(name: "SluiceFiles", dependencies: [
             "SluiceCore", "SluiceConfig", "SluiceSystem", "SluiceRegex", "CJSONText", .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], swiftSettings: dataPath),
         // Container discovery straight from the runtimes: the registry, filters, host paths, Docker
         // (Engine API over its socket), CRI (gRPC: containerd, CRI-O), the kubelet pod log dir, the
         // static container file; and the container inputs. CRI Swift is generated from CRI/proto
@@ -70,7 +77,7 @@ let package = Package(
         .target(name: "SluiceProcessors", dependencies: [
             "SluiceCore", "SluiceConfig", "SluiceRegex", "SluiceSystem", "CJSONText",
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], swiftSettings: dataPath),
         // zstd and Snappy from Debian's libzstd-dev and libsnappy-dev (request body compression).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
@@ -90,7 +97,7 @@ let package = Package(
             .product(name: "CompressNIO", package: "compress-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"), .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ], exclude: ["OTLP/proto", "Loki/proto"]),
+        ], exclude: ["OTLP/proto", "Loki/proto"], swiftSettings: dataPath),
         // Pipeline manager, plugin registry, hot reload, checkpoint committer, lifecycle; the
         // monitoring endpoint (/metrics through swift-prometheus, /healthz, /readyz on NIO HTTP/1).
         .target(name: "SluiceRuntime", dependencies: [

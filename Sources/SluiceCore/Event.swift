@@ -71,6 +71,14 @@ public struct LogEvent: Sendable, Equatable {
         self.fieldCount = 0
         self.flags = flags
     }
+
+    /// Whole Unix seconds of `ns`, rounded down: a time before 1970 that is not a whole second
+    /// belongs to the second before it (-0.5 s is second -1), as `__time__` and every backend's
+    /// seconds field count it.
+    @inlinable public static func seconds(ofNanos ns: Int64) -> Int64 {
+        let s = ns / 1_000_000_000
+        return ns < 0 && s * 1_000_000_000 != ns ? s - 1 : s
+    }
 }
 
 /// A tag of a batch: applies to every event in it (`__path__`, `__hostname__`, `_pod_name_`, ...).

@@ -12,13 +12,31 @@ public final class OutputBuffer: @unchecked Sendable {
     @exclusivity(unchecked) public private(set) var base: UnsafeMutablePointer<UInt8>
     @exclusivity(unchecked) public private(set) var capacity: Int
     @exclusivity(unchecked) public var count: Int = 0
+    /// False while the buffer writes into memory it was lent (`init(borrowing:)`): it moves to
+    /// memory of its own, with what it holds, only when it must grow.
+    public private(set) var ownsMemory = true
 
     public init(capacity: Int = 1 << 20) {
         self.capacity = max(capacity, 64)
         base = .allocate(capacity: self.capacity)
     }
 
-    deinit { base.deallocate() }
+    /// Writes into `memory` (say a request body's free space) until it is full, so that what is
+    /// encoded needs no copy into the body afterwards. Past `memory`'s end it grows into a heap
+    /// buffer of its own, as `ownsMemory` then says. The caller keeps `memory` valid and untouched
+    /// while the buffer writes to it, and reads the result from `bytes`.
+    public init(borrowing memory: UnsafeMutableRawBufferPointer) {
+        capacity = memory.count
+        if let b = memory.baseAddress {
+            base = b.assumingMemoryBound(to: UInt8.self)
+            ownsMemory = false
+        } else {
+            base = .allocate(capacity: 1)
+            capacity = 1
+        }
+    }
+
+    deinit { if ownsMemory { base.deallocate() } }
 
     /// Makes room for `extra` more bytes.
     @inline(__always)
@@ -28,11 +46,12 @@ public final class OutputBuffer: @unchecked Sendable {
 
     @inline(never)
     private func grow(_ needed: Int) {
-        var c = capacity
+        var c = max(capacity, 64)
         while c < needed { c *= 2 }
         let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
         nb.update(from: base, count: count)
-        base.deallocate()
+        if ownsMemory { base.deallocate() }
+        ownsMemory = true
         base = nb
         capacity = c
     }
@@ -40,7 +59,7 @@ public final class OutputBuffer: @unchecked Sendable {
     /// Shrinks back to `capacity` bytes when a huge batch made it grow.
     public func clear(keepingCapacity limit: Int = 8 << 20) {
         count = 0
-        if capacity > limit {
+        if capacity > limit && ownsMemory {
             base.deallocate()
             capacity = limit
             base = .allocate(capacity: limit)

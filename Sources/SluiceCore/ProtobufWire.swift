@@ -2,8 +2,8 @@
 /// (a hot path where building generated message objects per event costs more than the
 /// encoding): varints, field keys, and the sizes needed to write a length before its message.
 public enum ProtobufWire {
-    /// Wire type 0 (varint) and 2 (length-delimited).
-    public static let varint: UInt8 = 0, lengthDelimited: UInt8 = 2
+    /// Wire types 0 (varint), 1 (fixed64) and 2 (length-delimited).
+    public static let varint: UInt8 = 0, fixed64: UInt8 = 1, lengthDelimited: UInt8 = 2
 
     /// Bytes of `v` as a varint (1 to 10).
     @inline(__always)
@@ -56,5 +56,15 @@ extension OutputBuffer {
         guard v != 0 else { return }
         appendKey(field: field, wireType: ProtobufWire.varint)
         appendVarint(v)
+    }
+
+    /// Appends a fixed64 field (little-endian), or nothing for 0 (proto3's default).
+    @inline(__always)
+    public func appendFixed64Field(_ field: Int, _ v: UInt64) {
+        guard v != 0 else { return }
+        appendKey(field: field, wireType: ProtobufWire.fixed64)
+        reserve(8)
+        UnsafeMutableRawPointer(base + count).storeBytes(of: v.littleEndian, as: UInt64.self)
+        count += 8
     }
 }

@@ -245,6 +245,43 @@ import Testing
             }
         }
     }
+
+    @Test func secondsOfNanosecondsRoundDown() {
+        let cases: [(Int64, Int64)] = [
+            (0, 0), (999_999_999, 0), (1_000_000_000, 1), (-1, -1), (-999_999_999, -1), (-1_000_000_000, -1),
+            (-1_000_000_001, -2), (.max, 9_223_372_036), (.min, -9_223_372_037),
+        ]
+        for (ns, s) in cases { #expect(LogEvent.seconds(ofNanos: ns) == s, "\(ns)") }
+    }
+
+    @Test func aBorrowingBufferWritesInPlaceUntilFullThenMovesOut() {
+        let lent = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 1)
+        defer { lent.deallocate() }
+        lent.initializeMemory(as: UInt8.self, repeating: 0xEE)
+        let out = OutputBuffer(borrowing: lent)
+        out.append("0123456789")
+        out.append(decimal: 1234567890123)
+        #expect(!out.ownsMemory)
+        #expect(UnsafeRawPointer(out.base) == UnsafeRawPointer(lent.baseAddress!))
+        #expect(Array(lent.prefix(23)) == Array("01234567891234567890123".utf8))
+        #expect(lent[23] == 0xEE, "nothing written past what was appended")
+        // Nine more bytes fill it exactly; one more moves everything to memory of its own.
+        out.append("abcdefghi")
+        #expect(!out.ownsMemory && out.count == 32)
+        out.append(byte: UInt8(ascii: "!"))
+        #expect(out.ownsMemory)
+        #expect(UnsafeRawPointer(out.base) != UnsafeRawPointer(lent.baseAddress!))
+        #expect(out.toArray() == Array("01234567891234567890123abcdefghi!".utf8))
+        out.append(String(repeating: "z", count: 1000))
+        #expect(out.count == 1033 && out.bytes.last == UInt8(ascii: "z"))
+        #expect(Array(lent) == Array("01234567891234567890123abcdefghi".utf8), "the lent memory is left as it was when full")
+        // Lent nothing: it grows from the first append.
+        let empty = OutputBuffer(borrowing: UnsafeMutableRawBufferPointer(start: nil, count: 0))
+        empty.append("x")
+        #expect(empty.ownsMemory && empty.toArray() == [UInt8(ascii: "x")])
+        out.clear()
+        #expect(out.count == 0)
+    }
 }
 
 @Suite struct AckTrackerTests {

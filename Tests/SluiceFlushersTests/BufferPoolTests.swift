@@ -51,6 +51,31 @@ import Testing
         #expect(!shared(&huge), "a body over 8 MiB is not kept")
     }
 
+    @Test func aFilledBodyHoldsWhatWasEncodedWithOrWithoutRoomForIt() {
+        let pool = BodyBufferPool(keep: 2)
+        // Room for it (2.5 × the input, as first assumed): written where the body's bytes are.
+        var inPlace: UnsafeRawPointer?
+        let small = pool.fill(forInput: 100) { out in
+            out.append(String(repeating: "a", count: 200))
+            inPlace = UnsafeRawPointer(out.base)
+        }
+        #expect(small.readableBytesView.elementsEqual(String(repeating: "a", count: 200).utf8))
+        #expect(inPlace == storage(small), "encoded in the body itself")
+        // Eighteen times the input: the encoder moves out and the body gets a copy, whole.
+        let text = (0..<2000).map { "line \($0)\n" }.joined()
+        let big = pool.fill(forInput: 1000) { out in out.append(text) }
+        #expect(big.readableBytesView.elementsEqual(text.utf8))
+        // The ratio is learned: the next body for as much input has room for as much output.
+        let next = pool.fill(forInput: 1000) { out in
+            out.append(text)
+            inPlace = UnsafeRawPointer(out.base)
+        }
+        #expect(next.readableBytesView.elementsEqual(text.utf8))
+        #expect(inPlace == storage(next), "no spill once the ratio was seen")
+        // Nothing encoded: an empty body.
+        #expect(pool.fill(forInput: 0) { _ in }.readableBytes == 0)
+    }
+
     @Test func compressionThroughThePoolGivesTheSameBytes() throws {
         let pool = BodyBufferPool(keep: 2)
         let text = Array(String(repeating: "pooled bodies; ", count: 300).utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SluiceCore
 import SluiceFlushers
 import SluiceTesting
@@ -43,6 +44,19 @@ import Testing
         let ctx = await drive(g, [tb2.batch(0, ["not a number"])])
         #expect(tb2.statuses(of: 0) == [.rejected])
         #expect(ctx.metrics.discardedByReason["rejected"] == 1)
+    }
+
+    @Test func timestampsAreWholeSecondsRoundedDown() async throws {
+        // No server: the rows of the request as made.
+        let f = try makeFlusher(FlusherClickhouse.self, "Addresses: [127.0.0.1:9]\nTable: t")
+        var b = TestBatches().batch(0, ["a", "b", "c", "d", "e"])
+        for (i, ns) in [Int64(0), 1_500_000_000, -1_000_000_000, -1_500_000_000, -1].enumerated() { b.events[i].timeNanos = ns }
+        let request = try await f.makeRequest([b])
+        await f.stop()
+        let rows = String(buffer: request.posts[0].body).split(separator: "\n")
+        let stamps = try rows.map { try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["_timestamp"] as? Int) }
+        // No event time: the batch's; -1.5 s is second -2 (as `__time__` counts it), not -1.
+        #expect(stamps == [1_700_000_000, 1, -1, -2, -1])
     }
 
     @Test func aServerThatIsDownHoldsEverythingBack() async throws {

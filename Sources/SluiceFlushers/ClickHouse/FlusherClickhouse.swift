@@ -110,6 +110,8 @@ public final class FlusherClickhouse: FlusherPlugin {
     public let delivery: DeliveryOptions
     /// The bodies, reused once sent.
     let bodies = BodyBufferPool(keep: 8)
+    /// Encode buffers for compressed bodies (an uncompressed one is encoded in place).
+    let buffers = BufferPool(keep: 2)
 
     public init(options: Options, context: PluginContext) throws {
         self.options = options
@@ -175,31 +177,33 @@ public final class FlusherClickhouse: FlusherPlugin {
 
     public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> HTTPPostsRequest {
         var enc = LogDocumentEncoder(options: options.convert)
-        let rows = OutputBuffer(capacity: 1 << 20)
         var events = 0
-        for batch in batches {
-            enc.begin(batch)
-            events += batch.events.count
-            for i in batch.events.indices {
-                if options.jsonEachRow {
-                    guard enc.append(i, of: batch, to: rows) else { continue }
-                } else {
-                    let start = rows.count
-                    let ev = batch.events[i]
-                    rows.append("{\"_timestamp\":")
-                    rows.append(decimal: ev.timeNanos != 0 ? ev.timeNanos / 1_000_000_000 : batch.timeSeconds)
-                    rows.append(",\"_log\":\"")
-                    // The document as a string, escaped as it is encoded.
-                    guard enc.appendAsString(i, of: batch, to: rows) else {
-                        rows.count = start
-                        continue
+        func encodeRows(_ rows: OutputBuffer) {
+            for batch in batches {
+                enc.begin(batch)
+                events += batch.events.count
+                for i in batch.events.indices {
+                    if options.jsonEachRow {
+                        guard enc.append(i, of: batch, to: rows) else { continue }
+                    } else {
+                        let start = rows.count
+                        rows.append("{\"_timestamp\":")
+                        rows.append(decimal: LogDocumentEncoder.seconds(of: batch.events[i], batch))
+                        rows.append(",\"_log\":\"")
+                        // The document as a string, escaped as it is encoded.
+                        guard enc.appendAsString(i, of: batch, to: rows) else {
+                            rows.count = start
+                            continue
+                        }
+                        rows.append("\"}")
                     }
-                    rows.append("\"}")
+                    rows.append(byte: 0x0A)
                 }
-                rows.append(byte: 0x0A)
             }
         }
-        let body = try options.client.compression.compress(UnsafeRawBufferPointer(rows.bytes), reusing: bodies)
+        let scratch = buffers.take()
+        defer { buffers.put(scratch) }
+        let body = try bodies.body(options.client.compression, forInput: batches.reduce(0) { $0 + $1.arena.count }, scratch: scratch, encodeRows)
         return HTTPPostsRequest(posts: [HTTPPost(url: "", headers: [], body: body, events: events)])
     }
 

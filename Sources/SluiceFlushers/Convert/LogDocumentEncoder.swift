@@ -186,9 +186,7 @@ public struct LogDocumentEncoder {
 
     /// The event's time in whole seconds (floored), the batch's when it has none.
     static func seconds(of ev: LogEvent, _ batch: EventBatch) -> Int64 {
-        var secs = ev.timeNanos == 0 ? batch.timeSeconds : ev.timeNanos / 1_000_000_000
-        if ev.timeNanos < 0 && ev.timeNanos % 1_000_000_000 != 0 { secs -= 1 }
-        return secs
+        ev.timeNanos == 0 ? batch.timeSeconds : LogEvent.seconds(ofNanos: ev.timeNanos)
     }
 
     /// The general path: gathers the event's entries into `scratch`, orders them for the protocol

@@ -130,16 +130,18 @@ public final class FlusherHttp: FlusherPlugin {
             for batch in batches {
                 enc.begin(batch)
                 if options.convert.protocol == .jsonline {
-                    out.clear()
                     var n = 0
-                    for i in batch.events.indices where enc.append(i, of: batch, to: out) {
-                        out.append(byte: 0x0A)
-                        n += 1
+                    func encodeLines(_ out: OutputBuffer) {
+                        for i in batch.events.indices where enc.append(i, of: batch, to: out) {
+                            out.append(byte: 0x0A)
+                            n += 1
+                        }
+                        if n > 0 { out.count -= 1 }
                     }
+                    let body = try bodies.body(compression, forInput: batch.arena.count, scratch: out, encodeLines)
                     guard n > 0 else { continue }
-                    out.count -= 1
                     posts.append(HTTPPost(url: url(event: 0, batch, enc.tagValues, now), headers: headers(event: 0, batch, enc.tagValues, now),
-                                          body: try compression.compress(UnsafeRawBufferPointer(out.bytes), reusing: bodies), events: batch.events.count))
+                                          body: body, events: batch.events.count))
                 } else {
                     for i in batch.events.indices {
                         out.clear()

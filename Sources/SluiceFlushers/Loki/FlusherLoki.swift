@@ -175,26 +175,28 @@ public final class FlusherLoki: FlusherPlugin {
     /// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>"],...]},...]}`; `lines` holds each
     /// line escaped already (`LogDocumentEncoder.appendAsString`).
     func jsonBody(_ streams: [(String, [Entry])], _ lines: OutputBuffer) throws(FlushError) -> ByteBuffer {
-        let body = buffers.take()
-        defer { buffers.put(body) }
-        body.append("{\"streams\":[")
-        for (n, (key, entries)) in streams.enumerated() {
-            if n > 0 { body.append(byte: UInt8(ascii: ",")) }
-            body.append("{\"stream\":")
-            body.append(key)
-            body.append(",\"values\":[")
-            for (k, e) in entries.enumerated() {
-                if k > 0 { body.append(byte: UInt8(ascii: ",")) }
-                body.append("[\"")
-                body.append(decimal: e.ns)
-                body.append("\",\"")
-                body.append(lines.base + e.line.lowerBound, e.line.count)  // escaped already
-                body.append("\"]")
+        func encode(_ body: OutputBuffer) {
+            body.append("{\"streams\":[")
+            for (n, (key, entries)) in streams.enumerated() {
+                if n > 0 { body.append(byte: UInt8(ascii: ",")) }
+                body.append("{\"stream\":")
+                body.append(key)
+                body.append(",\"values\":[")
+                for (k, e) in entries.enumerated() {
+                    if k > 0 { body.append(byte: UInt8(ascii: ",")) }
+                    body.append("[\"")
+                    body.append(decimal: e.ns)
+                    body.append("\",\"")
+                    body.append(lines.base + e.line.lowerBound, e.line.count)  // escaped already
+                    body.append("\"]")
+                }
+                body.append("]}")
             }
             body.append("]}")
         }
-        body.append("]}")
-        return try options.client.compression.compress(UnsafeRawBufferPointer(body.bytes), reusing: bodies)
+        let scratch = buffers.take()
+        defer { buffers.put(scratch) }
+        return try bodies.body(options.client.compression, forInput: lines.count, scratch: scratch, encode)
     }
 
     /// A `logproto.PushRequest` (written by `LokiPushEncoder`), snappy-compressed (block

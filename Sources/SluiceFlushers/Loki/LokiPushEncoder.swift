@@ -11,8 +11,8 @@ enum LokiPushEncoder {
     /// The entry's time as protobuf's Timestamp: seconds rounded down, nanos in 0..<1e9.
     @inline(__always)
     static func split(_ ns: Int64) -> (seconds: Int64, nanos: Int64) {
-        let s = ns >= 0 ? ns / 1_000_000_000 : (ns - 999_999_999) / 1_000_000_000
-        return (s, ns - s * 1_000_000_000)
+        let s = LogEvent.seconds(ofNanos: ns)
+        return (s, ns &- s &* 1_000_000_000)
     }
 
     @inline(__always)

@@ -251,32 +251,46 @@ public final class FlusherOtlp: FlusherPlugin {
     // MARK: - Encoding
 
     public func makeRequest(_ batches: [EventBatch]) async throws(FlushError) -> OtlpRequest {
-        var export = Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest()
+        let out = buffers.take()
+        defer { buffers.put(out) }
         var events = 0
         let observed = UInt64(max(0, Sys.wallNanos()))
+        var encoder = OtlpLogsEncoder()
         for batch in batches {
             events += batch.events.count
-            export.resourceLogs.append(resourceLogs(batch, observed: observed))
+            let tags = tagPairs(batch)
+            func bytes(_ pairs: [(String, String)]) -> [OtlpLogsEncoder.Pair] { pairs.map { (Array($0.0.utf8), Array($0.1.utf8)) } }
+            if encoder.appendResourceLogs(batch, resource: bytes(tags.resource), tagAttributes: bytes(tags.attributes), observed: observed, to: out) { continue }
+            // Bytes that are not valid UTF-8: the generated message, whose strings replace them.
+            var export = Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest()
+            export.resourceLogs = [resourceLogs(batch, observed: observed)]
+            do { out.append(try export.serializedBytes() as [UInt8]) } catch { throw FlushError("cannot encode the OTLP request: \(error)") }
         }
-        let bytes: [UInt8]
-        do { bytes = try export.serializedBytes() } catch { throw FlushError("cannot encode the OTLP request: \(error)") }
+        let body = UnsafeRawBufferPointer(out.bytes)
         switch options.wireProtocol {
         case .grpc:
-            return OtlpRequest(body: ByteBuffer(bytes: bytes), events: events)
+            return OtlpRequest(body: ByteBuffer(bytes: body), events: events)
         case .httpProtobuf:
-            return OtlpRequest(body: try options.client.compression.compress(bytes), events: events)
+            return OtlpRequest(body: try options.client.compression.compress(body), events: events)
         }
+    }
+
+    /// Encode buffers reused across requests (the body is copied out of one).
+    let buffers = BufferPool(keep: 2)
+
+    /// A batch's tags as the resource's attributes (raw names) and as each record's (converted
+    /// names, the tags `Convert` drops left out).
+    func tagPairs(_ batch: EventBatch) -> (resource: [(String, String)], attributes: [(String, String)]) {
+        (batch.tags.map { ($0.key, $0.value) },
+         batch.tags.compactMap { t in options.convert.convertedTagName(t.key).map { ($0, t.value) } })
     }
 
     /// One batch as one `ResourceLogs` (the incumbent's "one ResourceLogs per group").
     func resourceLogs(_ batch: EventBatch, observed: UInt64) -> Opentelemetry_Proto_Logs_V1_ResourceLogs {
         var rl = Opentelemetry_Proto_Logs_V1_ResourceLogs()
-        rl.resource.attributes = batch.tags.map { FlusherOtlp.attribute($0.key, $0.value) }
-        var tagAttributes: [Opentelemetry_Proto_Common_V1_KeyValue] = []
-        for t in batch.tags {
-            guard let name = options.convert.convertedTagName(t.key) else { continue }
-            tagAttributes.append(FlusherOtlp.attribute(name, t.value))
-        }
+        let tags = tagPairs(batch)
+        rl.resource.attributes = tags.resource.map { FlusherOtlp.attribute($0.0, $0.1) }
+        let tagAttributes = tags.attributes.map { FlusherOtlp.attribute($0.0, $0.1) }
         var scope = Opentelemetry_Proto_Logs_V1_ScopeLogs()
         scope.logRecords.reserveCapacity(batch.events.count)
         batch.arena.withUnsafeBufferPointer { arena in
@@ -285,8 +299,7 @@ public final class FlusherOtlp: FlusherPlugin {
             }
             for ev in batch.events {
                 var r = Opentelemetry_Proto_Logs_V1_LogRecord()
-                let ns = ev.timeNanos != 0 ? ev.timeNanos : batch.observedNanos
-                r.timeUnixNano = UInt64(max(0, ns))
+                r.timeUnixNano = OtlpLogsEncoder.nanos(ev, batch)
                 r.observedTimeUnixNano = observed
                 if !ev.isParsed {
                     r.body.stringValue = text(ev.content)
