@@ -37,7 +37,7 @@ func fluentBitConfig(_ spec: ScenarioSpec, _ ds: Dataset, inDir: String, outDir:
 
     """
     switch spec.name {
-    case "plain-file", "plain-blackhole", "many-files", "http", "elasticsearch", "loki", "loki-json":
+    case "plain-file", "plain-blackhole", "many-files", "http", "elasticsearch", "loki", "loki-json", "otlp":
         break
     case "http-buffer":
         // Fluent Bit's disk buffer: filesystem chunks, with fsync and checksums on (its defaults have
@@ -109,6 +109,16 @@ func fluentBitConfig(_ spec: ScenarioSpec, _ ds: Dataset, inDir: String, outDir:
             Port         \(port)
             Labels       job=bench
             line_format  json
+
+        """
+    case .otlp:
+        output = """
+        [OUTPUT]
+            Name         opentelemetry
+            Match        *
+            Host         127.0.0.1
+            Port         \(port)
+            Logs_uri     /v1/logs
 
         """
     default:

@@ -2,8 +2,10 @@
 // keep-alive, Content-Length and chunked bodies) inside sluice-bench. It keeps no bodies: it finds every
 // ` id=<file>:<line>` in each body and counts it against the dataset (delivered, unique, lost, duplicated), and
 // answers as the backend would: 200 `{}` (http), `{"took":1,"errors":false,"items":[]}` on `_bulk`
-// (Elasticsearch), 204 (Loki). Loki's protobuf pushes (snappy block format, `application/x-protobuf`) are
-// decompressed first: the lines are protobuf strings, so their ids are then found the same way.
+// (Elasticsearch), 204 (Loki), an empty 200 `application/x-protobuf` (OTLP's ExportLogsServiceResponse with
+// nothing rejected). Loki's protobuf pushes (snappy block format, `application/x-protobuf`) are decompressed
+// first: the lines are protobuf strings, so their ids are then found the same way; OTLP's protobuf bodies are
+// not compressed and are searched as they are.
 // Also a tiny HTTP/1.0 client for ClickHouse queries.
 
 import CSnappy
@@ -13,6 +15,7 @@ enum ReceiverMode {
     case http
     case elasticsearch
     case loki
+    case otlp
 }
 
 private let memmemFn: @convention(c) (UnsafeRawPointer?, Int, UnsafeRawPointer?, Int) -> UnsafeMutableRawPointer? = {
@@ -152,6 +155,23 @@ final class CountingReceiver: @unchecked Sendable {
         var ids: [Int] = []
         ids.reserveCapacity(n / 150)
         var malformed = 0
+        findIds(body, n, &ids, &malformed)
+        record(ids, malformed: malformed, bodyBytes: n)
+    }
+
+    /// Counts an OTLP `ExportLogsServiceRequest`: the ids are searched for in each log record's body
+    /// strings only (a plain search would run into the next field's key: attributes are field 6, the
+    /// byte `2`, right after a body that ends in a line number).
+    private func countOTLP(_ body: UnsafePointer<UInt8>, _ n: Int) {
+        var ids: [Int] = []
+        ids.reserveCapacity(n / 150)
+        var malformed = 0
+        if !OTLPBodies.walk(body, n, .request, { findIds($0, $1, &ids, &malformed) }) { malformed += 1 }
+        record(ids, malformed: malformed, bodyBytes: n)
+    }
+
+    /// Appends the dataset index of every ` id=<file>:<line>` in the `n` bytes at `body` to `ids`.
+    private func findIds(_ body: UnsafePointer<UInt8>, _ n: Int, _ ids: inout [Int], _ malformed: inout Int) {
         let key: StaticString = " id="
         var p = body
         let end = body + n
@@ -170,6 +190,9 @@ final class CountingReceiver: @unchecked Sendable {
             }
             p = q
         }
+    }
+
+    private func record(_ ids: [Int], malformed: Int, bodyBytes n: Int) {
         let now = realNow()
         pthread_mutex_lock(mutex)
         for g in ids {
@@ -182,6 +205,14 @@ final class CountingReceiver: @unchecked Sendable {
         _bodyBytes += n
         if !ids.isEmpty { _lastReceive = now }
         pthread_mutex_unlock(mutex)
+    }
+
+    private func countBody(_ body: UnsafePointer<UInt8>, _ n: Int, protobuf: Bool) {
+        switch (protobuf, mode) {
+        case (true, .loki): countSnappy(body, n)
+        case (true, .otlp): countOTLP(body, n)
+        default: count(body, n)
+        }
     }
 
     private func respond(_ fd: Int32, method: String, path: String) -> Bool {
@@ -197,8 +228,11 @@ final class CountingReceiver: @unchecked Sendable {
         case .loki:
             status = "204 No Content"
             body = ""
+        case .otlp:
+            body = ""
         }
-        let head = "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        let type = mode == .otlp ? "application/x-protobuf" : "application/json"
+        let head = "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
         return head.withCString { writeAllBytes(fd: fd, $0, strlen($0)) }
     }
 
@@ -310,11 +344,11 @@ final class CountingReceiver: @unchecked Sendable {
                     if size == 0 { break }
                 }
                 body.withUnsafeBufferPointer { b in
-                    if b.count > 0 { if protobuf { countSnappy(b.baseAddress!, b.count) } else { count(b.baseAddress!, b.count) } }
+                    if b.count > 0 { countBody(b.baseAddress!, b.count, protobuf: protobuf) }
                 }
             } else if contentLength > 0 {
                 if !ensure(contentLength) { return }
-                if protobuf { countSnappy(buf + start, contentLength) } else { count(buf + start, contentLength) }
+                countBody(buf + start, contentLength, protobuf: protobuf)
                 start += contentLength
             }
             if !respond(fd, method: method, path: path) { return }
@@ -382,4 +416,58 @@ func httpRequest(port: Int, method: String = "POST", path: String, body: String,
     guard let sep = text.firstRange(of: "\r\n\r\n") else { return nil }
     let status = text[..<sep.lowerBound].split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
     return (status, String(text[sep.upperBound...]))
+}
+
+/// The strings of an OTLP logs request that can hold a line: each record's body, a string
+/// (Sluice) or the strings of a key/value list (Fluent Bit's record as a map). Fields by number:
+/// ExportLogsServiceRequest.resource_logs 1, ResourceLogs.scope_logs 2, ScopeLogs.log_records 2,
+/// LogRecord.body 5, AnyValue.string_value 1 / kvlist_value 6, KeyValueList.values 1, KeyValue.value 2.
+enum OTLPBodies {
+    enum Kind { case request, resourceLogs, scopeLogs, logRecord, anyValue, kvList, keyValue }
+
+    /// Calls `string` with each body string; false when the bytes are not a well-formed message.
+    static func walk(_ p: UnsafePointer<UInt8>, _ n: Int, _ kind: Kind, _ string: (UnsafePointer<UInt8>, Int) -> Void) -> Bool {
+        var i = 0
+        func varint() -> UInt64? {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while i < n && shift < 64 {
+                let b = p[i]
+                i += 1
+                v |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+            return nil
+        }
+        while i < n {
+            guard let key = varint() else { return false }
+            let field = key >> 3
+            switch key & 7 {
+            case 0: guard varint() != nil else { return false }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                guard let len = varint(), len <= UInt64(n - i) else { return false }
+                let sub = p + i, m = Int(len)
+                i += m
+                let inner: Kind?
+                switch (kind, field) {
+                case (.request, 1): inner = .resourceLogs
+                case (.resourceLogs, 2): inner = .scopeLogs
+                case (.scopeLogs, 2): inner = .logRecord
+                case (.logRecord, 5), (.keyValue, 2): inner = .anyValue
+                case (.anyValue, 6): inner = .kvList
+                case (.kvList, 1): inner = .keyValue
+                case (.anyValue, 1):
+                    string(sub, m)
+                    inner = nil
+                default: inner = nil
+                }
+                if let inner, !walk(sub, m, inner, string) { return false }
+            default: return false
+            }
+            if i > n { return false }
+        }
+        return true
+    }
 }

@@ -204,6 +204,7 @@ enum FlusherKind: String {
     case elasticsearch   // flusher_elasticsearch into the counting receiver (answers errors:false)
     case osmem           // flusher_elasticsearch into a real osmem-server
     case loki            // flusher_loki into the counting receiver
+    case otlp            // flusher_otlp (HTTP/protobuf) into the counting receiver
     case clickhouse      // flusher_clickhouse (JSONEachRow) into a real clickhouse-server
     /// Delivered into the bench's counting receiver.
     var receiverMode: ReceiverMode? {
@@ -211,6 +212,7 @@ enum FlusherKind: String {
         case .http: return .http
         case .elasticsearch: return .elasticsearch
         case .loki: return .loki
+        case .otlp: return .otlp
         default: return nil
         }
     }
@@ -297,6 +299,7 @@ let allScenarios: [ScenarioSpec] = [
     ScenarioSpec(name: "loki", dataset: "plain", flusher: .loki),
     // Fluent Bit's loki output sends JSON: this is the like-for-like row.
     ScenarioSpec(name: "loki-json", dataset: "plain", flusher: .loki, flusherExtra: "    PushFormat: json\n"),
+    ScenarioSpec(name: "otlp", dataset: "plain", flusher: .otlp),
     ScenarioSpec(name: "clickhouse", dataset: "plain", flusher: .clickhouse, fluentBit: false),
     ScenarioSpec(name: "osmem", dataset: "plain", flusher: .osmem, fluentBit: false),
 ]
@@ -406,6 +409,8 @@ func pipelineYAML(inputDir: String, flusher: FlusherKind, outFile: String, forma
         y += "  - Type: flusher_elasticsearch\n    Addresses: [\"http://127.0.0.1:\(port)\"]\n    Index: bench\n"
     case .loki:
         y += "  - Type: flusher_loki\n    URL: \"http://127.0.0.1:\(port)/loki/api/v1/push\"\n    StaticLabels: {job: bench}\n"
+    case .otlp:
+        y += "  - Type: flusher_otlp\n    Logs: {Endpoint: \"http://127.0.0.1:\(port)\", Protocol: http/protobuf}\n"
     case .clickhouse:
         y += "  - Type: flusher_clickhouse\n    Addresses: [\"http://127.0.0.1:\(port)\"]\n    Table: bench\n    Format: JSONEachRow\n"
     }
@@ -611,7 +616,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
                 endReal = interpolateCompletion(samples, expected: expected, start: realStart) ?? realNow()
                 res.endMethod = "stats-interpolated"
             }
-        case .http, .elasticsearch, .loki:
+        case .http, .elasticsearch, .loki, .otlp:
             let snap = receiver!.snapshot()
             if snap.delivered != lastEvents { lastEvents = snap.delivered; lastProgress = now }
             if snap.unique >= expected {

@@ -22,7 +22,7 @@ usage: sluice-bench [options]
   --many-files N       number of 1 MiB files for the many-files scenario (default 500)
   --work-dir DIR       inputs, run dirs and logs (default /var/tmp/sluice-bench)
   --scenario NAME      plain-file | plain-blackhole | many-files | docker-json | cri | nginx-regex | multiline |
-                       multiline-eof | json | delimiter | timestamp | http | http-buffer | elasticsearch | loki | loki-json |
+                       multiline-eof | json | delimiter | timestamp | http | http-buffer | elasticsearch | loki | loki-json | otlp |
                        clickhouse | osmem | raw | all
                        (repeatable; default all); 1 to 5 are aliases of the first five;
                        `raw` alone measures only the raw ceilings
@@ -49,6 +49,8 @@ usage: sluice-bench [options]
                          loki             plain lines -> flusher_loki (protobuf + snappy, its default) -> the counting
                                           receiver (204)
                          loki-json        the same with PushFormat: json (the body Fluent Bit's loki output sends)
+                         otlp             plain lines -> flusher_otlp (HTTP/protobuf, /v1/logs) -> the counting receiver
+                                          (Fluent Bit: its opentelemetry output)
                          clickhouse       plain lines -> flusher_clickhouse (JSONEachRow) -> a real clickhouse-server
                          osmem            plain lines -> flusher_elasticsearch -> a real osmem-server
                        (`all` is every scenario but clickhouse and osmem, which start real servers: name them)
