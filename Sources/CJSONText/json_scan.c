@@ -33,28 +33,6 @@ size_t sluice_json_plain_length(const uint8_t *src, size_t n) {
     return i;
 }
 
-/// The length of the valid UTF-8 sequence at `p` (its first byte ≥ 0x80), or 0: no overlong
-/// forms, no surrogates, nothing above U+10FFFF.
-static inline size_t utf8_sequence_length(const uint8_t *p, size_t avail) {
-    uint8_t c0 = p[0];
-#define CONT(x) (((x) & 0xC0) == 0x80)
-    if (c0 >= 0xC2 && c0 <= 0xDF) return avail >= 2 && CONT(p[1]) ? 2 : 0;
-    if (c0 >= 0xE0 && c0 <= 0xEF) {
-        if (avail < 3) return 0;
-        uint8_t c1 = p[1];
-        int ok1 = c0 == 0xE0 ? (c1 >= 0xA0 && c1 <= 0xBF) : c0 == 0xED ? (c1 >= 0x80 && c1 <= 0x9F) : CONT(c1);
-        return ok1 && CONT(p[2]) ? 3 : 0;
-    }
-    if (c0 >= 0xF0 && c0 <= 0xF4) {
-        if (avail < 4) return 0;
-        uint8_t c1 = p[1];
-        int ok1 = c0 == 0xF0 ? (c1 >= 0x90 && c1 <= 0xBF) : c0 == 0xF4 ? (c1 >= 0x80 && c1 <= 0x8F) : CONT(c1);
-        return ok1 && CONT(p[2]) && CONT(p[3]) ? 4 : 0;
-    }
-#undef CONT
-    return 0;
-}
-
 size_t sluice_utf8_valid_length(const uint8_t *src, size_t n) {
     size_t i = 0;
     while (i < n) {
@@ -68,7 +46,7 @@ size_t sluice_utf8_valid_length(const uint8_t *src, size_t n) {
             i++;
             continue;
         }
-        size_t len = utf8_sequence_length(src + i, n - i);
+        size_t len = sluice_utf8_sequence_length(src + i, n - i);
         if (len == 0) return i;
         i += len;
     }
@@ -101,7 +79,7 @@ static inline __attribute__((always_inline)) void escape_ascii(uint8_t c, uint8_
 /// else `\ufffd` for this one byte. Returns how many source bytes it took.
 static inline size_t escape_utf8(const uint8_t *src, size_t i, size_t n, uint8_t *dst, size_t *d) {
     uint8_t *o = dst + *d;
-    size_t len = utf8_sequence_length(src + i, n - i);
+    size_t len = sluice_utf8_sequence_length(src + i, n - i);
     if (len > 0) {
         for (size_t k = 0; k < len; k++) o[k] = src[i + k];
         *d += len;

@@ -46,9 +46,23 @@ extension FileInput {
         }
     }
 
-    func scanDirectory(_ dir: String, rel: [String], pattern p: PathPattern, target t: WatchTarget, existedBefore: Bool, seen: inout Set<FileIdentity>) {
+    /// `ancestors`: the directories this walk came down through. A directory among them (reached
+    /// again through a symbolic link: `loop -> ..`, `self -> .`) closes a cycle and is not walked
+    /// again; without this each cycle repeated the walk below it up to the depth limit, and two
+    /// cycles made that exponential in the depth (a 20-deep limit: seconds per rescan).
+    func scanDirectory(_ dir: String, rel: [String], pattern p: PathPattern, target t: WatchTarget, existedBefore: Bool,
+                       seen: inout Set<FileIdentity>, ancestors: [FileIdentity] = []) {
         if t.discard { return }
         guard p.directoryMayLeadToMatch(rel), !t.exclusions.excludesDirectory(dir) || rel.isEmpty else { return }
+        var below = ancestors
+        if case .success(let st) = Sys.stat(dir) {
+            let id = FileIdentity(dev: st.dev, inode: st.inode)
+            if ancestors.contains(id) {
+                directoryCyclesSkipped += 1
+                return
+            }
+            below.append(id)
+        }
         watch(dir)
         let entries: [(name: String, type: UInt8)]
         switch Sys.listDirectory(dir) {
@@ -71,7 +85,7 @@ extension FileInput {
             }
             if isDir {
                 if rel.count < p.maxRelativeDepth {
-                    scanDirectory(path, rel: rel + [name], pattern: p, target: t, existedBefore: existedBefore, seen: &seen)
+                    scanDirectory(path, rel: rel + [name], pattern: p, target: t, existedBefore: existedBefore, seen: &seen, ancestors: below)
                 }
             } else if isFile && filesHere && PathPattern.matchComponent(p.filePattern, name) {
                 if let id = consider(path: path, existedBefore: existedBefore, target: t) { seen.insert(id) }

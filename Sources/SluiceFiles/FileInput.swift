@@ -30,6 +30,8 @@ public final class FileInput: Input, @unchecked Sendable {
     var byPath: [String: FileIdentity] = [:]
     var watches: [Int32: String] = [:]
     var watchedDirs: [String: Int32] = [:]
+    /// Directories not walked again because the walk had come down through them (symlink cycles).
+    var directoryCyclesSkipped = 0
     var inotify: Inotify?
     var warnedPaths: [String: Int64] = [:]
     /// copytruncate detection: heads of files read and truncated lately, directories read.

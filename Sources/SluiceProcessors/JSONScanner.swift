@@ -77,7 +77,7 @@ struct JSONScanner {
                 // Sequence after sequence (text in a script other than Latin) without going back
                 // to the block scan for each character.
                 repeat {
-                    let len = UTF8Check.sequenceLength(p + i, n - i)
+                    let len = sluice_utf8_sequence_length(p + i, n - i)
                     if len == 0 { return nil }
                     i &+= len
                 } while i < n && p[i] >= 0x80
@@ -135,7 +135,7 @@ struct JSONScanner {
             case 0x74: out.append(0x09); j += 2
             case 0x75:
                 let (scalar, len) = unicodeEscape(p, j, end)!
-                UTF8Check.append(scalar, to: &out)
+                UTF8Writer.append(scalar, to: &out)
                 j += len
             default: out.append(e); j += 2
             }
@@ -304,29 +304,8 @@ struct JSONScanner {
     }
 }
 
-/// UTF-8 checks and encoding on bytes.
-enum UTF8Check {
-    /// Length of the valid UTF-8 sequence at `p` (first byte ≥ 0x80), or 0 if invalid.
-    @inline(__always)
-    static func sequenceLength(_ p: UnsafePointer<UInt8>, _ avail: Int) -> Int {
-        let c0 = p[0]
-        @inline(__always) func cont(_ x: UInt8) -> Bool { x & 0xC0 == 0x80 }
-        if c0 >= 0xC2 && c0 <= 0xDF { return avail >= 2 && cont(p[1]) ? 2 : 0 }
-        if c0 >= 0xE0 && c0 <= 0xEF {
-            guard avail >= 3 else { return 0 }
-            let c1 = p[1]
-            let ok1 = c0 == 0xE0 ? (c1 >= 0xA0 && c1 <= 0xBF) : c0 == 0xED ? (c1 >= 0x80 && c1 <= 0x9F) : cont(c1)
-            return ok1 && cont(p[2]) ? 3 : 0
-        }
-        if c0 >= 0xF0 && c0 <= 0xF4 {
-            guard avail >= 4 else { return 0 }
-            let c1 = p[1]
-            let ok1 = c0 == 0xF0 ? (c1 >= 0x90 && c1 <= 0xBF) : c0 == 0xF4 ? (c1 >= 0x80 && c1 <= 0x8F) : cont(c1)
-            return ok1 && cont(p[2]) && cont(p[3]) ? 4 : 0
-        }
-        return 0
-    }
-
+/// UTF-8 encoding on bytes (the check of a sequence is `sluice_utf8_sequence_length`, CJSONText).
+enum UTF8Writer {
     /// Appends the UTF-8 encoding of `scalar`.
     static func append(_ scalar: UInt32, to out: inout [UInt8]) {
         switch scalar {

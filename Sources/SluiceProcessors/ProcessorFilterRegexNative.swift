@@ -186,7 +186,7 @@ public final class ProcessorFilterRegexNative: ProcessorPlugin {
             var j = 0
             while j < n {
                 if p[j] < 0x80 { copy[j] = p[j]; j += 1; continue }
-                let len = UTF8Check.sequenceLength(p + j, n - j)
+                let len = sluice_utf8_sequence_length(p + j, n - j)
                 if len == 0 { copy[j] = 0x20; j += 1; continue }
                 for k in 0..<len { copy[j + k] = p[j + k] }
                 j += len

@@ -14,6 +14,27 @@
 /// block holding a byte from 0x80, a scan that checks each UTF-8 sequence writes the rest.
 size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst);
 
+/// The length of the valid UTF-8 sequence at `p` (its first byte ≥ 0x80, `avail` bytes readable),
+/// or 0 when it is not one: no overlong forms, no surrogates, nothing above U+10FFFF. Inline so
+/// the C scans and the Swift JSON scanner share one check without a call per character.
+static inline size_t sluice_utf8_sequence_length(const uint8_t *p, size_t avail) {
+    uint8_t c0 = p[0];
+    if (c0 >= 0xC2 && c0 <= 0xDF) return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c0 >= 0xE0 && c0 <= 0xEF) {
+        if (avail < 3) return 0;
+        uint8_t c1 = p[1];
+        int ok1 = c0 == 0xE0 ? (c1 >= 0xA0 && c1 <= 0xBF) : c0 == 0xED ? (c1 >= 0x80 && c1 <= 0x9F) : (c1 & 0xC0) == 0x80;
+        return ok1 && (p[2] & 0xC0) == 0x80 ? 3 : 0;
+    }
+    if (c0 >= 0xF0 && c0 <= 0xF4) {
+        if (avail < 4) return 0;
+        uint8_t c1 = p[1];
+        int ok1 = c0 == 0xF0 ? (c1 >= 0x90 && c1 <= 0xBF) : c0 == 0xF4 ? (c1 >= 0x80 && c1 <= 0x8F) : (c1 & 0xC0) == 0x80;
+        return ok1 && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 ? 4 : 0;
+    }
+    return 0;
+}
+
 /// How many of the `n` bytes of `src` are valid UTF-8 before the first byte that is not (`n` when
 /// all are): no overlong forms, no surrogates, nothing above U+10FFFF, what a protobuf `string`
 /// must hold. Sixteen ASCII bytes at a time.
