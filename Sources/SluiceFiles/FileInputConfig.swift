@@ -63,7 +63,7 @@ extension FileInputOptions {
     /// from these specs.
     public static let fields: [FieldSpec] = [
             FieldSpec(name: "FilePaths", type: .stringList, doc: "Absolute path patterns (at most 10). `*` and `?` match within a name; `**` stands for 0 to MaxDirSearchDepth directories.", defaultValue: nil),
-            FieldSpec(name: "MaxDirSearchDepth", type: .int, doc: "How many directories `**` may stand for (0–1000).", defaultValue: "0"),
+            FieldSpec(name: "MaxDirSearchDepth", type: .int, doc: "How many directories `**` may stand for (0–1000). Symbolic links to directories are followed, except one that leads back to a directory the walk came down through (a cycle), which is not walked again.", defaultValue: "0"),
             FieldSpec(name: "ExcludeFilePaths", type: .stringList, doc: "Absolute path globs of files to skip.", defaultValue: "[]"),
             FieldSpec(name: "ExcludeFiles", type: .stringList, doc: "File name globs to skip.", defaultValue: "[]"),
             FieldSpec(name: "ExcludeDirs", type: .stringList, doc: "Directory globs (absolute); files anywhere below a match are skipped.", defaultValue: "[]"),
