@@ -39,13 +39,13 @@ public final class OutputBuffer: @unchecked Sendable {
     deinit { if ownsMemory { base.deallocate() } }
 
     /// Makes room for `extra` more bytes.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func reserve(_ extra: Int) {
         if count + extra > capacity { grow(count + extra) }
     }
 
-    @inline(never)
-    private func grow(_ needed: Int) {
+    @usableFromInline @inline(never)
+    func grow(_ needed: Int) {
         var c = max(capacity, 64)
         while c < needed { c *= 2 }
         let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
@@ -66,7 +66,9 @@ public final class OutputBuffer: @unchecked Sendable {
         }
     }
 
-    @inline(__always)
+    /// Inlinable, as are `reserve`, `append(byte:)` and the short copy: the flushers' encoders
+    /// (another module) append a few short pieces per event, and each was a call.
+    @inlinable @inline(__always)
     public func append(_ p: UnsafePointer<UInt8>, _ n: Int) {
         reserve(n)
         if n <= 16 {
@@ -81,7 +83,7 @@ public final class OutputBuffer: @unchecked Sendable {
     /// single bytes under 4; all loads come before the stores, so the ranges may overlap as for
     /// memmove. The encoders append many short pieces (separators, keys, an index's action line),
     /// where a call to memmove per piece was a tenth of the elasticsearch flusher's CPU.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func copySmall(from p: UnsafePointer<UInt8>, to d: UnsafeMutablePointer<UInt8>, _ n: Int) {
         let s = UnsafeRawPointer(p)
         let t = UnsafeMutableRawPointer(d)
@@ -109,7 +111,7 @@ public final class OutputBuffer: @unchecked Sendable {
         bytes.withUnsafeBufferPointer { if let b = $0.baseAddress { append(b, $0.count) } }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func append(byte: UInt8) {
         reserve(1)
         base[count] = byte
