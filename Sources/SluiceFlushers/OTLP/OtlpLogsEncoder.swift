@@ -81,7 +81,7 @@ struct OtlpLogsEncoder {
         out.reserve(ProtobufWire.fieldSize(payload: resourceLogsSize))
         out.appendLengthDelimited(field: 1, length: resourceLogsSize)
         out.appendLengthDelimited(field: 1, length: resourceSize)
-        for p in resource { OtlpLogsEncoder.appendKeyValue(p.key, p.value, to: out) }
+        for p in resource { OtlpLogsEncoder.appendKeyValue(field: 1, p, to: out) }
         out.appendLengthDelimited(field: 2, length: scopeSize)
         batch.arena.withUnsafeBufferPointer { a in
             let arena = a.baseAddress ?? UnsafePointer(bitPattern: 1)!
@@ -109,17 +109,10 @@ struct OtlpLogsEncoder {
                         let k = bytes(f.key), v = bytes(f.value)
                         // Another `content` or `level` field than the last: the record keeps only the last.
                         if k.elementsEqual(OtlpLogsEncoder.contentKey) || k.elementsEqual(OtlpLogsEncoder.levelKey) { continue }
-                        out.appendLengthDelimited(field: 6, length: OtlpLogsEncoder.keyValueSize(k.count, v.count))
-                        if !k.isEmpty { OtlpLogsEncoder.appendString(field: 1, k, to: out) }
-                        out.appendLengthDelimited(field: 2, length: ProtobufWire.fieldSize(payload: v.count))
-                        OtlpLogsEncoder.appendString(field: 1, v, to: out)
+                        OtlpLogsEncoder.appendKeyValue(field: 6, k, v, to: out)
                     }
                 }
-                for p in tagAttributes {
-                    out.appendKey(field: 6, wireType: ProtobufWire.lengthDelimited)
-                    out.appendVarint(UInt64(OtlpLogsEncoder.keyValueSize(p.key.count, p.value.count)))
-                    OtlpLogsEncoder.appendKeyValueBody(p.key, p.value, to: out)
-                }
+                for p in tagAttributes { OtlpLogsEncoder.appendKeyValue(field: 6, p, to: out) }
                 out.appendFixed64Field(11, observed)
             }
         }
@@ -145,16 +138,17 @@ struct OtlpLogsEncoder {
         if let b = v.baseAddress, v.count > 0 { out.append(b, v.count) }
     }
 
-    /// A KeyValue as a repeated attribute (field 1 of Resource).
-    static func appendKeyValue(_ k: [UInt8], _ v: [UInt8], to out: OutputBuffer) {
-        out.appendLengthDelimited(field: 1, length: keyValueSize(k.count, v.count))
-        appendKeyValueBody(k, v, to: out)
+    /// A KeyValue as field `field` (Resource's attributes 1, a LogRecord's 6): the key (left out
+    /// when empty) and an AnyValue holding the string, `keyValueSize` bytes.
+    @inline(__always)
+    static func appendKeyValue(field: Int, _ k: UnsafeBufferPointer<UInt8>, _ v: UnsafeBufferPointer<UInt8>, to out: OutputBuffer) {
+        out.appendLengthDelimited(field: field, length: keyValueSize(k.count, v.count))
+        if !k.isEmpty { appendString(field: 1, k, to: out) }
+        out.appendLengthDelimited(field: 2, length: ProtobufWire.fieldSize(payload: v.count))
+        appendString(field: 1, v, to: out)
     }
 
-    /// A KeyValue's fields.
-    static func appendKeyValueBody(_ k: [UInt8], _ v: [UInt8], to out: OutputBuffer) {
-        if !k.isEmpty { k.withUnsafeBufferPointer { appendString(field: 1, $0, to: out) } }
-        out.appendLengthDelimited(field: 2, length: ProtobufWire.fieldSize(payload: v.count))
-        v.withUnsafeBufferPointer { appendString(field: 1, $0, to: out) }
+    static func appendKeyValue(field: Int, _ p: Pair, to out: OutputBuffer) {
+        p.key.withUnsafeBufferPointer { k in p.value.withUnsafeBufferPointer { v in appendKeyValue(field: field, k, v, to: out) } }
     }
 }
