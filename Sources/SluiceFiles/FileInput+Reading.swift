@@ -29,7 +29,7 @@ extension FileInput {
                     warnOnce(r.path, "Cannot read file; will retry.", e)
                     r.dirty = false
                     chunks = Int.max
-                case .success(let out):
+                case .success(var out):
                     if out.linesSplit > 0 { context.pipelineMetrics.linesSplit.add(out.linesSplit) }
                     if out.bytesRead > 0 {
                         context.pipelineMetrics.bytesIn.add(out.bytesRead)
@@ -37,6 +37,7 @@ extension FileInput {
                     }
                     if r.multiline != nil || r.decoder?.multilineActive == true { countMultiline(r) }
                     if let b = out.batch {
+                        out.batch = nil  // `b` is then the batch's one reference, handed on below
                         if let dec = r.decoder {
                             // Decode first: the held offset must include what this batch left pending.
                             let decoded = dec.decode(b, baseOffset: arenaOffset)
@@ -89,16 +90,17 @@ extension FileInput {
 
     /// Hands on several batches from one read: all but the last keep the checkpoint where it was,
     /// so it moves only once every one of them is acknowledged.
-    func deliver(_ batches: [EventBatch], from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
-        for (i, b) in batches.enumerated() {
-            if !deliver(b, from: r, upTo: i == batches.count - 1 ? upTo : r.lastRegistered, sink: sink) { return false }
+    func deliver(_ batches: consuming [EventBatch], from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
+        // Each batch moved out of the array, so the sink gets its only reference.
+        batches.reverse()
+        while let b = batches.popLast() {
+            if !deliver(b, from: r, upTo: batches.isEmpty ? upTo : r.lastRegistered, sink: sink) { return false }
         }
         return true
     }
 
-    func deliver(_ batch: EventBatch, from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
+    func deliver(_ b: consuming EventBatch, from r: FileReader, upTo: Int64, sink: any BatchSink) -> Bool {
         if r.lastRegistered == 0 { copies.firstRead(path: r.path) }
-        var b = batch
         // Every batch of the file (lines, flushed partial lines, multiline groups, a runtime log's
         // decoded streams) continues one stream, so a processing thread takes them in order.
         b.sourceStream = FNV1a.hash64(r.id.dev, r.id.inode, 0)

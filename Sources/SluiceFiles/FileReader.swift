@@ -118,7 +118,10 @@ struct ChunkReader {
         let held = r.partial.count
         var readError: Errno?
         var n = 0
-        var arena = [UInt8](unsafeUninitializedCapacity: held + chunk) { buf, initialized in
+        // Room past the read for what processors add to the arena (unescaped strings, numbers
+        // made text, new values): appended at the end of their pass, it then fits, and the arena
+        // is not moved to a larger allocation (a copy of it, and fresh pages, per batch).
+        var arena = [UInt8](unsafeUninitializedCapacity: held + chunk + chunk / 8) { buf, initialized in
             let base = buf.baseAddress!
             r.partial.withUnsafeBufferPointer { p in
                 if held > 0 { base.update(from: p.baseAddress!, count: held) }

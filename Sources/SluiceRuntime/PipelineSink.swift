@@ -36,7 +36,7 @@ final class PipelineSink: BatchSink {
         }
     }
 
-    func send(_ batch: EventBatch) -> Bool {
+    func send(_ batch: consuming EventBatch) -> Bool {
         if let workers { return workers.submit(batch) }
         return processAndDeliver(batch, with: processorSets[0])
     }
@@ -46,8 +46,9 @@ final class PipelineSink: BatchSink {
         await workers?.finish()
     }
 
-    private func processAndDeliver(_ batch: EventBatch, with processors: Processors) -> Bool {
-        var b = batch
+    /// Consumes the batch: with the only reference to it, the processors rewrite it in place.
+    private func processAndDeliver(_ batch: consuming EventBatch, with processors: Processors) -> Bool {
+        var b = consume batch
         // Each processor's received and sent events are counted here, once per batch.
         for (p, m) in processors {
             if b.events.isEmpty { break }

@@ -34,7 +34,7 @@ final class ProcessingWorkers: Sendable {
 
     /// Starts the threads; thread `i` runs `work(i, batch)` for each batch handed to it.
     /// `stopping` says when a reader waiting for room should give up.
-    func start(stopping: @escaping @Sendable () -> Bool, work: @escaping @Sendable (Int, EventBatch) -> Void) {
+    func start(stopping: @escaping @Sendable () -> Bool, work: @escaping @Sendable (Int, consuming EventBatch) -> Void) {
         self.stopping.withLock { $0 = stopping }
         running.store(lanes.count, ordering: .releasing)
         for (i, lane) in lanes.enumerated() {
@@ -52,7 +52,7 @@ final class ProcessingWorkers: Sendable {
 
     /// Hands `batch` to its source's thread, waiting while that thread's queue is full; false
     /// when the pipeline stops meanwhile (the batch is not taken).
-    func submit(_ batch: EventBatch) -> Bool {
+    func submit(_ batch: consuming EventBatch) -> Bool {
         let lane = lanes[Int(batch.sourceStream % UInt64(lanes.count))]
         while lane.slots.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
             if stopping.withLock({ $0 })() { return false }

@@ -257,12 +257,12 @@ public final class CollectingSink: BatchSink, @unchecked Sendable {
 
     public init(acknowledge: Bool = true) { self.acknowledge = acknowledge }
 
-    public func send(_ batch: EventBatch) -> Bool {
+    public func send(_ batch: consuming EventBatch) -> Bool {
         lock.lock()
         if !accepting { lock.unlock(); return false }
         for i in 0..<batch.events.count { _lines.append(batch.contentBytes(i)) }
         _tags.append(batch.tags)
-        if !acknowledge { _batches.append(batch) }
+        if !acknowledge { _batches.append(copy batch) }
         lock.unlock()
         if acknowledge {
             batch.ack?.expect(1)

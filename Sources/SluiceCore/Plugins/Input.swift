@@ -1,7 +1,9 @@
 /// Where an input delivers its batches. `send` may block the calling thread (backpressure) and
 /// returns false when the pipeline is stopping: the batch was not taken and will not be acknowledged.
+/// The batch is consumed: an input that hands over its last reference lets the processors rewrite
+/// the batch's arena, events and fields in place (a second reference would make each of them a copy).
 public protocol BatchSink: Sendable {
-    func send(_ batch: EventBatch) -> Bool
+    func send(_ batch: consuming EventBatch) -> Bool
 }
 
 /// An input produces batches. It runs its own thread(s) so blocking reads never starve the
