@@ -42,8 +42,8 @@ extension FileInput {
                             // Decode first: the held offset must include what this batch left pending.
                             let decoded = dec.decode(b, baseOffset: arenaOffset)
                             let upTo = min(out.emittedUpTo, dec.holdOffset ?? .max)
-                            if !deliver(decoded, from: r, upTo: upTo, sink: sink) { return false }
-                        } else if !deliver(b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
+                            if !deliver(consume decoded, from: r, upTo: upTo, sink: sink) { return false }
+                        } else if !deliver(consume b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
                     }
                     if out.reachedEOF {
                         r.dirty = false
@@ -94,7 +94,7 @@ extension FileInput {
         // Each batch moved out of the array, so the sink gets its only reference.
         batches.reverse()
         while let b = batches.popLast() {
-            if !deliver(b, from: r, upTo: batches.isEmpty ? upTo : r.lastRegistered, sink: sink) { return false }
+            if !deliver(consume b, from: r, upTo: batches.isEmpty ? upTo : r.lastRegistered, sink: sink) { return false }
         }
         return true
     }
@@ -114,7 +114,7 @@ extension FileInput {
         context.pipelineMetrics.eventsIn.add(b.events.count)
         context.metrics.receivedEvents.add(b.events.count)
         context.metrics.receivedBytes.add(b.inputBytes)
-        return sink.send(b)
+        return sink.send(consume b)
     }
 
     fileprivate func ensureOpen(_ r: FileReader) -> Bool {

@@ -32,13 +32,13 @@ final class PipelineSink: BatchSink {
     /// Starts the processing threads (with more than one processor set); `finishProcessing` ends them.
     func startProcessing() {
         workers?.start(stopping: { [unowned self] in self.stopping.load(ordering: .acquiring) }) { [unowned self] i, b in
-            _ = self.processAndDeliver(b, with: self.processorSets[i])
+            _ = self.processAndDeliver(consume b, with: self.processorSets[i])
         }
     }
 
     func send(_ batch: consuming EventBatch) -> Bool {
-        if let workers { return workers.submit(batch) }
-        return processAndDeliver(batch, with: processorSets[0])
+        if let workers { return workers.submit(consume batch) }
+        return processAndDeliver(consume batch, with: processorSets[0])
     }
 
     /// After the input stopped: waits until the processing threads (if any) handed on everything.

@@ -43,7 +43,7 @@ final class ProcessingWorkers: Sendable {
                     lane.items.wait()
                     guard let next = lane.queue.withLock({ $0.removeFirst() }) else { break }
                     lane.slots.signal()
-                    work(i, next)
+                    work(i, consume next)
                 }
                 if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { ended.open() }
             }
@@ -57,7 +57,9 @@ final class ProcessingWorkers: Sendable {
         while lane.slots.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
             if stopping.withLock({ $0 })() { return false }
         }
-        lane.queue.withLock { $0.append(batch) }
+        // Moved into the queue, so the thread that takes it holds its only reference.
+        var item: EventBatch? = consume batch
+        lane.queue.withLock { $0.append(item.take()) }
         lane.items.signal()
         return true
     }

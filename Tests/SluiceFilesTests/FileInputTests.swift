@@ -98,6 +98,32 @@ final class FIRecordingSink: BatchSink, Sendable {
     }
 }
 
+/// A sink that writes to each batch as a processor does: one byte appended to its arena, which
+/// must stay where it is (the batch's only reference, with the room the reader leaves), not be
+/// copied away as a buffer still shared with the reader would be.
+final class FIOwnershipSink: BatchSink, Sendable {
+    struct Counts: Sendable { var batches = 0, moved = 0, lines = 0 }
+    private let state = Mutex(Counts())
+
+    func send(_ batch: consuming EventBatch) -> Bool {
+        var b = consume batch
+        let before = b.arena.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        b.arena.append(0)
+        let after = b.arena.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        let n = b.events.count
+        state.withLock { c in
+            c.batches += 1
+            c.lines += n
+            if before != after { c.moved += 1 }
+        }
+        b.ack?.expect(1)
+        b.ack?.acknowledge()
+        return true
+    }
+
+    var counts: Counts { state.withLock { $0 } }
+}
+
 /// A temporary data dir with an `in/` folder for the files to read.
 struct FIEnv {
     let tmp: TempDir
@@ -430,6 +456,27 @@ struct FileInputTests {
         #expect(ev.dropLast().allSatisfy { $0.flags & LogEvent.Flag.splitPiece != 0 })
         #expect(ev.last?.flags == 0)
         #expect(metrics.linesSplit.current == 1)
+    }
+
+    @Test("A batch reaches the sink as the only reference to its arena, with room to add bytes in place")
+    func batchArrivesUniquelyOwned() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        env.createMarker()
+        var o = env.options()
+        o.maxReadBufferSize = 4096
+        let sink = FIOwnershipSink()
+        let lines = numbered("own", 0..<500, width: 30)  // ~15 KiB: several reads of 4 KiB
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await env.waitStarted())
+            fiPlaceAtomically(env.inDir + "/a.log", text(lines))
+            #expect(await eventually { sink.counts.lines >= lines.count })
+        }
+        let c = sink.counts
+        #expect(c.lines == lines.count)
+        #expect(c.batches >= 4)
+        // Shared with the reader, the first write would copy the arena to a new buffer.
+        #expect(c.moved == 0, "\(c.moved) of \(c.batches) batches were copied on their first write")
     }
 
     @Test("A long line that does not start at a read boundary is still cut at max_read_buffer_size")
