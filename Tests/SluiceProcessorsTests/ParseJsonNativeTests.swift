@@ -163,6 +163,17 @@ import Testing
         #expect(h.run([#"{"a":"1","b":"2","a":"3"}"#]) == [#"{"a":"3","b":"2"}"#])
     }
 
+    @Test func keysAlikeButForOneByteStayTwoFieldsAndDuplicatesOfAnyFormOverwrite() throws {
+        // §1.2 / §1.0: distinct keys are distinct fields however alike; a duplicate (long, empty, or
+        // written with an escape) overwrites the first one's slot.
+        let h = try Self.harness()
+        #expect(h.run([#"{"abcdefgh-1-ijklmnop":"1","abcdefgh-2-ijklmnop":"2","content":"c"}"#])
+                == [#"{"content":"c","abcdefgh-1-ijklmnop":"1","abcdefgh-2-ijklmnop":"2"}"#])
+        #expect(h.run([#"{"request_time_ms":"1","x":"2","request_time_ms":"3"}"#]) == [#"{"request_time_ms":"3","x":"2"}"#])
+        #expect(h.run([#"{"":"1","b":"2","":"3"}"#]) == [#"{"":"3","b":"2"}"#])
+        #expect(h.run([#"{"k\u0041":"1","kA":"2"}"#]) == [#"{"kA":"2"}"#])
+    }
+
     @Test func parsedKeysReplaceExistingFieldsInPlaceAndAFailureKeepsTheOtherFields() throws {
         // §1.0 step 2 (overwrite in place), field order, and step 6: a failed event that still has
         // other fields is kept with them (not dropped, not counted as discarded).
