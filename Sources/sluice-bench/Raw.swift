@@ -10,6 +10,11 @@ struct RawResult {
     var lines = 0
     var wall = 0.0
     var cpu = CPUTimes(user: 0, sys: 0)
+
+    var mbPerSec: Double { Double(bytes) / wall / 1e6 }
+    var gib: Double { Double(bytes) / 1073741824 }
+    var cpuPerGiB: Double { cpu.total / gib }
+    var sysPerGiB: Double { cpu.sys / gib }
 }
 
 /// Runs the loop over every file of `ds` found in `dir`, writing to `outPath` (created / truncated).

@@ -9,8 +9,8 @@ struct RawRow {
     /// Set for a scenario's own ceiling (e.g. `regex-jit[nginx-regex]`).
     var label: String? = nil
     var name: String { label ?? ((toFile ? "raw-file" : "raw-null") + "[" + dataset.spec.name + "]") }
-    var mbPerSec: Double { Double(result.bytes) / result.wall / 1e6 }
-    var cpuPerGiB: Double { result.cpu.total / (Double(result.bytes) / 1073741824) }
+    var mbPerSec: Double { result.mbPerSec }
+    var cpuPerGiB: Double { result.cpuPerGiB }
 }
 
 func mbPerSec(_ r: ScenarioResult) -> Double? {

@@ -212,11 +212,10 @@ func measureRaw(_ ds: Dataset, workDir: String) throws -> [RawRow] {
         runs.sort { $0.wall < $1.wall }
         let row = RawRow(dataset: ds, toFile: toFile, result: runs[runs.count / 2])
         var text = "[\(row.name)] \(fmt(row.mbPerSec, 1)) MB/s, \(fmt(row.cpuPerGiB, 3)) CPU-s/GiB (median of \(rawRepetitions); "
-            + "runs: " + runs.map { fmt(Double($0.bytes) / $0.wall / 1e6, 0) }.joined(separator: ", ") + " MB/s)"
+            + "runs: " + runs.map { fmt($0.mbPerSec, 0) }.joined(separator: ", ") + " MB/s)"
         if let r = reused {
-            let gib = Double(r.bytes) / 1073741824
-            text += "; written at once into the pages just freed: \(fmt(Double(r.bytes) / r.wall / 1e6, 0)) MB/s, "
-                + "\(fmt(r.cpu.total / gib, 3)) CPU-s/GiB (system \(fmt(r.cpu.sys / gib, 3)) vs \(fmt(row.result.cpu.sys / (Double(row.result.bytes) / 1073741824), 3)) s/GiB)"
+            text += "; written at once into the pages just freed: \(fmt(r.mbPerSec, 0)) MB/s, \(fmt(r.cpuPerGiB, 3)) CPU-s/GiB "
+                + "(system \(fmt(r.sysPerGiB, 3)) vs \(fmt(row.result.sysPerGiB, 3)) s/GiB)"
         }
         note(text)
         rows.append(row)
