@@ -293,6 +293,12 @@ public final class StreamDecoder {
     /// Whether a multiline group waits for more records.
     public var hasPendingGroup: Bool { groupOffset[0] != nil || groupOffset[1] != nil }
 
+    /// The pending groups' last records were written no later than `t` (monotonic): each waits
+    /// its timeout from then, not from when it was read.
+    public func groupsWritten(atOrBefore t: Int64) {
+        for i in 0..<2 where groupOffset[i] != nil { groupSince[i] = min(groupSince[i], t) }
+    }
+
     /// Discarded unmatched lines, unmatched lines and truncated groups counted since the last call.
     public func takeMultilineCounts() -> (discarded: Int, unmatched: Int, truncated: Int) {
         var d = 0, u = 0, t = 0

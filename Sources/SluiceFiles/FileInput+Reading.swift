@@ -49,6 +49,7 @@ extension FileInput {
                         r.dirty = false
                         r.atEOF = true
                         chunks = Int.max
+                        heldBackWrittenAt(r, now: now)
                     } else {
                         r.atEOF = false
                     }
@@ -61,6 +62,21 @@ extension FileInput {
             }
         }
         return true
+    }
+
+    /// At the end of a file, what `r` holds back (an unterminated last line, a pending multiline
+    /// group) waits its flush timeout from when it was written, which the file's modification
+    /// time bounds, not from when it was read: the last record of a file written long ago (a
+    /// backlog, a finished Job's log, a restart) is emitted at once, while a file being written
+    /// still waits for its next line. Not when the file grew meanwhile (its next read decides).
+    func heldBackWrittenAt(_ r: FileReader, now: Int64) {
+        let group = r.decoder?.hasPendingGroup == true
+        guard !r.partial.isEmpty || group else { return }
+        guard case .success(let st) = Sys.fstat(r.fd), st.size == r.readOffset else { return }
+        let age = Sys.wallNanos() - st.mtimeNanos
+        guard age > 0 else { return }
+        if !r.partial.isEmpty { r.partialSince = min(r.partialSince, now - age) }
+        if group { r.decoder?.groupsWritten(atOrBefore: now - age) }
     }
 
     /// Adds what the reader's joiners counted (discarded unmatched lines, truncated groups) to

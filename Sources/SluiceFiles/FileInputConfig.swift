@@ -69,7 +69,7 @@ extension FileInputOptions {
             FieldSpec(name: "ExcludeDirs", type: .stringList, doc: "Directory globs (absolute); files anywhere below a match are skipped.", defaultValue: "[]"),
             FieldSpec(name: "FileEncoding", type: .string, doc: "`utf8` or `gbk` (converted to UTF-8).", defaultValue: "utf8"),
             FieldSpec(name: "TailSizeKB", type: .int, doc: "A file that existed before the pipeline started, seen for the first time with no checkpoint, is read from its last TailSizeKB KiB (from the next line start). Files that appear while Sluice runs are always read from offset 0.", defaultValue: "1024"),
-            FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "An unterminated last line is emitted after this many seconds without new data.", defaultValue: "60"),
+            FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "An unterminated last line (or a pending multiline group) is emitted once the file has had no new data for this many seconds, counted from its last write (its modification time): at once at the end of a file written longer ago than that.", defaultValue: "60"),
             FieldSpec(name: "CloseUnusedReaderIntervalSec", type: .double, doc: "A file read to its end and unchanged this long has its descriptor closed; it is reopened on change.", defaultValue: "60"),
             FieldSpec(name: "TailingAllMatchedFiles", type: .bool, doc: "iLogtail: also read files that existed before the config. Sluice always reads every matched file (TailSizeKB applies).", defaultValue: "false"),
             FieldSpec(name: "RotatorQueueSize", type: .int, doc: "iLogtail: rotated files remembered per path. Sluice follows every rotated file until it is drained.", defaultValue: "20",

@@ -48,6 +48,14 @@ public func writeFile(_ path: String, _ bytes: [UInt8], append: Bool = false) {
     close(fd)
 }
 
+/// Sets the file's access and modification times to `secondsAgo` seconds before now, as if it
+/// had last been written then.
+public func setModificationTime(_ path: String, secondsAgo: Int) {
+    let t = timespec(tv_sec: time(nil) - secondsAgo, tv_nsec: 0)
+    var times = [t, t]
+    precondition(utimensat(AT_FDCWD, path, &times, 0) == 0, "cannot set the times of \(path)")
+}
+
 /// The whole file (tests read outputs of up to a few GiB); empty when it cannot be read.
 public func readFileBytes(_ path: String) -> [UInt8] {
     (try? Sys.readFile(path, limit: 8 << 30).get()) ?? []

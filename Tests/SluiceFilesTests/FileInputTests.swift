@@ -435,6 +435,22 @@ struct FileInputTests {
         #expect(!ev.contains { $0.content.contains(0x0A) })
     }
 
+    @Test("An unterminated last line of a file last written longer ago than FlushTimeoutSecs is emitted at once")
+    func flushTimeoutCountsFromTheLastWrite() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = env.options()
+        o.flushTimeoutSecs = 10
+        let a = env.inDir + "/a.log"
+        writeFile(a, "abc\ndef")
+        setModificationTime(a, secondsAgo: 30)
+        let sink = FIRecordingSink()
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await eventually(3) { sink.lines.count >= 2 }, "the unterminated line waited for the flush timeout")
+        }
+        #expect(sink.lines == ["abc", "def"])
+    }
+
     @Test("A line longer than max_read_buffer_size is emitted in flagged pieces and counted")
     func longLineEmittedInPieces() async throws {
         let env = FIEnv()

@@ -118,6 +118,44 @@ struct MultilineFileTests {
         if ev.count == 3 { #expect(ev[1].flags & LogEvent.Flag.unterminated != 0) }
     }
 
+    @Test("At the end of a file last written longer ago than FlushTimeoutSecs, its pending group and unterminated line leave at once; a file written just now still waits")
+    func flushTimeoutCountsFromTheLastWrite() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = options(env)
+        o.flushTimeoutSecs = 10
+        let old = env.inDir + "/old.log", fresh = env.inDir + "/fresh.log"
+        writeFile(old, "2024-01-01 one\n\tat a\n2024-01-02 two\n\tat b\n2024-01-03 three\n\tat c")
+        setModificationTime(old, secondsAgo: 30)
+        writeFile(fresh, "2024-02-01 one\n\tat a\n2024-02-02 two\n\tat b\n")
+        let sink = FIRecordingSink()
+        try await fiWithInput(try input(env, o, table: try env.table()).0, sink: sink) {
+            #expect(await eventually(3) { sink.lines.count >= 4 })
+            await pause(0.5)
+        }
+        #expect(sink.lines.filter { $0.hasPrefix("2024-01") } == ["2024-01-01 one\n\tat a", "2024-01-02 two\n\tat b", "2024-01-03 three\n\tat c"],
+                "the old file's last group (with its unterminated last line) did not wait 10 s")
+        #expect(sink.lines.filter { $0.hasPrefix("2024-02") } == ["2024-02-01 one\n\tat a"], "the fresh file's last group waits for more lines")
+    }
+
+    @Test("ContainerLogFormat cri: a stream's pending group at the end of a log last written long ago leaves at once")
+    func criFlushTimeoutCountsFromTheLastWrite() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = options(env)
+        o.containerLogFormat = .cri
+        o.flushTimeoutSecs = 10
+        let t = "2024-01-01T00:00:01Z"
+        let a = env.inDir + "/c.log"
+        writeFile(a, "\(t) stdout F 2024-01-01 one\n\(t) stderr F 2024-01-01 err\n\(t) stdout F \tat a\n\(t) stderr F \tat e\n")
+        setModificationTime(a, secondsAgo: 30)
+        let sink = FIRecordingSink()
+        try await fiWithInput(try input(env, o, table: try env.table()).0, sink: sink) {
+            #expect(await eventually(3) { sink.lines.count >= 2 }, "the pending groups waited for the flush timeout")
+        }
+        #expect(Set(sink.lines) == ["2024-01-01 one\n\tat a", "2024-01-01 err\n\tat e"])
+    }
+
     @Test("A group larger than max_read_buffer_size is emitted in flagged pieces and counted once; nothing is lost")
     func maxSize() async throws {
         let env = FIEnv()

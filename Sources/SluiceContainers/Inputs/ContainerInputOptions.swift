@@ -57,7 +57,7 @@ public enum ContainerInputConfig {
 
     public static let commonFields: [FieldSpec] = [
         FieldSpec(name: "TailSizeKB", type: .int, doc: "Containers that existed when the pipeline started are read from the last TailSizeKB KiB of their log; containers that start later are read from offset 0, always.", defaultValue: "1024"),
-        FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "A held partial line is emitted after this many seconds without new data.", defaultValue: "60"),
+        FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "A held partial line (or a pending multiline group) is emitted once the log has had no new data for this many seconds, counted from its last write (its modification time): at once at the end of a log written longer ago than that.", defaultValue: "60"),
         FieldSpec(name: "Multiline", type: .object(fields: MultilineOptions.fields), doc: "Multiline grouping per container stream (stdout and stderr apart), after the runtime's partial lines are joined: lines joined with `\\n` into one event by the incumbent's rules (`custom` mode; the event keeps its first line's time). A pending group waits up to FlushTimeoutSecs and is bounded by `max_read_buffer_size`; the checkpoint never passes its first line.", defaultValue: nil),
         FieldSpec(name: "KeepingSourceWhenParseFail", type: .bool, doc: "Keep a line that is not a runtime record as it is (Sluice always does).", defaultValue: "true"),
         FieldSpec(name: "IgnoreParseWarning", type: .bool, doc: "Do not warn about lines that are not runtime records.", defaultValue: "false"),
