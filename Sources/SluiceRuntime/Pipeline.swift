@@ -57,6 +57,9 @@ public final class Pipeline: Sendable {
     /// timeout from when the input stopped).
     private let drainDeadline = Atomic<Int64>(0)
     private let done = Latch()
+    /// Set by `run()` as it begins, or by `cancelUnstarted()`: a pipeline runs at most once, and
+    /// one that will never run does not keep `stop()` / `drain` waiting.
+    private let begun = Atomic<Bool>(false)
 
     public init(_ pipeline: ValidatedPipeline, environment env: PipelineEnvironment, queueBytes: Int, shutdownTimeoutSeconds: Double) throws {
         let doc = pipeline.document
@@ -109,6 +112,7 @@ public final class Pipeline: Sendable {
     /// (bounded by the shutdown timeout) and returns. Past the deadline, what is undelivered is
     /// finished as abandoned: it stays in its source and is read again on the next start.
     public func run() async {
+        guard !begun.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for (f, ctx) in flushers {
             do { try await f.start() } catch {
                 ctx.logger.error("Flusher could not start; its sends will retry.", metadata: ["error": "\(error)"])
@@ -169,6 +173,13 @@ public final class Pipeline: Sendable {
 
     static func runFlusher<F: Flusher>(_ flusher: F, queue: any BatchSource, context: PluginContext) async {
         await FlusherRunner(flusher: flusher, queue: queue, context: context).run()
+    }
+
+    /// For a pipeline whose `run()` will never be called (its start raced the daemon's shutdown):
+    /// marks it done without running, so `stop()` and `drain` return at once. Nothing was read
+    /// from its sources, so nothing is lost; a `run()` that comes anyway returns at once.
+    public func cancelUnstarted() {
+        if !begun.exchange(true, ordering: .acquiringAndReleasing) { done.open() }
     }
 
     /// Reads every source to its end, delivers it all and stops, within `timeoutSeconds`. Past

@@ -131,6 +131,10 @@ public final class PipelineManager: Service, Sendable {
             group.addTask {
                 await withDiscardingTaskGroup { inner in
                     for await job in self.work.stream { inner.addTask { await job() } }
+                    // The stream ended (at the end of a shutdown, or early when this task was
+                    // cancelled, dropping what it held): a pipeline registered whose run has not
+                    // begun never will, and must not keep its stop waiting.
+                    for r in self.state.withLock({ Array($0.running.values) }) { r.pipeline.cancelUnstarted() }
                 }
             }
             group.addTask { await self.commitLoop() }
@@ -340,8 +344,15 @@ public final class PipelineManager: Service, Sendable {
             return
         }
         state.withLock { $0.running[name] = Running(pipeline: p, hash: hash, file: doc.file) }
+        // Registered first, so a shutdown that collects the running pipelines from here on stops
+        // this one too. If the shutdown already ended the job stream (the daemon's task was
+        // cancelled), the pipeline never runs: it is marked done so that stop does not wait for it.
+        guard case .enqueued = work.continuation.yield({ await p.run() }) else {
+            p.cancelUnstarted()
+            log.info("Pipeline not started: Sluice is stopping.", metadata: ["file": "\(doc.file)"])
+            return
+        }
         log.info("Pipeline started.", metadata: ["file": "\(doc.file)"])
-        work.continuation.yield { await p.run() }
     }
 
     // MARK: - Checkpoints and stats
