@@ -64,6 +64,32 @@ public final class BatchQueue: @unchecked Sendable {
         while !closed && (bytes >= highWatermark || (draining && bytes > lowWatermark)) {
             pthread_cond_wait(notFull, mutex)
         }
+        return enqueueLocked(batch, size: size)
+    }
+
+    /// Like `push` but gives up after `timeoutMs` when the queue stays full; returns false then.
+    public func push(_ batch: EventBatch, timeoutMs: Int) -> Bool {
+        let size = batch.memoryBytes
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let ns = Int(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
+        deadline.tv_sec += timeoutMs / 1000 + ns / 1_000_000_000
+        deadline.tv_nsec = ns % 1_000_000_000
+        pthread_mutex_lock(mutex)
+        while !closed && (bytes >= highWatermark || (draining && bytes > lowWatermark)) {
+            if pthread_cond_timedwait(notFull, mutex, &deadline) == ETIMEDOUT {
+                pthread_mutex_unlock(mutex)
+                return false
+            }
+        }
+        // Enqueued under the same lock as the wait: another producer cannot fill the queue in
+        // between and leave this one blocked with no timeout.
+        return enqueueLocked(batch, size: size)
+    }
+
+    /// With the mutex held and room in the queue (or it closed): hands the batch to a waiting
+    /// consumer or queues it, and unlocks. False, without enqueuing, when the queue is closed.
+    private func enqueueLocked(_ batch: EventBatch, size: Int) -> Bool {
         if closed {
             pthread_mutex_unlock(mutex)
             return false
@@ -80,24 +106,6 @@ public final class BatchQueue: @unchecked Sendable {
         if bytes >= highWatermark { draining = true }
         pthread_mutex_unlock(mutex)
         return true
-    }
-
-    /// Like `push` but gives up after `timeoutMs` when the queue stays full; returns false then.
-    public func push(_ batch: EventBatch, timeoutMs: Int) -> Bool {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        let ns = Int(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
-        deadline.tv_sec += timeoutMs / 1000 + ns / 1_000_000_000
-        deadline.tv_nsec = ns % 1_000_000_000
-        pthread_mutex_lock(mutex)
-        while !closed && (bytes >= highWatermark || (draining && bytes > lowWatermark)) {
-            if pthread_cond_timedwait(notFull, mutex, &deadline) == ETIMEDOUT {
-                pthread_mutex_unlock(mutex)
-                return false
-            }
-        }
-        pthread_mutex_unlock(mutex)
-        return push(batch)
     }
 
     /// Whether a push would block now.
@@ -156,8 +164,10 @@ public final class BatchQueue: @unchecked Sendable {
         // wait ends first.
         let got = await withTaskGroup(of: Void.self) { group -> EventBatch? in
             group.addTask { [self] in
+                // Also when the waiting task was cancelled (the sleep then ends at once): a timed
+                // wait never becomes an untimed one. Expiring a wait that already ended is a no-op.
                 try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { expire(token) }
+                expire(token)
             }
             let got = await popWaiting(token: token)
             group.cancelAll()

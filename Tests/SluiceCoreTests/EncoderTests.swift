@@ -390,6 +390,36 @@ import Testing
         #expect(b?.inputBytes == 2)
     }
 
+    @Test("push(timeoutMs:) from two threads at once into an empty queue that one batch fills: one enqueues, the other gives up at its timeout, never blocks (500 rounds)")
+    func timedPushesRacingNeverBlock() {
+        var stuck = 0, notOne = 0
+        for _ in 0..<500 {
+            let q = BatchQueue(highWatermark: 100)
+            let ready = DispatchSemaphore(value: 0), go = DispatchSemaphore(value: 0), done = DispatchGroup()
+            final class R: @unchecked Sendable { var ok = [false, false] }
+            let r = R()
+            for i in 0..<2 {
+                done.enter()
+                Thread {
+                    ready.signal()
+                    go.wait()
+                    r.ok[i] = q.push(EventBatch(arena: [UInt8](repeating: 0, count: 200), events: [], tags: [], timeSeconds: 0, inputBytes: 200), timeoutMs: 10)
+                    done.leave()
+                }.start()
+            }
+            ready.wait(); ready.wait()
+            go.signal(); go.signal()
+            if done.wait(timeout: .now() + 2) == .timedOut {
+                stuck += 1
+                q.close()  // frees the blocked producer
+                done.wait()
+            }
+            if r.ok.filter({ $0 }).count != 1 { notOne += 1 }
+        }
+        #expect(stuck == 0, "a timed push blocked past its timeout \(stuck) times")
+        #expect(notOne == 0, "rounds where not exactly one push enqueued: \(notOne)")
+    }
+
     @Test func closeWakesBlockedProducer() {
         let q = BatchQueue(highWatermark: 100)
         q.push(batch(200))

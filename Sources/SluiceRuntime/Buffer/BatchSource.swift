@@ -37,6 +37,8 @@ struct DiskBufferSource: BatchSource {
             let left = deadline - ContinuousClock.now
             if left <= .zero { return .timedOut }
             await buffer.waitForFrame(timeout: left)
+            // Cancelled, the wait ends at once: give up rather than spin until the deadline.
+            if Task.isCancelled { return tryPop().map { .batch($0) } ?? .timedOut }
         }
     }
 

@@ -372,8 +372,10 @@ public final class DiskBuffer: @unchecked Sendable {
         // wait ends first. Whoever takes the waiter out of the state resumes it, once.
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
+                // Also when the waiting task was cancelled: a timed wait never becomes an untimed
+                // one. Expiring a wait that already ended is a no-op.
                 try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { expireReadWait(token) }
+                expireReadWait(token)
             }
             await suspendForFrame(token: token)
             group.cancelAll()
