@@ -37,7 +37,7 @@ usage: sluice-bench [options]
                          multiline        Java logs, ~30% of records with 1-8 continuation lines, Multiline
                                           StartPattern on the date -> flusher_file; every record joined whole, once
                          multiline-eof    the same with FlushTimeoutSecs: 0 (each file's last record emitted at its
-                                          end, not after the 1 s flush timeout): the joining's own rate
+                                          end, not 1 s after the file's last write): the joining's own rate
                          json             ~200-byte JSON lines -> processor_parse_json_native -> flusher_file
                          delimiter        nginx-like CSV -> processor_parse_delimiter_native -> flusher_file
                          timestamp        the CSV -> delimiter + processor_parse_timestamp_native (its time field)
