@@ -9,6 +9,7 @@
 #   librdkafka-dev            the Kafka flushers' producer (and the mock cluster of their tests)
 #   clickhouse-server/-client, curl   the real ClickHouse the flusher tests start on loopback
 #   prometheus                the real Prometheus that scrapes /metrics in the monitoring tests
+#   gdb                       thread stacks of a test process that hangs (scripts/test.sh's watchdog)
 # and, from PyPI, osmem-server (an OpenSearch-compatible _bulk server) and noida-db (whose Kafka
 # emulation Debian's librdkafka 2.0.2 speaks to), unpacked under /var/tmp/sluice-servers for the
 # Elasticsearch and Kafka flushers' tests, and kubernetes-validate (the
@@ -31,6 +32,7 @@ command -v clickhouse-client >/dev/null || need+=(clickhouse-client)
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/bin/prometheus ] || need+=(prometheus)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
+command -v gdb >/dev/null || need+=(gdb)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "Installing: ${need[*]}"
