@@ -142,14 +142,24 @@ struct ParserDriver {
                         // hash index instead of scanning the event's fields for each one, which is
                         // quadratic (a 256 KiB line of separators took 46 s).
                         sourceOverwritten = ParserDriver.setIndexed(out, source: source, &w, arena: arena)
+                    } else if parser.overwrites {
+                        // A key whose (length, first byte) no field of the event has cannot
+                        // overwrite one: appended without scanning the event's fields for it.
+                        var present = ParserDriver.keyBits(of: w, arena: arena)
+                        for f in out {
+                            if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
+                            let bit = ParserDriver.keyBit(f.key, w, arena: arena)
+                            if present & bit == 0 {
+                                w.append(f.key, f.value, kind: f.kind)
+                            } else {
+                                w.set(f.key, f.value, kind: f.kind, arena: arena)
+                            }
+                            present |= bit
+                        }
                     } else {
                         for f in out {
                             if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
-                            if parser.overwrites {
-                                w.set(f.key, f.value, kind: f.kind, arena: arena)
-                            } else {
-                                w.append(f.key, f.value, kind: f.kind)
-                            }
+                            w.append(f.key, f.value, kind: f.kind)
                         }
                     }
                 } else {
@@ -209,6 +219,21 @@ extension ComponentMetrics {
 }
 
 extension ParserDriver {
+    /// One of 64 bits for a key's length and first byte: keys that are equal have the same bit, so
+    /// a key whose bit is absent from a set of keys' bits is not among them.
+    @inline(__always)
+    static func keyBit(_ key: Span, _ w: FieldWriter, arena: UnsafePointer<UInt8>) -> UInt64 {
+        let first = key.length == 0 ? 0 : w.withBytes(key, arena: arena) { UInt64($0[0]) }
+        return 1 &<< ((UInt64(key.length) &* 31 &+ first) & 63)
+    }
+
+    /// The bits of the open event's fields' keys (deleted ones too: an extra bit only costs a scan).
+    static func keyBits(of w: FieldWriter, arena: UnsafePointer<UInt8>) -> UInt64 {
+        var bits: UInt64 = 0
+        for i in w.current { bits |= keyBit(w.fields[i].key, w, arena: arena) }
+        return bits
+    }
+
     /// Above this many parsed fields, `setIndexed` replaces the per-field scan.
     static var indexedSetThreshold: Int { 32 }
 
