@@ -23,6 +23,13 @@ func cpuPerGiB(_ r: ScenarioResult) -> Double? {
     return c.total / (Double(r.dataset.totalBytes) / 1073741824)
 }
 
+/// User CPU alone per GiB: the collector's own work, without the kernel's (page cache, sockets),
+/// which on a VM moves with what ran before.
+func userPerGiB(_ r: ScenarioResult) -> Double? {
+    guard let c = r.cpu else { return nil }
+    return c.user / (Double(r.dataset.totalBytes) / 1073741824)
+}
+
 /// The raw ceiling a scenario is compared with: (a) for the file flusher, (b) for blackhole.
 func rawReference(_ r: ScenarioResult, _ raws: [RawRow]) -> RawRow? {
     raws.first { $0.label == nil && $0.dataset.spec.name == r.dataset.spec.name && $0.toFile == (r.spec.flusher == .file) }
@@ -200,9 +207,10 @@ func printSideBySide(_ results: [ScenarioResult]) {
     }
     out("")
     out("Sluice vs Fluent Bit (medians of the runs that delivered every line: ok, or mismatch = delivered but some lines")
-    out("cut / joined wrong; MB/s, CPU-s/GiB of the collector's process, peak RSS MiB; verified runs = ok / all)")
+    out("cut / joined wrong; MB/s, CPU-s/GiB of the collector's process, peak RSS MiB; verified runs = ok / all;")
+    out("user CPU ratio: the same ratio of user CPU alone, without the kernel's page cache and socket work)")
     let headers = ["scenario", "sluice MB/s", "CPU-s/GiB", "RSS", "verified", "fluent-bit MB/s", "CPU-s/GiB", "RSS", "verified",
-                   "FB CPU / sluice CPU", "other load max"]
+                   "FB CPU / sluice CPU", "user CPU ratio", "other load max"]
     var rows: [[String]] = []
     for key in names {
         let name = String(key.split(separator: "\u{0}").last!)
@@ -215,11 +223,12 @@ func printSideBySide(_ results: [ScenarioResult]) {
                     opt(median(done.compactMap { $0.maxRSSKiB.map { Double($0) / 1024 } }), 0), "\(ok.count)/\(rs.count)"]
         }
         func done(_ rs: [ScenarioResult]) -> [ScenarioResult] { rs.filter { $0.status == "ok" || ($0.status == "mismatch" && $0.lost == 0) } }
-        var ratio = "-"
-        if let a = median(done(s).compactMap(cpuPerGiB)), let b = median(done(f).compactMap(cpuPerGiB)), a > 0 {
-            ratio = fmt(b / a, 1) + "x"
+        /// Fluent Bit's median over Sluice's, of `per` (CPU-s/GiB, total or user).
+        func ratio(_ per: (ScenarioResult) -> Double?) -> String {
+            guard let a = median(done(s).compactMap(per)), let b = median(done(f).compactMap(per)), a > 0 else { return "-" }
+            return fmt(b / a, 1) + "x"
         }
-        rows.append([name] + col(s) + col(f) + [ratio, opt(mine.compactMap(\.otherLoad).max(), 2)])
+        rows.append([name] + col(s) + col(f) + [ratio(cpuPerGiB), ratio(userPerGiB), opt(mine.compactMap(\.otherLoad).max(), 2)])
     }
     printTable(headers, rows, leftColumns: [0])
     for r in results where r.collector == .fluentBit && r.status != "ok" {
