@@ -78,14 +78,27 @@ public final class ProcessorParseTimestampNative: ProcessorPlugin {
         let now = Sys.wallSeconds()
         var failed = 0
         var old = 0
-        var events = batch.events
+        // Taken out of the batch while it is rewritten: a second reference would make the first
+        // write copy the whole array.
+        var events: [LogEvent] = []
+        swap(&events, &batch.events)
         var kept = 0
+        // The previous value and its result: lines of one second share their time text, and the
+        // result depends only on the text (`now` is fixed for the batch), so it is parsed once.
+        var lastValue = Span.empty
+        var lastResult: (seconds: Int64, nanos: Int)? = nil
         batch.arena.withUnsafeBufferPointer { a in
             let arena = a.baseAddress ?? UnsafePointer(bitPattern: 1)!
             for i in events.indices {
                 var ev = events[i]
                 if let f = batch.value(of: ev, key: key, arena: arena) {
-                    if let t = seconds(arena + Int(f.value.offset), Int(f.value.length), now: now) {
+                    let p = arena + Int(f.value.offset), n = Int(f.value.length)
+                    let same = lastValue.length > 0 && n == Int(lastValue.length) && memcmp(p, arena + Int(lastValue.offset), n) == 0
+                    if !same {
+                        lastResult = seconds(p, n, now: now)
+                        lastValue = f.value
+                    }
+                    if let t = lastResult {
                         if t.seconds <= 0 || t.seconds < now - ProcessorParseTimestampNative.discardIntervalSeconds {
                             old += 1
                             continue

@@ -42,6 +42,19 @@ import Testing
         #expect(h.encode(b)[0].hasSuffix("\"__time__\":\(Self.now)}"))
     }
 
+    @Test("Repeated time text is parsed once per run of equal values: every event gets its own text's time, failures are counted per event")
+    func repeatedValuesReuseTheResult() throws {
+        let h = try Self.harness("%Y-%m-%d %H:%M:%S")
+        let a = Self.utc(Self.now, "%Y-%m-%d %H:%M:%S"), b = Self.utc(Self.now + 1, "%Y-%m-%d %H:%M:%S")
+        // A longer text that starts like `a` (its extra digit is input left after the format, which
+        // is allowed), then back to `a`; a bad value twice in a row.
+        let lines = [a, a, b, b, a + "9", a, "bad", "bad", a].map { $0 + "|x" }
+        let out = h.batch(lines)
+        let t = Self.now * 1_000_000_000
+        #expect(out.events.map(\.timeNanos) == [t, t, t + 1_000_000_000, t + 1_000_000_000, t, t, 0, 0, t])
+        #expect(h.metrics(1).parseFailures.current == 2, "both bad values")
+    }
+
     @Test func fractionsBecomeNanoseconds() throws {
         let h = try Self.harness("%Y-%m-%dT%H:%M:%S.%f")
         let b = h.batch([Self.utc(Self.now, "%Y-%m-%dT%H:%M:%S") + ".123456|x"])
