@@ -91,8 +91,15 @@ struct DelimiterParser: FieldParser {
     /// Where each column starts (its separator's position for columns after the first).
     var columnSeparators: [Int] = []
 
+    /// The keys are all different: a line with exactly as many fields as keys gives them in
+    /// order (fewer columns, extra columns and discarded `_` columns all change the count), so
+    /// the driver writes them without looking for fields to overwrite.
+    let distinctKeys: Bool
+    var constantKeys: [Span]? { distinctKeys ? keySpans : nil }
+
     init(_ o: ProcessorParseDelimiterNative.Options) {
         self.o = o
+        distinctKeys = Set(o.keys).count == o.keys.count
     }
 
     mutating func prepare(_ w: inout FieldWriter) {

@@ -179,6 +179,17 @@ import Testing
         #expect(renamed.run(["x,y"]) == [#"{"raw":"x","b":"y"}"#])
     }
 
+    @Test("Keys written in order with content among them, a repeated key (the later value in the first slot), and lines of other lengths in the same batch")
+    func keyOrderAndRepeatedKeys() throws {
+        let h = try Self.harness(keys: "[a, content, b]", "    AllowingShortenedFields: true\n    OverflowedFieldsTreatment: extend")
+        #expect(h.run(["1,2,3", "1,2", "1,2,3,4"]) == [#"{"content":"2","a":"1","b":"3"}"#, #"{"content":"2","a":"1"}"#,
+                                                     #"{"content":"2","a":"1","b":"3","__column3__":"4"}"#])
+        let repeated = try Self.harness(keys: "[a, b, a]")
+        #expect(repeated.run(["1,2,3"]) == [#"{"a":"3","b":"2"}"#])
+        let discard = try Self.harness(keys: "[a, _, b]", "    OverflowedFieldsTreatment: discard")
+        #expect(discard.run(["1,2,3", "1,2,3,4"]) == [#"{"a":"1","b":"3"}"#, #"{"a":"1","b":"3"}"#])
+    }
+
     @Test func noKeysConfiguredIsAConfigError() throws {
         // §1.3: with no keys every event fails in the incumbent; Sluice rejects such a config at `Keys`.
         do {
