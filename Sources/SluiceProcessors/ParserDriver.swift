@@ -142,24 +142,23 @@ struct ParserDriver {
                         // hash index instead of scanning the event's fields for each one, which is
                         // quadratic (a 256 KiB line of separators took 46 s).
                         sourceOverwritten = ParserDriver.setIndexed(out, source: source, &w, arena: arena)
-                    } else if parser.overwrites {
+                    } else {
                         // A key whose (length, first byte) no field of the event has cannot
                         // overwrite one: appended without scanning the event's fields for it.
-                        var present = ParserDriver.keyBits(of: w, arena: arena)
+                        var present = parser.overwrites ? ParserDriver.keyBits(of: w, arena: arena) : 0
                         for f in out {
                             if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
-                            let bit = ParserDriver.keyBit(f.key, w, arena: arena)
-                            if present & bit == 0 {
-                                w.append(f.key, f.value, kind: f.kind)
+                            if parser.overwrites {
+                                let bit = ParserDriver.keyBit(f.key, w, arena: arena)
+                                if present & bit == 0 {
+                                    w.append(f.key, f.value, kind: f.kind)
+                                } else {
+                                    w.set(f.key, f.value, kind: f.kind, arena: arena)
+                                }
+                                present |= bit
                             } else {
-                                w.set(f.key, f.value, kind: f.kind, arena: arena)
+                                w.append(f.key, f.value, kind: f.kind)
                             }
-                            present |= bit
-                        }
-                    } else {
-                        for f in out {
-                            if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
-                            w.append(f.key, f.value, kind: f.kind)
                         }
                     }
                 } else {

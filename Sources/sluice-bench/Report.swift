@@ -18,17 +18,17 @@ func mbPerSec(_ r: ScenarioResult) -> Double? {
     return Double(r.dataset.totalBytes) / w / 1e6
 }
 
-func cpuPerGiB(_ r: ScenarioResult) -> Double? {
+/// CPU seconds (`seconds` of the run's times) per GiB of input.
+private func perGiB(_ r: ScenarioResult, _ seconds: (CPUTimes) -> Double) -> Double? {
     guard let c = r.cpu else { return nil }
-    return c.total / (Double(r.dataset.totalBytes) / 1073741824)
+    return seconds(c) / (Double(r.dataset.totalBytes) / 1073741824)
 }
+
+func cpuPerGiB(_ r: ScenarioResult) -> Double? { perGiB(r) { $0.total } }
 
 /// User CPU alone per GiB: the collector's own work, without the kernel's (page cache, sockets),
 /// which on a VM moves with what ran before.
-func userPerGiB(_ r: ScenarioResult) -> Double? {
-    guard let c = r.cpu else { return nil }
-    return c.user / (Double(r.dataset.totalBytes) / 1073741824)
-}
+func userPerGiB(_ r: ScenarioResult) -> Double? { perGiB(r) { $0.user } }
 
 /// The raw ceiling a scenario is compared with: (a) for the file flusher, (b) for blackhole.
 func rawReference(_ r: ScenarioResult, _ raws: [RawRow]) -> RawRow? {
