@@ -80,6 +80,8 @@ public final class DiskBuffer: @unchecked Sendable {
         var lastError: String?
     }
     private let state = Mutex(State())
+    /// Held while an acknowledgement writes the saved position after the commit thread stopped.
+    private let ackPersistTurn = Mutex(())
     private let waker = Waker()
     /// Opened when the commit thread has written everything and stopped.
     private let finished = Latch()
@@ -156,7 +158,11 @@ public final class DiskBuffer: @unchecked Sendable {
         var seen = Set<UInt64>()
         s.frames = s.frames.sorted { $0.seq < $1.seq }.filter { seen.insert($0.seq).inserted }
         s.bytes = s.segments.reduce(0) { $0 + $1.size }
-        s.nextSeq = maxSeq + 1
+        // A frame acknowledged out of order is gone from the segments, but its sequence stays in
+        // the saved set until the prefix reaches it: the next sequence starts past it, else a new
+        // frame would take a number already marked delivered (and be skipped, or its segment
+        // deleted, once the frames before it are acknowledged).
+        s.nextSeq = max(maxSeq, ackedBeyond.max() ?? 0) + 1
         s.acked = ackedBeyond
         Self.normalizePrefix(&s)
         // Events per frame are known only after decoding; count them lazily as frames are read.
@@ -451,7 +457,7 @@ public final class DiskBuffer: @unchecked Sendable {
             Self.normalizePrefix(&s)
             if s.head > 4096 && s.head * 2 > s.frames.count {
                 s.frames.removeFirst(s.head)
-                s.nextRead -= s.head
+                s.nextRead = max(0, s.nextRead - s.head)
                 s.head = 0
             }
             s.ackDirty = true
@@ -459,9 +465,13 @@ public final class DiskBuffer: @unchecked Sendable {
         }
         guard advanced else { return }
         if finished.isOpen {
-            // The commit thread has stopped (writing finished): persist here.
-            let (upTo, beyond) = state.withLock { s in (s.ackedUpTo, s.acked.sorted()) }
-            persistAck(upTo, beyond)
+            // The commit thread has stopped (writing finished): persist here. Deliveries end
+            // concurrently; one at a time writes the file (they share its temporary), each with
+            // the position as it is when its turn comes, so the last write is the newest.
+            ackPersistTurn.withLock { _ in
+                let (upTo, beyond) = state.withLock { s in (s.ackedUpTo, s.acked.sorted()) }
+                persistAck(upTo, beyond)
+            }
             deleteAcknowledgedSegments()
         } else {
             waker.wake()
