@@ -44,6 +44,13 @@ struct FlusherRunner<F: Flusher>: Sendable {
                         inFlight -= 1
                     }
                 }
+                // Cancelled (the shutdown deadline): take nothing more. What a disk buffer still
+                // holds stays there for the next start (reading it on would send the whole backlog
+                // only to abandon it, and Kafka's producer would deliver it unacknowledged).
+                if Task.isCancelled {
+                    if let c = carry { abandon([BatchReceipt(c)], events: c.events.count) }
+                    break
+                }
                 guard let batches = await nextRequest(options, carry: &carry) else { break }
                 // Delivery needs only the batches' counts and acks: their read buffers are let
                 // go once the request is encoded, so a request in flight holds its encoded body
@@ -80,7 +87,7 @@ struct FlusherRunner<F: Flusher>: Sendable {
             _ = a.offer(first)
         }
         let deadline = ContinuousClock.now.advanced(by: o.maxAge)
-        while !a.isFull {
+        while !a.isFull && !Task.isCancelled {
             var next = queue.tryPop()
             if next == nil && o.maxAge > .zero {
                 let left = deadline - ContinuousClock.now
@@ -151,6 +158,12 @@ struct FlusherRunner<F: Flusher>: Sendable {
                     logger.warning("Send failed; retrying.", metadata: ["attempt": "\(failures)", "error": "\(reason)"])
                 }
             }
+            // Cancelled (the shutdown deadline): the failure may be the cancelled send itself, so
+            // it neither counts against the retry limit nor rejects; the data is read again.
+            if Task.isCancelled {
+                abandon(batches, events: request.eventCount)
+                return
+            }
             if let limit = options.maxRetries, failures > limit {
                 metrics.discarded(request.eventCount, reason: "retry_limit")
                 logger.error("Giving up after the retry limit; the events are discarded.", metadata: ["retries": "\(limit)", "events": "\(request.eventCount)"])
@@ -160,12 +173,16 @@ struct FlusherRunner<F: Flusher>: Sendable {
             do {
                 try await Task.sleep(for: options.backoff.delay(afterFailures: failures, requested: asked))
             } catch {
-                metrics.abandonedEvents.add(request.eventCount)
-                logger.warning("Abandoning undelivered data at the shutdown deadline; it will be read again on the next start.", metadata: ["events": "\(request.eventCount)"])
-                finish(batches, .abandoned)
+                abandon(batches, events: request.eventCount)
                 return
             }
         }
+    }
+
+    private func abandon(_ batches: [BatchReceipt], events: Int) {
+        metrics.abandonedEvents.add(events)
+        logger.warning("Abandoning undelivered data at the shutdown deadline; it will be read again on the next start.", metadata: ["events": "\(events)"])
+        finish(batches, .abandoned)
     }
 
     private func sent(events: Int, bytes: Int) {

@@ -163,6 +163,51 @@ import Testing
         #expect(f.delivered.isEmpty)
     }
 
+    /// A send that the deadline cancels comes back as a retry: on its last allowed try (no
+    /// retries at all here) it must still be abandoned (read again), not rejected (lost).
+    @Test func aSendCancelledAtTheDeadlineIsAbandonedNotRejectedByTheRetryLimit() async {
+        let tb = TestBatches()
+        let f = ScriptedFlusher(delivery: DeliveryOptions(maxEvents: 1, maxRetries: 0, backoff: Self.fast), delayMs: 5000...5000) { _, _ in
+            .retry(after: nil, reason: "cancelled")
+        }
+        let ctx = await run(f, [tb.batch(0, ["a"])], cancelAfter: .milliseconds(200))
+        #expect(tb.statuses(of: 0) == [.abandoned])
+        #expect(ctx.metrics.abandonedEvents.current == 1)
+        #expect(ctx.metrics.discardedByReason.isEmpty)
+    }
+
+    /// A source that never runs dry (a disk buffer's backlog): once cancelled, the runner takes
+    /// nothing more from it, and what it took is abandoned, each batch once.
+    @Test func aCancelledRunnerTakesNoMoreFromItsSource() async {
+        final class Endless: BatchSource {
+            let tb: TestBatches
+            let taken = Atomic<Int>(0)
+            init(_ tb: TestBatches) { self.tb = tb }
+            func next() -> EventBatch? {
+                let n = taken.add(1, ordering: .relaxed).newValue
+                return n > 2000 ? nil : tb.batch(n, ["l\(n)"])
+            }
+            func pop() async -> EventBatch? { next() }
+            func tryPop() -> EventBatch? { next() }
+            func pop(timeout: Duration) async -> BatchQueue.TimedPop { next().map { .batch($0) } ?? .closed }
+        }
+        let tb = TestBatches()
+        let source = Endless(tb)
+        let f = ScriptedFlusher(delivery: DeliveryOptions(maxEvents: 1, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(50)))) { _, _ in
+            .retry(after: nil, reason: "down")
+        }
+        let ctx = testContext(kind: .flusher, type: "flusher_scripted")
+        let task = Task { await FlusherRunner(flusher: f, queue: source, context: ctx).run() }
+        try? await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        await task.value
+        let taken = min(source.taken.load(ordering: .relaxed), 2000)
+        #expect(taken < 10, "took \(taken) batches")
+        for i in 1...max(1, taken) { #expect(tb.statuses(of: i) == [.abandoned], "batch \(i)") }
+        #expect(f.delivered.isEmpty)
+        #expect(ctx.metrics.abandonedEvents.current == taken)
+    }
+
     @Test func encodeFailureRejectsTheBatches() async {
         final class Failing: Flusher {
             struct R: FlushRequest { var byteCount = 0; var eventCount = 0 }
@@ -189,7 +234,12 @@ import Testing
         #expect(b.delay(afterFailures: 1, requested: .seconds(1), unit: 0.9) == .seconds(1))
         #expect(b.delay(afterFailures: 1, requested: .seconds(60), unit: 0) == .seconds(60), "Retry-After is not capped by the backoff's maximum")
         #expect(b.delay(afterFailures: 1, requested: .seconds(3600), unit: 0) == .seconds(300), "but by maximumRequested")
-        #expect(b.delay(afterFailures: 1, requested: .seconds(-5), unit: 0) == .zero)
+        // A requested delay never shortens the backoff: `Retry-After: 0` (or a date already past)
+        // waits as an unanswered failure would.
+        #expect(b.delay(afterFailures: 1, requested: .seconds(-5), unit: 0) == .milliseconds(100))
+        #expect(b.delay(afterFailures: 1, requested: .zero, unit: 0) == .milliseconds(100))
+        #expect(b.delay(afterFailures: 3, requested: .milliseconds(50), unit: 0) == .milliseconds(400))
+        #expect(b.delay(afterFailures: 30, requested: .zero, unit: 1) == .seconds(1))
     }
 
     @Test func assemblerTakesTheFirstBatchAlwaysAndLeavesWhatWouldCrossALimit() {

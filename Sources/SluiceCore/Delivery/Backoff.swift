@@ -23,13 +23,15 @@ public struct Backoff: Sendable, Equatable {
     }
 
     /// The delay before try `attempt + 1`, after `attempt` (≥ 1) failures. `requested` is what the
-    /// destination asked for; `unit` is a random draw in [0, 1).
+    /// destination asked for; `unit` is a random draw in [0, 1). A request never shortens the
+    /// backoff: a `Retry-After: 0`, or a date already past by our clock, would otherwise make
+    /// every retry immediate, for as long as the destination answers so.
     public func delay(afterFailures attempt: Int, requested: Duration? = nil, unit: Double) -> Duration {
-        if let r = requested { return min(max(r, .zero), maximumRequested) }
         let base = Backoff.seconds(initial) * Glibc.pow(multiplier, Double(max(0, attempt - 1)))
         let capped = min(base, Backoff.seconds(maximum))
-        let d = capped * (1 - jitter * min(max(unit, 0), 1))
-        return .nanoseconds(Int64(d * 1e9))
+        let computed = Duration.nanoseconds(Int64(capped * (1 - jitter * min(max(unit, 0), 1)) * 1e9))
+        guard let r = requested else { return computed }
+        return max(min(r, maximumRequested), computed)
     }
 
     /// `delay` with the system's random source.
