@@ -147,7 +147,14 @@ struct ApsaraParser: FieldParser {
         if p[0] == UInt8(ascii: "1") {
             var secs: Int64 = 0
             var i = 0
-            while i < n && p[i] >= 0x30 && p[i] <= 0x39 { secs = secs * 10 + Int64(p[i] - 0x30); i += 1 }
+            while i < n && p[i] >= 0x30 && p[i] <= 0x39 {
+                // Twenty digits pass Int64: a failure (the caller's range check), never a trap.
+                let (t, o1) = secs.multipliedReportingOverflow(by: 10)
+                let (v, o2) = t.addingReportingOverflow(Int64(p[i] - 0x30))
+                if o1 || o2 { return nil }
+                secs = v
+                i += 1
+            }
             if i < n && p[i] == UInt8(ascii: ".") {
                 i += 1
                 while i < n && p[i] >= 0x30 && p[i] <= 0x39 { if fd < 6 { frac = frac * 10 + Int(p[i] - 0x30); fd += 1 }; i += 1 }

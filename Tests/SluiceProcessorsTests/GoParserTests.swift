@@ -147,5 +147,9 @@ import Testing
         #expect(h.run(["plain line", "[\(now - 13 * 3600)]\t[INFO]"]).isEmpty)
         #expect(h.metrics().discardedByReason["old_timestamp"] == 1)
         #expect(h.metrics().discardedByReason["parse_failure"] == 1)
+        // Seconds of 19, 20 and 40 digits (the 20-digit one used to overflow Int64 and trap): failures, counted.
+        #expect(h.run(["[1234567890123456789]\t[INFO]\tx", "[12345678901234567890]\t[INFO]\tx",
+                       "[1\(String(repeating: "9", count: 39)).5]\t[INFO]\tx"]).isEmpty)
+        #expect(h.metrics().discardedByReason["parse_failure"] == 4)
     }
 }
