@@ -44,6 +44,16 @@ import Testing
         let ctx = await drive(g, [tb2.batch(0, ["not a number"])])
         #expect(tb2.statuses(of: 0) == [.rejected])
         #expect(ctx.metrics.discardedByReason["rejected"] == 1)
+
+        // A table or database that does not exist (404, Code 60 / 81): rejected as documented,
+        // not retried for ever with the inputs held back behind it.
+        for (name, target) in [("table", "Table: missing"), ("database", "Authentication: {PlainText: {Database: nodb}}\nTable: rows")] {
+            let h = try makeFlusher(FlusherClickhouse.self, "Addresses: [http://127.0.0.1:\(ch.port)]\n\(target)\nFormat: JSONEachRow")
+            let tb3 = TestBatches()
+            let c3 = await drive(h, [tb3.batch(0, ["x", "y"])])
+            #expect(tb3.statuses(of: 0) == [.rejected], "unknown \(name)")
+            #expect(c3.metrics.discardedByReason["rejected"] == 2, "unknown \(name)")
+        }
     }
 
     @Test func timestampsAreWholeSecondsRoundedDown() async throws {

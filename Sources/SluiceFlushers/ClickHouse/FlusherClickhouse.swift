@@ -210,6 +210,10 @@ public final class FlusherClickhouse: FlusherPlugin {
     /// ClickHouse error codes that mean the data or the statement is wrong: sending the same block
     /// again cannot succeed.
     static let permanentCodes: Set<Int> = [6, 16, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 130, 131]
+    /// Unknown table (60), database (81) or setting (115): with `Format: JSONEachRow` the table is
+    /// the user's, and Sluice does not create it, so these are rejected too (with `ilogtail` the
+    /// tables are created again and the insert retried).
+    static let missingTargetCodes: Set<Int> = [60, 81, 115]
 
     public func send(_ request: HTTPPostsRequest) async -> SendOutcome<HTTPPostsRequest> {
         if !options.jsonEachRow && !tablesReady.load(ordering: .acquiring) {
@@ -223,7 +227,7 @@ public final class FlusherClickhouse: FlusherPlugin {
         let text = String(decoding: body.readableBytesView.prefix(2048), as: UTF8.self)
         let code = FlusherClickhouse.errorCode(text)
         if code == 60 && !options.jsonEachRow { tablesReady.store(false, ordering: .releasing) }
-        if let code, FlusherClickhouse.permanentCodes.contains(code) {
+        if let code, FlusherClickhouse.permanentCodes.contains(code) || (options.jsonEachRow && FlusherClickhouse.missingTargetCodes.contains(code)) {
             return .rejected(reason: HTTPStatusPolicy.describe(status: status, body: body))
         }
         if (400...499).contains(status) && status != 408 && status != 429 && code == nil {
