@@ -130,6 +130,11 @@ public final class CheckpointTable: Sendable {
         state.withLock { $0.files[id]?.entry }
     }
 
+    /// Whether a checkpoint names `path` (for any file).
+    public func knows(path: String) -> Bool {
+        state.withLock { s in s.files.values.contains { $0.entry.path == path } }
+    }
+
     public var entries: [CheckpointEntry] {
         state.withLock { s in s.files.values.map(\.entry) }
     }

@@ -198,6 +198,11 @@ extension FileInput {
         if let cp = checkpoints.lookup(id), signatureMatches(fd: fd, cp.signature), cp.offset <= fst.size {
             offset = cp.offset
             how = "resumed from checkpoint"
+        } else if existedBefore && checkpoints.knows(path: path) {
+            // The checkpoints name this path for another file (or for this inode with other
+            // content): the file here replaced it while Sluice was stopped (rotated away, or
+            // deleted and created again), so all of it is new.
+            how = "replaced while stopped, from the start"
         } else if existedBefore, fst.size > Int64(options.tailSizeKB) * 1024 {
             // Start at the first line that begins inside the tail window, so the recorded offset is
             // a line start (a restart before any acknowledgement resumes cleanly).

@@ -387,6 +387,50 @@ struct FileInputTests {
         #expect(Set(sink2.lines) == ["old-1", "old-2", "new-1"], "at-least-once: got \(sink2.lines)")
     }
 
+    @Test("A file that replaced a checkpointed one while Sluice was stopped is read from its start, not its last TailSizeKB")
+    func fileReplacedWhileStoppedIsReadWhole() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let a = env.inDir + "/app.log", b = env.inDir + "/other.log"
+        writeFile(a, "")
+        writeFile(b, "")
+        var o = env.options()
+        o.tailSizeKB = 1
+        let table1 = try env.table()
+        let sink1 = FIRecordingSink()
+        try await fiWithInput(try env.input(o, table: table1), sink: sink1) {
+            writeFile(a, text(["first-1", "first-2"]), append: true)
+            writeFile(b, text(["b-1"]), append: true)
+            #expect(await eventually { sink1.lines.count >= 3 })
+            await pause(0.3)
+        }
+        try table1.persist(force: true)
+        // Stopped: app.log is rotated away (not matched any more) and a new app.log grows past
+        // TailSizeKB; other.log, which Sluice never saw replaced, grows too.
+        #expect(rename(a, env.inDir + "/app.log.1") == 0)
+        let fresh = (0..<200).map { "second-\($0)-" + String(repeating: "x", count: 40) }
+        writeFile(a, text(fresh))
+        writeFile(b, text(["b-2"]), append: true)
+        let sink2 = FIRecordingSink()
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink2) {
+            _ = await eventually(3) { sink2.lines.count >= fresh.count + 1 }
+            await pause(0.3)
+        }
+        #expect(sink2.lines.filter { $0.hasPrefix("second-") } == fresh, "the whole new file, once: \(sink2.lines.count) lines")
+        #expect(sink2.lines.filter { $0.hasPrefix("b-") } == ["b-2"], "a resumed file is not read again")
+
+        // A file Sluice never had a checkpoint for still starts at its last TailSizeKB.
+        let c = env.inDir + "/late.log"
+        writeFile(c, text((0..<200).map { "late-\($0)-" + String(repeating: "y", count: 40) }))
+        let sink3 = FIRecordingSink()
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink3) {
+            _ = await eventually(2) { sink3.lines.contains("late-199-" + String(repeating: "y", count: 40)) }
+            await pause(0.3)
+        }
+        let late = sink3.lines.filter { $0.hasPrefix("late-") }
+        #expect(!late.isEmpty && late.count < 40, "tail only: \(late.count) lines")
+    }
+
     @Test("An idle-closed reader does not lose lines appended just before the file is rotated away")
     func idleClosedReaderThenAppendAndRotate() async throws {
         let env = FIEnv()
