@@ -237,8 +237,13 @@ public final class StreamDecoder {
     private var pending: [[UInt8]] = [[], []]
     private var pendingTime: [Int64] = [0, 0]
     private var pendingOffset: [Int64?] = [nil, nil]
+    /// When each stream's held record last grew (monotonic): it is emitted once it has waited
+    /// the flush timeout for its next piece (a Job's last `printf` without a newline is a `P`
+    /// record, or a Docker line without `\n`, whose end may never come).
+    private var pendingSince: [Int64] = [0, 0]
     public private(set) var unparsedLines = 0
     public private(set) var oversizedJoins = 0
+    private var reportedUnparsed = 0, reportedOversized = 0
     /// Multiline grouping after the join of partial records, per stream: the joiner, the group
     /// being built (copied: a stream's records are not contiguous in the file), where its first
     /// record starts in the file, its time, and when it last grew (monotonic).
@@ -293,10 +298,20 @@ public final class StreamDecoder {
     /// Whether a multiline group waits for more records.
     public var hasPendingGroup: Bool { groupOffset[0] != nil || groupOffset[1] != nil }
 
-    /// The pending groups' last records were written no later than `t` (monotonic): each waits
-    /// its timeout from then, not from when it was read.
-    public func groupsWritten(atOrBefore t: Int64) {
+    /// Whether a partial record waits for its next piece.
+    public var hasPendingPartial: Bool { pendingOffset[0] != nil || pendingOffset[1] != nil }
+
+    /// What is held (partial records, pending groups) was last written no later than `t`
+    /// (monotonic): each waits its timeout from then, not from when it was read.
+    public func heldWritten(atOrBefore t: Int64) {
         for i in 0..<2 where groupOffset[i] != nil { groupSince[i] = min(groupSince[i], t) }
+        for i in 0..<2 where pendingOffset[i] != nil { pendingSince[i] = min(pendingSince[i], t) }
+    }
+
+    /// Lines that were not runtime records, and joins cut at `maxLogSize`, since the last call.
+    public func takeRecordCounts() -> (unparsed: Int, oversized: Int) {
+        defer { reportedUnparsed = unparsedLines; reportedOversized = oversizedJoins }
+        return (unparsedLines - reportedUnparsed, oversizedJoins - reportedOversized)
     }
 
     /// Discarded unmatched lines, unmatched lines and truncated groups counted since the last call.
@@ -356,8 +371,10 @@ public final class StreamDecoder {
                         continue
                     }
                 }
-                // Not a runtime record: keep the line as stdout content.
+                // Not a runtime record: keep the line as stdout content (counted), unless stdout
+                // is ignored.
                 unparsedLines += 1
+                if ignoreStdout { continue }
                 let off = out.count
                 out.append(contentsOf: UnsafeBufferPointer(start: base + s, count: e - s))
                 events[0].append(LogEvent(content: Span(off, e - s)))
@@ -381,6 +398,7 @@ public final class StreamDecoder {
                 pendingOffset[si] = lineOffset
                 pendingTime[si] = r.timeNanos
             }
+            pendingSince[si] = Sys.monotonicNanos()
             if !ignored { pending[si].append(contentsOf: content) }
             if pending[si].count >= maxLogSize {
                 // Bound reached: emit what is joined so far, counted.
@@ -527,6 +545,37 @@ extension StreamDecoder {
         events = result
         recordOffsets[0].removeAll(keepingCapacity: true)
         recordOffsets[1].removeAll(keepingCapacity: true)
+    }
+
+    /// The soonest time after `now` at which a held partial record has waited `timeout` for its
+    /// next piece; nil when none comes due after `now`.
+    public func nextPartialDeadline(timeout: Int64, after now: Int64) -> Int64? {
+        var next: Int64? = nil
+        for i in 0..<2 where pendingOffset[i] != nil {
+            let d = pendingSince[i] + timeout
+            if d > now { next = min(next ?? .max, d) }
+        }
+        return next
+    }
+
+    /// Emits the partial records that waited `timeoutNanos` or longer for their next piece,
+    /// flagged unterminated (a piece that comes later starts a record of its own), through the
+    /// multiline joiner when there is one; one batch per stream.
+    public func flushPartials(olderThan timeoutNanos: Int64, now: Int64, tags: [EventTag], observedNanos: Int64) -> [EventBatch] {
+        let due = (0..<2).map { pendingOffset[$0] != nil && pendingSince[$0] + timeoutNanos <= now }
+        guard due.contains(true) else { return [] }
+        var out: [UInt8] = []
+        var events: [[LogEvent]] = [[], []]
+        for si in 0..<2 where due[si] {
+            let ignored = (si == 0 && ignoreStdout) || (si == 1 && ignoreStderr)
+            emit(si, time: pendingTime[si], flags: LogEvent.Flag.unterminated, into: &out, events: &events, ignored: ignored)
+        }
+        if multilineOptions != nil { group(&out, &events) }
+        var result: [EventBatch] = []
+        for (i, evs) in events.enumerated() where !evs.isEmpty {
+            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], observedNanos: observedNanos, inputBytes: 0))
+        }
+        return result
     }
 
     /// The soonest time after `now` at which a pending multiline group has waited `timeout`

@@ -27,6 +27,13 @@ extension FileInput {
                 }
                 if r.multiline != nil { countMultiline(r) }
             }
+            // A runtime log's partial record that waited long enough for its next piece.
+            if let dec = r.decoder, dec.hasPendingPartial, !r.dirty {
+                let batches = dec.flushPartials(olderThan: partialFlushAfter, now: now, tags: r.tags, observedNanos: Sys.wallNanos())
+                if !batches.isEmpty {
+                    if !deliver(batches, from: r, upTo: min(r.emittedOffset, dec.holdOffset ?? .max), sink: sink) { return }
+                }
+            }
             // A runtime log's multiline group that waited long enough for its next record.
             if let dec = r.decoder, dec.hasPendingGroup, !r.dirty {
                 let batches = dec.flushGroups(olderThan: groupFlushAfter, now: now, tags: r.tags, observedNanos: Sys.wallNanos())

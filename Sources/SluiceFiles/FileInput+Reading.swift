@@ -41,6 +41,7 @@ extension FileInput {
                         if let dec = r.decoder {
                             // Decode first: the held offset must include what this batch left pending.
                             let decoded = dec.decode(b, baseOffset: arenaOffset)
+                            countDecoded(dec)
                             let upTo = min(out.emittedUpTo, dec.holdOffset ?? .max)
                             if !deliver(consume decoded, from: r, upTo: upTo, sink: sink) { return false }
                         } else if !deliver(consume b, from: r, upTo: out.emittedUpTo, sink: sink) { return false }
@@ -70,13 +71,21 @@ extension FileInput {
     /// backlog, a finished Job's log, a restart) is emitted at once, while a file being written
     /// still waits for its next line. Not when the file grew meanwhile (its next read decides).
     func heldBackWrittenAt(_ r: FileReader, now: Int64) {
-        let group = r.decoder?.hasPendingGroup == true
-        guard !r.partial.isEmpty || group else { return }
+        let held = r.decoder.map { $0.hasPendingGroup || $0.hasPendingPartial } ?? false
+        guard !r.partial.isEmpty || held else { return }
         guard case .success(let st) = Sys.fstat(r.fd), st.size == r.readOffset else { return }
         let age = Sys.wallNanos() - st.mtimeNanos
         guard age > 0 else { return }
         if !r.partial.isEmpty { r.partialSince = min(r.partialSince, now - age) }
-        if group { r.decoder?.groupsWritten(atOrBefore: now - age) }
+        if held { r.decoder?.heldWritten(atOrBefore: now - age) }
+    }
+
+    /// Adds what a runtime log's decoder counted (joins cut at MaxLogSize, lines that were not
+    /// runtime records) to the metrics.
+    func countDecoded(_ dec: StreamDecoder) {
+        let c = dec.takeRecordCounts()
+        if c.oversized > 0 { context.metrics.containerLogOversizedJoins.add(c.oversized) }
+        if c.unparsed > 0 { context.metrics.containerLogUnparsedLines.add(c.unparsed) }
     }
 
     /// Adds what the reader's joiners counted (discarded unmatched lines, truncated groups) to

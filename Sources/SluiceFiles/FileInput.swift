@@ -195,6 +195,7 @@ public final class FileInput: Input, @unchecked Sendable {
         for r in readers.values {
             if !r.partial.isEmpty, r.partialSince + flushAfter > now { due = min(due, r.partialSince + flushAfter) }
             if let d = r.decoder?.nextGroupDeadline(timeout: groupFlushAfter, after: now) { due = min(due, d) }
+            if let d = r.decoder?.nextPartialDeadline(timeout: flushAfter, after: now) { due = min(due, d) }
         }
         // Rounded up: waking a little before the deadline would spin until it passes.
         return Int32(max(0, (due - now + 999_999) / 1_000_000))

@@ -258,6 +258,40 @@ struct MultilineFileTests {
         #expect(sink.lines == ["{\"a\": 1}", "{\n  \"b\": \"}\",\n  \"c\": {\"d\": [1, 2]}\n}", "{\"e\":\"x\"}"])
     }
 
+    @Test("ContainerLogFormat cri: a last P record whose F never comes is emitted after FlushTimeoutSecs, and the checkpoint passes it")
+    func criPartialRecordAtTheEndIsFlushed() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = FileInputOptions(filePaths: [env.inDir + "/*.log"])
+        o.containerLogFormat = .cri
+        o.flushTimeoutSecs = 0.5
+        o.pollIntervalSec = 0.2
+        let t = "2024-01-01T00:00:01Z"
+        let a = env.inDir + "/c.log"
+        writeFile(a, "")
+        let table = try env.table()
+        let sink = FIRecordingSink()
+        let (input, ctx) = try self.input(env, o, table: table)
+        try await fiWithInput(input, sink: sink) {
+            #expect(await eventually { fiIsOpenInProcess(a) })
+            // A Job's last output: `printf "result=42"`, no newline.
+            writeFile(a, "\(t) stdout F started\n\(t) stdout P result=42\n", append: true)
+            #expect(await eventually { sink.lines.count >= 1 })
+            #expect(sink.lines == ["started"], "held while the record may still be continued")
+            #expect(await eventually(3) { sink.lines.count >= 2 })
+            #expect(sink.lines == ["started", "result=42"])
+            // A line that is no runtime record passes as stdout content, counted in the metrics.
+            writeFile(a, "garbage\n", append: true)
+            #expect(await eventually { sink.lines.count >= 3 })
+            await pause(0.3)
+        }
+        #expect(sink.lines.last == "garbage")
+        #expect(ctx.metrics.containerLogUnparsedLines.current == 1)
+        #expect(ctx.metrics.snapshot().contains { $0.0 == "container_log_unparsed_lines" && $0.1 == 1 })
+        try table.persist(force: true)
+        #expect(try env.table().entries.first?.offset == Int64(fileSize(a)), "the checkpoint passes the emitted record")
+    }
+
     @Test("ContainerLogFormat cri: P/F parts joined, then grouped per stream; a restart mid-group reads it again whole")
     func criWithRestart() async throws {
         let env = FIEnv()

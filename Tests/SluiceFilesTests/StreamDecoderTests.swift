@@ -1,5 +1,6 @@
 import SluiceCore
 @testable import SluiceFiles
+import SluiceSystem
 import Testing
 
 /// `StreamDecoder`: runtime log lines → events, partial records joined per stream, the held
@@ -117,12 +118,41 @@ import Testing
         #expect(d.holdOffset == nil)
     }
 
+    @Test func aHeldPieceIsEmittedOnceItWaitedTheFlushTimeout() {
+        let d = StreamDecoder(format: .cri)
+        let (b, _) = raw(["\(t1) stdout P result=42", "\(t1) stderr F whole"], base: 100)
+        #expect(events(d.decode(b, baseOffset: 100)).map(\.1) == ["whole"])
+        #expect(d.hasPendingPartial && d.holdOffset == 100)
+        let now = Sys.monotonicNanos()
+        let timeout: Int64 = 5_000_000_000
+        // Not yet due: nothing, and the deadline is its piece's time plus the timeout.
+        #expect(d.flushPartials(olderThan: timeout, now: now, tags: [], observedNanos: 1).isEmpty)
+        let deadline = try? #require(d.nextPartialDeadline(timeout: timeout, after: now))
+        #expect(deadline.map { $0 > now && $0 <= now + timeout } == true)
+        // Its last piece was written 10 s ago (the file's mtime): due now.
+        d.heldWritten(atOrBefore: now - 10_000_000_000)
+        #expect(d.nextPartialDeadline(timeout: timeout, after: now) == nil)
+        let e = events(d.flushPartials(olderThan: timeout, now: now, tags: [], observedNanos: 1))
+        #expect(e.map(\.1) == ["result=42"] && e.map(\.0) == ["stdout"])
+        #expect(e.first.map { $0.3 & LogEvent.Flag.unterminated != 0 } == true)
+        #expect(!d.hasPendingPartial && d.holdOffset == nil)
+        // A piece that comes after is a record of its own.
+        let (b2, _) = raw(["\(t2) stdout F  done"])
+        #expect(events(d.decode(b2, baseOffset: 200)).map(\.1) == [" done"])
+    }
+
     @Test func linesThatAreNotRecordsPassThroughAsStdoutAndAreCounted() {
         let d = StreamDecoder(format: .cri)
         let (b, _) = raw(["not a record", "\(t1) stdout F ok"])
         let e = events(d.decode(b, baseOffset: 0))
         #expect(e.map(\.1) == ["not a record", "ok"])
         #expect(d.unparsedLines == 1)
+        #expect(d.takeRecordCounts() == (1, 0))
+        #expect(d.takeRecordCounts() == (0, 0), "each count is reported once")
+        // With stdout ignored, such a line (stdout content) is dropped too, and still counted.
+        let quiet = StreamDecoder(format: .cri, ignoreStdout: true)
+        #expect(events(quiet.decode(raw(["not a record", "\(t1) stderr F err"]).0, baseOffset: 0)).map(\.1) == ["err"])
+        #expect(quiet.takeRecordCounts() == (1, 0))
     }
 
     @Test func autoDetectsTheFormatFromTheFirstLine() {

@@ -25,6 +25,10 @@ public final class ComponentMetrics: Sendable {
     public let parseFailures: Count
     /// Multiline groups cut at `max_read_buffer_size` before their end was seen (an input's).
     public let multilineTruncatedGroups: Count
+    /// A runtime log's partial records joined past `MaxLogSize` (emitted in parts), and its lines
+    /// that were not runtime records (passed on as stdout content) (an input's).
+    public let containerLogOversizedJoins: Count
+    public let containerLogUnparsedLines: Count
     /// Requests being sent right now.
     public let inFlight = Atomic<Int>(0)
     /// Events and input bytes a flusher holds: taken from its queue and not finished yet (being
@@ -53,6 +57,8 @@ public final class ComponentMetrics: Sendable {
         abandonedEvents = Count("component_abandoned_events_total", dimensions: d)
         parseFailures = Count("component_parse_failures_total", dimensions: d)
         multilineTruncatedGroups = Count("component_multiline_truncated_groups_total", dimensions: d)
+        containerLogOversizedJoins = Count("component_container_log_oversized_joins_total", dimensions: d)
+        containerLogUnparsedLines = Count("component_container_log_unparsed_lines_total", dimensions: d)
         discarded = Mutex([:])
     }
 
@@ -83,6 +89,8 @@ public final class ComponentMetrics: Sendable {
             ("requests_rejected", requestsRejected.current), ("requests_partial", requestsPartial.current),
             ("errors", errors.current), ("abandoned_events", abandonedEvents.current), ("parse_failures", parseFailures.current),
             ("multiline_truncated_groups", multilineTruncatedGroups.current),
+            ("container_log_oversized_joins", containerLogOversizedJoins.current),
+            ("container_log_unparsed_lines", containerLogUnparsedLines.current),
             ("in_flight", inFlight.load(ordering: .relaxed)),
             ("buffered_events", bufferedEvents.load(ordering: .relaxed)), ("buffered_bytes", bufferedBytes.load(ordering: .relaxed)),
         ]
