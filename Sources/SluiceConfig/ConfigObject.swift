@@ -225,11 +225,14 @@ enum ValueReader {
         if let scalar = node.scalar {
             switch scalar.kind {
             case .float(let value):
+                guard value.isFinite else {
+                    throw typeError(node, file: file, keyPath: keyPath, expected: "a finite number", hint: "")
+                }
                 return value
             case .int(let value?):
                 return Double(value)
             case .int(nil):
-                if let value = Double(scalar.text) { return value }
+                if let value = Double(scalar.text), value.isFinite { return value }
             case .string where scalar.isQuoted && Double(scalar.text.trimmingSpaces) != nil:
                 throw typeError(node, file: file, keyPath: keyPath, expected: "a number",
                                 hint: " (a quoted string; write the number without quotes)")

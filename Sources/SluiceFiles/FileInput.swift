@@ -176,7 +176,7 @@ public final class FileInput: Input, @unchecked Sendable {
         logger.info("Input stopped.", metadata: ["input": "\(inputName)"])
     }
 
-    func nanos(_ s: Double) -> Int64 { Int64(s * 1_000_000_000) }
+    func nanos(_ s: Double) -> Int64 { Sys.nanos(seconds: s) }
 
     /// How long an unterminated line (a plain file's pending multiline group included) waits for
     /// more data before it is emitted; housekeeping emits, `waitMillis` wakes for it.

@@ -56,6 +56,14 @@ public enum Sys {
         return .success(done)
     }
 
+    /// An interval in seconds (from a config) as nanoseconds, saturating at 10⁹ s (~31 years; no
+    /// wait is longer): a huge, infinite or negative value never traps Int64's conversion, and a
+    /// deadline `now + nanos` cannot overflow. Not a number is 0.
+    public static func nanos(seconds s: Double) -> Int64 {
+        guard s > 0 else { return 0 }
+        return Int64(min(s, 1e9) * 1e9)
+    }
+
     /// CLOCK_MONOTONIC in nanoseconds: for intervals and deadlines.
     public static func monotonicNanos() -> Int64 {
         var ts = timespec()

@@ -54,6 +54,11 @@ struct ValidDocumentTests {
         #expect(try input.config.stringList("FilePaths") == ["/var/log/app/*.log"])
         #expect(try input.config.int("TailSizeKB") == 2048)
         #expect(try input.config.double("FlushTimeoutSecs") == 5.0)
+        // Not a finite number: an error at its key (an infinite wait would trap the conversion to nanoseconds).
+        for v in [".inf", "-.inf", ".nan", "1e400"] {
+            let c = try ConfigObject.parse(yaml: "FlushTimeoutSecs: \(v)", file: "t.yaml")
+            #expect(throws: ConfigError.self, "FlushTimeoutSecs: \(v)") { try c.double("FlushTimeoutSecs") }
+        }
         #expect(try input.config.string("FileEncoding") == "utf8")
         #expect(try input.config.int("MaxDirSearchDepth") == nil)
         #expect(!input.config.has("MaxDirSearchDepth"))

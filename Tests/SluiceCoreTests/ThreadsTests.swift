@@ -66,3 +66,15 @@ import Testing
         }
     }
 }
+
+/// `Sys.nanos(seconds:)`: a configured interval as nanoseconds, never an overflow trap.
+@Suite struct IntervalTests {
+    @Test func secondsSaturateAndNeverTrap() {
+        #expect(Sys.nanos(seconds: 1.5) == 1_500_000_000)
+        #expect(Sys.nanos(seconds: 0) == 0 && Sys.nanos(seconds: -3) == 0 && Sys.nanos(seconds: .nan) == 0)
+        #expect(Sys.nanos(seconds: 1e300) == 1_000_000_000_000_000_000)
+        #expect(Sys.nanos(seconds: .infinity) == 1_000_000_000_000_000_000)
+        // A deadline from now stays in range.
+        #expect(Sys.monotonicNanos().addingReportingOverflow(Sys.nanos(seconds: 1e300)).overflow == false)
+    }
+}

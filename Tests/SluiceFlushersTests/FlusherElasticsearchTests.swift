@@ -42,6 +42,27 @@ import Testing
         #expect(ctx.metrics.sentEvents.current == 4)
     }
 
+    /// Events with nothing to write are counted sent with their request, not lost from the
+    /// counts; a retried part does not count them again.
+    @Test func eventsWithNothingToWriteAreCountedSentOnce() async throws {
+        let r = try await HTTPTestReceiver { req, n in
+            let count = req.bodyText.split(separator: "\n").count / 2
+            let status = n == 0 ? 503 : 201
+            return .init(status: 200, body: #"{"errors":\#(n == 0),"items":["# + Array(repeating: #"{"index":{"status":\#(status)}}"#, count: count).joined(separator: ",") + "]}")
+        }
+        defer { Task { await r.stop() } }
+        let f = try makeFlusher(FlusherElasticsearch.self, "Addresses: [\(r.url)]\nIndex: logs\nConcurrency: 1")
+        let tb = TestBatches()
+        var b = tb.batch(0, ["a", "b", "c", "d"])
+        removeAllFields(&b, 0)
+        removeAllFields(&b, 2)
+        let ctx = await drive(f, [b])
+        #expect(tb.statuses(of: 0) == [.delivered])
+        #expect(ctx.metrics.receivedEvents.current == 4)
+        #expect(ctx.metrics.sentEvents.current == 4)
+        #expect(r.requestCount == 2, "all items retried once (503)")
+    }
+
     @Test func a413SplitsTheRequest() async throws {
         let r = try await HTTPTestReceiver { req, _ in
             let count = req.bodyText.split(separator: "\n").count / 2

@@ -81,6 +81,29 @@ import Testing
         #expect(r.requestCount == 3, "never retried")
     }
 
+    /// An event with every field removed is not written; it is still counted (sent with its
+    /// request), so received = sent + discarded holds: in a batch with others, in a batch of
+    /// nothing else, and one post per event.
+    @Test(arguments: ["jsonline", "custom_single"])
+    func eventsWithNothingToWriteAreCountedSent(_ convert: String) async throws {
+        let r = try await HTTPTestReceiver()
+        defer { Task { await r.stop() } }
+        let f = try makeFlusher(FlusherHttp.self, "RemoteURL: \(r.url)\nConvert: {Protocol: \(convert)}\n" + fast)
+        let tb = TestBatches()
+        var mixed = tb.batch(0, ["a", "b", "c"])
+        removeAllFields(&mixed, 1)
+        var none = tb.batch(1, ["x", "y"])
+        removeAllFields(&none, 0)
+        removeAllFields(&none, 1)
+        let ctx = await drive(f, [mixed, none])
+        #expect(tb.statuses(of: 0) == [.delivered] && tb.statuses(of: 1) == [.delivered])
+        #expect(ctx.metrics.receivedEvents.current == 5)
+        #expect(ctx.metrics.sentEvents.current == 5)
+        #expect(ctx.metrics.discardedByReason.isEmpty)
+        let written = r.requests.flatMap { $0.bodyText.split(separator: "\n") }
+        #expect(written.count == 2, "a and c only: \(written)")
+    }
+
     @Test func maxRetryTimesRejectsAfterThatManyRetries() async throws {
         let r = try await HTTPTestReceiver { _, _ in .init(status: 500) }
         defer { Task { await r.stop() } }
@@ -166,5 +189,23 @@ import Testing
         #expect(optionsError(FlusherHttp.self, "RemoteURL: http://x\nHeaders: {A: '%{metadata.x}'}")?.contains("unsupported field") == true)
         #expect(optionsError(FlusherHttp.self, "RemoteURL: http://x\nHeaders: {A: '${SLUICE_SURELY_UNSET}'}")?.contains("not set") == true)
         #expect(optionsError(FlusherHttp.self, "RemoteURL: http://x\nAuthentication: {TLS: {CAFile: /nonexistent.pem}}")?.contains("no such file") == true)
+        // Durations the Go way (numbers are nanoseconds, through float64) or as text; out of
+        // range is an error at the key, never an overflow trap (1e10 s used to crash the load).
+        for bad in ["1e30", ".inf", "-5", "'10000000000s'", "'1e300ms'", "'-1s'", "'soon'"] {
+            #expect(optionsError(FlusherHttp.self, "RemoteURL: http://x\nTimeout: \(bad)")?.contains("Timeout") == true, "Timeout: \(bad)")
+        }
+    }
+
+    @Test func durationsAreReadAsTheIncumbentDoes() throws {
+        func timeout(_ v: String) throws -> Duration? {
+            let c = try ConfigObject.parse(yaml: "Timeout: \(v)", file: "t.yaml", fields: FlusherHttp.spec.fields)
+            return try GoDuration.read(c, "Timeout")
+        }
+        #expect(try timeout("60000000000") == .seconds(60))
+        #expect(try timeout("1e10") == .seconds(10))
+        #expect(try timeout("1.0e8") == .milliseconds(100))
+        #expect(try timeout("'500ms'") == .milliseconds(500))
+        #expect(try timeout("2m") == .seconds(120))
+        #expect(try timeout("'250'") == .nanoseconds(250), "a bare number is nanoseconds, as Go's")
     }
 }

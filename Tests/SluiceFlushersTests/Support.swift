@@ -69,3 +69,11 @@ func contents(ofLines text: String) -> [String] {
         }
     }
 }
+
+/// Makes event `i` of `b` a parsed event with no fields left (every field removed by a
+/// processor): flushers write nothing for it.
+func removeAllFields(_ b: inout EventBatch, _ i: Int) {
+    b.events[i].fieldStart = UInt32(b.fields.count)
+    b.events[i].fieldCount = 0
+    b.events[i].flags |= LogEvent.Flag.parsed
+}

@@ -179,7 +179,7 @@ private final class PodLogWatcher {
                 fullScan(now: now)
                 now = Sys.monotonicNanos()
                 let fast = inotify == nil || watchesDegraded || !rootPresent
-                nextScan = now + (fast ? second : Int64(max(0.05, source.rescanIntervalSeconds) * 1e9))
+                nextScan = now + (fast ? second : Sys.nanos(seconds: max(0.05, source.rescanIntervalSeconds)))
             }
             expirePending(now: now)
             let deadline = min(nextScan, pendingGone.values.min() ?? Int64.max)
@@ -354,7 +354,7 @@ private final class PodLogWatcher {
                     fileGone(child)
                 } else if event.has(IN_MOVED_FROM), known.contains(child) {
                     // Kubelet rotation renames the file, then the runtime reopens it.
-                    pendingGone[child] = Sys.monotonicNanos() + Int64(source.rotationGraceSeconds * 1e9)
+                    pendingGone[child] = Sys.monotonicNanos() + Sys.nanos(seconds: source.rotationGraceSeconds)
                 }
             }
         }

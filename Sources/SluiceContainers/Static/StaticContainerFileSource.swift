@@ -85,7 +85,7 @@ private struct StaticFileWatcher {
     mutating func run(_ signal: StopSignal) {
         let mask = UInt32(IN_CREATE) | UInt32(IN_MODIFY) | UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO)
             | UInt32(IN_MOVED_FROM) | UInt32(IN_DELETE) | UInt32(IN_ATTRIB) | UInt32(IN_ONLYDIR)
-        let intervalNanos = Int64(max(0.01, source.pollIntervalSeconds) * 1e9)
+        let intervalNanos = Sys.nanos(seconds: max(0.01, source.pollIntervalSeconds))
         while !signal.isStopped {
             if !watching, let inotify, case .success = inotify.addWatch(directory, mask: mask) {
                 watching = true

@@ -14,8 +14,11 @@ public struct BulkRequest: FlushRequest {
     var items: [Range<Int>]
     /// Items per `_bulk` body; halved when the server answers 413.
     var itemsPerBody: Int
+    /// Events with nothing to write (every field removed), counted with the request so they
+    /// are counted sent once it is delivered; a retried part carries none.
+    var emptyEvents = 0
 
-    public var eventCount: Int { items.count }
+    public var eventCount: Int { items.count + emptyEvents }
     public var byteCount: Int { items.reduce(0) { $0 + $1.count } }
 
     init(store: ByteBuffer, items: [Range<Int>], itemsPerBody: Int) {
@@ -28,6 +31,7 @@ public struct BulkRequest: FlushRequest {
         var r = self
         r.items = items
         r.itemsPerBody = max(1, itemsPerBody)
+        r.emptyEvents = 0
         return r
     }
 

@@ -18,7 +18,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
         summary: "Indexes events into Elasticsearch / OpenSearch with `_bulk`. **Delivery:** every item's result is read: 2xx and 409 are delivered, 429 / 5xx items are retried alone until delivered, other item errors are rejected and counted with the server's reason, a 413 splits the request; a batch is acknowledged when all its items are delivered or rejected. With `GenerateId`, neither a retry nor a re-read after a crash indexes a line twice. **Unlike the incumbent**, which drops a failed `_bulk` and never looks at item errors, Sluice retries; an empty `Authentication.PlainText` is allowed (servers without auth).",
         fields: [
             FieldSpec(name: "Addresses", type: .stringList, doc: "Base URLs, e.g. `http://es:9200` (required); used in turn, the next one after a network error.", defaultValue: nil),
-            FieldSpec(name: "Index", type: .string, doc: "Target index (required): `%{content.x}`, `%{tag.x}`, `%{+yyyy.MM.dd}` (flush time, UTC).", defaultValue: nil),
+            FieldSpec(name: "Index", type: .string, doc: "Target index (required): `%{content.x}`, `%{tag.x}`, `%{+yyyy.MM.dd}` (the flush time in local time, as the incumbent; its letters: `yyyy`, `yy`, `MM`/`M`, `MMM`, `dd`/`d`, `EEE`, `HH`, `KK`, `mm`, `ss`, `aa`, `ww` the ISO week).", defaultValue: nil),
             FieldSpec(name: "OpType", type: .string, doc: "Sluice: `index` (the incumbent's) or `create` (data streams; a 409 then counts as delivered).", defaultValue: "index"),
             FieldSpec(name: "GenerateId", type: .bool, doc: "Sluice: a deterministic `_id` per document with `create` (a line of a file: its file and offset; else its time, bytes and place in the batch), so neither a retry nor a re-read after a crash indexes an event twice.", defaultValue: "false"),
             FieldSpec(name: "Timeout", type: .any, doc: "Sluice: request timeout (nanoseconds or text such as `60s`).", defaultValue: "60s"),
@@ -99,6 +99,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
         var enc = LogDocumentEncoder(options: options.convert)
         let doc = OutputBuffer(capacity: 4096)
         var items: [Range<Int>] = []
+        var empty = 0
         let now = Sys.wallSeconds()
         let action = options.create ? "create" : "index"
         let input = batches.reduce(0) { $0 + $1.arena.count }
@@ -123,7 +124,10 @@ public final class FlusherElasticsearch: FlusherPlugin {
                     if options.generateId && batch.sourceOffset < 0 {
                         // The id is made from the document: encode it first.
                         doc.clear()
-                        guard enc.append(i, of: batch, to: doc) else { continue }
+                        guard enc.append(i, of: batch, to: doc) else {
+                            empty += 1
+                            continue
+                        }
                         out.append(head.base, head.count)
                         out.append(",\"_id\":\"")
                         out.append(documentId(doc, batch: batch, event: i, seen: &seen))
@@ -137,14 +141,20 @@ public final class FlusherElasticsearch: FlusherPlugin {
                             out.append("\"")
                         }
                         out.append("}}\n")
-                        guard enc.append(i, of: batch, to: out) else { out.count = start; continue }
+                        guard enc.append(i, of: batch, to: out) else {
+                            out.count = start
+                            empty += 1
+                            continue
+                        }
                     }
                     out.append(byte: 0x0A)
                     items.append(start..<out.count)
                 }
             }
         }
-        return BulkRequest(store: store, items: items, itemsPerBody: max(1, items.count))
+        var request = BulkRequest(store: store, items: items, itemsPerBody: max(1, items.count))
+        request.emptyEvents = empty
+        return request
     }
 
     /// A deterministic `_id`, 40 hex chars of SHA-256. An event read from a file's own bytes is

@@ -126,6 +126,7 @@ public final class FlusherHttp: FlusherPlugin {
         let out = buffers.take()
         defer { buffers.put(out) }
         var enc = LogDocumentEncoder(options: options.convert)
+        var empty = 0
         do {
             for batch in batches {
                 enc.begin(batch)
@@ -139,20 +140,26 @@ public final class FlusherHttp: FlusherPlugin {
                         if n > 0 { out.count -= 1 }
                     }
                     let body = try bodies.body(compression, forInput: batch.arena.count, scratch: out, encodeLines)
-                    guard n > 0 else { continue }
+                    guard n > 0 else {
+                        empty += batch.events.count
+                        continue
+                    }
                     posts.append(HTTPPost(url: url(event: 0, batch, enc.tagValues, now), headers: headers(event: 0, batch, enc.tagValues, now),
                                           body: body, events: batch.events.count))
                 } else {
                     for i in batch.events.indices {
                         out.clear()
-                        guard enc.append(i, of: batch, to: out) else { continue }
+                        guard enc.append(i, of: batch, to: out) else {
+                            empty += 1
+                            continue
+                        }
                         posts.append(HTTPPost(url: url(event: i, batch, enc.tagValues, now), headers: headers(event: i, batch, enc.tagValues, now),
                                               body: try compression.compress(UnsafeRawBufferPointer(out.bytes), reusing: bodies), events: 1))
                     }
                 }
             }
         }
-        return HTTPPostsRequest(posts: posts)
+        return HTTPPostsRequest(posts: posts, emptyEvents: empty)
     }
 
     func url(event i: Int, _ b: EventBatch, _ tags: [String: String], _ now: Int64) -> String {

@@ -109,8 +109,10 @@ public struct HTTPClientOptions: Sendable {
     }
 }
 
-/// A duration written the incumbent's Go way: an integer of nanoseconds (`Timeout: 60000000000`),
-/// or Sluice's readable form (`"60s"`, `"500ms"`, `"2m"`).
+/// A duration written the incumbent's Go way: a number of nanoseconds (`Timeout: 60000000000`;
+/// Go reads numbers through float64, so `1e10` and `1.5e9` are nanoseconds too), or Sluice's
+/// readable form (`"60s"`, `"500ms"`, `"2m"`). Negative, not finite, or past Int64 nanoseconds
+/// (292 years) is a config error at the key, never a trap.
 public enum GoDuration {
     public static func read(_ c: ConfigObject, _ key: String) throws(ConfigError) -> Duration? {
         guard c.has(key) else { return nil }
@@ -119,20 +121,26 @@ public enum GoDuration {
             return .nanoseconds(Int64(n))
         }
         guard let s = try c.string(key), let d = parse(s) else {
-            throw c.error(at: key, "expected a duration: nanoseconds as an integer, or text such as 500ms, 10s, 2m")
+            throw c.error(at: key, "expected a duration ≥ 0: nanoseconds as a number, or text such as 500ms, 10s, 2m (at most 292 years)")
         }
         return d
     }
 
-    /// `500ms`, `10s`, `2m`, `1h`, `250us`, `100ns`; a bare number is seconds.
+    /// `500ms`, `10s`, `2m`, `1h`, `250us`, `100ns`; a bare number is nanoseconds, as Go's.
     public static func parse(_ s: String) -> Duration? {
         let t = s.filter { $0 != " " }
         let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
         for (u, scale) in units where t.hasSuffix(u) {
-            guard let v = Double(t.dropLast(u.count)), v >= 0 else { return nil }
-            return .nanoseconds(Int64(v * scale * 1e9))
+            guard let v = Double(t.dropLast(u.count)) else { return nil }
+            return nanoseconds(v * scale * 1e9)
         }
-        guard let v = Double(t), v >= 0 else { return nil }
-        return .nanoseconds(Int64(v * 1e9))
+        guard let v = Double(t) else { return nil }
+        return nanoseconds(v)
+    }
+
+    /// `ns` as a Duration; nil when negative, not finite, or past Int64.
+    static func nanoseconds(_ ns: Double) -> Duration? {
+        guard ns.isFinite, ns >= 0, ns < 9.2e18 else { return nil }
+        return .nanoseconds(Int64(ns))
     }
 }

@@ -21,9 +21,16 @@ public struct HTTPPost: Sendable {
 /// that were not taken.
 public struct HTTPPostsRequest: FlushRequest {
     public var posts: [HTTPPost]
-    public init(posts: [HTTPPost]) { self.posts = posts }
+    /// Events with nothing to write (a parsed event whose fields were all removed) in no post:
+    /// counted with the request, so they are counted sent once it is delivered, as the flushers
+    /// that write a batch whole count them (a retried part carries none).
+    public var emptyEvents: Int
+    public init(posts: [HTTPPost], emptyEvents: Int = 0) {
+        self.posts = posts
+        self.emptyEvents = emptyEvents
+    }
     public var byteCount: Int { posts.reduce(0) { $0 + $1.body.readableBytes } }
-    public var eventCount: Int { posts.reduce(0) { $0 + $1.events } }
+    public var eventCount: Int { posts.reduce(0) { $0 + $1.events } + emptyEvents }
 
     /// Sends every post once, `parallel` at a time, and combines their outcomes: the posts to
     /// retry go into the retried request, refused ones are counted as rejected.
