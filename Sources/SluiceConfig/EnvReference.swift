@@ -1,9 +1,10 @@
 import SluiceSystem
 
 /// `${NAME}` references in a config string (credentials, header values), replaced with the value
-/// of the environment variable `NAME`, as the incumbent does with `enable_env_ref_in_config`.
-/// `$${` writes a literal `${`. A reference to a variable that is not set is an error, so a
-/// missing secret is reported at validation, not sent as an empty password.
+/// of the environment variable `NAME`, as the incumbent does with `enable_env_ref_in_config`;
+/// `${NAME:default}` gives `default` when NAME is not set. `$${` writes a literal `${`. A
+/// reference without a default to a variable that is not set is an error, so a missing secret is
+/// reported at validation, not sent as an empty password.
 public enum EnvReference {
     /// `text` with every `${NAME}` replaced; throws the first name that is not set (or is malformed).
     public static func expand(_ text: String, environment: (String) -> String? = Sys.environment) throws(EnvReferenceError) -> String {
@@ -22,11 +23,15 @@ public enum EnvReference {
             guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
                 throw EnvReferenceError(message: "unclosed ${ in \"\(text)\"")
             }
-            let name = String(rest[open.upperBound..<close])
+            let inner = rest[open.upperBound..<close]
+            // `${NAME:default}`: the default when NAME is not set (it may be empty).
+            let colon = inner.firstIndex(of: ":")
+            let name = String(inner[..<(colon ?? inner.endIndex)])
+            let fallback = colon.map { String(inner[inner.index(after: $0)...]) }
             guard !name.isEmpty, name.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }) else {
-                throw EnvReferenceError(message: "\"${\(name)}\" is not an environment variable reference")
+                throw EnvReferenceError(message: "\"${\(inner)}\" is not an environment variable reference")
             }
-            guard let value = environment(name) else {
+            guard let value = environment(name) ?? fallback else {
                 throw EnvReferenceError(message: "the environment variable \(name) is not set")
             }
             out += value

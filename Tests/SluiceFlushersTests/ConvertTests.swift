@@ -1,6 +1,6 @@
 import SluiceConfig
 import SluiceCore
-import SluiceFlushers
+@testable import SluiceFlushers
 import SluiceTesting
 import Testing
 
@@ -110,6 +110,23 @@ import Testing
         b.events[0].fieldCount = 2
         b.events[0].flags |= LogEvent.Flag.parsed
         #expect(documents(options(.customSingleFlatten), b) == [#"{"host.name":"from-tag","time":5}"#])
+        // jsonline is the same flat map (in the order written): one key each, never a duplicate.
+        #expect(documents(options(.jsonline), b) == [#"{"host.name":"from-tag","time":5}"#])
+    }
+
+    /// Content fields the incumbent turns into tags: `__tag__:<name>` (the name converted as a
+    /// tag's), `__log_topic__` (`log.topic`); `__tag__:__user_defined_id__` is dropped.
+    @Test func tagPrefixedFieldsBecomeTags() {
+        var b = lineBatch(["x"], tags: [], observedNanos: 7_000_000_000)
+        var fields: [EventField] = []
+        for (k, v) in [("content", "x"), ("__tag__:env", "prod"), ("__log_topic__", "t"), ("__tag__:__user_defined_id__", "u"), ("__tag__:__path__", "/q")] {
+            fields.append(EventField(key: b.append(bytes: Array(k.utf8)), value: b.append(bytes: Array(v.utf8))))
+        }
+        b.fields = fields
+        b.events[0].fieldCount = UInt32(fields.count)
+        b.events[0].flags |= LogEvent.Flag.parsed
+        #expect(documents(options(.customSingle), b) == [#"{"contents":{"content":"x"},"tags":{"env":"prod","log.file.path":"/q","log.topic":"t"},"time":7}"#])
+        #expect(documents(options(.customSingleFlatten), b) == [#"{"content":"x","env":"prod","log.file.path":"/q","log.topic":"t","time":7}"#])
     }
 
     @Test func kubernetesNamesAndRenames() throws {
@@ -137,9 +154,25 @@ import Testing
         b.events[0].fieldCount = 1
         b.events[0].flags |= LogEvent.Flag.parsed
         let t = try DynamicTemplate(parsing: "logs-%{content.app}-%{tag.log.file.path}-%{content.missing}-%{+yyyy.MM.dd}")
-        #expect(t.render(event: 0, of: b, tags: ["log.file.path": "/p"], now: 1_700_000_000) == "logs-web-/p-content.missing-2023.11.14")
+        // Noon UTC: the same day in any zone within 11 hours (the date is local time, as the incumbent's).
+        #expect(t.render(event: 0, of: b, tags: ["log.file.path": "/p"], now: 1_699_963_200) == "logs-web-/p-content.missing-2023.11.14")
+        #expect(t.renderIfFound(event: 0, of: b, tags: ["log.file.path": "/p"], now: 0) == nil, "a missing field: nothing (Loki leaves the label out)")
+        #expect(try DynamicTemplate(parsing: "%{content.app}").renderIfFound(event: 0, of: b, tags: [:], now: 0) == "web")
         #expect(t.usesContent && !t.isStatic)
         #expect(throws: TemplateError.self) { try DynamicTemplate(parsing: "%{metadata.x}") }
+    }
+
+    /// The incumbent's date letters (`fmtstr.FormatTimestamp`): ISO week without padding,
+    /// unpadded month and day, names, 12-hour clock.
+    @Test func dateLettersAsTheIncumbent() {
+        let may1 = Int64(1_714_564_800) + 3900  // 2024-05-01 13:05 UTC, a Wednesday, ISO week 18
+        #expect(DynamicTemplate.format("yyyy.ww", unixSeconds: may1, utc: true) == "2024.18")
+        #expect(DynamicTemplate.format("yyyy.M.d", unixSeconds: may1, utc: true) == "2024.5.1")
+        #expect(DynamicTemplate.format("yy-MM-dd HH:mm:ss", unixSeconds: may1, utc: true) == "24-05-01 13:05:00")
+        #expect(DynamicTemplate.format("MMM MMMM EEE EEEE", unixSeconds: may1, utc: true) == "May May Wed Wednesday")
+        #expect(DynamicTemplate.format("KK:mm aa K m s", unixSeconds: may1, utc: true) == "01:05 PM 1 5 0")
+        #expect(DynamicTemplate.format("yyyy.ww", unixSeconds: 1_704_110_400, utc: true) == "2024.1", "2024-01-01: week 1, unpadded")
+        #expect(DynamicTemplate.format("yyyy.ww", unixSeconds: 1_703_937_600, utc: true) == "2023.52", "2023-12-30: week 52")
     }
 
     @Test func environmentReferences() throws {
@@ -147,6 +180,12 @@ import Testing
         #expect(try EnvReference.expand("Bearer ${TOKEN}", environment: { env[$0] }) == "Bearer s3cret")
         #expect(try EnvReference.expand("$${TOKEN}", environment: { env[$0] }) == "${TOKEN}")
         #expect(throws: EnvReferenceError.self) { try EnvReference.expand("${NOPE}", environment: { env[$0] }) }
+        // The incumbent's `${NAME:default}`: the default when unset (even empty), the value when set.
+        #expect(try EnvReference.expand("${NOPE:app_logs}", environment: { env[$0] }) == "app_logs")
+        #expect(try EnvReference.expand("t-${NOPE:}-x", environment: { env[$0] }) == "t--x")
+        #expect(try EnvReference.expand("${TOKEN:fallback}", environment: { env[$0] }) == "s3cret")
+        #expect(try EnvReference.expand("${NOPE:a:b}", environment: { env[$0] }) == "a:b")
+        #expect(throws: EnvReferenceError.self) { try EnvReference.expand("${:x}", environment: { env[$0] }) }
     }
 
     @Test func compressionRoundTrips() throws {

@@ -75,7 +75,11 @@ public struct ConvertOptions: Sendable {
         case "_container_ip_": base = kubernetes ? "k8s.container.ip" : "container.ip"
         case "_image_name_": base = kubernetes ? "k8s.container.image.name" : "container.image.name"
         case "__user_defined_id__", "__pack_id__": return nil
-        default: base = key.hasPrefix("__tag__:") ? String(key.dropFirst(8)) : key
+        case "__log_topic__": base = "log.topic"
+        default:
+            // `__tag__:<name>`: the name, converted as a tag of that name would be.
+            if key.hasPrefix("__tag__:") && key.count > 8 { return convertedTagName(String(key.dropFirst(8))) }
+            base = key
         }
         if let r = tagFieldsRename[base] { return r.isEmpty ? nil : r }
         return base

@@ -3,9 +3,11 @@ import SluiceCore
 
 /// A string with the incumbent's dynamic references (`Index`, `Headers`, `Query`, Loki's
 /// `DynamicLabels`): `%{content.<field>}` (the event's field), `%{tag.<converted tag name>}`
-/// (e.g. `%{tag.log.file.path}`), and `%{+<date>}` with Joda-style `yyyy`, `yy`, `MM`, `dd`, `HH`,
-/// `mm`, `ss` (the flush time, UTC). A reference without a value renders as its own text
-/// (`content.app`), as the incumbent does.
+/// (e.g. `%{tag.log.file.path}`), and `%{+<date>}` with the incumbent's letters (`yyyy`, `yy`,
+/// `MM`/`M`, `MMM`, `MMMM`, `dd`/`d`, `EEE`, `EEEE`, `HH`, `KK`/`K`, `mm`/`m`, `ss`/`s`, `aa`, and
+/// `ww`, the ISO week without padding) in the flush time, local time, as the incumbent's
+/// `fmtstr.FormatTimestamp`. A reference without a value renders as its own text (`content.app`),
+/// as the incumbent does.
 public struct DynamicTemplate: Sendable, Equatable {
     enum Part: Sendable, Equatable {
         case literal(String)
@@ -47,12 +49,26 @@ public struct DynamicTemplate: Sendable, Equatable {
     /// The text for event `i` of `batch`, with its converted tags (`LogDocumentEncoder.tagValues`)
     /// and the time now (Unix seconds) for dates.
     public func render(event i: Int, of batch: EventBatch, tags: [String: String], now: Int64) -> String {
+        render(event: i, of: batch, tags: tags, now: now, missing: { $0 })!
+    }
+
+    /// `render`, or nil when a referenced field or tag has no value (Loki's `DynamicLabels`: the
+    /// incumbent adds no label then).
+    public func renderIfFound(event i: Int, of batch: EventBatch, tags: [String: String], now: Int64) -> String? {
+        render(event: i, of: batch, tags: tags, now: now, missing: { _ in nil })
+    }
+
+    private func render(event i: Int, of batch: EventBatch, tags: [String: String], now: Int64, missing: (String) -> String?) -> String? {
         var out = ""
         for p in parts {
             switch p {
             case .literal(let s): out += s
-            case .content(let k): out += DynamicTemplate.field(k, event: i, of: batch) ?? "content.\(k)"
-            case .tag(let k): out += tags[k] ?? "tag.\(k)"
+            case .content(let k):
+                guard let v = DynamicTemplate.field(k, event: i, of: batch) ?? missing("content.\(k)") else { return nil }
+                out += v
+            case .tag(let k):
+                guard let v = tags[k] ?? missing("tag.\(k)") else { return nil }
+                out += v
             case .date(let f): out += DynamicTemplate.format(f, unixSeconds: now)
             }
         }
@@ -81,11 +97,18 @@ public struct DynamicTemplate: Sendable, Equatable {
         }
     }
 
-    /// Joda-style date text of `unixSeconds` in UTC.
-    static func format(_ f: String, unixSeconds: Int64) -> String {
+    /// The incumbent's date letters, in local time (UTC with `utc`).
+    static func format(_ f: String, unixSeconds: Int64, utc: Bool = false) -> String {
         var t = time_t(unixSeconds)
         var tmv = tm()
-        gmtime_r(&t, &tmv)
+        if utc { gmtime_r(&t, &tmv) } else { localtime_r(&t, &tmv) }
+        func named(_ spec: String) -> String {
+            var buf = [CChar](repeating: 0, count: 64)
+            var copy = tmv
+            let n = strftime(&buf, buf.count, spec, &copy)
+            return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        let hour12 = tmv.tm_hour % 12 == 0 ? 12 : tmv.tm_hour % 12
         func pad(_ v: Int32, _ n: Int) -> String {
             let s = String(v)
             return s.count >= n ? s : String(repeating: "0", count: n - s.count) + s
@@ -100,11 +123,23 @@ public struct DynamicTemplate: Sendable, Equatable {
             switch (c[i], run) {
             case ("y", 4): out += pad(tmv.tm_year + 1900, 4)
             case ("y", 2): out += pad((tmv.tm_year + 1900) % 100, 2)
+            case ("M", 1): out += String(tmv.tm_mon + 1)
             case ("M", 2): out += pad(tmv.tm_mon + 1, 2)
+            case ("M", 3): out += named("%b")
+            case ("M", 4): out += named("%B")
+            case ("d", 1): out += String(tmv.tm_mday)
             case ("d", 2): out += pad(tmv.tm_mday, 2)
+            case ("E", 3): out += named("%a")
+            case ("E", 4): out += named("%A")
             case ("H", 2): out += pad(tmv.tm_hour, 2)
+            case ("K", 1): out += String(hour12)
+            case ("K", 2): out += pad(hour12, 2)
+            case ("m", 1): out += String(tmv.tm_min)
             case ("m", 2): out += pad(tmv.tm_min, 2)
+            case ("s", 1): out += String(tmv.tm_sec)
             case ("s", 2): out += pad(tmv.tm_sec, 2)
+            case ("a", 2): out += tmv.tm_hour < 12 ? "AM" : "PM"
+            case ("w", 2): out += String(Int(named("%V")) ?? 0)
             default: out += String(c[i..<j])
             }
             i = j

@@ -203,9 +203,9 @@ public struct LogDocumentEncoder {
                 if f.kind == .deleted { continue }
                 let key = Ref(inArena: true, span: f.key)
                 let value: Value = f.kind == .json ? .json(Ref(inArena: true, span: f.value)) : .string(Ref(inArena: true, span: f.value))
-                if f.key.length >= 8 && f.key.length <= 17, let name = LogDocumentEncoder.wellKnownTag(arena, f.key), let conv = options.convertedTagName(name) {
-                    // The incumbent moves these content fields to the tags.
-                    moved.append(Entry(key: stored(conv), value: value))
+                if f.key.length >= 8, let name = LogDocumentEncoder.wellKnownTag(arena, f.key) {
+                    // The incumbent moves these content fields to the tags (`__tag__:__user_defined_id__` is dropped).
+                    if let conv = options.convertedTagName(name) { moved.append(Entry(key: stored(conv), value: value)) }
                     continue
                 }
                 scratch.append(Entry(key: key, value: value))
@@ -245,6 +245,22 @@ public struct LogDocumentEncoder {
                     scratch.removeAll(keepingCapacity: true)
                     for (_, e) in indexed {
                         if let last = scratch.last, !less(last, e) && !less(e, last) { scratch[scratch.count - 1] = e } else { scratch.append(e) }
+                    }
+                } else {
+                    // The same flat map, in the order written: a later entry of a key replaces an
+                    // earlier one (a tag a content field, `time` either), as the map does.
+                    var i = scratch.count - 1
+                    while i > 0 {
+                        let e = scratch[i]
+                        var j = i - 1
+                        while j >= 0 {
+                            if !less(scratch[j], e) && !less(e, scratch[j]) {
+                                scratch.remove(at: j)
+                                i -= 1
+                            }
+                            j -= 1
+                        }
+                        i -= 1
                     }
                 }
                 writeObject(scratch, arena, st, out, time: time, recordHoles: recordHoles)
@@ -314,6 +330,7 @@ public struct LogDocumentEncoder {
         let b = UnsafeBufferPointer(rebasing: arena[Int(key.offset)..<Int(key.offset + key.length)])
         guard b.first == UInt8(ascii: "_") else { return nil }
         let s = String(decoding: b, as: UTF8.self)
+        if (s.hasPrefix("__tag__:") && s.utf8.count > 8) || s == "__log_topic__" { return s }
         return ConvertOptions.wellKnownTagNames.contains(s) ? s : nil
     }
 }

@@ -211,7 +211,10 @@ public final class FlusherLoki: FlusherPlugin {
     /// The stream's labels, keys sorted (so equal label sets are one stream); a later name wins.
     func labels(event i: Int, _ b: EventBatch, _ tags: [String: String], _ now: Int64) -> [(String, String)] {
         var pairs = options.staticLabels
-        for d in options.dynamicLabels { pairs.append((d.name, d.value.render(event: i, of: b, tags: tags, now: now))) }
+        // A label whose field or tag is missing is left out, as the incumbent does.
+        for d in options.dynamicLabels {
+            if let v = d.value.renderIfFound(event: i, of: b, tags: tags, now: now) { pairs.append((d.name, v)) }
+        }
         var seen = Set<String>()
         return pairs.reversed().filter { seen.insert($0.0).inserted }.sorted { $0.0 < $1.0 }
     }
