@@ -27,7 +27,7 @@ struct CopyDetector {
         /// Starts like a file read (or read before it was truncated): possibly its copy. Hold it
         /// until enough of it is there to tell; `twinHead`/`twinOffset` are the original's head and
         /// the part of it already delivered.
-        case possibleCopy(twinHead: [UInt8], twinOffset: Int64)
+        case possibleCopy(twinHead: [UInt8], twinOffset: Int64, twinID: FileIdentity)
         /// Empty so far, next to files read: it may be a copy being written. Hold it until its
         /// first bytes say.
         case emptyNextToRead
@@ -50,7 +50,7 @@ struct CopyDetector {
 
     /// First bytes and delivered offset of files truncated lately (copytruncate: their copy may
     /// show up under a matching name and must not be read again).
-    private(set) var recentHeads: [(dir: String, head: [UInt8], offset: Int64, until: Int64)] = []
+    private(set) var recentHeads: [(dir: String, head: [UInt8], offset: Int64, until: Int64, id: FileIdentity)] = []
     /// Readers by the hash of their first 16 bytes (finding a copy's twin without scanning all).
     private(set) var headIndex: [UInt64: Set<FileIdentity>] = [:]
     /// Directories where a file has been read (an empty new file there may be a copy being made).
@@ -59,6 +59,12 @@ struct CopyDetector {
     static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Whether two heads have the same bytes as far as both go (and are not empty).
+    static func agree(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let n = min(a.count, b.count)
+        return n > 0 && a[0..<n] == b[0..<n]
     }
 
     static func headKey(_ head: [UInt8]) -> UInt64 {
@@ -81,16 +87,16 @@ struct CopyDetector {
     }
 
     /// A file was truncated after `delivered` bytes were emitted: its copy may show up for a while.
-    mutating func truncated(path: String, head: [UInt8], delivered: Int64, now: Int64) {
+    mutating func truncated(path: String, head: [UInt8], delivered: Int64, now: Int64, id: FileIdentity) {
         if !head.isEmpty && delivered > 0 {
-            recentHeads.append((Self.directory(of: path), head, delivered, now + Self.truncatedHeadLifetime))
+            recentHeads.append((Self.directory(of: path), head, delivered, now + Self.truncatedHeadLifetime, id))
         }
     }
 
     /// A file new since the start, about to be read from its start, begins with `head`.
     mutating func newFile<F: File>(head: [UInt8], path: String, id: FileIdentity, now: Int64, among files: [FileIdentity: F]) -> NewFile {
         if !head.isEmpty, let twin = twin(of: head, inDirectoryOf: path, excluding: id, now: now, among: files) {
-            return .possibleCopy(twinHead: twin.head, twinOffset: twin.offset)
+            return .possibleCopy(twinHead: twin.head, twinOffset: twin.offset, twinID: twin.id)
         } else if head.isEmpty && directoriesRead.contains(Self.directory(of: path)) {
             return .emptyNextToRead
         }
@@ -100,27 +106,33 @@ struct CopyDetector {
     /// A file in the same directory (being read, or truncated lately) whose first bytes agree with
     /// `head` as far as both go: the new file may be its copy.
     mutating func twin<F: File>(of head: [UInt8], inDirectoryOf path: String, excluding id: FileIdentity, now: Int64,
-                                among files: [FileIdentity: F]) -> (head: [UInt8], offset: Int64)? {
+                                among files: [FileIdentity: F]) -> (head: [UInt8], offset: Int64, id: FileIdentity)? {
         let dir = Self.directory(of: path)
-        func agrees(_ other: [UInt8]) -> Bool {
-            let n = min(other.count, head.count)
-            return n > 0 && other[0..<n] == head[0..<n]
-        }
+        func agrees(_ other: [UInt8]) -> Bool { Self.agree(other, head) }
         recentHeads.removeAll { $0.until < now }
-        for h in recentHeads where h.dir == dir && agrees(h.head) { return (h.head, h.offset) }
+        for h in recentHeads where h.dir == dir && agrees(h.head) { return (h.head, h.offset, h.id) }
         func candidate(_ r: F) -> Bool {
             r.id != id && !r.pathGone && !r.heldAsPossibleCopy && r.emittedOffset > 0 && agrees(r.head) && Self.directory(of: r.path) == dir
         }
         if head.count >= Self.headKeyLength {
             for cid in headIndex[Self.headKey(head)] ?? [] {
-                if let r = files[cid], candidate(r) { return (r.head, r.emittedOffset) }
+                if let r = files[cid], candidate(r) { return (r.head, r.emittedOffset, r.id) }
             }
             // Twins shorter than the key length.
-            for r in files.values where !r.head.isEmpty && r.head.count < Self.headKeyLength && candidate(r) { return (r.head, r.emittedOffset) }
+            for r in files.values where !r.head.isEmpty && r.head.count < Self.headKeyLength && candidate(r) { return (r.head, r.emittedOffset, r.id) }
         } else {
-            for r in files.values where candidate(r) { return (r.head, r.emittedOffset) }
+            for r in files.values where candidate(r) { return (r.head, r.emittedOffset, r.id) }
         }
         return nil
+    }
+
+    /// How far the twin `id` has emitted: while it still starts with `head` (not truncated yet),
+    /// its reader's offset; once truncated, what it had emitted then.
+    func delivered<F: File>(by id: FileIdentity, head: [UInt8], among files: [FileIdentity: F]) -> Int64 {
+        var offset: Int64 = 0
+        if let r = files[id], Self.agree(r.head, head) { offset = r.emittedOffset }
+        for h in recentHeads where h.id == id && Self.agree(h.head, head) { offset = max(offset, h.offset) }
+        return offset
     }
 
     /// Decides a file held as a possible copy, now `head` and `size`: once as many bytes as the
@@ -137,10 +149,13 @@ struct CopyDetector {
             } else if let twin = twin(of: head, inDirectoryOf: path, excluding: id, now: now, among: files) {
                 sc.twinHead = twin.head
                 sc.twinOffset = twin.offset
+                sc.twinID = twin.id
             }
         }
-        let n = min(head.count, sc.twinHead.count)
-        let agree = n > 0 && head[0..<n] == sc.twinHead[0..<n]
+        // The original read on while its copy was made (logrotate copies, then truncates): what
+        // it emitted since is in the copy too, and is skipped there.
+        if let tid = sc.twinID { sc.twinOffset = max(sc.twinOffset, delivered(by: tid, head: sc.twinHead, among: files)) }
+        let agree = Self.agree(head, sc.twinHead)
         if head.isEmpty {
             // Stayed empty for a second: an ordinary new file.
             sc.twinHead = []

@@ -222,10 +222,10 @@ extension FileInput {
         let head = readHead(fd)
         if !existedBefore && offset == 0 {
             switch copies.newFile(head: head, path: path, id: id, now: now, among: readers) {
-            case .possibleCopy(let twinHead, let twinOffset):
+            case .possibleCopy(let twinHead, let twinOffset, let twinID):
                 // Starts like a file we read (or read before it was truncated): possibly its copy
                 // (copytruncate). Hold it until enough of it is there to tell.
-                suspect = FileReader.SuspectCopy(twinHead: twinHead, twinOffset: twinOffset, since: now, lastSize: fst.size, lastChange: now)
+                suspect = FileReader.SuspectCopy(twinHead: twinHead, twinOffset: twinOffset, since: now, lastSize: fst.size, lastChange: now, twinID: twinID)
                 how = "possibly a copy of a file already read; deciding"
             case .emptyNextToRead:
                 // Empty so far, next to files we read: it may be a copy being written. Held until

@@ -232,7 +232,7 @@ extension FileInput {
         if truncated {
             context.pipelineMetrics.truncations.add(1)
             logger.info("File was truncated or rewritten; reading it again from the start.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)", "file.size": "\(st.size)"])
-            copies.truncated(path: r.path, head: r.head, delivered: r.emittedOffset, now: Sys.monotonicNanos())
+            copies.truncated(path: r.path, head: r.head, delivered: r.emittedOffset, now: Sys.monotonicNanos(), id: r.id)
             r.readOffset = 0
             r.lastRegistered = 0
             r.partial = []

@@ -40,6 +40,8 @@ final class FileReader {
         var since: Int64
         var lastSize: Int64
         var lastChange: Int64
+        /// The file it may be a copy of (nil until its first bytes named one).
+        var twinID: FileIdentity? = nil
     }
     var suspect: SuspectCopy?
     /// Modification time when last looked at (a same-size rewrite changes only this).

@@ -90,7 +90,7 @@ struct CopyDetectorTests {
         var w = World()
         w.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.longHead, emittedOffset: 300))
         #expect(w.newFile(Self.longHead, at: "/logs/app.log.1", id: Self.id(2))
-            == .possibleCopy(twinHead: Self.longHead, twinOffset: 300))
+            == .possibleCopy(twinHead: Self.longHead, twinOffset: 300, twinID: Self.id(1)))
         // Not itself, not another directory's file.
         #expect(w.newFile(Self.longHead, at: "/logs/app.log", id: Self.id(1)) == .read)
         #expect(w.newFile(Self.longHead, at: "/elsewhere/app.log", id: Self.id(3)) == .read)
@@ -112,12 +112,12 @@ struct CopyDetectorTests {
         w.follow(Followed(id: Self.id(1), path: "/logs/a.log", head: short, emittedOffset: 3))
         // A long new head finds the short twin by the scan of short heads.
         #expect(w.newFile(Self.bytes("ab\ncdefghijklmnopqrstuvwxyz\n"), at: "/logs/a.log.1", id: Self.id(2))
-            == .possibleCopy(twinHead: short, twinOffset: 3))
+            == .possibleCopy(twinHead: short, twinOffset: 3, twinID: Self.id(1)))
         // A short new head finds a long twin by the scan of all.
         w = World()
         w.follow(Followed(id: Self.id(1), path: "/logs/a.log", head: Self.longHead, emittedOffset: 50))
         #expect(w.newFile(Array(Self.longHead.prefix(4)), at: "/logs/a.log.1", id: Self.id(2))
-            == .possibleCopy(twinHead: Self.longHead, twinOffset: 50))
+            == .possibleCopy(twinHead: Self.longHead, twinOffset: 50, twinID: Self.id(1)))
     }
 
     @Test("The head index follows head changes")
@@ -135,9 +135,9 @@ struct CopyDetectorTests {
     @Test("A file whose head matches one truncated lately is a copy; it skips the part delivered")
     func copyOfTruncated() throws {
         var w = World()
-        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0)
+        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0, id: Self.id(1))
         let verdict = w.newFile(Self.longHead, at: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + Self.second)
-        #expect(verdict == .possibleCopy(twinHead: Self.longHead, twinOffset: 500))
+        #expect(verdict == .possibleCopy(twinHead: Self.longHead, twinOffset: 500, twinID: Self.id(1)))
         let sc = Self.held(twinHead: Self.longHead, twinOffset: 500, size: 200, at: Self.t0 + Self.second)
         // Still being copied (shorter than the part delivered), and not quiet: wait.
         let later = try #require(Self.waiting(w.decide(sc, head: Self.longHead, size: 300, path: "/logs/app.log.1", id: Self.id(2),
@@ -151,18 +151,48 @@ struct CopyDetectorTests {
                                          now: Self.t0 + 3 * Self.second)) == 300)
     }
 
+    /// logrotate's copytruncate copies, then truncates; meanwhile the application appends and
+    /// the original's reader reads on. What it emitted after the copy was first seen is in the
+    /// copy too: the copy is read after all the original emitted, not after what it had then.
+    @Test("A copy skips what its original emitted while it was being made, before and after the truncation")
+    func originalReadOnDuringTheCopy() throws {
+        var w = World()
+        w.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.longHead, emittedOffset: 1000))
+        guard case .possibleCopy(let head, let off, let tid) = w.newFile(Self.longHead, at: "/logs/app.log.1", id: Self.id(2)) else {
+            Issue.record("not held as a possible copy")
+            return
+        }
+        #expect(off == 1000)
+        var sc = FileReader.SuspectCopy(twinHead: head, twinOffset: off, since: Self.t0, lastSize: 600, lastChange: Self.t0, twinID: tid)
+        // The copy is still being written, and the original's reader reads 100 bytes more.
+        w.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.longHead, emittedOffset: 1100))
+        sc = try #require(Self.waiting(w.decide(sc, head: Self.longHead, size: 900, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 10_000_000)))
+        #expect(sc.twinOffset == 1100)
+        // Copied: read after the 1100 bytes, not after 1000.
+        #expect(Self.readOffset(w.decide(sc, head: Self.longHead, size: 1100, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 20_000_000)) == 1100)
+        // The same with the truncation seen first: the original had emitted 1150 when cut.
+        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 1150, now: Self.t0 + 30_000_000, id: Self.id(1))
+        w.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.bytes("2024-05-01T10:09"), emittedOffset: 16))
+        #expect(Self.readOffset(w.decide(sc, head: Self.longHead, size: 1150, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 40_000_000)) == 1150)
+        // Another file's truncation with the same head does not count.
+        var other = World()
+        other.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.longHead, emittedOffset: 1000))
+        other.detector.truncated(path: "/logs/b.log", head: Self.longHead, delivered: 5000, now: Self.t0, id: Self.id(7))
+        #expect(Self.readOffset(other.decide(sc, head: Self.longHead, size: 1200, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 20_000_000)) == 1100)
+    }
+
     @Test("A truncated file without a head or without anything delivered is not remembered")
     func truncatedNothing() {
         var w = World()
-        w.detector.truncated(path: "/logs/app.log", head: [], delivered: 500, now: Self.t0)
-        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 0, now: Self.t0)
+        w.detector.truncated(path: "/logs/app.log", head: [], delivered: 500, now: Self.t0, id: Self.id(1))
+        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 0, now: Self.t0, id: Self.id(1))
         #expect(w.detector.recentHeads.isEmpty)
     }
 
     @Test("An unrelated file is read from 0")
     func unrelated() {
         var w = World()
-        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0)
+        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0, id: Self.id(1))
         w.follow(Followed(id: Self.id(1), path: "/logs/b.log", head: Self.longHead, emittedOffset: 70))
         #expect(w.newFile(Self.bytes("something else entirely, line one\n"), at: "/logs/c.log", id: Self.id(3)) == .read)
         // Held, its bytes then disagree with its twin's: from the start.
@@ -183,9 +213,9 @@ struct CopyDetectorTests {
     @Test("Truncated heads expire after a minute")
     func expiry() {
         var w = World()
-        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0)
+        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0, id: Self.id(1))
         #expect(w.newFile(Self.longHead, at: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 60 * Self.second)
-            == .possibleCopy(twinHead: Self.longHead, twinOffset: 500))
+            == .possibleCopy(twinHead: Self.longHead, twinOffset: 500, twinID: Self.id(1)))
         #expect(w.newFile(Self.longHead, at: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 60 * Self.second + 1) == .read)
         #expect(w.detector.recentHeads.isEmpty)
     }
@@ -193,7 +223,7 @@ struct CopyDetectorTests {
     @Test("A truncated head counts only in its own directory")
     func truncatedOtherDirectory() {
         var w = World()
-        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0)
+        w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 500, now: Self.t0, id: Self.id(1))
         #expect(w.newFile(Self.longHead, at: "/other/app.log.1", id: Self.id(2)) == .read)
     }
 
