@@ -130,6 +130,16 @@ public final class CheckpointTable: Sendable {
         state.withLock { $0.files[id]?.entry }
     }
 
+    /// When the previous run of this pipeline last saved a position (the newer of the checkpoint
+    /// file's and the journal's modification times, Unix nanoseconds); nil on a first start.
+    public var previousRunLastSaved: Int64? {
+        let times = [path, journalPath].compactMap { p -> Int64? in
+            guard case .success(let st) = Sys.stat(p), st.size > 0 else { return nil }
+            return st.mtimeNanos
+        }
+        return times.max()
+    }
+
     /// Whether a checkpoint names `path` (for any file).
     public func knows(path: String) -> Bool {
         state.withLock { s in s.files.values.contains { $0.entry.path == path } }

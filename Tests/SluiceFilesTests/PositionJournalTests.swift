@@ -95,3 +95,17 @@ import Testing
         #expect(PositionJournal.decode(buf) == nil)
     }
 }
+
+@Suite struct PreviousRunTests {
+    @Test func lastSavedIsNilOnAFirstStartThenTheNewestSave() throws {
+        let tmp = TempDir("sluice-prevrun")
+        defer { tmp.remove() }
+        let first = try CheckpointTable(dataDir: tmp.path, pipeline: "p")
+        #expect(first.previousRunLastSaved == nil, "a first start (the journal just created is empty)")
+        first.track(FileIdentity(dev: 1, inode: 2), path: "/a.log", signature: FileSignature(hash: 1, length: 1), offset: 10)
+        try first.persist(force: true)
+        let before = Sys.wallNanos()
+        let saved = try #require(try CheckpointTable(dataDir: tmp.path, pipeline: "p").previousRunLastSaved)
+        #expect(saved <= before && before - saved < 60_000_000_000)
+    }
+}

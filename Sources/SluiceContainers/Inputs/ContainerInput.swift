@@ -39,6 +39,11 @@ public final class ContainerInput: Input, Sendable {
     let kind: ContainerFileKind
     let logger: Logger
     let startedAt: Int64
+    /// Containers the runtime started before this (Unix nanoseconds) existed before the input:
+    /// their logs are read from their last TailSizeKB. The previous run's last saved checkpoint
+    /// when there is one (a container started while Sluice was stopped is new: read whole),
+    /// else this start.
+    let existedBeforeWall: Int64
 
     public init(name: String, options: FileInputOptions, selection: ContainerSelection, kind: ContainerFileKind,
                 discovery: ContainerDiscovery, context: PluginContext, checkpoints: CheckpointTable) throws {
@@ -52,6 +57,16 @@ public final class ContainerInput: Input, Sendable {
         self.kind = kind
         logger = context.logger
         startedAt = Sys.monotonicNanos()
+        existedBeforeWall = checkpoints.previousRunLastSaved ?? Sys.wallNanos()
+    }
+
+    /// Whether `c` existed before the input started (see `existedBeforeWall`): by the runtime's
+    /// start time when known. Discovery starts with the first container input, so a container's
+    /// discovery time is always after the input's start: it counts only when the runtime gives no
+    /// start time.
+    static func existedBefore(_ c: ContainerInfo, wall: Int64, monotonic: Int64) -> Bool {
+        if c.startedAt > 0 { return c.startedAt < wall }
+        return c.discoveredAt != 0 && c.discoveredAt < monotonic
     }
 
     public func requestStop() { files.requestStop() }
@@ -225,10 +240,19 @@ public final class ContainerInput: Input, Sendable {
         return out
     }
 
+    /// `ExcludeFilePaths` and `ExcludeDirs` are paths inside the container: on the host they are
+    /// where the container's mounts or rootfs put them (one that is nowhere on the host excludes
+    /// nothing there). `ExcludeFiles` are names, the same everywhere.
+    static func hostExclusions(_ e: PathExclusions, of c: ContainerInfo, hostPaths: HostPaths) -> PathExclusions {
+        PathExclusions(filePaths: e.filePaths.compactMap { hostPaths.hostPath(containerPath: $0, in: c) },
+                       fileNames: e.fileNames,
+                       directories: e.directories.compactMap { hostPaths.hostPath(containerPath: $0, in: c) })
+    }
+
     private func targetsIgnoringState(for c: ContainerInfo) -> [WatchTarget] {
         let tags = containerTags(c, externalEnvTag: selection.externalEnvTag, externalK8sLabelTag: selection.externalK8sLabelTag)
             .map { EventTag($0.0, $0.1) }
-        let existedBefore = c.discoveredAt != 0 && c.discoveredAt < startedAt
+        let existedBefore = ContainerInput.existedBefore(c, wall: existedBeforeWall, monotonic: startedAt)
         switch kind {
         case .stdio(let ignoreStdout, let ignoreStderr):
             guard !c.logPath.isEmpty, let p = try? PathPattern(hostPaths.hostPath(c.logPath)) else { return [] }
@@ -244,7 +268,7 @@ public final class ContainerInput: Input, Sendable {
                 let rest = pattern.dropFirst(inside.baseDirectory == "/" ? 1 : inside.baseDirectory.count + 1)
                 let hostPattern = (hostBase.hasSuffix("/") ? hostBase : hostBase + "/") + rest
                 guard let p = try? PathPattern(hostPattern, maxDepth: maxDepth) else { continue }
-                out.append(WatchTarget(key: ContainerInput.key(c) + "#\(i)", patterns: [p], exclusions: PathExclusions(fileNames: exclusions.fileNames),
+                out.append(WatchTarget(key: ContainerInput.key(c) + "#\(i)", patterns: [p], exclusions: ContainerInput.hostExclusions(exclusions, of: c, hostPaths: hostPaths),
                                        tags: tags, format: nil, existedBefore: existedBefore,
                                        pathRewrite: (host: hostBase, container: inside.baseDirectory)))
             }

@@ -62,7 +62,7 @@ public final class ContainerRegistry: Sendable {
     /// A registry with an injected clock (for tests): `clock` returns nanoseconds, and `expire(now:)`
     /// takes values of the same clock.
     public init(gracePeriodSeconds: Double = 600, logger: Logger, clock: @escaping @Sendable () -> Int64) {
-        self.gracePeriodNanos = Int64(max(0, gracePeriodSeconds) * 1e9)
+        self.gracePeriodNanos = Sys.nanos(seconds: gracePeriodSeconds)
         self.logger = logger
         self.clock = clock
     }
@@ -152,6 +152,11 @@ public final class ContainerRegistry: Sendable {
     /// read their directory or file): what `/readyz` reports for discovery.
     public var syncedSources: [String] {
         state.withLock { $0.synced.sorted() }
+    }
+
+    /// Entries in each index (tests: nothing stays behind once its entry is gone).
+    var indexSizes: [Int] {
+        state.withLock { s in [s.entries.count, s.byID.count, s.byLogPath.count, s.byPod.count, s.byPodName.count] }
     }
 
     /// The live containers, in the order they became known.
@@ -376,6 +381,9 @@ private struct State {
         entry.reporters.insert(reporter)
         if !incoming.logPath.isEmpty { entry.logPaths.insert(incoming.logPath) }
         entry.removedAt = nil
+        // Out of the indexes under what it was (a restart count learned late changes its pod
+        // key: the old key would stay behind for ever), then in under what it is.
+        unindex(primaryKey)
         entries[primaryKey] = entry
         index(primaryKey)
         let after = entry.info

@@ -41,7 +41,8 @@ public struct HostPaths: Sendable, Equatable {
     /// The mount whose destination is the longest prefix of `containerPath` on a `/` boundary wins
     /// (`/data` holds `/data/x` and `/data` but not `/data2/x`): `hostRoot + source + rest`.
     /// Otherwise the path is in the rootfs: `hostRoot + upperDir + containerPath`, or with the merged
-    /// dir when the upper dir is not known. Nil when neither is known.
+    /// dir when the upper dir is not known. Nil when neither is known, or when the winning mount
+    /// has no host source (tmpfs).
     public func hostPath(containerPath: String, mounts: [ContainerMount], upperDir: String, mergedDir: String = "") -> String? {
         var best: (mount: ContainerMount, length: Int)?
         for mount in mounts {
@@ -50,6 +51,9 @@ public struct HostPaths: Sendable, Equatable {
             if best == nil || destination.count > best!.length { best = (mount, destination.count) }
         }
         if let best {
+            // A mount with no host source (tmpfs, a volume the runtime does not name) holds the
+            // path where the host cannot see it: no host path, never the host's own root.
+            guard !best.mount.source.isEmpty else { return nil }
             let rest = String(containerPath.dropFirst(best.length == 1 ? 0 : best.length))
             return hostPath(Self.join(best.mount.source, rest))
         }

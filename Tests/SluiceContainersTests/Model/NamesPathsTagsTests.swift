@@ -1,5 +1,6 @@
 import Testing
 @testable import SluiceContainers
+import SluiceFiles
 import SluiceSystem
 
 @Suite struct KubernetesNamesTests {
@@ -109,6 +110,11 @@ import SluiceSystem
         #expect(host.hostPath(containerPath: "/var/log/app.log", mounts: [], upperDir: "", mergedDir: "/run/merged") == "/run/merged/var/log/app.log")
         #expect(host.hostPath(containerPath: "/var/log/app.log", mounts: [], upperDir: "") == nil)
         #expect(host.hostPath(containerPath: "/x/a.log", mounts: [ContainerMount(source: "/rootmnt", destination: "/")], upperDir: "/up") == "/rootmnt/x/a.log")
+        // A tmpfs (no host source) holding the path: no host path (it was the host's own root).
+        let tmpfs = mounts + [ContainerMount(source: "", destination: "/var/log/app")]
+        #expect(host.hostPath(containerPath: "/var/log/app", mounts: tmpfs, upperDir: "/up") == nil)
+        #expect(host.hostPath(containerPath: "/var/log/app/a.log", mounts: tmpfs, upperDir: "/up") == nil)
+        #expect(host.hostPath(containerPath: "/var/log/other.log", mounts: tmpfs, upperDir: "/up") == "/up/var/log/other.log")
     }
 
     @Test func hostRootPrefix() {
@@ -142,5 +148,41 @@ import SluiceSystem
         let tags = containerTags(c, externalEnvTag: ["ROLE": "role"], externalK8sLabelTag: ["app": "app"])
         #expect(tags.map(\.0) == ["_container_name_", "_container_id_", "role"])
         #expect(tags.map(\.1) == ["redis", "d1", "cache"])
+    }
+}
+
+/// Which containers count as existing before the input started (their logs then start at their
+/// last TailSizeKB): by the runtime's start time against the previous run's last checkpoint (or
+/// this start); the discovery time only when the runtime gives no start time.
+@Suite struct ExistedBeforeTests {
+    @Test func byTheRuntimesStartTime() {
+        let wall: Int64 = 1_700_000_000_000_000_000, mono: Int64 = 5_000_000_000
+        var c = ContainerInfo(id: "a", runtime: .docker)
+        c.discoveredAt = mono + 1_000  // discovery always reports after the input started
+        c.startedAt = wall - 3_600_000_000_000
+        #expect(ContainerInput.existedBefore(c, wall: wall, monotonic: mono), "running for an hour: tail")
+        c.startedAt = wall + 1
+        #expect(!ContainerInput.existedBefore(c, wall: wall, monotonic: mono), "started after: whole")
+        c.startedAt = 0
+        #expect(!ContainerInput.existedBefore(c, wall: wall, monotonic: mono), "no start time, discovered after: whole")
+        c.discoveredAt = mono - 1
+        #expect(ContainerInput.existedBefore(c, wall: wall, monotonic: mono), "no start time, known before")
+    }
+}
+
+/// `ExcludeFilePaths` / `ExcludeDirs` of an input reading files inside containers are container
+/// paths: they apply where the container's mounts and rootfs put them on the host.
+@Suite struct ContainerExclusionsTests {
+    @Test func excludedPathsAreTranslatedToTheHost() {
+        var c = ContainerInfo(id: "c", runtime: .docker)
+        c.upperDir = "/var/lib/docker/overlay2/u/diff"
+        c.mounts = [ContainerMount(source: "/srv/vol", destination: "/data"), ContainerMount(source: "", destination: "/scratch")]
+        let e = PathExclusions(filePaths: ["/data/*/debug.log", "/scratch/x.log"], fileNames: ["*.tmp"], directories: ["/var/log/app/debug", "/data/old"])
+        let h = ContainerInput.hostExclusions(e, of: c, hostPaths: HostPaths(hostRoot: "/logtail_host"))
+        #expect(h.filePaths == ["/logtail_host/srv/vol/*/debug.log"])
+        #expect(h.fileNames == ["*.tmp"])
+        #expect(h.directories == ["/logtail_host/var/lib/docker/overlay2/u/diff/var/log/app/debug", "/logtail_host/srv/vol/old"])
+        #expect(h.excludesFile("/logtail_host/srv/vol/a/debug.log"))
+        #expect(h.excludesDirectory("/logtail_host/var/lib/docker/overlay2/u/diff/var/log/app/debug"))
     }
 }

@@ -175,6 +175,22 @@ func modelCRIReport(id: String = "c1", logPath: String? = "/var/log/pods/shop_we
         #expect(registry.lookup(logPath: modelPodLogReport().logPath) == nil)
     }
 
+    /// A container first reported without its restart count (the task-dir watcher, the fast
+    /// path), then with it: its old pod key leaves the index, and once it expires nothing is left.
+    @Test func aRestartCountLearnedLateLeavesNoIndexEntryBehind() {
+        let clock = ModelManualClock()
+        let registry = ContainerRegistry(gracePeriodSeconds: 1, logger: modelTestLogger, clock: { clock.now })
+        var early = modelCRIReport()
+        early.kubernetes?.restartCount = -1
+        registry.upsert(early)
+        registry.upsert(modelCRIReport())
+        #expect(registry.indexSizes == [1, 1, 1, 1, 1])
+        registry.remove(id: "c1", source: .containerd)
+        clock.advance(seconds: 2)
+        registry.expire(now: clock.now)
+        #expect(registry.indexSizes == [0, 0, 0, 0, 0])
+    }
+
     @Test func subscribeStartsWithTheLiveContainersThenDiffs() async throws {
         let registry = ContainerRegistry(logger: modelTestLogger)
         registry.upsert(modelCRIReport(id: "a", logPath: "/a.log"))
