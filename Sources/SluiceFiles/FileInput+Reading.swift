@@ -139,7 +139,9 @@ extension FileInput {
         context.pipelineMetrics.eventsIn.add(b.events.count)
         context.metrics.receivedEvents.add(b.events.count)
         context.metrics.receivedBytes.add(b.inputBytes)
-        return sink.send(consume b)
+        // While the batch waits for room, containers that come (and may go, their logs deleted)
+        // get their files opened: a held descriptor keeps a deleted log readable.
+        return sink.send(consume b, waiting: { self.applyPendingTargets() })
     }
 
     fileprivate func ensureOpen(_ r: FileReader) -> Bool {

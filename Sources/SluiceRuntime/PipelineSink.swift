@@ -32,13 +32,17 @@ final class PipelineSink: BatchSink {
     /// Starts the processing threads (with more than one processor set); `finishProcessing` ends them.
     func startProcessing() {
         workers?.start(stopping: { [unowned self] in self.stopping.load(ordering: .acquiring) }) { [unowned self] i, b in
-            _ = self.processAndDeliver(consume b, with: self.processorSets[i])
+            _ = self.processAndDeliver(consume b, with: self.processorSets[i], waiting: {})
         }
     }
 
     func send(_ batch: consuming EventBatch) -> Bool {
+        send(consume batch, waiting: {})
+    }
+
+    func send(_ batch: consuming EventBatch, waiting: () -> Void) -> Bool {
         if let workers { return workers.submit(consume batch) }
-        return processAndDeliver(consume batch, with: processorSets[0])
+        return processAndDeliver(consume batch, with: processorSets[0], waiting: waiting)
     }
 
     /// After the input stopped: waits until the processing threads (if any) handed on everything.
@@ -47,7 +51,7 @@ final class PipelineSink: BatchSink {
     }
 
     /// Consumes the batch: with the only reference to it, the processors rewrite it in place.
-    private func processAndDeliver(_ batch: consuming EventBatch, with processors: Processors) -> Bool {
+    private func processAndDeliver(_ batch: consuming EventBatch, with processors: Processors, waiting: () -> Void) -> Bool {
         var b = consume batch
         // Each processor's received and sent events are counted here, once per batch.
         for (p, m) in processors {
@@ -64,7 +68,7 @@ final class PipelineSink: BatchSink {
         }
         if unrouted {
             b.ack?.expect(queues.count)
-            for q in queues where !push(b, to: q) { return false }
+            for q in queues where !push(b, to: q, waiting: waiting) { return false }
             return true
         }
         let chosen = routes.indices.filter { routes[$0]?.selects(b) ?? true }
@@ -75,13 +79,14 @@ final class PipelineSink: BatchSink {
             b.ack?.finish(.delivered)
             return true
         }
-        for i in chosen where !push(routes[i]?.adapt(b) ?? b, to: queues[i]) { return false }
+        for i in chosen where !push(routes[i]?.adapt(b) ?? b, to: queues[i], waiting: waiting) { return false }
         return true
     }
 
-    private func push(_ b: EventBatch, to q: BatchQueue) -> Bool {
+    private func push(_ b: EventBatch, to q: BatchQueue, waiting: () -> Void) -> Bool {
         while !q.push(b, timeoutMs: 200) {
             if stopping.load(ordering: .acquiring) { return false }
+            waiting()
         }
         return true
     }

@@ -2,6 +2,7 @@ import Glibc
 import SluiceCore
 import SluiceFiles
 import SluiceTesting
+import Synchronization
 import Testing
 
 /// Dynamic targets that hold their files (a container whose metadata is not known yet).
@@ -12,6 +13,50 @@ struct HeldTargetTests {
         t.hold = hold
         t.discard = discard
         return t
+    }
+
+    /// A sink whose destination is down: each send waits (calling `waiting`, as the pipeline's
+    /// queue does) until `released`.
+    final class DownSink: BatchSink, Sendable {
+        let released = Atomic<Bool>(false)
+        let waits = Atomic<Int>(0)
+        let inner = FIRecordingSink()
+        func send(_ b: EventBatch) -> Bool { send(b, waiting: {}) }
+        func send(_ b: EventBatch, waiting: () -> Void) -> Bool {
+            while !released.load(ordering: .acquiring) {
+                waiting()
+                waits.add(1, ordering: .relaxed)
+                usleep(20_000)
+            }
+            return inner.send(b)
+        }
+    }
+
+    @Test("A container that comes and goes (its log deleted) while the input waits for the destination is read whole afterwards")
+    func containerComingAndGoingWhileBlocked() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let dir = env.tmp.sub("job")
+        let input = try env.input(env.options(), table: try env.table())
+        let sink = DownSink()
+        try await fiWithInput(input, sink: sink) {
+            // Something to send: the input now waits in the sink.
+            writeFile(env.inDir + "/app.log", "first\n")
+            #expect(await eventually { sink.waits.load(ordering: .relaxed) > 3 })
+            // A Job's container starts, writes, ends and is removed with its log, all while blocked.
+            let log = dir + "/0.log"
+            writeFile(log, (0..<50).map { "job-\($0)\n" }.joined())
+            input.setDynamicTargets([try target(env, key: "job", dir: dir)])
+            #expect(await eventually { fiIsOpenInProcess(log) }, "opened while the input waits")
+            #expect(unlink(log) == 0)
+            input.setDynamicTargets([])
+            await pause(0.2)
+            sink.released.store(true, ordering: .releasing)
+            #expect(await eventually(3) { sink.inner.lines.count >= 51 })
+            await pause(0.2)
+        }
+        #expect(sink.inner.lines.filter { $0.hasPrefix("job-") } == (0..<50).map { "job-\($0)" })
+        #expect(sink.inner.lines.first == "first")
     }
 
     @Test("A held target's file is opened at once but not read; released, it is read from 0, even after deletion")

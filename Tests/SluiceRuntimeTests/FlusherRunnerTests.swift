@@ -261,3 +261,22 @@ import Testing
         #expect(first && !second, "6 + 7 bytes cross the 10-byte limit")
     }
 }
+
+/// The pipeline's sink lets the input work while a batch waits for room in a full queue.
+@Suite struct SinkWaitingTests {
+    @Test func waitingIsCalledWhileTheQueueIsFullAndNotOtherwise() async {
+        let q = BatchQueue(highWatermark: 10)
+        let sink = PipelineSink(processorSets: [], queues: [q])
+        let tb = TestBatches()
+        var calls = 0
+        #expect(sink.send(tb.batch(0, ["fills the queue"]), waiting: { calls += 1 }))
+        #expect(calls == 0, "room at once: no wait")
+        let popper = Task.detached {
+            try? await Task.sleep(for: .milliseconds(700))
+            _ = q.tryPop()
+        }
+        #expect(sink.send(tb.batch(1, ["waits"]), waiting: { calls += 1 }))
+        #expect(calls >= 2, "about every 200 ms while full: \(calls)")
+        await popper.value
+    }
+}

@@ -4,6 +4,15 @@
 /// the batch's arena, events and fields in place (a second reference would make each of them a copy).
 public protocol BatchSink: Sendable {
     func send(_ batch: consuming EventBatch) -> Bool
+    /// `send`, calling `waiting` on the sending thread about every 200 ms while the batch waits
+    /// for room (a flusher's queue is full): the input's chance to do what must not wait behind
+    /// the destination (open the files of a container that may be gone, and its log deleted,
+    /// before the destination is back).
+    func send(_ batch: consuming EventBatch, waiting: () -> Void) -> Bool
+}
+
+extension BatchSink {
+    public func send(_ batch: consuming EventBatch, waiting: () -> Void) -> Bool { send(batch) }
 }
 
 /// An input produces batches. It runs its own thread(s) so blocking reads never starve the
