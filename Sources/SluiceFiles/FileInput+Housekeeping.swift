@@ -43,7 +43,14 @@ extension FileInput {
                 }
             }
             if r.pathGone || r.deleted {
-                let drained = r.atEOF && !r.dirty
+                var drained = r.atEOF && !r.dirty
+                // Drained by the file's size, not only by what the last read saw: a write whose
+                // event was missed (a full inotify queue, a directory removed with the pod) would
+                // otherwise be let go with the file, its last lines lost.
+                if drained, r.isOpen, case .success(let st) = Sys.fstat(r.fd), st.size > r.readOffset {
+                    r.dirty = true
+                    drained = false
+                }
                 let force = options.forceReleaseDeletedFileFdTimeoutSec >= 0 && r.deleted
                     && now - r.goneSince >= Int64(options.forceReleaseDeletedFileFdTimeoutSec) * 1_000_000_000
                 if !r.isOpen && !force && reopenMoved(r) { continue }

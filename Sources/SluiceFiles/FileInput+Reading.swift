@@ -141,7 +141,17 @@ extension FileInput {
         context.metrics.receivedBytes.add(b.inputBytes)
         // While the batch waits for room, containers that come (and may go, their logs deleted)
         // get their files opened: a held descriptor keeps a deleted log readable.
-        return sink.send(consume b, waiting: { self.applyPendingTargets() })
+        return sink.send(consume b, waiting: { self.followWhileWaiting() })
+    }
+
+    /// While a batch waits for room (the destination holds the input back), the input follows
+    /// what comes without reading it: containers that came (their targets), files created in
+    /// watched directories (inotify), the settle scans of new targets. So a Job's log that appears
+    /// and is deleted before the wait ends is held open, and read afterwards.
+    func followWhileWaiting() {
+        applyPendingTargets()
+        if let ino = inotify { handle(events: ino.readEvents()) }
+        if !settleScans.isEmpty { runSettleScans(now: Sys.monotonicNanos()) }
     }
 
     fileprivate func ensureOpen(_ r: FileReader) -> Bool {

@@ -201,7 +201,7 @@ public final class FileInput: Input, @unchecked Sendable {
         return Int32(max(0, (due - now + 999_999) / 1_000_000))
     }
 
-    private func runSettleScans(now: Int64) {
+    func runSettleScans(now: Int64) {
         var keep: [(key: String, due: Int64, step: Int)] = []
         for e in settleScans {
             guard let t = targets[e.key], !t.discard else { continue }

@@ -639,7 +639,7 @@ func jsPrint(_ r: JSReport, settings: JSSettings, stormSeconds: Double, binary: 
 /// The two pipelines of the storm: to `flusher_file` outputs, or (with `httpPort`) to
 /// `flusher_http` with a disk buffer, posting jsonline to `/stdio` and `/files` of that port (the
 /// incumbent's tag renames undone by `TagFieldsRename`, so the events read as flusher_file's).
-func jsPipelines(stdioOutput: String, filesOutput: String, httpPort: Int? = nil) -> [(name: String, text: String)] {
+func jsPipelines(stdioOutput: String, filesOutput: String, httpPort: Int? = nil, diskBuffer: Bool = true) -> [(name: String, text: String)] {
     let filter = """
         ContainerFilters:
           K8sNamespaceRegex: ^\(jsCollectedNamespace)$
@@ -660,7 +660,7 @@ func jsPipelines(stdioOutput: String, filesOutput: String, httpPort: Int? = nil)
               TagFieldsRename: {k8s.pod.name: _pod_name_, k8s.namespace.name: _namespace_, k8s.pod.uid: _pod_uid_, k8s.container.name: _container_name_, container.name: _container_name_, log.file.path: __path__}
             Timeout: 5s
             Retry: {InitialDelay: 100ms, MaxDelay: 1s}
-            Buffer: {Type: disk}
+        \(diskBuffer ? "    Buffer: {Type: disk}" : "")
         """
     }
     let stdio = """
@@ -744,6 +744,9 @@ func jsDeletedDescriptors(pid: pid_t) -> (count: Int, samples: [String]) {
 struct JSOutage {
     var down: () async -> Void
     var up: () async throws -> Void
+    /// Through a disk buffer: the deleted files must be released while the destination is down.
+    /// Without one, sluice holds them (and the queues hold it back) until the destination is back.
+    var buffered = true
 }
 
 /// Runs a whole storm against sluice: sluice already runs (`sluice`), the tail follows its outputs.
@@ -794,15 +797,19 @@ func jsStormAgainstSluice(runtime: any JSRuntime, settings: JSSettings, sluice: 
         // buffer, so the deleted files must go now, not when the destination returns.
         let t = jsMonoNanos()
         var held = jsDeletedDescriptors(pid: sluice.pid)
-        while held.count > 0 && jsMonoNanos() - t < 10_000_000_000 {
+        while outage.buffered && held.count > 0 && jsMonoNanos() - t < 10_000_000_000 {
             try? await Task.sleep(for: .milliseconds(200))
             held = jsDeletedDescriptors(pid: sluice.pid)
         }
-        heldInOutage = max(0, held.count)
+        heldInOutage = outage.buffered ? max(0, held.count) : nil
         arrivedInOutage = tail.count - linesBefore
+        if !outage.buffered {
+            notes.append("destination down, no disk buffer: \(held.count) deleted files held open for it")
+        } else {
         notes.append(held.count == 0
             ? "destination down: every deleted file released \(jsFmt(Double(jsMonoNanos() - t) / 1e9, 1)) s after the last pod's deletion"
             : "destination down: \(held.count) deleted files still held 10 s after the last deletion, e.g. \(held.samples)")
+        }
         let st = readStats(scenario.statsFile)["gauges"] as? [String: Any] ?? [:]
         let buffered = st.keys.filter { $0.hasPrefix("component_buffer_events{") }.compactMap { statValue(st, $0) }.reduce(0, +)
         notes.append("destination down: \(buffered) events in the disk buffers, \(arrivedInOutage) lines arrived; bringing it back")
