@@ -49,7 +49,7 @@ public struct CRISandbox: Sendable, Equatable {
     public init(status s: Runtime_V1_PodSandboxStatus, verbose: CRIVerboseSandboxInfo?) {
         let hostNet = s.linux.namespaces.options.network == .node
         var ip = s.network.ip
-        if ip.isEmpty, hostNet { ip = CRIHostNetwork.primaryIPv4() ?? "" }
+        if ip.isEmpty, hostNet { ip = CRIHostNetwork.nodeIPv4() ?? "" }
         self.init(
             id: s.id, name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid,
             attempt: Int(s.metadata.attempt), ready: s.state == .sandboxReady, createdAt: s.createdAt,
@@ -154,8 +154,16 @@ public enum CRIMapping {
     }
 }
 
-/// The node's primary IPv4 address (first up, non-loopback interface), for host-network pods.
+/// The node's IPv4 address, for host-network pods (the runtime reports no IP for them).
 public enum CRIHostNetwork {
+    /// The node's address as the DaemonSet's downward API gives it (`_node_ip_` from
+    /// `status.hostIP`), else the first up, non-loopback interface's: that is the node's only
+    /// when Sluice itself runs in the host's network (in its own pod network it is Sluice's).
+    public static func nodeIPv4(environment: (String) -> String? = Sys.environment) -> String? {
+        if let ip = environment("_node_ip_"), !ip.isEmpty { return ip }
+        return primaryIPv4()
+    }
+
     public static func primaryIPv4() -> String? {
         var head: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&head) == 0, let first = head else { return nil }

@@ -21,6 +21,14 @@ struct CRIUnitTests {
            "annotations":{"io.kubernetes.cri.container-type":"container"}}}
         """#
 
+    /// A host-network pod's IP: the node's, from the DaemonSet's `_node_ip_` (status.hostIP) when
+    /// set; an interface of Sluice's own network is the node's only with hostNetwork.
+    @Test func hostNetworkPodsTakeTheNodeIPFromTheDownwardAPI() {
+        #expect(CRIHostNetwork.nodeIPv4(environment: { $0 == "_node_ip_" ? "192.0.2.7" : nil }) == "192.0.2.7")
+        #expect(CRIHostNetwork.nodeIPv4(environment: { $0 == "_node_ip_" ? "" : nil }) == CRIHostNetwork.primaryIPv4())
+        #expect(CRIHostNetwork.nodeIPv4(environment: { _ in nil }) == CRIHostNetwork.primaryIPv4())
+    }
+
     @Test func parsesContainerdVerboseInfo() throws {
         let v = try #require(CRIVerboseContainerInfo.parse(["info": Self.containerdVerbose]))
         #expect(v.pid == 4242)
