@@ -108,3 +108,88 @@ func regexCeiling(_ ds: Dataset, dir: String, pattern: String) throws -> RawResu
     if captured == 42 { note("") }  // keeps the capture reads from being optimised away
     return r
 }
+
+/// The network ceiling of the HTTP scenarios: the same loop as (b), but each read's whole lines go, as they are, in
+/// one `POST` over one keep-alive loopback connection to the counting receiver, which finds every line's id in
+/// them; the next read waits for the answer. What reading the input and handing it to the kernel's loopback TCP
+/// costs, with no encoding and no client library. CPU is this thread's alone (RUSAGE_THREAD): the receiver runs
+/// in this process too. The receiver is reset before and after, and must have found every line once.
+func rawHTTPCeiling(_ ds: Dataset, dir: String, receiver: CountingReceiver) throws -> RawResult {
+    receiver.reset()
+    defer { receiver.reset() }
+    let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    if sock < 0 { throw BenchError("raw http: socket: \(errnoText())") }
+    defer { close(sock) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(receiver.port).bigEndian
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(sock, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    if rc != 0 { throw BenchError("raw http: connect to 127.0.0.1:\(receiver.port): \(errnoText())") }
+
+    let bufSize = 1 << 20
+    let buf = UnsafeMutablePointer<UInt8>.allocate(capacity: bufSize)
+    defer { buf.deallocate() }
+    let respSize = 4096
+    let resp = UnsafeMutablePointer<UInt8>.allocate(capacity: respSize)
+    defer { resp.deallocate() }
+
+    /// One request with the `n` bytes at `buf`, then its whole answer (status 200, a Content-Length body).
+    func post(_ n: Int) throws {
+        let head = "POST /raw HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: \(n)\r\n\r\n"
+        var ok = head.utf8CString.withUnsafeBufferPointer { writeAllBytes(fd: sock, $0.baseAddress!, $0.count - 1) }
+        ok = ok && writeAllBytes(fd: sock, buf, n)
+        if !ok { throw BenchError("raw http: send: \(errnoText())") }
+        var have = 0
+        while true {
+            let r = read(sock, resp + have, respSize - have)
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { throw BenchError("raw http: the receiver closed the connection") }
+            have += r
+            let text = String(decoding: UnsafeBufferPointer(start: resp, count: have), as: UTF8.self)
+            guard let sep = text.firstRange(of: "\r\n\r\n") else { continue }
+            let header = text[..<sep.lowerBound]
+            guard header.hasPrefix("HTTP/1.1 200") else { throw BenchError("raw http: the receiver answered \(header.prefix(40))") }
+            let length = header.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst(15).filter { $0 != " " }) } ?? 0
+            if text.utf8.distance(from: sep.upperBound, to: text.utf8.endIndex) >= length { return }
+        }
+    }
+
+    var r = RawResult()
+    let cpu0 = threadCPU()
+    let t0 = monoNow()
+    for path in ds.fileNames.map({ dir + "/" + $0 }) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw BenchError("cannot open \(path): \(errnoText())") }
+        defer { close(fd) }
+        var have = 0
+        while true {
+            let n = read(fd, buf + have, bufSize - have)
+            if n < 0 { if errno == EINTR { continue }; throw BenchError("cannot read \(path): \(errnoText())") }
+            if n == 0 { break }
+            r.bytes += n
+            let end = have + n
+            var s = 0
+            while s < end, let nl = memchr(buf + s, 0x0A, end - s) {
+                r.lines += 1
+                s = UnsafeMutablePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - buf + 1
+            }
+            if s > 0 { try post(s) }
+            have = end - s
+            if have > 0 { memmove(buf, buf + s, have) }
+        }
+        if have > 0 { throw BenchError("raw http: \(path) does not end with a newline") }
+    }
+    r.wall = monoNow() - t0
+    let cpu1 = threadCPU()
+    r.cpu = CPUTimes(user: cpu1.user - cpu0.user, sys: cpu1.sys - cpu0.sys)
+    let seen = receiver.snapshot()
+    if r.lines != ds.totalRecords || seen.unique != ds.totalLines || seen.delivered != ds.totalLines || seen.malformed != 0 {
+        throw BenchError("raw http: sent \(r.lines) lines, the receiver found \(seen.delivered) ids (\(seen.unique) distinct, "
+            + "\(seen.malformed) malformed); expected \(ds.totalLines)")
+    }
+    return r
+}

@@ -9,6 +9,9 @@ struct RawRow {
     /// Set for a scenario's own ceiling (e.g. `regex-jit[nginx-regex]`).
     var label: String? = nil
     var name: String { label ?? ((toFile ? "raw-file" : "raw-null") + "[" + dataset.spec.name + "]") }
+    /// (a), (b) or (c): which raw loop this is.
+    var letter: String { toFile ? "(a)" : label?.hasPrefix("raw-http") == true ? "(c)" : "(b)" }
+    var target: String { toFile ? "file" : label?.hasPrefix("raw-http") == true ? "http" : "/dev/null" }
     var mbPerSec: Double { result.mbPerSec }
     var cpuPerGiB: Double { result.cpuPerGiB }
 }
@@ -30,9 +33,13 @@ func cpuPerGiB(_ r: ScenarioResult) -> Double? { perGiB(r) { $0.total } }
 /// which on a VM moves with what ran before.
 func userPerGiB(_ r: ScenarioResult) -> Double? { perGiB(r) { $0.user } }
 
-/// The raw ceiling a scenario is compared with: (a) for the file flusher, (b) for blackhole.
+/// The raw ceiling a scenario is compared with: (a) for the file flusher, (c) for the HTTP family (the receiver's
+/// scenarios), (b) for the others.
 func rawReference(_ r: ScenarioResult, _ raws: [RawRow]) -> RawRow? {
-    raws.first { $0.label == nil && $0.dataset.spec.name == r.dataset.spec.name && $0.toFile == (r.spec.flusher == .file) }
+    if r.spec.flusher.receiverMode != nil, let c = raws.first(where: { $0.label == "raw-http[\(r.dataset.spec.name)]" }) {
+        return c
+    }
+    return raws.first { $0.label == nil && $0.dataset.spec.name == r.dataset.spec.name && $0.toFile == (r.spec.flusher == .file) }
 }
 
 func printTable(_ headers: [String], _ rows: [[String]], leftColumns: Set<Int>) {
@@ -72,7 +79,10 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
     out("            each the median of \(rawRepetitions) runs. (a) writes \(Int(rawFreedPagesWaitMs)) ms after the previous output was")
     out("            deleted, as the collectors do (seconds after): on a VM that returns freed memory to its host, pages")
     out("            freed a moment before are far cheaper to write into; the log line of each (a) row gives both.")
-    out("  % of raw: sluice MB/s / raw MB/s on the same input; file flusher vs (a), blackhole vs (b).")
+    out("  raw (c):  read(2) 1 MiB buffer + memchr, each read's whole lines POSTed as they are over one keep-alive loopback")
+    out("            connection to the counting receiver, waiting for each answer (no encoding, no client library);")
+    out("            CPU of that thread alone (RUSAGE_THREAD; the receiver is in the bench's process).")
+    out("  % of raw: sluice MB/s / raw MB/s on the same input; file flusher vs (a), HTTP family vs (c), blackhole vs (b).")
     out("  lost / dup / bad: from parsing the output (each input line's id must appear exactly once; bad = content")
     out("            length differs from the input line, or no parsable content/id; docker_json / cri also: _source_ not the")
     out("            line's stream, or __time__ not the runtime's); blackhole: from events_out only.")
@@ -91,14 +101,14 @@ func printReport(settings: RunSettings?, raws: [RawRow], results: [ScenarioResul
                    "delivered/expected", "lost", "dup", "bad", "% of raw", "other load", "status"]
     var rows: [[String]] = []
     for r in raws {
-        rows.append([r.name, r.toFile ? "(a) file" : "(b) /dev/null", r.dataset.describe,
+        rows.append([r.name, r.letter + " " + r.target, r.dataset.describe,
                      fmt(r.mbPerSec, 1), fmt(r.cpuPerGiB, 3), "-", "\(r.result.lines)/\(r.dataset.totalRecords)",
                      "-", "-", "-", "-", "-", "ok"])
     }
     for r in results {
         let ref = rawReference(r, raws)
         var pct = "-"
-        if let m = mbPerSec(r), let ref { pct = fmt(100 * m / ref.mbPerSec, 1) + "% " + (ref.toFile ? "(a)" : "(b)") }
+        if let m = mbPerSec(r), let ref { pct = fmt(100 * m / ref.mbPerSec, 1) + "% " + ref.letter }
         let corrupt = r.verify.map { String($0.badLines) } ?? "-"
         rows.append([r.spec.name, r.spec.flusher.rawValue, r.dataset.describe,
                      opt(mbPerSec(r), 1), opt(cpuPerGiB(r), 3),
@@ -133,7 +143,7 @@ func rawJSON(_ r: RawRow) -> String {
     var f: [(String, String)] = []
     f.append(("scenario", jsonString(r.name)))
     f.append(("kind", jsonString("raw")))
-    f.append(("target", jsonString(r.toFile ? "file" : "/dev/null")))
+    f.append(("target", jsonString(r.target)))
     f.append(("dataset", jsonString(r.dataset.spec.name)))
     f.append(("format", r.dataset.spec.format.map { jsonString($0.rawValue) } ?? jsonString("plain")))
     f.append(("files", String(r.dataset.spec.fileCount)))

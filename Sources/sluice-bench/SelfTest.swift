@@ -400,6 +400,14 @@ func runSelfTest(_ opts: Options, workDir: String) -> Int32 {
         for ds in datasets { raws += try measureRaw(ds, workDir: dir) }
         t.check(raws.count == 6 && raws.allSatisfy { $0.result.lines == $0.dataset.totalRecords && $0.result.bytes == $0.dataset.totalBytes },
                 "raw ceilings read every byte and counted every line (record)")
+        // the network ceiling: every line POSTed once, found once by the counting receiver (it throws otherwise)
+        if let plain = datasets.first(where: { $0.spec.format == nil }) {
+            let receiver = try CountingReceiver(mode: .http, ds: plain)
+            defer { receiver.stop() }
+            let r = try rawHTTPCeiling(plain, dir: plain.dir, receiver: receiver)
+            t.check(r.bytes == plain.totalBytes && r.lines == plain.totalRecords && receiver.snapshot().delivered == 0,
+                    "raw http ceiling: every byte sent, every line found once, the receiver reset after")
+        }
 
         // --- verifier on synthetic output
         for ds in datasets {

@@ -73,6 +73,13 @@ func selfCPU() -> CPUTimes {
     return CPUTimes(user: tvSeconds(ru.ru_utime), sys: tvSeconds(ru.ru_stime))
 }
 
+/// The calling thread's CPU times (RUSAGE_THREAD: not the other threads of this process).
+func threadCPU() -> CPUTimes {
+    var ru = rusage()
+    getrusage(__rusage_who_t(1), &ru)   // RUSAGE_THREAD
+    return CPUTimes(user: tvSeconds(ru.ru_utime), sys: tvSeconds(ru.ru_stime))
+}
+
 // MARK: - Files
 
 struct FileInfo {

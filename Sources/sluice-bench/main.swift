@@ -351,6 +351,27 @@ func mainEntry() -> Int32 {
             }
         }
         scenarios.removeAll { ($0.flusher == .clickhouse && net.clickhouse == nil) || ($0.flusher == .osmem && net.osmemPid == nil) }
+        // The network ceiling: each dataset of an HTTP-family scenario, sent as it is to the counting receiver.
+        var httpDatasets: [String] = []
+        for spec in scenarios where spec.flusher.receiverMode != nil && !httpDatasets.contains(spec.dataset) {
+            httpDatasets.append(spec.dataset)
+        }
+        for name in httpDatasets {
+            let ds = datasets[name]!
+            let receiver = try net.receivers[.http] ?? CountingReceiver(mode: .http, ds: ds)
+            var warm = ds
+            var runs: [RawResult] = []
+            for _ in 0..<rawRepetitions {
+                try scanDataset(&warm, dir: ds.dir, recordLengths: false)
+                runs.append(try rawHTTPCeiling(ds, dir: ds.dir, receiver: receiver))
+            }
+            if net.receivers[.http] == nil { receiver.stop() }
+            runs.sort { $0.wall < $1.wall }
+            let row = RawRow(dataset: ds, toFile: false, result: runs[runs.count / 2], label: "raw-http[\(name)]")
+            note("[\(row.name)] read + POST as is over loopback: \(fmt(row.mbPerSec, 1)) MB/s, \(fmt(row.cpuPerGiB, 3)) CPU-s/GiB "
+                + "(user \(fmt(row.result.cpu.user / row.result.gib, 3)), system \(fmt(row.result.sysPerGiB, 3)); median of \(rawRepetitions))")
+            raws.append(row)
+        }
         settings.net = net
         var results: [ScenarioResult] = []
         var comparison: [(name: String, baseline: [Double], current: [Double])] = []
