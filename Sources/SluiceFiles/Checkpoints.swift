@@ -35,6 +35,24 @@ public final class CheckpointTable: Sendable {
         var tracker: OrderedAckTracker
         /// The reader has let go of the file: drop the entry once nothing is in flight.
         var released = false
+        /// The batches in flight when the file was last truncated (`reset`), still counted as
+        /// they are acknowledged: a copy of the file that skipped them waits for them (`floor`).
+        var beforeReset: OrderedAckTracker? = nil
+        /// Times the file was reset (which of its trackers a floor refers to).
+        var resets = 0
+        /// Set for a copy of another file (copytruncate) read after the part the original had
+        /// emitted: until the original's batches of that part are acknowledged, the copy's
+        /// checkpoint stays at what the original has delivered, so a crash re-reads the rest
+        /// from the copy instead of losing it.
+        var floor: Floor? = nil
+        /// Nothing of this file or of its content before a truncation is in flight.
+        var drained: Bool { tracker.inFlight == 0 && beforeReset == nil }
+    }
+    /// The original a copy skipped a part of: its identity, its `resets` then, and where the part ends.
+    struct Floor {
+        var twin: FileIdentity
+        var resets: Int
+        var upTo: Int64
     }
     struct State {
         var files: [FileIdentity: Tracked] = [:]
@@ -42,10 +60,61 @@ public final class CheckpointTable: Sendable {
         /// Positions written in place as they move (nil if the journal could not be opened).
         var journal: PositionJournal?
 
+        /// Copies whose checkpoint waits on a file (by the file's identity).
+        var copiesOf: [FileIdentity: Set<FileIdentity>] = [:]
+
         /// Records the current position of `id` in the journal.
         func journalWrite(_ id: FileIdentity) {
             guard let j = journal, let t = files[id] else { return }
             j.write(id, offset: t.entry.offset, signature: t.entry.signature, path: t.entry.path)
+        }
+
+        /// What the original of `f` has delivered of the part its copy skipped, nil once all
+        /// of it is (or can no longer be: the original is no longer tracked, or was reset again).
+        func skippedDelivered(_ f: Floor) -> Int64? {
+            guard let twin = files[f.twin] else { return nil }
+            let old: OrderedAckTracker
+            if twin.resets == f.resets {
+                old = twin.tracker
+            } else if twin.resets == f.resets + 1, let b = twin.beforeReset {
+                old = b
+            } else {
+                return nil
+            }
+            if old.committed >= f.upTo || old.inFlight == 0 { return nil }
+            return old.committed
+        }
+
+        /// Recomputes the checkpoint of a file: its own acknowledged position, held at its
+        /// floor while that is set (a copy waiting on its original).
+        mutating func settle(_ id: FileIdentity) {
+            guard var t = files[id] else { return }
+            var offset = t.tracker.committed
+            if let f = t.floor {
+                if let held = skippedDelivered(f) {
+                    offset = min(offset, held)
+                } else {
+                    t.floor = nil
+                    copiesOf[f.twin]?.remove(id)
+                    if copiesOf[f.twin]?.isEmpty == true { copiesOf[f.twin] = nil }
+                }
+            }
+            let moved = offset != t.entry.offset
+            t.entry.offset = offset
+            files[id] = t
+            if moved {
+                dirty = true
+                journalWrite(id)
+            }
+        }
+
+        /// Settles the copies waiting on `id`, after its acknowledgements moved or it went.
+        mutating func settleCopies(of id: FileIdentity) {
+            guard let copies = copiesOf[id] else { return }
+            for c in copies {
+                if files[c] == nil { copiesOf[id]?.remove(c) } else { settle(c) }
+            }
+            if copiesOf[id]?.isEmpty == true { copiesOf[id] = nil }
         }
     }
 
@@ -149,9 +218,20 @@ public final class CheckpointTable: Sendable {
         state.withLock { s in s.files.values.map(\.entry) }
     }
 
-    /// Starts tracking a file whose delivered data ends at `offset`.
-    public func track(_ id: FileIdentity, path: String, signature: FileSignature, offset: Int64) {
+    /// Starts tracking a file whose delivered data ends at `offset`. With `copyOf`, the file is a
+    /// copy of that one (copytruncate) whose first `offset` bytes that file has emitted (before
+    /// its last truncation when `originalTruncated`): its checkpoint stays at what that file has
+    /// delivered of them until all of them are.
+    public func track(_ id: FileIdentity, path: String, signature: FileSignature, offset: Int64,
+                      copyOf twin: FileIdentity? = nil, originalTruncated: Bool = false) {
         state.withLock { s in
+            defer {
+                if let twin, twin != id, offset > 0, let t = s.files[twin] {
+                    s.files[id]?.floor = Floor(twin: twin, resets: t.resets - (originalTruncated ? 1 : 0), upTo: offset)
+                    s.copiesOf[twin, default: []].insert(id)
+                    s.settle(id)
+                }
+            }
             let e = CheckpointEntry(dev: id.dev, inode: id.inode, sig: String(signature.hash, radix: 16), sigLen: signature.length, offset: offset, path: path)
             if var t = s.files[id] {
                 // Same identity again (inode reused, or renamed away and back): keep the tracker so
@@ -159,6 +239,10 @@ public final class CheckpointTable: Sendable {
                 t.tracker.reset(committed: offset)
                 t.entry = e
                 t.released = false
+                if let f = t.floor {
+                    s.copiesOf[f.twin]?.remove(id)
+                    t.floor = nil
+                }
                 s.files[id] = t
             } else {
                 s.files[id] = Tracked(entry: e, tracker: OrderedAckTracker(committed: offset))
@@ -188,18 +272,21 @@ public final class CheckpointTable: Sendable {
         state.withLock { s in
             guard var t = s.files[id] else { return }
             let moved = t.tracker.acknowledged(sequence)
-            if moved {
-                t.entry.offset = t.tracker.committed
-                s.dirty = true
+            var movedBefore = false
+            if var b = t.beforeReset {
+                movedBefore = b.acknowledged(sequence)
+                t.beforeReset = b.inFlight == 0 ? nil : b
+                if t.beforeReset == nil { movedBefore = true }
             }
-            if t.released && t.tracker.inFlight == 0 {
+            if t.released && t.drained {
                 s.files[id] = nil
                 s.dirty = true
                 s.journal?.remove(id)
             } else {
                 s.files[id] = t
-                if moved { s.journalWrite(id) }
+                if moved { s.settle(id) }
             }
+            if moved || movedBefore { s.settleCopies(of: id) }
         }
     }
 
@@ -208,6 +295,8 @@ public final class CheckpointTable: Sendable {
     public func reset(_ id: FileIdentity, offset: Int64, signature: FileSignature) {
         state.withLock { s in
             guard var t = s.files[id] else { return }
+            t.beforeReset = t.tracker.inFlight > 0 ? t.tracker : nil
+            t.resets += 1
             t.tracker.reset(committed: offset)
             t.entry.offset = offset
             t.entry.sig = String(signature.hash, radix: 16)
@@ -222,9 +311,10 @@ public final class CheckpointTable: Sendable {
     public func release(_ id: FileIdentity) {
         state.withLock { s in
             guard var t = s.files[id] else { return }
-            if t.tracker.inFlight == 0 {
+            if t.drained {
                 s.files[id] = nil
                 s.journal?.remove(id)
+                s.settleCopies(of: id)
             } else {
                 t.released = true
                 s.files[id] = t
@@ -241,11 +331,12 @@ public final class CheckpointTable: Sendable {
     /// Drops entries of files that no longer exist under their identity.
     public func prune(keeping: Set<FileIdentity>) {
         state.withLock { s in
-            let drop = s.files.filter { !keeping.contains($0.key) && $0.value.tracker.inFlight == 0 }.keys
+            let drop = s.files.filter { !keeping.contains($0.key) && $0.value.drained }.keys
             for id in drop {
                 s.files[id] = nil
                 s.journal?.remove(id)
             }
+            for id in drop { s.settleCopies(of: id) }
             if !drop.isEmpty { s.dirty = true }
         }
     }

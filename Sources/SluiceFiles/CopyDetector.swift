@@ -37,8 +37,9 @@ struct CopyDetector {
     enum Decision {
         /// Not decided yet: keep holding it, with what was learned now.
         case wait(FileReader.SuspectCopy)
-        /// Decided: read it from `offset` (0: not a copy; else after the part already delivered).
-        case read(from: Int64, how: String)
+        /// Decided: read it from `offset` (0: not a copy; else after the part `copyOf` emitted,
+        /// `originalTruncated` when that file has been truncated since).
+        case read(from: Int64, how: String, copyOf: FileIdentity? = nil, originalTruncated: Bool = false)
     }
 
     /// Heads shorter than this are not indexed (found by a scan of all files instead).
@@ -165,7 +166,10 @@ struct CopyDetector {
         if !agree {
             return .read(from: 0, how: "not a copy; from the start")
         } else if fullyCompared && (size >= sc.twinOffset || quiet) {
-            return .read(from: min(sc.twinOffset, size), how: "copy of a file already read; after the part already delivered")
+            // The original still starts as the copy does: not truncated yet (logrotate copies first).
+            let truncated = sc.twinID.map { tid in !(files[tid].map { Self.agree($0.head, sc.twinHead) } ?? false) } ?? false
+            return .read(from: min(sc.twinOffset, size), how: "copy of a file already read; after the part already delivered",
+                         copyOf: sc.twinID, originalTruncated: truncated)
         } else if quiet && !fullyCompared {
             return .read(from: 0, how: "too short to be told from its twin; from the start")
         }

@@ -286,13 +286,13 @@ extension FileInput {
             switch copies.decide(sc, head: head, size: st.size, path: r.path, id: r.id, now: now, among: readers) {
             case .wait(let sc):
                 r.suspect = sc
-            case .read(let off, let how):
+            case .read(let off, let how, let twin, let twinTruncated):
                 r.suspect = nil
                 setHead(r, head)
                 r.readOffset = off
                 r.lastRegistered = off
                 if case .success(let sig) = FileSignature.read(fd: r.fd) { r.signature = sig }
-                checkpoints.track(r.id, path: r.path, signature: r.signature, offset: off)
+                checkpoints.track(r.id, path: r.path, signature: r.signature, offset: off, copyOf: twin, originalTruncated: twinTruncated)
                 r.dirty = true
                 logger.debug("Following file.", metadata: ["file.path": "\(r.path)", "file.offset": "\(off)", "how": "\(how)"])
             }

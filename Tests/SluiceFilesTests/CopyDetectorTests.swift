@@ -47,7 +47,13 @@ struct CopyDetectorTests {
     }
 
     static func readOffset(_ d: CopyDetector.Decision) -> Int64? {
-        if case .read(let off, _) = d { return off }
+        if case .read(let off, _, _, _) = d { return off }
+        return nil
+    }
+
+    /// The original a decision names, and whether it was truncated since.
+    static func origin(_ d: CopyDetector.Decision) -> (FileIdentity?, Bool)? {
+        if case .read(_, _, let id, let truncated) = d { return (id, truncated) }
         return nil
     }
 
@@ -168,12 +174,16 @@ struct CopyDetectorTests {
         w.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.longHead, emittedOffset: 1100))
         sc = try #require(Self.waiting(w.decide(sc, head: Self.longHead, size: 900, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 10_000_000)))
         #expect(sc.twinOffset == 1100)
-        // Copied: read after the 1100 bytes, not after 1000.
-        #expect(Self.readOffset(w.decide(sc, head: Self.longHead, size: 1100, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 20_000_000)) == 1100)
+        // Copied: read after the 1100 bytes, not after 1000; the original is named, not truncated yet.
+        let before = w.decide(sc, head: Self.longHead, size: 1100, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 20_000_000)
+        #expect(Self.readOffset(before) == 1100)
+        #expect(Self.origin(before)?.0 == Self.id(1) && Self.origin(before)?.1 == false)
         // The same with the truncation seen first: the original had emitted 1150 when cut.
         w.detector.truncated(path: "/logs/app.log", head: Self.longHead, delivered: 1150, now: Self.t0 + 30_000_000, id: Self.id(1))
         w.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.bytes("2024-05-01T10:09"), emittedOffset: 16))
-        #expect(Self.readOffset(w.decide(sc, head: Self.longHead, size: 1150, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 40_000_000)) == 1150)
+        let after = w.decide(sc, head: Self.longHead, size: 1150, path: "/logs/app.log.1", id: Self.id(2), now: Self.t0 + 40_000_000)
+        #expect(Self.readOffset(after) == 1150)
+        #expect(Self.origin(after)?.0 == Self.id(1) && Self.origin(after)?.1 == true, "the original has been truncated since")
         // Another file's truncation with the same head does not count.
         var other = World()
         other.follow(Followed(id: Self.id(1), path: "/logs/app.log", head: Self.longHead, emittedOffset: 1000))
