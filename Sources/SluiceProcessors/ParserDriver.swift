@@ -19,7 +19,7 @@ protocol FieldParser {
     mutating func prepare(_ w: inout FieldWriter)
     /// Parses the `n` bytes at `p` (whose span in the arena is `value`), appending the fields it
     /// produces to `out` (values may be new bytes in `w.extra`).
-    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: inout [EventField], arena: UnsafePointer<UInt8>) -> ParseResult
+    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: FieldScratch, arena: UnsafePointer<UInt8>) -> ParseResult
     /// Produced fields replace fields of the same name (`SetContent`); false appends them
     /// without a check (`AppendContent`, apsara).
     var overwrites: Bool { get }
@@ -84,8 +84,7 @@ struct ParserDriver {
                 if contentIndex < 0 && w.equal(k, contentKey, arena: arena) { contentIndex = j }
                 if sourceIndex < 0 && w.equal(k, source, arena: arena) { sourceIndex = j }
             }
-            var out: [EventField] = []
-            out.reserveCapacity(fieldsPerEvent + 4)
+            let out = FieldScratch(capacity: fieldsPerEvent + 4)
             var kept = 0
             for i in events.indices {
                 var ev = events[i]
@@ -99,10 +98,10 @@ struct ParserDriver {
                     continue
                 }
                 let raw = w.fields[si].value
-                out.removeAll(keepingCapacity: true)
+                out.removeAll()
                 let mark = w.extraMark
                 // A source value is always in the arena: it comes from the fields before this pass.
-                let result = parser.parse(arena + Int(raw.offset), Int(raw.length), value: raw, &w, out: &out, arena: arena)
+                let result = parser.parse(arena + Int(raw.offset), Int(raw.length), value: raw, &w, out: out, arena: arena)
                 if case .discard = result {
                     counts.old += 1
                     w.truncateExtra(to: mark)
@@ -124,9 +123,9 @@ struct ParserDriver {
                     if wasUnparsed, let keys = constantKeys, out.count == keys.count {
                         // The event's one field is `content` (at the start of its fields): the
                         // field named `content` overwrites it, the others follow in order.
-                        // (Copied through a buffer pointer: array slices would retain `out` per event.)
                         sourceOverwritten = sourceIndex >= 0
-                        out.withUnsafeBufferPointer { o in
+                        do {
+                            let o = out.fields
                             if contentIndex >= 0 {
                                 let contentAt = w.current.lowerBound
                                 w.fields[contentAt].value = o[contentIndex].value
@@ -141,12 +140,12 @@ struct ParserDriver {
                         // Many fields (a delimiter line of thousands of columns): overwrite through a
                         // hash index instead of scanning the event's fields for each one, which is
                         // quadratic (a 256 KiB line of separators took 46 s).
-                        sourceOverwritten = ParserDriver.setIndexed(out, source: source, &w, arena: arena)
+                        sourceOverwritten = ParserDriver.setIndexed(out.fields, source: source, &w, arena: arena)
                     } else {
                         // A key whose (length, first byte) no field of the event has cannot
                         // overwrite one: appended without scanning the event's fields for it.
                         var present = parser.overwrites ? ParserDriver.keyBits(of: w, arena: arena) : 0
-                        for f in out {
+                        for f in out.fields {
                             if !sourceOverwritten && w.equal(f.key, source, arena: arena) { sourceOverwritten = true }
                             if parser.overwrites {
                                 let bit = ParserDriver.keyBit(f.key, w, arena: arena)
@@ -240,7 +239,7 @@ extension ParserDriver {
     /// open event's fields: linear in fields instead of quadratic. A hash that matches a field of
     /// another name falls back to the scan, so the result is exactly `set`'s. Returns whether a
     /// field named `source` was written.
-    static func setIndexed(_ out: [EventField], source: Span, _ w: inout FieldWriter, arena: UnsafePointer<UInt8>) -> Bool {
+    static func setIndexed(_ out: UnsafeBufferPointer<EventField>, source: Span, _ w: inout FieldWriter, arena: UnsafePointer<UInt8>) -> Bool {
         func hash(_ key: Span, _ w: FieldWriter) -> UInt64 {
             w.withBytes(key, arena: arena) { FNV1a.hash(UnsafeRawBufferPointer(start: $0, count: Int(key.length))) }
         }

@@ -79,7 +79,7 @@ struct ApsaraParser: FieldParser {
         microtime = w.intern("microtime")
     }
 
-    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: inout [EventField], arena: UnsafePointer<UInt8>) -> ParseResult {
+    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: FieldScratch, arena: UnsafePointer<UInt8>) -> ParseResult {
         let base = Int(value.offset)
         guard n > 0, p[0] == UInt8(ascii: "[") else { return .failed }
         guard let close = Self.index(of: UInt8(ascii: "]"), p, 1, n) else { return .failed }

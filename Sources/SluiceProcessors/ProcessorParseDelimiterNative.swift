@@ -108,7 +108,7 @@ struct DelimiterParser: FieldParser {
         columnSeparators.reserveCapacity(o.keys.count + 4)
     }
 
-    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: inout [EventField], arena: UnsafePointer<UInt8>) -> ParseResult {
+    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: FieldScratch, arena: UnsafePointer<UInt8>) -> ParseResult {
         // Trim leading spaces and trailing spaces and carriage returns.
         var s = 0
         var e = n

@@ -64,7 +64,7 @@ struct JSONObjectParser: FieldParser {
         stack.reserveCapacity(16)
     }
 
-    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: inout [EventField], arena: UnsafePointer<UInt8>) -> ParseResult {
+    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: FieldScratch, arena: UnsafePointer<UInt8>) -> ParseResult {
         var s = JSONScanner(p, n)
         let base = Int(value.offset)
         _ = s.skipWhitespace()

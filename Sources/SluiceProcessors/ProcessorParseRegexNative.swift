@@ -83,7 +83,7 @@ struct RegexParser: FieldParser {
         if keySpans.isEmpty { keySpans = [w.intern("content")] }
     }
 
-    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: inout [EventField], arena: UnsafePointer<UInt8>) -> ParseResult {
+    mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int, value: Span, _ w: inout FieldWriter, out: FieldScratch, arena: UnsafePointer<UInt8>) -> ParseResult {
         if wholeLine {
             out.append(EventField(key: keySpans[0], value: value))
             return .parsed
