@@ -314,14 +314,17 @@ public final class StreamDecoder {
         return (unparsedLines - reportedUnparsed, oversizedJoins - reportedOversized)
     }
 
-    /// Discarded unmatched lines, unmatched lines and truncated groups counted since the last call.
-    public func takeMultilineCounts() -> (discarded: Int, unmatched: Int, truncated: Int) {
-        var d = 0, u = 0, t = 0
+    /// Discarded unmatched lines, unmatched lines, truncated groups and skipped blank lines (Mode
+    /// JSON) counted since the last call.
+    public func takeMultilineCounts() -> (discarded: Int, unmatched: Int, truncated: Int, blank: Int) {
+        var d = 0, u = 0, t = 0, b = 0
         for i in machines.indices {
             d += machines[i].discardedLines; u += machines[i].unmatchedLines; t += machines[i].truncatedGroups
+            b += machines[i].blankLines
             machines[i].discardedLines = 0; machines[i].unmatchedLines = 0; machines[i].truncatedGroups = 0
+            machines[i].blankLines = 0
         }
-        return (d, u, t)
+        return (d, u, t, b)
     }
 
     /// Decodes `batch` (raw lines; the arena's byte 0 is at file offset `baseOffset`) into up to

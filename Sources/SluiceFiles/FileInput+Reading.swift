@@ -91,17 +91,19 @@ extension FileInput {
     /// Adds what the reader's joiners counted (discarded unmatched lines, truncated groups) to
     /// the metrics and warns, at most once a minute, about unmatched lines.
     func countMultiline(_ r: FileReader) {
-        var discarded = 0, unmatched = 0, truncated = 0
+        var discarded = 0, unmatched = 0, truncated = 0, blank = 0
         if var ml = r.multiline {
             discarded += ml.discardedLines; unmatched += ml.unmatchedLines; truncated += ml.truncatedGroups
-            ml.discardedLines = 0; ml.unmatchedLines = 0; ml.truncatedGroups = 0
+            blank += ml.blankLines
+            ml.discardedLines = 0; ml.unmatchedLines = 0; ml.truncatedGroups = 0; ml.blankLines = 0
             r.multiline = ml
         }
         if let dec = r.decoder {
             let c = dec.takeMultilineCounts()
-            discarded += c.discarded; unmatched += c.unmatched; truncated += c.truncated
+            discarded += c.discarded; unmatched += c.unmatched; truncated += c.truncated; blank += c.blank
         }
         if discarded > 0 { context.metrics.discarded(discarded, reason: "multiline_unmatched") }
+        if blank > 0 { context.metrics.discarded(blank, reason: "multiline_blank_line") }
         if truncated > 0 { context.metrics.multilineTruncatedGroups.add(truncated) }
         if unmatched > 0, let m = chunkReader.multiline, !m.ignoringUnmatchWarning {
             let now = Sys.monotonicNanos()

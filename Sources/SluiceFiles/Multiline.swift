@@ -75,7 +75,7 @@ public struct MultilineOptions: Sendable {
 
     /// The keys of a `Multiline` object.
     public static let fields: [FieldSpec] = [
-        FieldSpec(name: "Mode", type: .string, doc: "`custom` (the patterns below) or `JSON` (complete `{…}` objects found by brace matching, strings and escapes respected: one object, even across lines, is one event; `input_file` only). A pipeline whose first processor is `processor_parse_json_native` or `processor_json` reads this way whatever Mode says, as the incumbent does.", defaultValue: "custom"),
+        FieldSpec(name: "Mode", type: .string, doc: "`custom` (the patterns below) or `JSON` (complete `{…}` objects found by brace matching, strings and escapes respected: one object, even across lines, is one event; blank lines between objects are skipped, counted as `discarded_events.multiline_blank_line`; `input_file` only). A pipeline whose first processor is `processor_parse_json_native` or `processor_json` reads this way whatever Mode says, as the incumbent does.", defaultValue: "custom"),
         FieldSpec(name: "StartPattern", type: .string, doc: "A line matching it (at its start: prefix match, Boost syntax; one trailing `$` and trailing `.*` are ignored) opens an event.", defaultValue: nil),
         FieldSpec(name: "ContinuePattern", type: .string, doc: "Lines matching it continue the event. Alone it is ignored; with StartPattern and EndPattern both set it is ignored.", defaultValue: nil),
         FieldSpec(name: "EndPattern", type: .string, doc: "A line matching it closes the event (End alone: every chunk ending with an End line is an event).", defaultValue: nil),
@@ -171,6 +171,8 @@ struct MultilineMachine {
     var discardedLines = 0
     var unmatchedLines = 0
     var truncatedGroups = 0
+    /// Blank lines between JSON objects (Mode JSON), skipped as the incumbent skips them.
+    var blankLines = 0
 
     private var endOnly: Bool { options.start == nil && options.continue == nil && options.end != nil }
 
@@ -314,13 +316,13 @@ struct MultilineMachine {
     /// JsonLogFileReader's brace matching, line by line: an object starts at a line whose first
     /// non-blank byte is `{` and ends at the end of the line where the depth is back to 0 (quotes
     /// and backslash escapes respected). A line that cannot start an object is an event of its
-    /// own; a blank line between objects is skipped.
+    /// own; a blank line between objects is skipped (and counted).
     private mutating func feedJSON<S: MultilineSink>(_ line: MultilineLine, _ b: UnsafePointer<UInt8>, _ n: Int, sink: inout S) {
         var i = 0
         let startsGroup = !open
         if !open {
             while i < n && (b[i] == 0x20 || b[i] == 0x09 || b[i] == 0) { i += 1 }
-            if i == n { return }
+            if i == n { blankLines += 1; return }
             guard b[i] == UInt8(ascii: "{") else { sink.single(line); return }
             depth = 0
             inQuote = false

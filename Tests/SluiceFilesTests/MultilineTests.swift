@@ -163,6 +163,7 @@ func mlPattern(_ p: String) -> RegexPattern { try! MultilineOptions.compile(p)! 
         let lines = [#"{"a":1}"#, #"{"b":"#, #"  "x}{","#, #" "y":{"z":2}"#, "}", "garbage", "", "   ", #"{"c":"\"}"} trailing"#, #"{"d":"#]
         let r = mlRun(o, lines, finish: false)
         #expect(r.events == [#"{"a":1}"#, "{\"b\":\n  \"x}{\",\n \"y\":{\"z\":2}\n}", "garbage", #"{"c":"\"}"} trailing"#])
+        #expect(r.machine.blankLines == 2, "the blank lines between objects are skipped, and counted")
         // The incomplete last object waits; the flush emits it as it is.
         #expect(mlRun(o, lines, finish: true).events.last == #"{"d":"#)
         // Braces that do not match: the line is an event of its own and the next one starts afresh.
