@@ -359,7 +359,34 @@ __attribute__((target("avx2"))) static size_t escape_avx2(const uint8_t *src, si
         d += 32 - p;
         i += 32;
     }
-    return escape_from(src, n, dst, i, d);
+    if (i == n) return d;
+    // The last 1–31 bytes, seen through the final thirty-two (n >= 32 here: nothing is read
+    // outside the input). With neither a control byte nor one from 0x80 among them: eight at a
+    // time by the shuffles, the last 1–7 from the final eight shifted down.
+    size_t w = n - 32;
+    __m256i v = _mm256_loadu_si256((const __m256i *)(src + w));
+    unsigned shift = (unsigned)(i - w);
+    unsigned other = (unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), v))
+                   | (unsigned)_mm256_movemask_epi8(v);
+    if ((other >> shift) != 0) return escape_from(src, n, dst, i, d);
+    unsigned mask = special_mask32(v);
+    while (i + 8 <= n) {
+        unsigned m = (mask >> (i - w)) & 0xFF;
+        __m128i in = _mm_loadl_epi64((const __m128i *)(src + i));
+        _mm_storeu_si128((__m128i *)(dst + d), _mm_or_si128(_mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)expand_index[m])),
+                                                            _mm_load_si128((const __m128i *)expand_backslash[m])));
+        d += 8 + (size_t)__builtin_popcount(m);
+        i += 8;
+    }
+    if (i < n) {
+        unsigned len = (unsigned)(n - i);
+        unsigned m = (mask >> (i - w)) & ((1u << len) - 1);
+        __m128i in = _mm_srl_epi64(_mm_loadl_epi64((const __m128i *)(src + n - 8)), _mm_cvtsi32_si128((int)(8 * (8 - len))));
+        _mm_storeu_si128((__m128i *)(dst + d), _mm_or_si128(_mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)expand_index[m])),
+                                                            _mm_load_si128((const __m128i *)expand_backslash[m])));
+        d += len + (size_t)__builtin_popcount(m);
+    }
+    return d;
 }
 
 static int have_avx2;
