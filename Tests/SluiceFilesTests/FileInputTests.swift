@@ -703,6 +703,41 @@ struct FileInputTests {
 
     // The same happens, more often, when a deleted file's inode is reused by a new file at the
     // same path (ext4 hands the inode out again at once); renaming back makes it deterministic.
+    /// The writer keeps writing to a file after it was deleted (a pod's log while its directory
+    /// goes): no event names the file any more, so the reader's last read saw an end of file that
+    /// is no longer the end. It is let go only once read to its size (fstat).
+    @Test("A deleted file written to after its last read is read to its size before it is let go")
+    func deletedFileDrainedToItsSize() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let podDir = env.inDir + "/pod"
+        #expect(mkdir(podDir, 0o755) == 0)
+        let a = podDir + "/gone.log"
+        writeFile(a, "")
+        var o = env.options([env.inDir + "/*/*.log"])
+        o.pollIntervalSec = 60   // no polling pass: only events and housekeeping see the file
+        o.releaseDrainedAfterSec = 2   // room for the writes below on a loaded machine
+        let sink = FIRecordingSink()
+        let st = try #require(fiStat(a))
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await eventually { fiIsOpenInProcess(a) })
+            let fd = open(a, O_WRONLY | O_APPEND)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            _ = "before-1\n".withCString { write(fd, $0, strlen($0)) }
+            #expect(await eventually { sink.lines.contains("before-1") })
+            // The file and its directory go (the pod's log directory removed): the directory's
+            // watch goes with it, so no event reports what is written next.
+            #expect(unlink(a) == 0)
+            #expect(rmdir(podDir) == 0)
+            sleepMs(300)   // the input has seen both go (and read the file once more) before the writes
+            _ = "after-1\nafter-2\n".withCString { write(fd, $0, strlen($0)) }
+            #expect(await eventually(6) { !fiIsOpenInProcess(dev: st.dev, inode: st.inode, excluding: [fd]) },
+                    "the deleted file is let go")
+        }
+        #expect(sink.lines == ["before-1", "after-1", "after-2"])
+    }
+
     @Test("A file let go and found again (renamed away, released, renamed back): acks of batches from before do not move the new checkpoint")
     func staleAckAfterRenameBack() async throws {
         let env = FIEnv()
