@@ -58,6 +58,27 @@ import Testing
         return (lines, rest)
     }
 
+    /// Against a plain split: random line lengths (empty, short, across 64-byte blocks), more
+    /// lines than one call of the newline scan returns (1024), with and without a rest.
+    @Test func manyLinesMatchAPlainSplit() {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<40 {
+            var bytes: [UInt8] = []
+            var expected: [String] = []
+            for _ in 0..<Int.random(in: 0...3000, using: &rng) {
+                let len = [0, 1, 7, 63, 64, 65, 200].randomElement(using: &rng)! + Int.random(in: 0...3, using: &rng)
+                let line = String((0..<len).map { _ in "abcxyz \t\"".randomElement(using: &rng)! })
+                expected.append(line)
+                bytes += Array(line.utf8) + [0x0A]
+            }
+            let full = bytes.count
+            if round % 2 == 1 { bytes += Array("no newline yet".utf8) }
+            let (l, r) = split(bytes)
+            #expect(l == expected)
+            #expect(r == full)
+        }
+    }
+
     @Test func splitsAndKeepsRest() {
         let (l, r) = split(Array("a\nbb\n\nccc".utf8))
         #expect(l == ["a", "bb", ""])
