@@ -70,36 +70,20 @@ func regexCeiling(_ ds: Dataset, dir: String, pattern: String) throws -> RawResu
     let regex: RegexPattern
     do { regex = try RegexPattern(pattern, anchoring: .full, syntax: .boost) } catch { throw BenchError("\(error)") }
     let matcher = RegexMatcher(for: [regex])
-    let bufSize = 1 << 20
-    let buf = UnsafeMutablePointer<UInt8>.allocate(capacity: bufSize)
-    defer { buf.deallocate() }
     var r = RawResult()
     var captured = 0
     let cpu0 = selfCPU()
     let t0 = monoNow()
-    for path in ds.fileNames.map({ dir + "/" + $0 }) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw BenchError("cannot open \(path): \(errnoText())") }
-        defer { close(fd) }
-        var have = 0
-        while true {
-            let n = read(fd, buf + have, bufSize - have)
-            if n < 0 { if errno == EINTR { continue }; throw BenchError("cannot read \(path): \(errnoText())") }
-            if n == 0 { break }
-            r.bytes += n
-            let end = have + n
-            var s = 0
-            while s < end, let nl = memchr(buf + s, 0x0A, end - s) {
-                let e = UnsafeMutablePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - buf
-                guard matcher.match(regex, buf + s, e - s) == .matched else {
-                    throw BenchError("regex ceiling: a line of \(path) does not match the pattern")
-                }
-                for g in 1...regex.captureCount { captured &+= matcher.bounds(g).end }
-                r.lines += 1
-                s = e + 1
+    r.bytes = try readWholeLines(ds.fileNames.map { dir + "/" + $0 }) { buf, end, path in
+        var s = 0
+        while s < end, let nl = memchr(buf + s, 0x0A, end - s) {
+            let e = UnsafePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - buf
+            guard matcher.match(regex, buf + s, e - s) == .matched else {
+                throw BenchError("regex ceiling: a line of \(path) does not match the pattern")
             }
-            have = end - s
-            if have > 0 { memmove(buf, buf + s, have) }
+            for g in 1...regex.captureCount { captured &+= matcher.bounds(g).end }
+            r.lines += 1
+            s = e + 1
         }
     }
     r.wall = monoNow() - t0
@@ -129,15 +113,12 @@ func rawHTTPCeiling(_ ds: Dataset, dir: String, receiver: CountingReceiver) thro
     }
     if rc != 0 { throw BenchError("raw http: connect to 127.0.0.1:\(receiver.port): \(errnoText())") }
 
-    let bufSize = 1 << 20
-    let buf = UnsafeMutablePointer<UInt8>.allocate(capacity: bufSize)
-    defer { buf.deallocate() }
     let respSize = 4096
     let resp = UnsafeMutablePointer<UInt8>.allocate(capacity: respSize)
     defer { resp.deallocate() }
 
     /// One request with the `n` bytes at `buf`, then its whole answer (status 200, a Content-Length body).
-    func post(_ n: Int) throws {
+    func post(_ buf: UnsafePointer<UInt8>, _ n: Int) throws {
         let head = "POST /raw HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: \(n)\r\n\r\n"
         var ok = head.utf8CString.withUnsafeBufferPointer { writeAllBytes(fd: sock, $0.baseAddress!, $0.count - 1) }
         ok = ok && writeAllBytes(fd: sock, buf, n)
@@ -161,27 +142,13 @@ func rawHTTPCeiling(_ ds: Dataset, dir: String, receiver: CountingReceiver) thro
     var r = RawResult()
     let cpu0 = threadCPU()
     let t0 = monoNow()
-    for path in ds.fileNames.map({ dir + "/" + $0 }) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw BenchError("cannot open \(path): \(errnoText())") }
-        defer { close(fd) }
-        var have = 0
-        while true {
-            let n = read(fd, buf + have, bufSize - have)
-            if n < 0 { if errno == EINTR { continue }; throw BenchError("cannot read \(path): \(errnoText())") }
-            if n == 0 { break }
-            r.bytes += n
-            let end = have + n
-            var s = 0
-            while s < end, let nl = memchr(buf + s, 0x0A, end - s) {
-                r.lines += 1
-                s = UnsafeMutablePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - buf + 1
-            }
-            if s > 0 { try post(s) }
-            have = end - s
-            if have > 0 { memmove(buf, buf + s, have) }
+    r.bytes = try readWholeLines(ds.fileNames.map { dir + "/" + $0 }) { buf, end, _ in
+        var s = 0
+        while s < end, let nl = memchr(buf + s, 0x0A, end - s) {
+            r.lines += 1
+            s = UnsafePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - buf + 1
         }
-        if have > 0 { throw BenchError("raw http: \(path) does not end with a newline") }
+        try post(buf, end)
     }
     r.wall = monoNow() - t0
     let cpu1 = threadCPU()
@@ -192,4 +159,36 @@ func rawHTTPCeiling(_ ds: Dataset, dir: String, receiver: CountingReceiver) thro
             + "\(seen.malformed) malformed); expected \(ds.totalLines)")
     }
     return r
+}
+
+/// Reads each file with 1 MiB reads and calls `body` with the whole lines read so far (the bytes up to the
+/// last newline: `end` bytes at `buf`) and the file's path, carrying the rest over to the next read.
+/// Returns the bytes read. A file that does not end with a newline is an error.
+func readWholeLines(_ paths: [String], _ body: (UnsafePointer<UInt8>, Int, String) throws -> Void) throws -> Int {
+    let bufSize = 1 << 20
+    let buf = UnsafeMutablePointer<UInt8>.allocate(capacity: bufSize)
+    defer { buf.deallocate() }
+    var bytes = 0
+    for path in paths {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw BenchError("cannot open \(path): \(errnoText())") }
+        defer { close(fd) }
+        var have = 0
+        while true {
+            let n = read(fd, buf + have, bufSize - have)
+            if n < 0 { if errno == EINTR { continue }; throw BenchError("cannot read \(path): \(errnoText())") }
+            if n == 0 { break }
+            bytes += n
+            let end = have + n
+            // The whole lines: up to the last newline.
+            var last = end
+            while last > 0 && buf[last - 1] != 0x0A { last -= 1 }
+            if last > 0 { try body(buf, last, path) }
+            have = end - last
+            if have > 0 { memmove(buf, buf + last, have) }
+            if have == bufSize { throw BenchError("\(path) has a line longer than \(bufSize) bytes") }
+        }
+        if have > 0 { throw BenchError("\(path) does not end with a newline") }
+    }
+    return bytes
 }
