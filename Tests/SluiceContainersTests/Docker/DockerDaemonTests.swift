@@ -220,6 +220,15 @@ struct DockerDaemonTests {
             #expect(await eventually(20) {
                 started.allSatisfy { s in recorder.events(for: s.id).contains { $0.info.state == .running } }
             })
+            // A container never seen running (1 of 40 in one CI run, cause unknown): what the
+            // registry, a raw /events watcher and Sluice's log knew of it.
+            for s in started where !recorder.events(for: s.id).contains(where: { $0.info.state == .running }) {
+                let registryEvents = recorder.events(for: s.id).map { "\($0.kind) \($0.info.state)" }
+                let rawStart = raw.get(s.id).map { "start event at \($0.timeNano), received \($0.receivedWall)" } ?? "no start event"
+                let logLines = logs.all.filter { $0.text.contains(String(s.id.prefix(12))) }.map(\.text)
+                dkSay("NOT SEEN RUNNING \(s.id): registry \(registryEvents), raw watcher: \(rawStart), in the registry now: "
+                    + "\(dkInfo(registry, s.id).map { "\($0.state)" } ?? "no"); log: \(logLines.joined(separator: " | "))")
+            }
 
             var fromStart: [Double] = []  // daemon's State.StartedAt → registry event received
             var fromCLI: [Double] = []  // `docker run -d` returned → registry event received (negative: known before)
