@@ -299,18 +299,22 @@ __attribute__((constructor)) static void build_expand_tables(void) {
     }
 }
 
+/// Writes the eight bytes in the low half of `in` with a backslash before each flagged in `m` (one
+/// shuffle, one 16-byte store at `dst + d`); returns the new end.
+__attribute__((target("avx2"))) static inline size_t expand8(__m128i in, unsigned m, uint8_t *dst, size_t d) {
+    __m128i out = _mm_or_si128(_mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)expand_index[m])),
+                               _mm_load_si128((const __m128i *)expand_backslash[m]));
+    _mm_storeu_si128((__m128i *)(dst + d), out);
+    return d + 8 + (size_t)__builtin_popcount(m);
+}
+
 /// Writes the thirty-two bytes at `s`, whose only bytes to escape are the quotes and backslashes
 /// flagged in `mask`, with a backslash before each: four shuffles, no branch per flagged byte
 /// (whose count and places a branch predictor cannot learn). Writes up to sixteen bytes past the
 /// end it returns.
 __attribute__((target("avx2"))) static inline size_t expand32(const uint8_t *s, unsigned mask, uint8_t *dst, size_t d) {
     for (int h = 0; h < 4; h++) {
-        unsigned m = (mask >> (8 * h)) & 0xFF;
-        __m128i in = _mm_loadl_epi64((const __m128i *)(s + 8 * h));
-        __m128i out = _mm_or_si128(_mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)expand_index[m])),
-                                   _mm_load_si128((const __m128i *)expand_backslash[m]));
-        _mm_storeu_si128((__m128i *)(dst + d), out);
-        d += 8 + (size_t)__builtin_popcount(m);
+        d = expand8(_mm_loadl_epi64((const __m128i *)(s + 8 * h)), (mask >> (8 * h)) & 0xFF, dst, d);
     }
     return d;
 }
@@ -371,20 +375,14 @@ __attribute__((target("avx2"))) static size_t escape_avx2(const uint8_t *src, si
     if ((other >> shift) != 0) return escape_from(src, n, dst, i, d);
     unsigned mask = special_mask32(v);
     while (i + 8 <= n) {
-        unsigned m = (mask >> (i - w)) & 0xFF;
-        __m128i in = _mm_loadl_epi64((const __m128i *)(src + i));
-        _mm_storeu_si128((__m128i *)(dst + d), _mm_or_si128(_mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)expand_index[m])),
-                                                            _mm_load_si128((const __m128i *)expand_backslash[m])));
-        d += 8 + (size_t)__builtin_popcount(m);
+        d = expand8(_mm_loadl_epi64((const __m128i *)(src + i)), (mask >> (i - w)) & 0xFF, dst, d);
         i += 8;
     }
     if (i < n) {
         unsigned len = (unsigned)(n - i);
         unsigned m = (mask >> (i - w)) & ((1u << len) - 1);
         __m128i in = _mm_srl_epi64(_mm_loadl_epi64((const __m128i *)(src + n - 8)), _mm_cvtsi32_si128((int)(8 * (8 - len))));
-        _mm_storeu_si128((__m128i *)(dst + d), _mm_or_si128(_mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)expand_index[m])),
-                                                            _mm_load_si128((const __m128i *)expand_backslash[m])));
-        d += len + (size_t)__builtin_popcount(m);
+        d = expand8(in, m, dst, d) - (8 - len);   // only `len` of the eight were input
     }
     return d;
 }

@@ -274,9 +274,9 @@ public final class CheckpointTable: Sendable {
             let moved = t.tracker.acknowledged(sequence)
             var movedBefore = false
             if var b = t.beforeReset {
-                movedBefore = b.acknowledged(sequence)
+                // Drained, it is dropped: a copy waiting on it is released then too.
+                movedBefore = b.acknowledged(sequence) || b.inFlight == 0
                 t.beforeReset = b.inFlight == 0 ? nil : b
-                if t.beforeReset == nil { movedBefore = true }
             }
             if t.released && t.drained {
                 s.files[id] = nil
