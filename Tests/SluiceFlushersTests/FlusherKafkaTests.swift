@@ -222,7 +222,12 @@ func kafkaContents(_ records: [KafkaRecord]) -> [String] {
         let (batches, _) = numberedBatches(tb, 100, per: 10)
         let t0 = monotonicSeconds()
         await drive(f, batches, cancelAfter: 1.5)
-        for k in batches.indices { #expect(tb.statuses(of: k) == [.abandoned]) }
+        // Batches in requests are abandoned; those the runner had not taken from the queue when the
+        // deadline came (its requests in flight were at the concurrency limit) are never finished.
+        // Either way none is acknowledged, so the source reads them again.
+        let statuses = batches.indices.map { tb.statuses(of: $0) }
+        #expect(statuses.allSatisfy { $0 == [.abandoned] || $0.isEmpty }, "\(statuses)")
+        #expect(statuses.contains([.abandoned]), "\(statuses)")
         // stop() gives up after its flush timeout (10 s) at most.
         #expect(monotonicSeconds() - t0 < 15)
     }
