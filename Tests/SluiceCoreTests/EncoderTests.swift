@@ -228,6 +228,39 @@ import Testing
         #expect(wrong.isEmpty, "wrong digits for \(wrong.prefix(5))")
     }
 
+    /// `RepeatedDecimal.append` moves its digits up in place for a number a little above the last:
+    /// a walk of steps from 0 to 1001 over carries through every digit (…999 → …1000, a digit more),
+    /// repeats, steps down, jumps and negatives gives `String(v)` each time.
+    @Test func repeatedDecimalsFollowSmallStepsAndJumps() {
+        var values: [Int64] = [0, 0, 1, 9, 10, 99, 100, 999, 1000, 1999, 2000, -5, -4, 7, 3, .max - 1001, .max - 1, .max, .min, 12]
+        var g = SystemRandomNumberGenerator()
+        var v: Int64 = 1_700_000_000_000_000_000 - 5000
+        for _ in 0..<20_000 {
+            switch Int.random(in: 0..<10, using: &g) {
+            case 0: v = Int64.random(in: -1_000_000...Int64.max / 2, using: &g)
+            case 1: v -= Int64.random(in: 1...50, using: &g)
+            default: v += Int64.random(in: 0...1001, using: &g)
+            }
+            values.append(v)
+        }
+        // Digit-count boundaries: the steps up to and past each power of ten.
+        var p: Int64 = 10
+        while true {
+            values += [p - 3, p - 1, p, p + 2]
+            if p > Int64.max / 10 { break }
+            p *= 10
+        }
+        var d = RepeatedDecimal()
+        var wrong: [Int64] = []
+        let out = OutputBuffer(capacity: 8)
+        for v in values {
+            out.clear()
+            d.append(v, to: out)
+            if String(decoding: out.bytes, as: UTF8.self) != "\(v)" { wrong.append(v) }
+        }
+        #expect(wrong.isEmpty, "wrong digits for \(wrong.prefix(5))")
+    }
+
     /// The short copy loads before it stores, so a piece of the buffer appended to itself (the
     /// ranges overlapping) comes out as memmove would give it.
     @Test func shortCopiesBetweenOverlappingRangesAreMemmoves() {

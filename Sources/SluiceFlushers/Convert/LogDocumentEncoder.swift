@@ -150,11 +150,21 @@ public struct LogDocumentEncoder {
                 out.append(t.baseAddress! + from, h.at - from)
                 from = h.at
                 if h.isContent {
-                    pending.clear()
+                    // Escaped once straight into `out`. Every escape lengthens the text, so when the
+                    // length is unchanged the line needed none, and escaping it again changes
+                    // nothing either (most lines): one pass. Otherwise the once-escaped line is
+                    // escaped again from a copy.
+                    let at = out.count
+                    let n = Int(ev.content.length)
                     batch.arena.withUnsafeBufferPointer { arena in
-                        JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), Int(ev.content.length), to: pending)
+                        JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), n, to: out)
                     }
-                    JSONLineEncoder.appendEscaped(pending.base, pending.count, to: out)
+                    if out.count - at != n {
+                        pending.clear()
+                        pending.append(out.base + at, out.count - at)
+                        out.count = at
+                        JSONLineEncoder.appendEscaped(pending.base, pending.count, to: out)
+                    }
                 } else {
                     // Digits need no escaping.
                     seconds.withDigits(of: secs) { out.append($0.baseAddress!, $0.count) }
