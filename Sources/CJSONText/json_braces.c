@@ -5,6 +5,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /// The four masks of one 64-byte block: bit i is set when byte i is that character.
 typedef struct {
@@ -43,6 +46,18 @@ static inline block_masks masks_of(const uint8_t *p) {
 #endif
     return m;
 }
+
+#if defined(__x86_64__)
+/// `masks_of` with two 32-byte loads (AVX2) instead of four 16-byte ones per character.
+__attribute__((target("avx2"))) static inline block_masks masks_of_avx2(const uint8_t *p) {
+    __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+#define SLUICE_EQ64(c) ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, _mm256_set1_epi8(c))) \
+    | ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, _mm256_set1_epi8(c))) << 32))
+    block_masks m = { SLUICE_EQ64('"'), SLUICE_EQ64('\\'), SLUICE_EQ64('{'), SLUICE_EQ64('}') };
+#undef SLUICE_EQ64
+    return m;
+}
+#endif
 
 /// Bit i of the result is the XOR of bits 0...i of `x`: with `x` the quotes of a block, the
 /// bytes from an opening quote up to (not including) its closing one.
@@ -86,21 +101,32 @@ static inline int walk_block(block_masks m, int end, long *depth, int *in_quote,
     return 64;
 }
 
-size_t sluice_json_scan_braces(const uint8_t *p, size_t n, sluice_json_brace_state *state) {
+/// The scan over `n` bytes, with `masks` (inlined) finding a block's special bytes. The last
+/// part of a text under 64 bytes is the end of the 64 bytes before `p + n`, masks shifted down,
+/// when the text has them; else a copy padded with bytes that mean nothing to the scan.
+static inline __attribute__((always_inline)) size_t scan_with(const uint8_t *p, size_t n, sluice_json_brace_state *state,
+                                                              block_masks (*masks)(const uint8_t *)) {
     long depth = state->depth;
     int in_quote = state->in_quote, escape_next = state->escape_next;
     size_t i = 0;
     uint8_t tail[64];
     while (i < n) {
         size_t len = n - i < 64 ? n - i : 64;
-        const uint8_t *block = p + i;
-        if (len < 64) {
-            // The last part of the line, padded with bytes that mean nothing to the scan.
+        block_masks m;
+        if (len == 64) {
+            m = masks(p + i);
+        } else if (n >= 64) {
+            m = masks(p + n - 64);
+            int drop = 64 - (int)len;
+            m.quote >>= drop;
+            m.backslash >>= drop;
+            m.open >>= drop;
+            m.close >>= drop;
+        } else {
             memset(tail, ' ', sizeof tail);
-            memcpy(tail, block, len);
-            block = tail;
+            memcpy(tail, p + i, len);
+            m = masks(tail);
         }
-        block_masks m = masks_of(block);
         int found = 64;
         if (m.backslash == 0 && !escape_next) {
             // No escapes: the bytes inside strings are the prefix XOR of the quotes, and the
@@ -135,4 +161,27 @@ size_t sluice_json_scan_braces(const uint8_t *p, size_t n, sluice_json_brace_sta
     state->in_quote = in_quote;
     state->escape_next = escape_next;
     return n;
+}
+
+size_t sluice_json_scan_braces_sse2(const uint8_t *p, size_t n, sluice_json_brace_state *state) {
+    return scan_with(p, n, state, masks_of);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static size_t scan_avx2(const uint8_t *p, size_t n, sluice_json_brace_state *state) {
+    return scan_with(p, n, state, masks_of_avx2);
+}
+
+static int braces_avx2;
+__attribute__((constructor)) static void detect_braces_avx2(void) {
+    __builtin_cpu_init();
+    braces_avx2 = __builtin_cpu_supports("avx2");
+}
+#endif
+
+size_t sluice_json_scan_braces(const uint8_t *p, size_t n, sluice_json_brace_state *state) {
+#if defined(__x86_64__)
+    if (braces_avx2) return scan_avx2(p, n, state);
+#endif
+    return sluice_json_scan_braces_sse2(p, n, state);
 }

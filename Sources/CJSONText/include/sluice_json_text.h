@@ -53,12 +53,16 @@ typedef struct {
 } sluice_json_brace_state;
 
 /// Scans `n` bytes for the braces of a JSON object, quotes and backslash escapes respected,
-/// carrying `state` over (the incumbent's JsonLogFileReader byte scan). It takes 64-byte blocks:
+/// carrying `state` over (the incumbent's JsonLogFileReader byte scan). It takes 64-byte blocks
+/// (two AVX2 loads where the CPU has AVX2, else four SSE2 ones):
 /// without a backslash, the bytes inside strings are the prefix XOR of the quotes and the braces
 /// outside them are counted at once; a block with one is walked over its special bytes only.
 /// Returns the index of a `}` that takes the depth below zero outside a string (the scan stops
 /// there), or `n`.
 size_t sluice_json_scan_braces(const uint8_t *p, size_t n, sluice_json_brace_state *state);
+
+/// `sluice_json_scan_braces` without AVX2, as a CPU without it runs it (the tests run both).
+size_t sluice_json_scan_braces_sse2(const uint8_t *p, size_t n, sluice_json_brace_state *state);
 
 /// `snprintf(buf, size, "%f", value)`: what C++'s `std::to_string(double)` gives (six
 /// decimals), for Swift, which cannot call a variadic C function without boxing its arguments.

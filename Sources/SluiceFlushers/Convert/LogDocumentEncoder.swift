@@ -150,19 +150,17 @@ public struct LogDocumentEncoder {
                 out.append(t.baseAddress! + from, h.at - from)
                 from = h.at
                 if h.isContent {
-                    // Escaped once straight into `out`. Every escape lengthens the text, so when the
-                    // length is unchanged the line needed none, and escaping it again changes
-                    // nothing either (most lines): one pass. Otherwise the once-escaped line is
-                    // escaped again from a copy.
-                    let at = out.count
+                    // Escaped once into `pending`, then again into `out`. Every escape lengthens
+                    // the text, so when the length is unchanged the line needed none, and escaping
+                    // it again would change nothing: it is copied instead.
                     let n = Int(ev.content.length)
+                    pending.clear()
                     batch.arena.withUnsafeBufferPointer { arena in
-                        JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), n, to: out)
+                        JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), n, to: pending)
                     }
-                    if out.count - at != n {
-                        pending.clear()
-                        pending.append(out.base + at, out.count - at)
-                        out.count = at
+                    if pending.count == n {
+                        out.append(pending.base, n)
+                    } else {
                         JSONLineEncoder.appendEscaped(pending.base, pending.count, to: out)
                     }
                 } else {
