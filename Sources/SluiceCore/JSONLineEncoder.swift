@@ -122,6 +122,13 @@ public struct JSONLineEncoder: Sendable {
         out.count = escape(p, n, out.base, out.count)
     }
 
+    /// Appends `n` bytes at `p` JSON-escaped twice (the escape of their escape) in one pass: a line
+    /// inside a document that is itself carried as a JSON string.
+    public static func appendEscapedTwice(_ p: UnsafePointer<UInt8>, _ n: Int, to out: OutputBuffer) {
+        out.reserve(n * 7 + 16)
+        out.count += sluice_json_escape_twice(p, n, out.base + out.count)
+    }
+
     /// Flags (high bit) every byte of the word that is < 0x20, `"`, `\\` or ≥ 0x80. The lowest flag
     /// is exact; bytes above a flagged one may be flagged falsely.
     @inline(__always)

@@ -57,7 +57,8 @@ import Testing
     /// time reference, on random strings of 0 to 300 bytes: plain runs with quotes, backslashes,
     /// controls, DEL, valid and broken UTF-8 at every position of the 16-byte blocks.
     /// Against an escaper written byte by byte; half the rounds short, half dense in specials
-    /// (a JSON document carried as a string), some with bytes from 0x80 part way.
+    /// (a JSON document carried as a string), some with bytes from 0x80 part way. The double escape
+    /// (`appendEscapedTwice`) against the reference applied twice, on the same strings.
     @Test func escapingMatchesAByteAtATimeReference() {
         func reference(_ b: [UInt8]) -> String {
             var out = ""
@@ -88,7 +89,7 @@ import Testing
         }
         var rng = SystemRandomNumberGenerator()
         let specials: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x01], [0x1F], [0x7F], [0x80], [0xFF], Array("é".utf8), Array("😀".utf8), [0xE4, 0xB8], Array("日志内容".utf8)]
-        var mismatches = 0
+        var mismatches = 0, twiceMismatches = 0
         for round in 0..<6000 {
             // Half short (the no-loop paths under 16 bytes: 0–3, 4–7, 8–15), half long.
             let n = Int.random(in: 0...(round < 3000 ? 17 : 300), using: &rng)
@@ -102,8 +103,13 @@ import Testing
             let out = OutputBuffer(capacity: 16)
             b.withUnsafeBufferPointer { JSONLineEncoder.appendEscaped($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count, to: out) }
             if String(decoding: out.bytes, as: UTF8.self) != reference(b) { mismatches += 1 }
+            // The one-pass double escape is the reference applied twice.
+            let twice = OutputBuffer(capacity: 16)
+            b.withUnsafeBufferPointer { JSONLineEncoder.appendEscapedTwice($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count, to: twice) }
+            if String(decoding: twice.bytes, as: UTF8.self) != reference(Array(reference(b).utf8)) { twiceMismatches += 1 }
         }
         #expect(mismatches == 0)
+        #expect(twiceMismatches == 0)
     }
 
     @Test func longAsciiRunsAroundSpecials() throws {

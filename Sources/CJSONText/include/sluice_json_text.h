@@ -14,6 +14,13 @@
 /// block holding a byte from 0x80, a scan that checks each UTF-8 sequence writes the rest.
 size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst);
 
+/// `sluice_json_escape` applied twice, in one pass: the inside of a JSON string that holds the
+/// inside of a JSON string (a JSON document carried as a string line, as in Loki's JSON push).
+/// A quote becomes `\\\"`, a backslash `\\\\`, a newline `\\n`, another control byte
+/// `\\u00XX`, each byte of an invalid UTF-8 sequence `\\ufffd`. `dst` must have room for
+/// `7 * n + 16` bytes. Sixteen bytes at a time with SSE2.
+size_t sluice_json_escape_twice(const uint8_t *src, size_t n, uint8_t *dst);
+
 /// The length of the valid UTF-8 sequence at `p` (its first byte ≥ 0x80, `avail` bytes readable),
 /// or 0 when it is not one: no overlong forms, no surrogates, nothing above U+10FFFF. Inline so
 /// the C scans and the Swift JSON scanner share one check without a call per character.

@@ -40,7 +40,7 @@ public struct LogDocumentEncoder {
     var escapedTemplate: [UInt8] = []
     var escapedHoles: [(at: Int, isContent: Bool)] = []
     var escapedReady = false
-    /// A document or a once-escaped line on its way to being escaped (again).
+    /// A parsed event's document on its way to being escaped as a string.
     let pending = OutputBuffer(capacity: 4096)
     /// Converted tag name → value, for `%{tag.x}` references.
     public private(set) var tagValues: [String: String] = [:]
@@ -131,8 +131,8 @@ public struct LogDocumentEncoder {
     /// Appends event `i`'s document, as `append` writes it, escaped as the inside of a JSON string:
     /// the same bytes as escaping `append`'s output, for a document carried as a string (Loki's
     /// JSON push line). An unparsed event is the batch's template escaped once per batch, with its
-    /// line escaped twice and its time in the holes, instead of its whole document escaped per
-    /// event. False (nothing appended) as for `append`.
+    /// line escaped twice (in one pass) and its time in the holes, instead of its whole document
+    /// escaped per event. False (nothing appended) as for `append`.
     @discardableResult
     public mutating func appendAsString(_ i: Int, of batch: EventBatch, to out: OutputBuffer) -> Bool {
         let ev = batch.events[i]
@@ -150,18 +150,9 @@ public struct LogDocumentEncoder {
                 out.append(t.baseAddress! + from, h.at - from)
                 from = h.at
                 if h.isContent {
-                    // Escaped once into `pending`, then again into `out`. Every escape lengthens
-                    // the text, so when the length is unchanged the line needed none, and escaping
-                    // it again would change nothing: it is copied instead.
-                    let n = Int(ev.content.length)
-                    pending.clear()
+                    // The line escaped twice (it is a string in a document that is a string), in one pass.
                     batch.arena.withUnsafeBufferPointer { arena in
-                        JSONLineEncoder.appendEscaped((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), n, to: pending)
-                    }
-                    if pending.count == n {
-                        out.append(pending.base, n)
-                    } else {
-                        JSONLineEncoder.appendEscaped(pending.base, pending.count, to: out)
+                        JSONLineEncoder.appendEscapedTwice((arena.baseAddress ?? UnsafePointer(bitPattern: 1)!) + Int(ev.content.offset), Int(ev.content.length), to: out)
                     }
                 } else {
                     // Digits need no escaping.
