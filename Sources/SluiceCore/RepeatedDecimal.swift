@@ -1,5 +1,6 @@
 /// The decimal digits of the last number written, kept while it repeats: an event time in
 /// seconds changes rarely between the events of a batch, so formatting it per event is waste.
+/// Numbers that climb by small steps (nanosecond times one apart) are stepped up in place.
 public struct RepeatedDecimal: Sendable {
     @usableFromInline var value: Int64 = 0
     @usableFromInline var digits: [UInt8] = []

@@ -35,9 +35,10 @@ public final class CheckpointTable: Sendable {
         var tracker: OrderedAckTracker
         /// The reader has let go of the file: drop the entry once nothing is in flight.
         var released = false
-        /// The batches in flight when the file was last truncated (`reset`), still counted as
-        /// they are acknowledged: a copy of the file that skipped them waits for them (`floor`).
-        var beforeReset: OrderedAckTracker? = nil
+        /// The batches in flight at each truncation (`reset`), by the `resets` count they were
+        /// emitted under, still counted as they are acknowledged: a copy of the file that skipped
+        /// them waits for them (`floor`). Truncated again before they are, the file keeps both.
+        var beforeReset: [Int: OrderedAckTracker] = [:]
         /// Times the file was reset (which of its trackers a floor refers to).
         var resets = 0
         /// Set for a copy of another file (copytruncate) read after the part the original had
@@ -46,7 +47,7 @@ public final class CheckpointTable: Sendable {
         /// from the copy instead of losing it.
         var floor: Floor? = nil
         /// Nothing of this file or of its content before a truncation is in flight.
-        var drained: Bool { tracker.inFlight == 0 && beforeReset == nil }
+        var drained: Bool { tracker.inFlight == 0 && beforeReset.isEmpty }
     }
     /// The original a copy skipped a part of: its identity, its `resets` then, and where the part ends.
     struct Floor {
@@ -76,7 +77,7 @@ public final class CheckpointTable: Sendable {
             let old: OrderedAckTracker
             if twin.resets == f.resets {
                 old = twin.tracker
-            } else if twin.resets == f.resets + 1, let b = twin.beforeReset {
+            } else if let b = twin.beforeReset[f.resets] {
                 old = b
             } else {
                 return nil
@@ -273,10 +274,10 @@ public final class CheckpointTable: Sendable {
             guard var t = s.files[id] else { return }
             let moved = t.tracker.acknowledged(sequence)
             var movedBefore = false
-            if var b = t.beforeReset {
+            for (generation, var b) in t.beforeReset {
                 // Drained, it is dropped: a copy waiting on it is released then too.
-                movedBefore = b.acknowledged(sequence) || b.inFlight == 0
-                t.beforeReset = b.inFlight == 0 ? nil : b
+                if b.acknowledged(sequence) || b.inFlight == 0 { movedBefore = true }
+                t.beforeReset[generation] = b.inFlight == 0 ? nil : b
             }
             if t.released && t.drained {
                 s.files[id] = nil
@@ -295,7 +296,7 @@ public final class CheckpointTable: Sendable {
     public func reset(_ id: FileIdentity, offset: Int64, signature: FileSignature) {
         state.withLock { s in
             guard var t = s.files[id] else { return }
-            t.beforeReset = t.tracker.inFlight > 0 ? t.tracker : nil
+            if t.tracker.inFlight > 0 { t.beforeReset[t.resets] = t.tracker }
             t.resets += 1
             t.tracker.reset(committed: offset)
             t.entry.offset = offset

@@ -56,6 +56,37 @@ import Testing
         #expect(t.lookup(copy)?.offset == 150)
     }
 
+    /// The original truncated a second time while the batches of the part its copy skipped are
+    /// still in flight: the copy goes on waiting for them (the old content of both truncations
+    /// is counted on its own), and is released when they are acknowledged.
+    @Test func aSecondTruncationKeepsTheCopyWaiting() throws {
+        let tmp = TempDir("sluice-copycp")
+        defer { tmp.remove() }
+        let t = try CheckpointTable(dataDir: tmp.path, pipeline: "p")
+        t.track(original, path: "/logs/a.log", signature: sig, offset: 0)
+        let s1 = t.emitted(original, upTo: 100), s2 = t.emitted(original, upTo: 200)
+        t.acknowledged(original, sequence: s1)
+        t.reset(original, offset: 0, signature: sig)   // truncated with 100..<200 in flight
+        t.track(copy, path: "/logs/a.log.1", signature: sig, offset: 200, copyOf: original, originalTruncated: true)
+        #expect(t.lookup(copy)?.offset == 100)
+        // New content of the original, in flight too, and a second truncation.
+        let s3 = t.emitted(original, upTo: 50)
+        t.reset(original, offset: 0, signature: sig)
+        let s4 = t.emitted(copy, upTo: 260)
+        t.acknowledged(copy, sequence: s4)
+        #expect(t.lookup(copy)?.offset == 100, "still held at the first part's delivered end")
+        #expect(try CheckpointTable(dataDir: tmp.path, pipeline: "p").lookup(copy)?.offset == 100)
+        // The second generation's batch does not release it; the first's does.
+        t.acknowledged(original, sequence: s3)
+        #expect(t.lookup(copy)?.offset == 100)
+        t.acknowledged(original, sequence: s2)
+        #expect(t.lookup(copy)?.offset == 260)
+        #expect(t.lookup(original)?.offset == 0)
+        // Drained of both generations, the original let go is forgotten.
+        t.release(original)
+        #expect(t.lookup(original) == nil)
+    }
+
     @Test func anOriginalLetGoIsKeptUntilItsOldBatchesAreAcknowledged() throws {
         let tmp = TempDir("sluice-copycp")
         defer { tmp.remove() }
