@@ -129,6 +129,20 @@ import Testing
         #expect(documents(options(.customSingleFlatten), b) == [#"{"content":"x","env":"prod","log.file.path":"/q","log.topic":"t","time":7}"#])
     }
 
+    /// A content field named as a tag the incumbent knows (`_namespace_`) goes to the tags; keys
+    /// that only look like one (`_source_`, a bare `__tag__:`, `__log_topic`) stay contents.
+    @Test func wellKnownTagNamesAmongFieldsBecomeTags() {
+        var b = lineBatch(["x"], tags: [], observedNanos: 7_000_000_000)
+        var fields: [EventField] = []
+        for (k, v) in [("content", "x"), ("_namespace_", "ns1"), ("_source_", "stdout"), ("__tag__:", "bare"), ("__log_topic", "not"), ("_", "u")] {
+            fields.append(EventField(key: b.append(bytes: Array(k.utf8)), value: b.append(bytes: Array(v.utf8))))
+        }
+        b.fields = fields
+        b.events[0].fieldCount = UInt32(fields.count)
+        b.events[0].flags |= LogEvent.Flag.parsed
+        #expect(documents(options(.customSingle), b) == [#"{"contents":{"_":"u","__log_topic":"not","__tag__:":"bare","_source_":"stdout","content":"x"},"tags":{"k8s.namespace.name":"ns1"},"time":7}"#])
+    }
+
     @Test func kubernetesNamesAndRenames() throws {
         let b = lineBatch(["l"], tags: [EventTag("_container_name_", "app"), EventTag("__hostname__", "n1"), EventTag("__pack_id__", "x")], observedNanos: 0)
         var o = options(.customSingle, kubernetes: true)

@@ -324,12 +324,20 @@ public struct LogDocumentEncoder {
         return x.count < y.count
     }
 
-    /// The well-known tag name a field key spells, if any.
+    /// The well-known tag name a field key spells, if any. Decided on the bytes: a String is made
+    /// only for a key that is one (a container event's `_source_` is not, and costs nothing).
     static func wellKnownTag(_ arena: UnsafeBufferPointer<UInt8>, _ key: Span) -> String? {
         let b = UnsafeBufferPointer(rebasing: arena[Int(key.offset)..<Int(key.offset + key.length)])
         guard b.first == UInt8(ascii: "_") else { return nil }
-        let s = String(decoding: b, as: UTF8.self)
-        if (s.hasPrefix("__tag__:") && s.utf8.count > 8) || s == "__log_topic__" { return s }
-        return ConvertOptions.wellKnownTagNames.contains(s) ? s : nil
+        func equals(_ name: [UInt8]) -> Bool {
+            name.count == b.count && name.withUnsafeBufferPointer { memcmp($0.baseAddress!, b.baseAddress!, b.count) == 0 }
+        }
+        let tagPrefix = b.count > 8 && memcmp(b.baseAddress!, LogDocumentEncoder.tagPrefix, 8) == 0
+        guard tagPrefix || equals(LogDocumentEncoder.logTopic) || LogDocumentEncoder.wellKnownTagBytes.contains(where: equals) else { return nil }
+        return String(decoding: b, as: UTF8.self)
     }
+
+    static let tagPrefix = Array("__tag__:".utf8)
+    static let logTopic = Array("__log_topic__".utf8)
+    static let wellKnownTagBytes = ConvertOptions.wellKnownTagNames.map { Array($0.utf8) }
 }
