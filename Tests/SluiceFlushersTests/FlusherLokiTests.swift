@@ -131,6 +131,21 @@ import Testing
         #expect(ctx.metrics.sentEvents.current == 2)
     }
 
+    /// 260 is what Loki answers while its ingestion is blocked (`block_ingestion_until`): a 2xx
+    /// that stored nothing. The push is retried, with the same body, until it is taken.
+    @Test func status260IsRetriedNotDelivered() async throws {
+        let r = try await HTTPTestReceiver { _, n in n < 2 ? .init(status: 260, body: "ingestion blocked") : .init(status: 204) }
+        defer { Task { await r.stop() } }
+        let f = try makeFlusher(FlusherLoki.self, "URL: \(r.url)\nStaticLabels: {job: s}\nMinBackoff: 10ms\nConcurrency: 1")
+        let tb = TestBatches()
+        let ctx = await drive(f, [tb.batch(0, ["x", "y"])])
+        #expect(tb.statuses(of: 0) == [.delivered])
+        #expect(r.requestCount == 3)
+        #expect(Set(r.requests.map(\.body)).count == 1, "each retry sends the same entries")
+        #expect(ctx.metrics.requestsRetried.current == 2)
+        #expect(ctx.metrics.sentEvents.current == 2)
+    }
+
     @Test func needsALabel() {
         #expect(optionsError(FlusherLoki.self, "URL: http://x")?.contains("StaticLabels or DynamicLabels") == true)
         #expect(optionsError(FlusherLoki.self, "URL: http://x\nDynamicLabels: [meta.x]")?.contains("content.<field>") == true)

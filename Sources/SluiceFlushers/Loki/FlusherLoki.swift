@@ -11,11 +11,12 @@ import SluiceSystem
 /// request was built — the event's own time, or the batch's read time plus the event's place in it,
 /// so two equal lines are two entries — and a retry sends the same bytes, which Loki deduplicates.
 /// 429 and 5xx are retried; a 400 with Loki's "total ignored: N out of M" is a partial result (the
-/// others were stored); another 4xx is rejected and counted.
+/// others were stored); another 4xx is rejected and counted. 260, a 2xx Loki gives while its
+/// ingestion is blocked, stored nothing: it is retried.
 public final class FlusherLoki: FlusherPlugin {
     public static let spec = PluginSpec(
         type: "flusher_loki", kind: .flusher,
-        summary: "Pushes events to Grafana Loki's push API (protobuf + snappy, or JSON), one stream per label set. **Delivery:** a push is acknowledged on 2xx; 429, 5xx and network errors are retried with the same entries and nanosecond timestamps (Loki drops the duplicates of a push it had stored); a 400 that reports \"total ignored: N out of M\" counts N rejected and the others delivered; another 4xx is rejected and counted. **Unlike the incumbent** (10 retries, then dropped), Sluice retries until delivered unless `MaxRetries` is set; label names are sanitised to Loki's `[a-zA-Z_][a-zA-Z0-9_]*`.",
+        summary: "Pushes events to Grafana Loki's push API (protobuf + snappy, or JSON), one stream per label set. **Delivery:** a push is acknowledged on 2xx; 429, 5xx and network errors are retried with the same entries and nanosecond timestamps (Loki drops the duplicates of a push it had stored); a 400 that reports \"total ignored: N out of M\" counts N rejected and the others delivered; another 4xx is rejected and counted; 260 (Loki's answer while its ingestion is blocked: nothing stored, though a 2xx) is retried. **Unlike the incumbent** (10 retries, then dropped), Sluice retries until delivered unless `MaxRetries` is set; label names are sanitised to Loki's `[a-zA-Z_][a-zA-Z0-9_]*`.",
         fields: [
             FieldSpec(name: "URL", type: .string, doc: "Push endpoint (required), e.g. `http://loki:3100/loki/api/v1/push`.", defaultValue: nil),
             FieldSpec(name: "PushFormat", type: .string, doc: "Sluice: `protobuf` (snappy-compressed, as the incumbent's client) or `json`.", defaultValue: "protobuf"),
@@ -261,6 +262,11 @@ public final class FlusherLoki: FlusherPlugin {
     public func send(_ request: HTTPPostsRequest) async -> SendOutcome<HTTPPostsRequest> {
         let post = request.posts[0]
         let exchange = await sender.send(url: post.url, headers: post.headers, body: post.body)
+        // Loki answers a push it is told not to take (`block_ingestion_until`) with its
+        // `block_ingestion_status_code`, 260 by default: a 2xx, but nothing was stored.
+        if case .response(FlusherLoki.blockedIngestionStatus, let headers, _) = exchange {
+            return .retry(after: HTTPStatusPolicy.retryAfter(headers, now: Sys.wallNanos()), reason: "Loki is blocking ingestion (status 260): nothing was stored")
+        }
         if case .response(400, _, let body) = exchange, let (ignored, total) = FlusherLoki.ignoredCount(body), total > 0 {
             // Loki stored the other entries of the push.
             if ignored == 0 { return .delivered }
@@ -268,6 +274,10 @@ public final class FlusherLoki: FlusherPlugin {
         }
         return HTTPStatusPolicy.standard.outcome(exchange)
     }
+
+    /// The status of a push Loki refused while ingestion is blocked (its default
+    /// `block_ingestion_status_code`).
+    static let blockedIngestionStatus = 260
 
     /// Loki's "total ignored: N out of M" from a 400 answer.
     static func ignoredCount(_ body: ByteBuffer) -> (Int, Int)? {
