@@ -98,10 +98,13 @@ func kafkaContents(_ records: [KafkaRecord]) -> [String] {
         #expect(optionsError(FlusherKafkaV2.self, "Brokers: [k:9092]\nTopic: t\nKafka: {acks: '1'}")?.contains("idempotence") == true)
     }
 
-    @Test func nativeFlusherReadsMillisecondsAndTagTopics() throws {
-        let o = try FlusherKafkaNative.options(from: try ConfigObject.parse(yaml: "Brokers: [k:29092]\nTopic: 'app-%{content.service}-${__hostname__}'\nKafkaVersion: 2.8.0\nRequiredAcks: 1\nTimeout: 30000\nMessageTimeoutMs: 5000\nMaxRetries: 3\nPartitionerType: hash\nHashKeys: [content.service]\nHeaders: [{key: env, value: prod}]",
+    @Test func nativeFlusherReadsMillisecondsAndEnvironmentTopics() throws {
+        setenv("SLUICE_TEST_KAFKA_ENV", "prod", 1)
+        defer { unsetenv("SLUICE_TEST_KAFKA_ENV") }
+        let o = try FlusherKafkaNative.options(from: try ConfigObject.parse(yaml: "Brokers: [k:29092]\nTopic: 'app-%{content.service}-${SLUICE_TEST_KAFKA_ENV}-%{tag.__hostname__}${SLUICE_TEST_UNSET_VARIABLE}'\nKafkaVersion: 2.8.0\nRequiredAcks: 1\nTimeout: 30000\nMessageTimeoutMs: 5000\nMaxRetries: 3\nPartitionerType: hash\nHashKeys: [content.service]\nHeaders: [{key: env, value: prod}]",
                                                                          file: "t.yaml", fields: FlusherKafkaNative.spec.fields), globals: GlobalParameters())
-        #expect(o.topic.text == "app-%{content.service}-%{tag.__hostname__}")
+        // `${NAME}` is an environment variable (empty when unset), as the incumbent's code reads it.
+        #expect(o.topic.text == "app-%{content.service}-prod-%{tag.__hostname__}")
         #expect(o.settings.value("broker.version.fallback") == "2.8.0" && o.settings.value("acks") == "1" && !o.settings.idempotent)
         #expect(o.settings.value("request.timeout.ms") == "30000" && o.settings.value("message.timeout.ms") == "5000" && o.settings.value("retries") == "3")
         #expect(o.settings.partitioner == .murmur2 && o.hashKeys == ["service"] && o.headers.first?.0 == "env")

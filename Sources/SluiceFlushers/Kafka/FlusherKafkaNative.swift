@@ -14,7 +14,7 @@ public final class FlusherKafkaNative: FlusherPlugin {
         summary: "LoongCollector's native Kafka flusher: one message per event, its value the event's JSON line as `flusher_file` writes it (ending with a newline, as the incumbent's). Same producer and delivery as `flusher_kafka_v2`: a batch is acknowledged only when every message's delivery report says the broker has it; messages refused for good are rejected and counted; the rest is sent again until delivered. **Unlike the incumbent**, `RequiredAcks` defaults to -1 with the idempotent producer; an explicit 1 or 0 turns idempotence off.",
         fields: [
             FieldSpec(name: "Brokers", type: .stringList, doc: "Broker addresses `host:port` (required).", defaultValue: nil),
-            FieldSpec(name: "Topic", type: .string, doc: "Topic (required); `%{content.<field>}`, `%{tag.<tag>}` and `${<tag>}` (a tag of the event, e.g. `${__path__}`). A reference without a value renders as its own text.", defaultValue: nil),
+            FieldSpec(name: "Topic", type: .string, doc: "Topic (required); `%{content.<field>}` and `%{tag.<tag>}` per event; `${NAME}` is the environment variable NAME, read once at start (empty when not set), as the incumbent's code does (its docs say a group tag). A reference without a value renders as its own text (`app-content.service`), as `flusher_kafka_v2` does. **Unlike the incumbent**, whose native flusher then sends to the template text itself (`app-%{content.service}`, a name Kafka refuses, so the event is lost), Sluice delivers such events to that topic.", defaultValue: nil),
             FieldSpec(name: "Version", type: .string, doc: "Kafka version librdkafka falls back to (`broker.version.fallback`).", defaultValue: "1.0.0", aliases: ["KafkaVersion"]),
             FieldSpec(name: "BulkFlushFrequency", type: .int, doc: "`linger.ms`; 0 keeps librdkafka's 5 ms.", defaultValue: "0"),
             FieldSpec(name: "BulkMaxSize", type: .int, doc: "`batch.num.messages`.", defaultValue: "2048"),
@@ -49,11 +49,11 @@ public final class FlusherKafkaNative: FlusherPlugin {
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> Options {
         let brokers = try c.stringList("Brokers") ?? []
         guard !brokers.isEmpty else { throw c.error(at: nil, "Brokers is required") }
-        // `${X}` is the event's tag X here, not an environment variable.
-        guard var topicText = try c.string("Topic"), !topicText.isEmpty else { throw c.error(at: nil, "Topic is required") }
-        while let open = topicText.range(of: "${"), let close = topicText[open.upperBound...].firstIndex(of: "}") {
-            topicText.replaceSubrange(open.lowerBound...close, with: "%{tag.\(topicText[open.upperBound..<close])}")
-        }
+        // `${X}` is the environment variable X, empty when it is not set, as the incumbent's
+        // FormattedString reads it (its docs call it a group tag; the code calls getenv).
+        guard let rawTopic = try c.string("Topic"), !rawTopic.isEmpty else { throw c.error(at: nil, "Topic is required") }
+        let topicText: String
+        do { topicText = try EnvReference.expand(rawTopic, environment: { Sys.environment($0) ?? "" }) } catch { throw c.error(at: "Topic", error.message) }
         let topic: DynamicTemplate
         do { topic = try DynamicTemplate(parsing: topicText) } catch { throw c.error(at: "Topic", error.message) }
         var s = KafkaSettings.base(brokers: brokers, clientID: "LoongCollector")
