@@ -1,4 +1,5 @@
 #include "sluice_json_text.h"
+#include "json_simd.h"
 
 #include <string.h>
 
@@ -172,16 +173,11 @@ __attribute__((target("avx2"))) static size_t scan_avx2(const uint8_t *p, size_t
     return scan_with(p, n, state, masks_of_avx2);
 }
 
-static int braces_avx2;
-__attribute__((constructor)) static void detect_braces_avx2(void) {
-    __builtin_cpu_init();
-    braces_avx2 = __builtin_cpu_supports("avx2");
-}
 #endif
 
 size_t sluice_json_scan_braces(const uint8_t *p, size_t n, sluice_json_brace_state *state) {
 #if defined(__x86_64__)
-    if (braces_avx2) return scan_avx2(p, n, state);
+    if (sluice_cpu_avx2) return scan_avx2(p, n, state);
 #endif
     return sluice_json_scan_braces_sse2(p, n, state);
 }

@@ -1,4 +1,5 @@
 #include "sluice_json_text.h"
+#include "json_simd.h"
 
 #include <string.h>
 
@@ -36,9 +37,7 @@ size_t sluice_json_escape_twice(const uint8_t *src, size_t n, uint8_t *dst) {
             // Sixteen bytes stored as they are; kept up to the first that needs work.
             __m128i v = _mm_loadu_si128((const __m128i *)(src + i));
             _mm_storeu_si128((__m128i *)(dst + d), v);
-            __m128i special = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                           _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-            unsigned mask = (unsigned)_mm_movemask_epi8(special);
+            unsigned mask = special_mask(v);
             if (mask == 0) {
                 i += 16;
                 d += 16;

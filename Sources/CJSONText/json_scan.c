@@ -1,4 +1,5 @@
 #include "sluice_json_text.h"
+#include "json_simd.h"
 
 #include <string.h>
 
@@ -9,16 +10,6 @@
 static inline int needs_escape(uint8_t c) {
     return c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
 }
-
-/// The mask of the bytes of `v` that need escaping: below 0x20, from 0x80, `"` and `\`.
-#if defined(__SSE2__)
-static inline unsigned special_mask(__m128i v) {
-    // A signed compare: bytes below 0x20 and bytes from 0x80 (negative) both count.
-    __m128i special = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-    return (unsigned)_mm_movemask_epi8(special);
-}
-#endif
 
 size_t sluice_json_plain_length(const uint8_t *src, size_t n) {
     size_t i = 0;
@@ -387,16 +378,11 @@ __attribute__((target("avx2"))) static size_t escape_avx2(const uint8_t *src, si
     return d;
 }
 
-static int have_avx2;
-__attribute__((constructor)) static void detect_avx2(void) {
-    __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2");
-}
 #endif
 
 size_t sluice_json_escape(const uint8_t *src, size_t n, uint8_t *dst) {
 #if defined(__x86_64__)
-    if (n >= 32 && have_avx2) return escape_avx2(src, n, dst);
+    if (n >= 32 && sluice_cpu_avx2) return escape_avx2(src, n, dst);
 #endif
     return escape_from(src, n, dst, 0, 0);
 }
