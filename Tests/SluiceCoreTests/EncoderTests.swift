@@ -186,12 +186,12 @@ import Testing
 }
 
 @Suite struct OutputBufferTests {
-    /// Every length around the short-copy paths (0–3 bytes, 4–7, 8–16, memmove above), each at
-    /// every alignment of source and destination, as a byte array's append would give.
+    /// Every length around the short-copy paths (0–3 bytes, 4–7, 8–16, 17–32, 33–64, memmove
+    /// above), each at every alignment of source and destination, as a byte array's append would give.
     @Test func appendsOfEveryShortLengthCopyExactly() {
         var g = SystemRandomNumberGenerator()
-        let src = (0..<64).map { _ in UInt8.random(in: 0...255, using: &g) }
-        for n in 0...40 {
+        let src = (0..<96).map { _ in UInt8.random(in: 0...255, using: &g) }
+        for n in 0...80 {
             for srcOffset in 0..<8 {
                 for prefix in 0..<8 {
                     let out = OutputBuffer(capacity: 8)
@@ -267,15 +267,19 @@ import Testing
         #expect(wrong.isEmpty, "wrong digits for \(wrong.prefix(5))")
     }
 
-    /// The short copy loads before it stores, so a piece of the buffer appended to itself (the
-    /// ranges overlapping) comes out as memmove would give it.
+    /// The short and medium copies load before they store, so a piece of the buffer appended to
+    /// itself (the ranges overlapping) comes out as memmove would give it.
     @Test func shortCopiesBetweenOverlappingRangesAreMemmoves() {
-        for n in 1...16 {
+        for n in 1...64 {
             for shift in 1...n {
-                var a = Array(0..<UInt8(40))
+                var a = Array(0..<UInt8(140))
                 var b = a
                 a.withUnsafeMutableBufferPointer { p in
-                    OutputBuffer.copySmall(from: UnsafePointer(p.baseAddress! + 4), to: p.baseAddress! + 4 + shift, n)
+                    if n <= 16 {
+                        OutputBuffer.copySmall(from: UnsafePointer(p.baseAddress! + 4), to: p.baseAddress! + 4 + shift, n)
+                    } else {
+                        OutputBuffer.copyMedium(from: UnsafePointer(p.baseAddress! + 4), to: p.baseAddress! + 4 + shift, n)
+                    }
                 }
                 b.withUnsafeMutableBufferPointer { p in
                     _ = memmove(p.baseAddress! + 4 + shift, p.baseAddress! + 4, n)
