@@ -3,10 +3,6 @@
 
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 static const char twice_hex[16] = "0123456789abcdef";
 
 /// The escape of the escape of the ASCII byte `c` (a quote, a backslash or a control byte): the
@@ -33,20 +29,9 @@ size_t sluice_json_escape_twice(const uint8_t *src, size_t n, uint8_t *dst) {
     size_t i = 0, d = 0;
     while (i < n) {
 #if defined(__SSE2__)
-        if (i + 16 <= n) {
-            // Sixteen bytes stored as they are; kept up to the first that needs work.
-            __m128i v = _mm_loadu_si128((const __m128i *)(src + i));
-            _mm_storeu_si128((__m128i *)(dst + d), v);
-            unsigned mask = special_mask(v);
-            if (mask == 0) {
-                i += 16;
-                d += 16;
-                continue;
-            }
-            unsigned k = (unsigned)__builtin_ctz(mask);
-            i += k;
-            d += k;
-        }
+        // Plain bytes a block at a time, up to the next byte that needs work.
+        copy_plain_blocks(src, n, &i, dst, &d);
+        if (i >= n) break;
 #endif
         uint8_t c = src[i];
         if (c < 0x20 || c == '"' || c == '\\') {

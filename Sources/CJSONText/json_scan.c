@@ -94,18 +94,7 @@ static inline __attribute__((always_inline)) size_t escape_one(const uint8_t *sr
 static size_t escape_mixed(const uint8_t *src, size_t n, uint8_t *dst) {
     size_t i = 0, d = 0;
 #if defined(__SSE2__)
-    while (i + 16 <= n) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(src + i));
-        _mm_storeu_si128((__m128i *)(dst + d), v);
-        unsigned mask = special_mask(v);
-        if (mask == 0) {
-            i += 16;
-            d += 16;
-            continue;
-        }
-        size_t k = (size_t)__builtin_ctz(mask);
-        i += k;
-        d += k;
+    while (copy_plain_blocks(src, n, &i, dst, &d)) {
         i += escape_one(src, i, n, dst, &d);
         // Text in a script other than Latin is sequence after sequence: go on byte by byte
         // while it lasts rather than load a block per character.
