@@ -46,14 +46,10 @@ public struct RepeatedDecimal: Sendable {
 
     @usableFromInline mutating func setDigits(_ v: Int64) {
         value = v
+        // Formatted by `OutputBuffer.writeDecimal` into the array's reused storage.
         digits.removeAll(keepingCapacity: true)
-        if v < 0 { digits.append(UInt8(ascii: "-")) }
-        var u = v.magnitude
-        let first = digits.count
-        repeat {
-            digits.append(UInt8(truncatingIfNeeded: 0x30 &+ u % 10))
-            u /= 10
-        } while u > 0
-        digits[first...].reverse()
+        digits.append(contentsOf: repeatElement(0, count: 20))
+        let n = digits.withUnsafeMutableBufferPointer { OutputBuffer.writeDecimal(v, to: $0.baseAddress!) }
+        digits.removeLast(20 - n)
     }
 }

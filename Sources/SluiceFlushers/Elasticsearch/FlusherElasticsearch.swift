@@ -140,12 +140,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
                             out.append(documentId(doc, batch: batch, event: i, seen: &seen))
                             out.append("\"")
                         }
-                        // `}}\n`, as bytes: a String's append is a call and a check per event.
-                        out.reserve(3)
-                        out.base[out.count] = UInt8(ascii: "}")
-                        out.base[out.count + 1] = UInt8(ascii: "}")
-                        out.base[out.count + 2] = 0x0A
-                        out.count += 3
+                        out.append(literal: "}}\n")
                         guard enc.append(i, of: batch, to: out) else {
                             out.count = start
                             empty += 1

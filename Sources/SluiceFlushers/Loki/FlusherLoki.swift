@@ -185,19 +185,13 @@ public final class FlusherLoki: FlusherPlugin {
                 body.append(key)
                 body.append(",\"values\":[")
                 for (k, e) in entries.enumerated() {
-                    // `,["<ns>","<line>"]`: the punctuation as bytes, the time's digits moved up
-                    // from the last entry's.
-                    body.reserve(e.line.count + 32)
-                    if k > 0 { body.append(byte: UInt8(ascii: ",")) }
-                    body.append(byte: UInt8(ascii: "["))
-                    body.append(byte: UInt8(ascii: "\""))
+                    // `,["<ns>","<line>"]`: the punctuation as literals, the time's digits moved
+                    // up from the last entry's.
+                    body.append(literal: k > 0 ? ",[\"" : "[\"")
                     ns.append(e.ns, to: body)
-                    body.append(byte: UInt8(ascii: "\""))
-                    body.append(byte: UInt8(ascii: ","))
-                    body.append(byte: UInt8(ascii: "\""))
+                    body.append(literal: "\",\"")
                     body.append(lines.base + e.line.lowerBound, e.line.count)  // escaped already
-                    body.append(byte: UInt8(ascii: "\""))
-                    body.append(byte: UInt8(ascii: "]"))
+                    body.append(literal: "\"]")
                 }
                 body.append("]}")
             }
