@@ -13,15 +13,22 @@ import Testing
     let copy = FileIdentity(dev: 2049, inode: 101)
     let sig = FileSignature(hash: 0xABCDEF, length: 64)
 
-    @Test func aCopyWaitsForTheOriginalsBatchesInFlightAtTheTruncation() throws {
-        let tmp = TempDir("sluice-copycp")
-        defer { tmp.remove() }
-        let t = try CheckpointTable(dataDir: tmp.path, pipeline: "p")
+    /// The original emitted 0..<100 and 100..<200, 0..<100 is acknowledged, then it is truncated
+    /// and its copy is found with 200 bytes emitted: returns the sequence of 100..<200, in flight.
+    func truncatedWithACopy(_ t: CheckpointTable) -> UInt64 {
         t.track(original, path: "/logs/a.log", signature: sig, offset: 0)
         let s1 = t.emitted(original, upTo: 100), s2 = t.emitted(original, upTo: 200)
         t.acknowledged(original, sequence: s1)
         t.reset(original, offset: 0, signature: sig)   // truncated with 100..<200 in flight
         t.track(copy, path: "/logs/a.log.1", signature: sig, offset: 200, copyOf: original, originalTruncated: true)
+        return s2
+    }
+
+    @Test func aCopyWaitsForTheOriginalsBatchesInFlightAtTheTruncation() throws {
+        let tmp = TempDir("sluice-copycp")
+        defer { tmp.remove() }
+        let t = try CheckpointTable(dataDir: tmp.path, pipeline: "p")
+        let s2 = truncatedWithACopy(t)
         #expect(t.lookup(copy)?.offset == 100)
         let s3 = t.emitted(copy, upTo: 300)
         t.acknowledged(copy, sequence: s3)
@@ -63,11 +70,7 @@ import Testing
         let tmp = TempDir("sluice-copycp")
         defer { tmp.remove() }
         let t = try CheckpointTable(dataDir: tmp.path, pipeline: "p")
-        t.track(original, path: "/logs/a.log", signature: sig, offset: 0)
-        let s1 = t.emitted(original, upTo: 100), s2 = t.emitted(original, upTo: 200)
-        t.acknowledged(original, sequence: s1)
-        t.reset(original, offset: 0, signature: sig)   // truncated with 100..<200 in flight
-        t.track(copy, path: "/logs/a.log.1", signature: sig, offset: 200, copyOf: original, originalTruncated: true)
+        let s2 = truncatedWithACopy(t)
         #expect(t.lookup(copy)?.offset == 100)
         // New content of the original, in flight too, and a second truncation.
         let s3 = t.emitted(original, upTo: 50)
