@@ -58,6 +58,10 @@ public final class CheckpointTable: Sendable {
     struct State {
         var files: [FileIdentity: Tracked] = [:]
         var dirty = false
+        /// Above every sequence number given out: a file's new tracker starts here, so a late
+        /// acknowledgement for an earlier file with the same identity (inode reused after the
+        /// entry was dropped) cannot be taken for one of the new file's batches.
+        var nextSequence: UInt64 = 0
         /// Positions written in place as they move (nil if the journal could not be opened).
         var journal: PositionJournal?
 
@@ -246,7 +250,7 @@ public final class CheckpointTable: Sendable {
                 }
                 s.files[id] = t
             } else {
-                s.files[id] = Tracked(entry: e, tracker: OrderedAckTracker(committed: offset))
+                s.files[id] = Tracked(entry: e, tracker: OrderedAckTracker(committed: offset, nextSequence: s.nextSequence))
             }
             s.dirty = true
             s.journalWrite(id)
@@ -266,7 +270,12 @@ public final class CheckpointTable: Sendable {
 
     /// Registers a batch that, once acknowledged, makes everything before `offset` delivered.
     public func emitted(_ id: FileIdentity, upTo offset: Int64) -> UInt64 {
-        state.withLock { s in s.files[id]?.tracker.emitted(upTo: offset) ?? 0 }
+        state.withLock { s in
+            // Untracked: a number no tracker has or will give out, so its acknowledgement is ignored.
+            let seq = s.files[id]?.tracker.emitted(upTo: offset) ?? s.nextSequence
+            s.nextSequence = max(s.nextSequence, seq &+ 1)
+            return seq
+        }
     }
 
     public func acknowledged(_ id: FileIdentity, sequence: UInt64) {

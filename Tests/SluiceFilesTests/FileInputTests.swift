@@ -891,6 +891,55 @@ struct FICheckpointTableTests {
         #expect(t.lookup(idA)?.offset == 0, "a stale ack moved the new file's checkpoint to \(t.lookup(idA)?.offset ?? -1)")
     }
 
+    /// Found by the input_file model test (CI, under load): a deleted file's batch was still in
+    /// flight when its inode was reused twice. The second reuse made a new tracker whose sequence
+    /// numbers began at 0 again, so the old batch's late acknowledgement (sequence 0) was taken for
+    /// the new file's first batch, and the checkpoint passed that batch unacknowledged: a restart
+    /// then skipped its lines.
+    @Test("A late acknowledgement for an earlier file with the same identity never moves the checkpoint of a file tracked after the entry was dropped")
+    func staleAckAfterTheEntryWasDropped() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        let oldSig = FileSignature(hash: 1, length: 64), newSig = FileSignature(hash: 2, length: 64)
+        // The first file: one batch in flight when it is deleted and let go.
+        t.track(idB, path: "/a.log", signature: oldSig, offset: 0)
+        let stale = t.emitted(idB, upTo: 500)
+        t.release(idB)
+        // Its inode reused: a second file, read and acknowledged, then let go. The entry is dropped
+        // (tracking the second file forgot the first file's batch).
+        t.track(idB, path: "/a.log", signature: newSig, offset: 0)
+        let a = t.emitted(idB, upTo: 100)
+        t.acknowledged(idB, sequence: a)
+        t.release(idB)
+        #expect(t.lookup(idB) == nil)
+        // Reused again: the third file's first batch is in flight when the first file's batch is
+        // acknowledged late.
+        t.track(idB, path: "/a.log", signature: newSig, offset: 0)
+        let first = t.emitted(idB, upTo: 300)
+        #expect(first != stale)
+        t.acknowledged(idB, sequence: stale)
+        #expect(t.lookup(idB)?.offset == 0)
+        #expect(try env.table().lookup(idB)?.offset == 0)
+        t.acknowledged(idB, sequence: first)
+        #expect(t.lookup(idB)?.offset == 300)
+    }
+
+    @Test("An acknowledgement of a batch emitted while the file was not tracked is ignored once it is")
+    func ackOfAnUntrackedBatch() throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        let t = try env.table()
+        let orphan = t.emitted(idB, upTo: 50)
+        t.track(idB, path: "/a.log", signature: FileSignature(hash: 2, length: 64), offset: 0)
+        let first = t.emitted(idB, upTo: 80)
+        #expect(first != orphan)
+        t.acknowledged(idB, sequence: orphan)
+        #expect(t.lookup(idB)?.offset == 0)
+        t.acknowledged(idB, sequence: first)
+        #expect(t.lookup(idB)?.offset == 80)
+    }
+
     @Test("different pipeline names never share a checkpoint file")
     func fileNamesAreDistinct() throws {
         let env = FIEnv()

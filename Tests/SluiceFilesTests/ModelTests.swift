@@ -250,6 +250,7 @@ private final class ModelRun {
             afterStop()
             try table.persist(force: true)
             table = try env.table()
+            log("restart: checkpoints " + table.entries.map { "\($0.path.split(separator: "/").last ?? "")#\($0.inode)@\($0.offset)/sig\($0.sigLen)" }.joined(separator: " "))
             session += 1
             sink.setSession(session)
         }

@@ -71,9 +71,16 @@ public struct OrderedAckTracker: Sendable {
     /// Position up to which everything has been acknowledged.
     public private(set) var committed: Int64
 
-    public init(committed: Int64) {
+    /// `nextSequence`: the first sequence number to give out. A source whose trackers come and
+    /// go (a file's identity reused by a new file) starts each new one above every number it gave
+    /// out before, so a late acknowledgement of an earlier batch never matches a new one.
+    public init(committed: Int64, nextSequence: UInt64 = 0) {
         self.committed = committed
+        self.nextSeq = nextSequence
     }
+
+    /// The sequence number the next `emitted` gives out.
+    public var nextSequence: UInt64 { nextSeq }
 
     /// Registers a batch that ends at `position`; returns its sequence number.
     public mutating func emitted(upTo position: Int64) -> UInt64 {
