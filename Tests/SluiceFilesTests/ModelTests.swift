@@ -387,7 +387,12 @@ private final class ModelRun {
 
     func tracked(path: String, dev: UInt64, inode: UInt64) -> Bool {
         guard let e = table?.entries.first(where: { $0.dev == dev && $0.inode == inode }) else { return false }
-        let head = Array(readFileBytes(path).prefix(e.sigLen))
+        let bytes = readFileBytes(path)
+        // An empty signature says nothing of this content: the entry may be an earlier file's
+        // whose inode this one reused (that file truncated before it was deleted). Taking it as
+        // "seen" let a rename away go ahead before the input had ever opened the new file.
+        guard e.sigLen > 0 || bytes.isEmpty else { return false }
+        let head = Array(bytes.prefix(e.sigLen))
         return head.count == e.sigLen && String(FNV1a.hash(head), radix: 16) == e.sig
     }
 
