@@ -79,9 +79,6 @@ public struct OrderedAckTracker: Sendable {
         self.nextSeq = nextSequence
     }
 
-    /// The sequence number the next `emitted` gives out.
-    public var nextSequence: UInt64 { nextSeq }
-
     /// Registers a batch that ends at `position`; returns its sequence number.
     public mutating func emitted(upTo position: Int64) -> UInt64 {
         let s = nextSeq
