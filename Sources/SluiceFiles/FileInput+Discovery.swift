@@ -144,6 +144,13 @@ extension FileInput {
         }
         guard st.isRegular else { return nil }
         let id = FileIdentity(dev: st.dev, inode: st.inode)
+        if let r = readers[id], r.replaced || (r.path != path && !r.isOpen && isReplacement(r, path: path)) {
+            // Not this reader's file renamed: its file was deleted while its descriptor was closed
+            // (idle) and this new file got the same inode number. The new file is followed once
+            // the housekeeping has let the old reader go.
+            markReplaced(r)
+            return nil
+        }
         if let r = readers[id] {
             if targets[r.targetKey] == nil && !r.deleted {
                 // Its target went away but another one matches it now (a container's key changed):
@@ -237,6 +244,7 @@ extension FileInput {
             }
         }
         let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path, target: t), now: now)
+        r.inodeGeneration = Sys.inodeGeneration(fd)
         r.targetKey = t.key
         r.lastRegistered = offset
         if let f = t.format {
@@ -328,6 +336,20 @@ extension FileInput {
         guard off >= 0 else { return true }
         var b: UInt8 = 0
         return pread(fd, &b, 1, off_t(off)) == 1 && b == 0x0A
+    }
+
+    /// Whether the file open as `fd` has `r`'s identity but is not `r`'s file: the inode number
+    /// was reused (its generation differs). False where the file system keeps no generation.
+    func isReplacement(_ r: FileReader, fd: Int32) -> Bool {
+        guard let was = r.inodeGeneration, let now = Sys.inodeGeneration(fd) else { return false }
+        return was != now
+    }
+
+    /// `isReplacement` for the file at `path`.
+    func isReplacement(_ r: FileReader, path: String) -> Bool {
+        guard r.inodeGeneration != nil, case .success(let fd) = Sys.openRead(path) else { return false }
+        defer { close(fd) }
+        return isReplacement(r, fd: fd)
     }
 
     func signatureMatches(fd: Int32, _ sig: FileSignature) -> Bool {

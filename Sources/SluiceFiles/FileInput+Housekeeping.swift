@@ -67,7 +67,10 @@ extension FileInput {
             }
         }
         for id in toRemove {
-            if let r = readers[id] { release(r, "Released file.") }
+            guard let r = readers[id] else { continue }
+            release(r, "Released file.")
+            // Its inode holds another file now, maybe at the same path: follow that one as new.
+            if r.replaced, let t = target(for: r.path) { consider(path: r.path, existedBefore: false, target: t) }
         }
         // Too many descriptors: close the idle ones that have been quiet longest.
         if openCount > options.maxOpenFiles {
@@ -163,7 +166,7 @@ extension FileInput {
     }
 
     /// Stops following `r`: its descriptor closed, its checkpoint entry let go (`why` is logged).
-    fileprivate func release(_ r: FileReader, _ why: Logger.Message) {
+    func release(_ r: FileReader, _ why: Logger.Message) {
         guard readers.removeValue(forKey: r.id) != nil else { return }
         setHead(r, [])
         if r.isOpen { openCount -= 1; context.pipelineMetrics.filesClosed.add(1) }

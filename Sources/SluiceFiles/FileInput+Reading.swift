@@ -174,6 +174,13 @@ extension FileInput {
             if let t = target(for: r.path) { consider(path: r.path, existedBefore: false, target: t) }
             return moved
         }
+        if isReplacement(r, fd: fd) {
+            // The file at its path has its identity but is a new file: its own was deleted while
+            // its descriptor was closed (idle) and the inode number reused.
+            close(fd)
+            markReplaced(r)
+            return false
+        }
         r.fd = fd
         openCount += 1
         return true
@@ -191,6 +198,12 @@ extension FileInput {
         // the new content.
         guard case .success(let st) = Sys.fstat(fd), st.dev == r.id.dev, st.inode == r.id.inode else {
             close(fd)
+            return false
+        }
+        if isReplacement(r, fd: fd) {
+            // Another file that got its inode number after it was deleted while closed.
+            close(fd)
+            markReplaced(r)
             return false
         }
         r.fd = fd
@@ -211,6 +224,17 @@ extension FileInput {
             }
         }
         return true
+    }
+
+    /// `r`'s file was deleted while its descriptor was closed, and its inode number now holds
+    /// another file: `r` is let go by the housekeeping (what it holds back emitted first), which
+    /// then looks at its path again; the new file is followed as new, from its start.
+    func markReplaced(_ r: FileReader) {
+        r.deleted = true
+        r.pathGone = true
+        r.replaced = true
+        r.dirty = false
+        if r.goneSince == 0 { r.goneSince = Sys.monotonicNanos() }
     }
 
     /// The reader's file now has signature `s` (grown, or replaced before anything was read):

@@ -17,6 +17,13 @@ final class FileReader {
     /// Monotonic time the held-back bytes last grew.
     var partialSince: Int64 = 0
     var signature: FileSignature
+    /// The inode's generation when the file was opened (nil where the file system has none): a
+    /// file found again under this identity with another generation is a new file that reused
+    /// the inode after this one was deleted while its descriptor was closed.
+    var inodeGeneration: UInt64?
+    /// Its file is gone and its inode holds another file (see `inodeGeneration`): let go by the
+    /// housekeeping, which then looks at its path again.
+    var replaced = false
     /// Discard bytes up to the first newline (started mid-file by TailSizeKB).
     var skipToNewline = false
     /// Has data to read (an event or a poll said so).

@@ -35,6 +35,18 @@ public enum Sys {
         return .success(fromStat(st))
     }
 
+    /// The inode's generation number (`FS_IOC_GETVERSION`): the file system gives a new one when
+    /// it reuses an inode number for a new file (ext2/3/4, xfs, btrfs), so a device and inode
+    /// seen again can be told from a different file that got the same number. nil where the file
+    /// system does not keep one (tmpfs, overlayfs, NFS).
+    public static func inodeGeneration(_ fd: Int32) -> UInt64? {
+        var generation: CLong = 0
+        // _IOR('v', 1, long)
+        let fsIocGetVersion: UInt = 0x8008_7601
+        guard ioctl(fd, fsIocGetVersion, &generation) == 0 else { return nil }
+        return UInt64(UInt(bitPattern: generation))
+    }
+
     public static func openRead(_ path: String) -> Result<Int32, Errno> {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         if fd < 0 { return .failure(Errno(errno)) }

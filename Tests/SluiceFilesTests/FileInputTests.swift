@@ -1,6 +1,7 @@
 import Glibc
 import SluiceCore
 import SluiceFiles
+import SluiceSystem
 import SluiceTesting
 import Synchronization
 import Testing
@@ -449,6 +450,54 @@ struct FileInputTests {
             #expect(await eventually(3) { sink.lines.contains("last words") }, "the line written before the rotation was lost")
         }
         #expect(sink.lines == ["first", "last words"])
+    }
+
+    /// Found by the input_file model test under stress: a file deleted while its reader had closed
+    /// it for idleness, its inode number reused by a new file under a name the patterns do not
+    /// match. The old reader found the new file by its identity, took it for its own file renamed
+    /// away, and read it under the old file's `__path__`. The inode's generation tells them apart.
+    @Test("A file deleted while closed for idleness: a new file that reuses its inode under another name is not read as it")
+    func inodeReusedWhileClosedIsAnotherFile() async throws {
+        let env = FIEnv()
+        defer { env.remove() }
+        var o = env.options()
+        o.closeUnusedReaderIntervalSec = 0.2
+        let sink = FIRecordingSink()
+        let a = env.inDir + "/app.log"
+        writeFile(a, "old 1\nold 2\n")
+        let fd = open(a, O_RDONLY)
+        let generation = Sys.inodeGeneration(fd)
+        close(fd)
+        guard generation != nil else {
+            // tmpfs, overlayfs: no generation to tell a reused inode by; nothing to test here.
+            print("inode generations are not kept under \(env.inDir); test not applicable")
+            return
+        }
+        try await fiWithInput(try env.input(o, table: try env.table()), sink: sink) {
+            #expect(await eventually { sink.lines == ["old 1", "old 2"] })
+            #expect(await eventually { !fiIsOpenInProcess(a) })  // closed as idle
+            guard let old = fiStat(a) else { Issue.record("no \(a)"); return }
+            // Delete it and create files until one gets its inode number (ext4 reuses a freed
+            // inode at once, nearly always on the first try).
+            #expect(unlink(a) == 0)
+            let rotated = env.inDir + "/other.log.1"
+            var reused = false
+            for attempt in 0..<50 {
+                writeFile(rotated, "new \(attempt)\n")
+                if fiStat(rotated)?.inode == old.inode { reused = true; break }
+                unlink(rotated)
+            }
+            guard reused else {
+                print("no inode reuse in 50 tries; test not applicable")
+                return
+            }
+            writeFile(a, "fresh\n")  // the old path in use again, by a third file
+            #expect(await eventually(3) { sink.lines.contains("fresh") })
+            await pause(0.8)  // longer than a poll, the release delay and the idle close
+        }
+        let wrong = sink.events.filter { $0.text.hasPrefix("new ") }
+        #expect(wrong.isEmpty, "a file the patterns do not match was read as the deleted file: \(wrong.map { "\($0.text) as \($0.path)" })")
+        #expect(sink.lines == ["old 1", "old 2", "fresh"])
     }
 
     @Test("FlushTimeoutSecs emits an unterminated last line, without a newline, and the next line separately")
