@@ -297,7 +297,7 @@ extension FileInput {
             case .read(let off, let how, let twin, let twinTruncated):
                 r.suspect = nil
                 setHead(r, head)
-                r.readOffset = off
+                r.restart(at: off)
                 r.lastRegistered = off
                 if case .success(let sig) = FileSignature.read(fd: r.fd) { r.signature = sig }
                 checkpoints.track(r.id, path: r.path, signature: r.signature, offset: off, copyOf: twin, originalTruncated: twinTruncated)

@@ -56,7 +56,10 @@ extension FileInput {
                     }
                 }
                 if r.signature.length < FileSignature.maxLength && r.readOffset > Int64(r.signature.length) {
-                    if case .success(let s) = FileSignature.read(fd: r.fd) , s.length > r.signature.length {
+                    if r.headRead != nil {
+                        // From the bytes read: a rewrite since shows as a mismatch at the next check.
+                        if let s = r.grownSignature { adoptSignature(r, s, head: r.headRead) }
+                    } else if case .success(let s) = FileSignature.read(fd: r.fd), s.length > r.signature.length {
                         adoptSignature(r, s)
                     }
                 }
@@ -239,9 +242,9 @@ extension FileInput {
 
     /// The reader's file now has signature `s` (grown, or replaced before anything was read):
     /// kept with the file's head and in the checkpoint.
-    private func adoptSignature(_ r: FileReader, _ s: FileSignature) {
+    private func adoptSignature(_ r: FileReader, _ s: FileSignature, head: [UInt8]? = nil) {
         r.signature = s
-        setHead(r, readHead(r.fd))
+        setHead(r, head ?? readHead(r.fd))
         checkpoints.update(r.id, signature: s)
     }
 
@@ -271,7 +274,7 @@ extension FileInput {
             context.pipelineMetrics.truncations.add(1)
             logger.info("File was truncated or rewritten; reading it again from the start.", metadata: ["file.path": "\(r.path)", "file.offset": "\(r.readOffset)", "file.size": "\(st.size)"])
             copies.truncated(path: r.path, head: r.head, delivered: r.emittedOffset, now: Sys.monotonicNanos(), id: r.id)
-            r.readOffset = 0
+            r.restart(at: 0)
             r.lastRegistered = 0
             r.partial = []
             r.skipToNewline = false

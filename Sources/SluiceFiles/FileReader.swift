@@ -70,6 +70,12 @@ final class FileReader {
     /// Bytes at the start of `partial` already split into lines (the group and its newline).
     var splitFrom = 0
 
+    /// The bytes this reader has read from offset 0, up to `FileSignature.maxLength` (nil when it
+    /// did not start at 0). The signature grows from them, not from reading the file's head again
+    /// after a read: a file truncated and rewritten in between would otherwise give the new
+    /// content's signature to the old content's offset, and the rewrite would go unnoticed.
+    var headRead: [UInt8]?
+
     init(id: FileIdentity, path: String, offset: Int64, signature: FileSignature, tags: [EventTag], now: Int64) {
         self.id = id
         self.path = path
@@ -77,6 +83,26 @@ final class FileReader {
         self.signature = signature
         self.tags = tags
         self.lastActivity = now
+        self.headRead = offset == 0 ? [] : nil
+    }
+
+    /// Reading restarts at `offset` (a copy decided, a truncation).
+    func restart(at offset: Int64) {
+        readOffset = offset
+        headRead = offset == 0 ? [] : nil
+    }
+
+    /// Records the `n` bytes just read at `at` (in `bytes`) while they extend `headRead`.
+    func noteRead(_ bytes: UnsafePointer<UInt8>, count n: Int, at offset: Int64) {
+        guard var h = headRead, h.count < FileSignature.maxLength, Int64(h.count) == offset else { return }
+        h.append(contentsOf: UnsafeBufferPointer(start: bytes, count: min(n, FileSignature.maxLength - h.count)))
+        headRead = h
+    }
+
+    /// A longer signature than the one held, from what was read (see `headRead`); nil if none.
+    var grownSignature: FileSignature? {
+        guard let h = headRead, h.count > signature.length else { return nil }
+        return FileSignature(hash: FNV1a.hash(h), length: h.count)
     }
 
     /// Everything before this offset has been emitted.
@@ -150,6 +176,7 @@ struct ChunkReader {
             }
             n = got
             initialized = held + got
+            if got > 0 { r.noteRead(base + held, count: got, at: r.readOffset) }
         }
         if let e = readError, n == 0 { return .failure(e) }
         if n == 0 {
