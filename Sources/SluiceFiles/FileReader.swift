@@ -92,11 +92,13 @@ final class FileReader {
         headRead = offset == 0 ? [] : nil
     }
 
-    /// Records the `n` bytes just read at `at` (in `bytes`) while they extend `headRead`.
+    /// Records the `n` bytes just read at `offset` (in `bytes`) while they extend `headRead` and
+    /// the signature can still grow (a full-length one never does: nothing is kept for it).
     func noteRead(_ bytes: UnsafePointer<UInt8>, count n: Int, at offset: Int64) {
-        guard var h = headRead, h.count < FileSignature.maxLength, Int64(h.count) == offset else { return }
-        h.append(contentsOf: UnsafeBufferPointer(start: bytes, count: min(n, FileSignature.maxLength - h.count)))
-        headRead = h
+        guard signature.length < FileSignature.maxLength, let have = headRead?.count,
+              have < FileSignature.maxLength, Int64(have) == offset else { return }
+        // In place: a copy of the array appended to would copy what it holds on every read.
+        headRead!.append(contentsOf: UnsafeBufferPointer(start: bytes, count: min(n, FileSignature.maxLength - have)))
     }
 
     /// A longer signature than the one held, from what was read (see `headRead`); nil if none.

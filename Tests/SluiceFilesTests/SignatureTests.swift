@@ -7,6 +7,17 @@ import Testing
 /// A reader's signature grows with what it read, so a file truncated and rewritten between a read
 /// and the next check is noticed.
 @Suite("File signature") struct SignatureTests {
+    /// A reader of `path` (written with `content`) from `offset`, with an empty signature, its
+    /// descriptor open (closed with the reader).
+    func reader(of path: String, content: String, offset: Int64) throws -> FileReader {
+        writeFile(path, content)
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        let r = FileReader(id: FileIdentity(dev: 1, inode: 2), path: path, offset: offset, signature: .empty, tags: [], now: 0)
+        r.fd = fd
+        return r
+    }
+
     /// Found by the input_file model test under stress: a file opened empty was read, then
     /// truncated and rewritten longer before the signature grew. The signature was read from the
     /// file's head again, so it was the new content's, the next check found it matching, and the
@@ -16,11 +27,8 @@ import Testing
         let tmp = TempDir("sluice-sig")
         defer { tmp.remove() }
         let path = tmp.path + "/a.log"
-        writeFile(path, "")
-        let fd = open(path, O_RDONLY)
-        #expect(fd >= 0)
-        let r = FileReader(id: FileIdentity(dev: 1, inode: 2), path: path, offset: 0, signature: .empty, tags: [], now: 0)
-        r.fd = fd
+        let r = try reader(of: path, content: "", offset: 0)
+        let fd = r.fd
         let first = "id=000013 first file, line one\nid=000014 first file, line two\n"
         writeFile(path, first)
         let reader = ChunkReader(maxReadBufferSize: 65536, transcoder: nil)
@@ -43,17 +51,11 @@ import Testing
     func headReadOnlyFromTheStart() throws {
         let tmp = TempDir("sluice-sig")
         defer { tmp.remove() }
-        let path = tmp.path + "/a.log"
-        writeFile(path, "one\ntwo\nthree\n")
-        let fd = open(path, O_RDONLY)
-        defer { close(fd) }
-        let r = FileReader(id: FileIdentity(dev: 1, inode: 3), path: path, offset: 4, signature: .empty, tags: [], now: 0)
-        r.fd = fd
+        let r = try reader(of: tmp.path + "/a.log", content: "one\ntwo\nthree\n", offset: 4)
         _ = ChunkReader(maxReadBufferSize: 65536, transcoder: nil).read(r, now: 0, wallNanos: 0)
         #expect(r.headRead == nil && r.grownSignature == nil)
         r.restart(at: 0)
         _ = ChunkReader(maxReadBufferSize: 65536, transcoder: nil).read(r, now: 0, wallNanos: 0)
         #expect(r.headRead == Array("one\ntwo\nthree\n".utf8))
-        r.fd = -1
     }
 }
