@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceCore
+import SluiceSystem
 import Synchronization
 
 /// Free encode buffers, reused so that a 1 MiB buffer is not allocated per request.
@@ -21,36 +22,105 @@ final class BufferPool: Sendable {
 
 /// Request bodies, reused once the HTTP client and the request that sent one have let go of it:
 /// a body is a fresh `ByteBuffer` otherwise, and each of its pages is faulted in and cleared by
-/// the kernel as it is filled. The pool keeps a reference to each body it lends (at most `keep`);
-/// `take` returns one whose storage nothing else holds any more (`modifyIfUniquelyOwned`), so
-/// writing into it never copies, or a new buffer.
+/// the kernel as it is filled. The pool keeps a reference to each body it lends, up to `keep`
+/// bodies and `keepBytes` of them (`init(inFlight:)`: enough for every request a flusher keeps in
+/// flight; keeping 16, the http bench found all of them still in flight at a third of its
+/// batches, and the elasticsearch bench, keeping 2 stores, at most of its requests). `take`
+/// returns one whose storage nothing else holds any more (`modifyIfUniquelyOwned`), so writing
+/// into it never copies, or a new buffer. A kept body not taken again within `idleNanos` is let
+/// go (checked every few seconds and at each `take`): a burst's bodies do not stay.
 final class BodyBufferPool: Sendable {
-    private let lent = Mutex<[ByteBuffer]>([])
+    private struct Lent {
+        var body: ByteBuffer
+        var lentAt: Int64
+    }
+    private struct Kept {
+        var bodies: [Lent] = []
+        var bytes = 0
+    }
+    private let kept = Mutex(Kept())
+    /// At most this many bodies are kept, and at most this many bytes of them (their capacity).
     let keep: Int
+    let keepBytes: Int
     /// Bodies larger than this (one huge event) are not kept.
     let largest: Int
-    init(keep: Int, largest: Int = 8 << 20) {
+    static let idleNanos: Int64 = 10_000_000_000
+    private let largestAsked = Atomic<Int>(0)
+
+    init(keep: Int = .max, keepBytes: Int = .max, largest: Int = 8 << 20) {
         self.keep = keep
+        self.keepBytes = keepBytes
         self.largest = largest
+        Task.detached(priority: .background) { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                guard let self else { return }
+                self.releaseIdle(now: Sys.monotonicNanos())
+            }
+        }
     }
 
+    /// A pool for a flusher that keeps up to `delivery.concurrency` requests of up to
+    /// `delivery.maxBytes` input bytes in flight, while one more is encoded: room for all of their
+    /// bodies at four times the input's size (`fill`'s first guess is 2.5×, and NIO rounds a
+    /// buffer's capacity up to a power of two), at most 256 MiB. Only bodies that were in flight at
+    /// once are ever kept.
+    convenience init(inFlight delivery: DeliveryOptions, largest: Int = 8 << 20) {
+        let perRequest = min(delivery.maxBytes, 64 << 20)
+        self.init(keepBytes: min(256 << 20, (delivery.concurrency + 1) * perRequest * 4), largest: largest)
+    }
+
+    /// Bytes of the bodies kept (in flight or free).
+    var keptBytes: Int { kept.withLock { $0.bytes } }
+
     /// An empty buffer of at least `capacity` bytes; give it back with `lend` once it is filled.
-    func take(capacity: Int) -> ByteBuffer {
-        let reused: ByteBuffer? = lent.withLock { bodies in
-            for i in bodies.indices {
-                let free = bodies[i].modifyIfUniquelyOwned { (b: inout ByteBuffer) -> Bool in
-                    b.clear()
-                    return true
-                } ?? false
-                if free { return bodies.remove(at: i) }
+    func take(capacity: Int, now: Int64 = Sys.monotonicNanos()) -> ByteBuffer {
+        let reused: ByteBuffer? = kept.withLock { k in
+            var found: ByteBuffer?
+            // Newest first: the body most likely free. A free one too small is dropped (growing it
+            // would copy it to fresh memory), and so is one idle for long.
+            var i = k.bodies.count - 1
+            while i >= 0 {
+                if BodyBufferPool.isFree(&k.bodies[i].body) {
+                    let fits = k.bodies[i].body.capacity >= capacity
+                    if (found == nil && fits) || !fits || now - k.bodies[i].lentAt > BodyBufferPool.idleNanos {
+                        let l = k.bodies.remove(at: i)
+                        k.bytes -= l.body.capacity
+                        if found == nil && fits { found = l.body }
+                    }
+                }
+                i -= 1
             }
-            return nil
+            return found
         }
-        if var b = reused {
-            b.reserveCapacity(capacity)
-            return b
+        if let reused { return reused }
+        // As large as the largest asked for so far (up to `largest`): every body made then fits
+        // every later request, instead of one a little larger dropping it. Pages never written are
+        // never faulted in.
+        let asked = largestAsked.load(ordering: .relaxed)
+        if capacity > asked { largestAsked.store(capacity, ordering: .relaxed) }
+        return ByteBufferAllocator().buffer(capacity: max(capacity, min(largest, asked)))
+    }
+
+    /// Lets go of every free body lent more than `idleNanos` before `now`.
+    func releaseIdle(now: Int64) {
+        kept.withLock { k in
+            var i = k.bodies.count - 1
+            while i >= 0 {
+                if now - k.bodies[i].lentAt > BodyBufferPool.idleNanos && BodyBufferPool.isFree(&k.bodies[i].body) {
+                    k.bytes -= k.bodies.remove(at: i).body.capacity
+                }
+                i -= 1
+            }
         }
-        return ByteBufferAllocator().buffer(capacity: capacity)
+    }
+
+    /// Whether nothing but the pool holds `body`'s storage; if so it is cleared for reuse.
+    private static func isFree(_ body: inout ByteBuffer) -> Bool {
+        body.modifyIfUniquelyOwned { (b: inout ByteBuffer) -> Bool in
+            b.clear()
+            return true
+        } ?? false
     }
 
     /// Output bytes per input byte, in sixteenths, that `fill` makes a body for: the largest seen.
@@ -97,8 +167,12 @@ final class BodyBufferPool: Sendable {
     }
 
     /// Keeps a reference to `body` (now being sent) so that it can be taken again when done.
-    func lend(_ body: ByteBuffer) {
+    func lend(_ body: ByteBuffer, now: Int64 = Sys.monotonicNanos()) {
         guard body.capacity <= largest else { return }
-        lent.withLock { bodies in if bodies.count < keep { bodies.append(body) } }
+        kept.withLock { k in
+            guard k.bodies.count < keep && k.bytes + body.capacity <= keepBytes else { return }
+            k.bodies.append(Lent(body: body, lentAt: now))
+            k.bytes += body.capacity
+        }
     }
 }

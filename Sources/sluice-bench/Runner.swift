@@ -159,6 +159,9 @@ struct ChildExit {
     }
     var cpu: CPUTimes { CPUTimes(user: tvSeconds(rusage.ru_utime), sys: tvSeconds(rusage.ru_stime)) }
     var maxRSSKiB: Int { Int(rusage.ru_maxrss) }
+    /// Page faults served without I/O (first touches of fresh memory, mostly): each costs a kernel entry
+    /// and, for anonymous memory, a page cleared.
+    var minorFaults: Int { Int(rusage.ru_minflt) }
 }
 
 /// Non-blocking reap; nil while the child runs.
@@ -343,6 +346,7 @@ struct ScenarioResult {
     var detected: Double? = nil    // seconds from the renames until the bench noticed completion
     var cpu: CPUTimes? = nil
     var maxRSSKiB: Int? = nil
+    var minorFaults: Int? = nil
     var hwmSampledKiB: Int? = nil   // max VmHWM seen in /proc while it ran (cross-check)
     var eventsOut: Int? = nil
     /// fdatasync calls of the flusher's disk buffer (its `component_buffer_fsyncs` gauge).
@@ -542,7 +546,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
         moveBack()
         if !s.keep { removeTree(outDir) }
         var r = fail(msg)
-        if let e { r.cpu = e.cpu; r.maxRSSKiB = e.maxRSSKiB }
+        if let e { r.cpu = e.cpu; r.maxRSSKiB = e.maxRSSKiB; r.minorFaults = e.minorFaults }
         keepForPostMortem(r)
         return r
     }
@@ -713,7 +717,7 @@ func runScenario(_ spec: ScenarioSpec, _ ds: Dataset, _ s: RunSettings, collecto
     } else if let e = exitInfo, !(e.exitedNormally && e.exitCode == 0) {
         stopError = "\(tool) \(e.describe) after SIGTERM (expected status 0)"
     }
-    if let e = exitInfo { res.cpu = e.cpu; res.maxRSSKiB = e.maxRSSKiB }
+    if let e = exitInfo { res.cpu = e.cpu; res.maxRSSKiB = e.maxRSSKiB; res.minorFaults = e.minorFaults }
     if let b0 = load0.busy, let b1 = procStatBusy(), let c = res.cpu {
         let dt = monoNow() - load0.at
         if dt > 0 { res.otherLoad = max(0, (b1 - b0) - (selfCPU().total - load0.mine) - c.total) / dt }

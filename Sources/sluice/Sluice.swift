@@ -116,6 +116,7 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ProcessUsage.tuneAllocator()
         var overrides: [String: String] = [:]
         if let m = maxReadBufferSize { overrides["max_read_buffer_size"] = String(m) }
         let (globals, warnings) = try loadGlobals(overrides: overrides)

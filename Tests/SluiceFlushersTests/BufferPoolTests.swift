@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceCore
+import SluiceSystem
 @testable import SluiceFlushers
 import Testing
 
@@ -49,6 +50,56 @@ import Testing
         huge.writeString("x")
         pool2.lend(huge)
         #expect(!shared(&huge), "a body over 8 MiB is not kept")
+    }
+
+    @Test func aFreeBodyTooSmallIsLetGoAndTheNewOneHasRoomToSpare() {
+        let pool = BodyBufferPool(keep: 4)
+        var small = pool.take(capacity: 1000)
+        small.writeString("small")
+        pool.lend(small)
+        let smallStorage = storage(small)
+        small = ByteBuffer()
+        // Growing the free body would copy it to new memory: a new one.
+        let bigger = pool.take(capacity: 4000)
+        #expect(storage(bigger) != smallStorage)
+        #expect(bigger.capacity >= 4000)
+        #expect(pool.keptBytes == 0, "the small body is no longer kept")
+        // Bodies made from then on are as large as the largest asked for, so each fits any request.
+        #expect(pool.take(capacity: 1000).capacity >= 4000)
+        #expect(BodyBufferPool(keep: 1, largest: 2000).take(capacity: 1000).capacity < 2000)
+    }
+
+    @Test func keptBodiesStayWithinTheByteBudget() {
+        let pool = BodyBufferPool(keepBytes: 3000)
+        var held: [ByteBuffer] = []
+        for _ in 0..<4 {
+            var b = pool.take(capacity: 1024)   // NIO rounds capacities up to a power of two
+            b.writeString("x")
+            pool.lend(b)
+            held.append(b)
+        }
+        #expect(pool.keptBytes == 2048, "two of 1024 bytes fit in 3000, a third does not")
+        #expect(!shared(&held[2]) && !shared(&held[3]))
+        // Sized for what a flusher keeps in flight: concurrency + 1 requests at 4 × their input.
+        #expect(BodyBufferPool(inFlight: DeliveryOptions(maxBytes: 1 << 20, concurrency: 3)).keepBytes == 16 << 20)
+        #expect(BodyBufferPool(inFlight: DeliveryOptions(maxBytes: 64 << 20, concurrency: 15)).keepBytes == 256 << 20)
+    }
+
+    @Test func aBodyIdleForLongIsLetGoOneInFlightIsNot() {
+        let pool = BodyBufferPool(keep: 4)
+        let t0 = Sys.monotonicNanos()
+        var idle = pool.take(capacity: 128, now: t0)
+        idle.writeString("idle")
+        pool.lend(idle, now: t0)
+        var inFlight = pool.take(capacity: 128, now: t0)
+        inFlight.writeString("in flight")
+        pool.lend(inFlight, now: t0)
+        idle = ByteBuffer()
+        pool.releaseIdle(now: t0 + BodyBufferPool.idleNanos / 2)
+        #expect(pool.keptBytes == 256, "not idle long enough yet")
+        pool.releaseIdle(now: t0 + BodyBufferPool.idleNanos + 1)
+        #expect(pool.keptBytes == 128, "the free one let go; the one still held kept")
+        #expect(shared(&inFlight))
     }
 
     @Test func aFilledBodyHoldsWhatWasEncodedWithOrWithoutRoomForIt() {

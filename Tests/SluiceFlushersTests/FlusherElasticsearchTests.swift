@@ -1,6 +1,6 @@
 import Foundation
 import SluiceCore
-import SluiceFlushers
+@testable import SluiceFlushers
 import SluiceTesting
 import Testing
 
@@ -61,6 +61,25 @@ import Testing
         #expect(ctx.metrics.receivedEvents.current == 4)
         #expect(ctx.metrics.sentEvents.current == 4)
         #expect(r.requestCount == 2, "all items retried once (503)")
+    }
+
+    @Test func aFullRequestsStoreIsKeptForTheNextRequest() async throws {
+        // 5 MiB of input (MaxBulkBytes): its store is 16 MiB once NIO rounds it up. It used not to
+        // be kept (over the pool's largest), so every request got a store faulted in page by page.
+        let f = try makeFlusher(FlusherElasticsearch.self, "Addresses: [http://127.0.0.1:9]\nIndex: x")
+        let line = String(repeating: "x", count: 99)
+        let batch = lineBatch(Array(repeating: line, count: 52_000), observedNanos: 1_700_000_000_000_000_000)
+        #expect(batch.arena.count > 5_000_000)
+        var request: BulkRequest? = try? await f.makeRequest([batch])
+        let capacity = request?.store.bytes.capacity ?? 0
+        let first = request?.store.bytes.withVeryUnsafeBytes { UnsafeRawPointer($0.baseAddress) }
+        let kept = f.stores.keptBytes
+        request = nil
+        let second = try? await f.makeRequest([batch])
+        await f.stop()
+        #expect(capacity > 15 << 20)
+        #expect(kept == capacity)
+        #expect(first != nil && second?.store.bytes.withVeryUnsafeBytes { UnsafeRawPointer($0.baseAddress) } == first, "the same store again")
     }
 
     @Test func a413SplitsTheRequest() async throws {

@@ -108,8 +108,8 @@ public final class FlusherClickhouse: FlusherPlugin {
     /// Whether the incumbent's tables exist (created at start, again after "unknown table").
     let tablesReady = Atomic<Bool>(false)
     public let delivery: DeliveryOptions
-    /// The bodies, reused once sent.
-    let bodies = BodyBufferPool(keep: 8)
+    /// The bodies, reused once sent: room for all in flight.
+    let bodies: BodyBufferPool
     /// Encode buffers for compressed bodies (an uncompressed one is encoded in place).
     let buffers = BufferPool(keep: 2)
 
@@ -118,6 +118,7 @@ public final class FlusherClickhouse: FlusherPlugin {
         logger = context.logger
         sender = try HTTPSender(options: options.client)
         delivery = DeliveryOptions(maxBytes: options.maxInsertBytes, concurrency: options.concurrency)
+        bodies = BodyBufferPool(inFlight: delivery)
     }
 
     static func quote(_ name: String) -> String { "`" + name.split(separator: "`", omittingEmptySubsequences: false).joined(separator: "``") + "`" }

@@ -114,12 +114,13 @@ public final class FlusherLoki: FlusherPlugin {
         sender = try HTTPSender(options: options.client)
         delivery = DeliveryOptions(maxBytes: options.maxBytes, maxAge: options.maxWait, concurrency: options.concurrency,
                                    maxRetries: options.maxRetries, backoff: options.backoff)
+        bodies = BodyBufferPool(inFlight: delivery)
     }
 
     /// Encode buffers reused across requests (a body is copied out of them before it is sent).
     let buffers = BufferPool(keep: 4)
-    /// The (compressed) bodies, reused once sent.
-    let bodies = BodyBufferPool(keep: 8)
+    /// The (compressed) bodies, reused once sent: room for all in flight.
+    let bodies: BodyBufferPool
 
     public func start() async throws {}
     public func stop() async { await sender.shutdown() }
