@@ -37,8 +37,9 @@ public enum ProcessUsage {
     /// bodies of 0.5–8 MiB, freed by another thread than the one that made them): they come from
     /// the heap up to 32 MiB instead of a fresh `mmap` each, whose every page the kernel faults in
     /// and clears as it is written and unmaps at `free`; and up to 64 MiB free at a heap's top is
-    /// kept for the next ones instead of handed back at once. Measured on the http bench: minor
-    /// page faults per GiB from 100 k to 83 k with this alone. What is kept is handed back when
+    /// kept for the next ones instead of handed back at once. Measured on the http bench (given
+    /// through glibc's environment variables, before the body pools kept enough): minor page faults
+    /// per GiB of input from 100 k to 83 k. What is kept is handed back when
     /// memory nears `mem_usage_limit` (`releaseFreeMemory`). Called once, at start.
     public static func tuneAllocator() {
         _ = sluice_mallopt(-3, 32 << 20)   // M_MMAP_THRESHOLD
