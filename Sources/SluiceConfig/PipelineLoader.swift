@@ -25,8 +25,11 @@ public struct PipelineDocument: Sendable {
     public var file: String
     /// `enable` (default true). A disabled pipeline is still fully validated.
     public var enable: Bool
-    /// The `global` mapping, if present. Its keys have no effect in Sluice (see ``warnings``).
+    /// The `global` mapping, if present. Of its keys only `PipelineMetaTagKey` has an effect in
+    /// Sluice (``metaTagKeys``); the others are warnings (see ``warnings``).
     public var global: ConfigObject?
+    /// `global.PipelineMetaTagKey`: the host tags of the pipeline's events.
+    public var metaTagKeys: PipelineMetaTagKeys
     public var inputs: [PluginInstanceConfig]
     public var processors: [PluginInstanceConfig]
     public var aggregators: [PluginInstanceConfig]
@@ -38,7 +41,7 @@ public struct PipelineDocument: Sendable {
 
     public init(
         name: String, file: String, enable: Bool = true, global: ConfigObject? = nil,
-        inputs: [PluginInstanceConfig], processors: [PluginInstanceConfig] = [],
+        metaTagKeys: PipelineMetaTagKeys = PipelineMetaTagKeys(), inputs: [PluginInstanceConfig], processors: [PluginInstanceConfig] = [],
         aggregators: [PluginInstanceConfig] = [], flushers: [PluginInstanceConfig],
         warnings: [ConfigError] = [], contentHash: UInt64 = 0
     ) {
@@ -46,6 +49,7 @@ public struct PipelineDocument: Sendable {
         self.file = file
         self.enable = enable
         self.global = global
+        self.metaTagKeys = metaTagKeys
         self.inputs = inputs
         self.processors = processors
         self.aggregators = aggregators
@@ -77,7 +81,8 @@ public enum PipelineLoader {
         "aggregator": "aggregators",
     ]
 
-    /// The `global` keys iLogtail knows. Sluice accepts them with a warning: they have no effect here.
+    /// The `global` keys iLogtail knows. Sluice accepts them; all but `PipelineMetaTagKey` with a
+    /// warning: they have no effect here.
     public static let knownGlobalKeys = [
         "StructureType", "InputIntervalMs", "InputMaxFirstCollectDelayMs", "EnableTimestampNanosecond",
         "UsingOldContentTag", "DefaultLogQueueSize", "DefaultLogGroupQueueSize", "ProcessPriority",
@@ -127,6 +132,7 @@ public enum PipelineLoader {
         var checker = FieldChecker(file: file)
         var enable = true
         var global: ConfigObject?
+        var metaTagKeys = PipelineMetaTagKeys()
         var sections: [PluginKind: [PluginInstanceConfig]] = [:]
         var sectionEntries: [PluginKind: ConfigNode.Entry] = [:]
 
@@ -146,8 +152,16 @@ public enum PipelineLoader {
                     checker.errors.append(ValueReader.typeError(entry.value, file: file, keyPath: keyPath, expected: "a mapping"))
                     break
                 }
-                global = ConfigObject(file: file, keyPath: keyPath, node: entry.value)
-                for globalEntry in globalEntries {
+                let g = ConfigObject(file: file, keyPath: keyPath, node: entry.value)
+                global = g
+                do {
+                    let (keys, warnings) = try PipelineMetaTagKeys.read(from: g)
+                    metaTagKeys = keys
+                    checker.warnings += warnings
+                } catch {
+                    checker.errors.append(error)
+                }
+                for globalEntry in globalEntries where globalEntry.key != PipelineMetaTagKeys.key {
                     let path = KeyPath.appending(globalEntry.key, to: keyPath)
                     let message: String
                     if knownGlobalKeys.contains(globalEntry.key) {
@@ -206,7 +220,7 @@ public enum PipelineLoader {
             throw ConfigErrors(ConfigError.sorted(errors))
         }
         return PipelineDocument(
-            name: PipelineFiles.pipelineName(of: file), file: file, enable: enable, global: global,
+            name: PipelineFiles.pipelineName(of: file), file: file, enable: enable, global: global, metaTagKeys: metaTagKeys,
             inputs: sections[.input] ?? [], processors: sections[.processor] ?? [],
             aggregators: sections[.aggregator] ?? [], flushers: sections[.flusher] ?? [],
             warnings: ConfigError.sorted(checker.warnings), contentHash: PipelineFiles.contentHash(Array(text.utf8))

@@ -362,7 +362,7 @@ extension FileInput {
         if !t.omitPathTag {
             tags.append(EventTag("__path__", shownPath(path, target: t)))
         }
-        tags.append(EventTag("__hostname__", context.hostname))
+        tags += context.hostTags
         for e in context.globals.envTags { tags.append(EventTag(e.name, e.value)) }
         if let pt = options.pathTags {
             // Matched on the path as `__path__` shows it (inside the container), once per file.

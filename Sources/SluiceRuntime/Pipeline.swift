@@ -11,17 +11,20 @@ public struct PipelineEnvironment: Sendable {
     public var pipelineMetrics: PipelineMetrics
     public var globals: GlobalParameters
     public var hostname: String
+    /// See `PluginContext.hostTags`; nil: the host name as `__hostname__`.
+    public var hostTags: [EventTag]?
     public var dataDirectory: String
     public var rateLimiter: RateLimiter?
     public var governor: ResourceGovernor?
     public var services: PluginServices
 
-    public init(logger: Logger, pipelineMetrics: PipelineMetrics, globals: GlobalParameters, hostname: String,
+    public init(logger: Logger, pipelineMetrics: PipelineMetrics, globals: GlobalParameters, hostname: String, hostTags: [EventTag]? = nil,
                 dataDirectory: String, rateLimiter: RateLimiter? = nil, governor: ResourceGovernor? = nil, services: PluginServices = PluginServices()) {
         self.logger = logger
         self.pipelineMetrics = pipelineMetrics
         self.globals = globals
         self.hostname = hostname
+        self.hostTags = hostTags
         self.dataDirectory = dataDirectory
         self.rateLimiter = rateLimiter
         self.governor = governor
@@ -33,7 +36,7 @@ public struct PipelineEnvironment: Sendable {
     public func context(pipeline: String, kind: PluginKind, type: String, index: Int) -> PluginContext {
         let id = ComponentID(pipeline: pipeline, kind: kind.rawValue, type: type, index: index)
         return PluginContext(component: id, logger: logger, pipelineMetrics: pipelineMetrics, globals: globals, hostname: hostname,
-                             stateDirectory: dataDirectory + "/components/" + FileNames.component(pipeline) + "/" + id.id,
+                             hostTags: hostTags, stateDirectory: dataDirectory + "/components/" + FileNames.component(pipeline) + "/" + id.id,
                              rateLimiter: rateLimiter, governor: governor, services: services)
     }
 }

@@ -525,6 +525,45 @@ struct WarningTests {
         #expect(try doc.global?.string("StructureType") == "v2")
     }
 
+    @Test func pipelineMetaTagKeyIsReadNotWarnedAbout() throws {
+        let doc = try load("""
+            global:
+              PipelineMetaTagKey:
+                HOST_NAME: host
+                HOST_IP: __default__
+                HOST_ID: x
+                HOSTNAME: y
+            inputs:
+              - Type: input_file
+                FilePaths: [/a.log]
+            flushers:
+              - Type: flusher_stdout
+            """)
+        #expect(doc.warnings.map(\.description).sorted() == [
+            "app.yaml:3:5: global.PipelineMetaTagKey: HOSTNAME: unknown logical key, ignored (known: HOST_NAME, HOST_IP)",
+            "app.yaml:3:5: global.PipelineMetaTagKey: HOST_ID: the incumbent's enterprise build only; no tag is added",
+        ])
+        let keys = doc.metaTagKeys
+        #expect(keys.tagName("HOST_NAME") == "host" && keys.tagName("HOST_IP") == "__host_ip__")
+        #expect(keys.tags(hostname: "n1", hostIP: { "10.0.0.1" }).map { "\($0.name)=\($0.value)" } == ["host=n1", "__host_ip__=10.0.0.1"])
+        // The incumbent's rules: "" leaves a tag out, __default__ keeps its name, an absent key its
+        // default (HOST_NAME added; HOST_IP, unlike the open-source incumbent, not).
+        #expect(PipelineMetaTagKeys(names: ["HOST_NAME": ""]).tagName("HOST_NAME") == nil)
+        #expect(PipelineMetaTagKeys(names: ["HOST_NAME": "__default__"]).tagName("HOST_NAME") == "__hostname__")
+        #expect(PipelineMetaTagKeys().tags(hostname: "n1", hostIP: { Issue.record("IP looked up"); return nil }).map(\.name) == ["__hostname__"])
+        #expect(PipelineMetaTagKeys(names: ["HOST_IP": "ip"]).tags(hostname: "n1", hostIP: { nil }).map { "\($0.name)=\($0.value)" } == ["__hostname__=n1", "ip="])
+    }
+
+    @Test func pipelineMetaTagKeyMustBeAMapOfStrings() {
+        #expect(errorLines("""
+            global:
+              PipelineMetaTagKey: [HOST_NAME]
+            inputs:
+              - Type: input_mock
+            \(minimalFlushers)
+            """).count == 1)
+    }
+
     @Test func globalMustBeAMapping() {
         #expect(errorLines("""
             global: [a]

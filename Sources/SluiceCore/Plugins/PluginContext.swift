@@ -31,6 +31,9 @@ public struct PluginContext: Sendable {
     public var pipelineMetrics: PipelineMetrics
     public var globals: GlobalParameters
     public var hostname: String
+    /// The host's tags on every event of the pipeline (`__hostname__`, and `__host_ip__` when
+    /// `global.PipelineMetaTagKey` asks for it, under the names it gives).
+    public var hostTags: [EventTag]
     /// A directory of this component's own (`<data-dir>/components/<pipeline>/<id>`), for state
     /// such as a disk buffer. Created by whoever uses it.
     public var stateDirectory: String
@@ -43,7 +46,7 @@ public struct PluginContext: Sendable {
     public var pipelineName: String { component.pipeline }
 
     public init(component: ComponentID, logger: Logger, metrics: ComponentMetrics? = nil, pipelineMetrics: PipelineMetrics,
-                globals: GlobalParameters = GlobalParameters(), hostname: String, stateDirectory: String,
+                globals: GlobalParameters = GlobalParameters(), hostname: String, hostTags: [EventTag]? = nil, stateDirectory: String,
                 rateLimiter: RateLimiter? = nil, governor: ResourceGovernor? = nil, services: PluginServices = PluginServices()) {
         var log = logger
         log[metadataKey: "pipeline"] = "\(component.pipeline)"
@@ -55,6 +58,7 @@ public struct PluginContext: Sendable {
         self.pipelineMetrics = pipelineMetrics
         self.globals = globals
         self.hostname = hostname
+        self.hostTags = hostTags ?? [EventTag("__hostname__", hostname)]
         self.stateDirectory = stateDirectory
         self.rateLimiter = rateLimiter
         self.governor = governor
