@@ -59,8 +59,11 @@ extension FileInput {
                     if r.headRead != nil {
                         // From the bytes read: a rewrite since shows as a mismatch at the next check.
                         if let s = r.grownSignature { adoptSignature(r, s, head: r.headRead) }
-                    } else if case .success(let s) = FileSignature.read(fd: r.fd), s.length > r.signature.length {
-                        adoptSignature(r, s)
+                    } else {
+                        // Resumed past 0: from the file's head, while it still starts with the
+                        // signature held (else a rewrite, which the next check sees).
+                        let head = readHead(r.fd)
+                        if let s = r.grownSignature(fromHead: head) { adoptSignature(r, s, head: head) }
                     }
                 }
             }

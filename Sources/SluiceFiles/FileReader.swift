@@ -107,6 +107,17 @@ final class FileReader {
         return FileSignature(hash: FNV1a.hash(h), length: h.count)
     }
 
+    /// For a reader that did not read the file from offset 0 (`headRead` nil): the signature of
+    /// `head` (the file's first bytes, read now) when it is longer than the one held and starts
+    /// with it; nil otherwise. A head that does not start with the held signature is a rewrite
+    /// since the last check: taken as the signature, it would match the new content, and the next
+    /// check would read that from the old content's offset.
+    func grownSignature(fromHead head: [UInt8]) -> FileSignature? {
+        guard head.count > signature.length,
+              FNV1a.hash(Array(head[0..<signature.length])) == signature.hash else { return nil }
+        return FileSignature(hash: FNV1a.hash(head), length: head.count)
+    }
+
     /// Everything before this offset has been emitted.
     var emittedOffset: Int64 { readOffset - Int64(partial.count) }
 

@@ -47,6 +47,21 @@ import Testing
         #expect(try FileSignature.read(fd: fd, length: grown.length).get() == FileSignature(hash: FNV1a.hash(Array(second.utf8.prefix(grown.length))), length: grown.length))
     }
 
+    /// A reader resumed past 0 (a checkpoint, `TailSizeKB`) has no bytes of its own from offset 0:
+    /// its signature grows from the file's head, and only while that head starts with it.
+    @Test("A reader resumed past 0 grows its signature only from a head that starts with it")
+    func resumedReaderGrowsOnlyFromAMatchingHead() throws {
+        let tmp = TempDir("sluice-sig")
+        defer { tmp.remove() }
+        let r = try reader(of: tmp.path + "/a.log", content: "one\ntwo\n", offset: 4)
+        r.signature = FileSignature(hash: FNV1a.hash(Array("one\n".utf8)), length: 4)
+        let appended = Array("one\ntwo\nthree\n".utf8)
+        #expect(r.grownSignature(fromHead: appended) == FileSignature(hash: FNV1a.hash(appended), length: appended.count))
+        // Truncated and rewritten longer between a read and the growth: not taken.
+        #expect(r.grownSignature(fromHead: Array("uno\ndos\ntres\n".utf8)) == nil)
+        #expect(r.grownSignature(fromHead: Array("one".utf8)) == nil, "not longer")
+    }
+
     @Test("Only bytes read from offset 0 onwards count; a reader that started later has no head of its own")
     func headReadOnlyFromTheStart() throws {
         let tmp = TempDir("sluice-sig")
