@@ -33,10 +33,17 @@ final class BodyBufferPool: Sendable {
     private struct Lent {
         var body: ByteBuffer
         var lentAt: Int64
+        func idle(at now: Int64) -> Bool { now - lentAt > BodyBufferPool.idleNanos }
     }
     private struct Kept {
         var bodies: [Lent] = []
         var bytes = 0
+        /// Stops keeping body `i`.
+        @discardableResult mutating func remove(at i: Int) -> ByteBuffer {
+            let body = bodies.remove(at: i).body
+            bytes -= body.capacity
+            return body
+        }
     }
     private let kept = Mutex(Kept())
     /// At most this many bodies are kept, and at most this many bytes of them (their capacity).
@@ -79,17 +86,13 @@ final class BodyBufferPool: Sendable {
             var found: ByteBuffer?
             // Newest first: the body most likely free. A free one too small is dropped (growing it
             // would copy it to fresh memory), and so is one idle for long.
-            var i = k.bodies.count - 1
-            while i >= 0 {
-                if BodyBufferPool.isFree(&k.bodies[i].body) {
-                    let fits = k.bodies[i].body.capacity >= capacity
-                    if (found == nil && fits) || !fits || now - k.bodies[i].lentAt > BodyBufferPool.idleNanos {
-                        let l = k.bodies.remove(at: i)
-                        k.bytes -= l.body.capacity
-                        if found == nil && fits { found = l.body }
-                    }
+            for i in k.bodies.indices.reversed() where BodyBufferPool.isFree(&k.bodies[i].body) {
+                let fits = k.bodies[i].body.capacity >= capacity
+                if fits && found == nil {
+                    found = k.remove(at: i)
+                } else if !fits || k.bodies[i].idle(at: now) {
+                    k.remove(at: i)
                 }
-                i -= 1
             }
             return found
         }
@@ -105,12 +108,8 @@ final class BodyBufferPool: Sendable {
     /// Lets go of every free body lent more than `idleNanos` before `now`.
     func releaseIdle(now: Int64) {
         kept.withLock { k in
-            var i = k.bodies.count - 1
-            while i >= 0 {
-                if now - k.bodies[i].lentAt > BodyBufferPool.idleNanos && BodyBufferPool.isFree(&k.bodies[i].body) {
-                    k.bytes -= k.bodies.remove(at: i).body.capacity
-                }
-                i -= 1
+            for i in k.bodies.indices.reversed() where k.bodies[i].idle(at: now) && BodyBufferPool.isFree(&k.bodies[i].body) {
+                k.remove(at: i)
             }
         }
     }

@@ -333,8 +333,7 @@ public final class PipelineManager: Service, Sendable {
         var services = PluginServices()
         services.checkpoints = table
         services.discovery = DiscoveryProvider { [self] in self.startedDiscovery() }
-        let hostTags = validated.document.metaTagKeys.tags(hostname: settings.hostname, hostIP: { CRIHostNetwork.nodeIPv4() })
-            .map { EventTag($0.name, $0.value) }
+        let hostTags = validated.document.metaTagKeys.eventTags(hostname: settings.hostname, hostIP: { CRIHostNetwork.nodeIPv4() })
         let env = PipelineEnvironment(logger: log, pipelineMetrics: metrics, globals: settings.globals, hostname: settings.hostname, hostTags: hostTags,
                                       dataDirectory: settings.dataDirectory, rateLimiter: rateLimiter, governor: governor, services: services)
         let p: Pipeline

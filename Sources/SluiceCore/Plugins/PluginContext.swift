@@ -20,6 +20,13 @@ public struct MissingService: Error, CustomStringConvertible {
     public var description: String { "the pipeline provides no \(name) to this plugin" }
 }
 
+extension PipelineMetaTagKeys {
+    /// `tags(hostname:hostIP:)` as batch tags.
+    public func eventTags(hostname: String, hostIP: () -> String?) -> [EventTag] {
+        tags(hostname: hostname, hostIP: hostIP).map { EventTag($0.name, $0.value) }
+    }
+}
+
 /// What every plugin of a pipeline is given when it is built: who it is, where to log and count,
 /// where to keep state, and the daemon's settings.
 public struct PluginContext: Sendable {
@@ -58,7 +65,7 @@ public struct PluginContext: Sendable {
         self.pipelineMetrics = pipelineMetrics
         self.globals = globals
         self.hostname = hostname
-        self.hostTags = hostTags ?? [EventTag("__hostname__", hostname)]
+        self.hostTags = hostTags ?? PipelineMetaTagKeys().eventTags(hostname: hostname, hostIP: { nil })
         self.stateDirectory = stateDirectory
         self.rateLimiter = rateLimiter
         self.governor = governor
