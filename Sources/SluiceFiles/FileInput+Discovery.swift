@@ -299,7 +299,9 @@ extension FileInput {
                 setHead(r, head)
                 r.restart(at: off)
                 r.lastRegistered = off
-                if case .success(let sig) = FileSignature.read(fd: r.fd) { r.signature = sig }
+                // From 0 the signature grows from what is read (see `restart`); past 0 it is
+                // that of the head the decision was made on (read once, so both agree).
+                if off > 0 { r.signature = FileSignature(hash: FNV1a.hash(head), length: head.count) }
                 checkpoints.track(r.id, path: r.path, signature: r.signature, offset: off, copyOf: twin, originalTruncated: twinTruncated)
                 r.dirty = true
                 logger.debug("Following file.", metadata: ["file.path": "\(r.path)", "file.offset": "\(off)", "how": "\(how)"])

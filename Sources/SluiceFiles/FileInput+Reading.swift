@@ -287,12 +287,6 @@ extension FileInput {
             r.multiline?.reset()
             r.groupHeld = 0
             r.splitFrom = 0
-            // Reading restarts at 0, so the signature grows from what is read (`headRead`), as
-            // for a new file. Read from the file's head here, it could be a later rewrite's (the
-            // file changed since `fstat`), longer than what the reader then reads: never grown
-            // to, it made the next check call the file rewritten again and read the line the
-            // reader had just read a second time (input_file model, seed 38654606745185/15).
-            r.signature = .empty
             setHead(r, readHead(r.fd))
             checkpoints.reset(r.id, offset: 0, signature: .empty)
         }

@@ -86,10 +86,16 @@ final class FileReader {
         self.headRead = offset == 0 ? [] : nil
     }
 
-    /// Reading restarts at `offset` (a copy decided, a truncation).
+    /// Reading restarts at `offset` (a copy decided, a truncation). From 0, the signature starts
+    /// empty and grows from what is then read (`headRead`), as for a new file: read from the
+    /// file's head here, it could be a later rewrite's (the file changes between the check and
+    /// the read), longer than what the reader then reads. Never grown to, it would make the next
+    /// check call the file rewritten and read again what was just read (input_file model, seed
+    /// 38654606745185/15). Past 0, the caller sets the signature of the part it skips.
     func restart(at offset: Int64) {
         readOffset = offset
         headRead = offset == 0 ? [] : nil
+        if offset == 0 { signature = .empty }
     }
 
     /// Records the `n` bytes just read at `offset` (in `bytes`) while they extend `headRead` and
