@@ -111,15 +111,16 @@ public struct EventBatch: Sendable {
     /// Bytes of input the batch stands for (used by queue watermarks and metrics).
     public var inputBytes: Int
     /// Where the events come from, for ids that must be the same when the data is read again
-    /// (Elasticsearch's `GenerateId`): a hash of the source file's identity, and the file offset of
+    /// (Elasticsearch's `GenerateId`): a hash of the source file's identity (device, inode and
+    /// the inode's generation, the same for every batch of the file), and the file offset of
     /// arena byte 0 when the arena holds the file's bytes as read (plain lines, no transcoding),
     /// so `sourceOffset + content.offset` is an event's own offset; -1 otherwise.
     public var sourceKey: UInt64 = 0
     public var sourceOffset: Int64 = -1
     /// The stream this batch continues (a file's device and inode), fixed for as long as the
     /// source is read: `process_thread_count` sends the batches of one stream to one thread, so
-    /// they stay in order. `sourceKey` cannot serve: it includes the file's signature, which
-    /// changes while a new file grows to its first KiB.
+    /// they stay in order. (`sourceKey` is not set on every batch of a file: not on flushed
+    /// partial lines, multiline groups or a runtime log's decoded streams.)
     public var sourceStream: UInt64 = 0
 
     public init(arena: [UInt8], events: [LogEvent], tags: [EventTag], timeSeconds: Int64, inputBytes: Int, ack: AckToken? = nil) {

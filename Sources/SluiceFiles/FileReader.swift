@@ -286,7 +286,10 @@ struct ChunkReader {
                 arena.removeSubrange(keep...)
             }
             batch = EventBatch(arena: arena, events: events, tags: r.tags, observedNanos: wallNanos, inputBytes: n)
-            batch?.sourceKey = FNV1a.hash64(r.id.dev, r.id.inode, r.signature.hash)
+            // The file's identity, fixed for its life (its signature is not: it grows to its
+            // first KiB and starts again on a truncation). What was in the file at an offset
+            // is told apart by the event's own bytes (Elasticsearch's `GenerateId`).
+            batch?.sourceKey = FNV1a.hash64(r.id.dev, r.id.inode, r.inodeGeneration ?? 0)
             batch?.sourceOffset = arenaOffset
         }
         return .success(ReadOutcome(batch: batch, emittedUpTo: r.emittedOffset, bytesRead: n, reachedEOF: n < chunk, linesSplit: split))

@@ -113,6 +113,37 @@ import Testing
         #expect(Set(ids[0]).count == 3 && ids[0].allSatisfy { $0.count == 40 })
     }
 
+    /// Lines read from a file are named by the file, their offset and their bytes: read again
+    /// (other read sizes, another time) they keep their `_id`; other lines written at the same
+    /// offsets after a truncation get their own, so none is taken for a duplicate and lost.
+    @Test func fileLinesAreNamedByPlaceAndBytes() async throws {
+        let r = try await HTTPTestReceiver { req, _ in
+            let count = req.bodyText.split(separator: "\n").count / 2
+            return .init(status: 200, body: #"{"errors":false,"items":["# + Array(repeating: #"{"create":{"status":201}}"#, count: count).joined(separator: ",") + "]}")
+        }
+        defer { Task { await r.stop() } }
+        let f = try makeFlusher(FlusherElasticsearch.self, "Addresses: [\(r.url)]\nIndex: x\nGenerateId: true\nConcurrency: 1")
+        let tb = TestBatches()
+        func fileBatch(_ k: Int, _ lines: [String], at offset: Int64, time: Int64) -> EventBatch {
+            var b = tb.batch(k, lines)
+            b.sourceKey = 42
+            b.sourceOffset = offset
+            b.observedNanos = time
+            return b
+        }
+        // Read as one batch of three lines; then again after a crash, in two reads at another
+        // time; then what the file held after a truncation: lines as long, at the same offsets.
+        let first = fileBatch(0, ["aaaa", "bbbb", "cccc"], at: 0, time: 1)
+        let reread = [fileBatch(1, ["aaaa"], at: 0, time: 2), fileBatch(2, ["bbbb", "cccc"], at: 4, time: 3)]
+        let truncated = fileBatch(3, ["xxxx", "yyyy", "zzzz"], at: 0, time: 4)
+        await drive(f, [first] + reread + [truncated])
+        let ids = r.requests.flatMap { items($0.bodyText).map { ($0.action["create"] as? [String: Any])?["_id"] as? String ?? "" } }
+        #expect(ids.count == 9)
+        #expect(Array(ids[3..<6]) == Array(ids[0..<3]), "a line read again keeps its _id")
+        #expect(Set(ids[0..<3]).isDisjoint(with: ids[6..<9]), "other lines at the same offsets get other _ids")
+        #expect(Set(ids[6..<9]).count == 3)
+    }
+
     @Test func realBulkServerIndexesEveryLineAndReportsMappingErrors() async throws {
         let server = try #require(try TestServer.openSearch(), "osmem-server is installed by scripts/install-deps.sh")
         defer { server.stop() }

@@ -20,7 +20,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
             FieldSpec(name: "Addresses", type: .stringList, doc: "Base URLs, e.g. `http://es:9200` (required); used in turn, the next one after a network error.", defaultValue: nil),
             FieldSpec(name: "Index", type: .string, doc: "Target index (required): `%{content.x}`, `%{tag.x}`, `%{+yyyy.MM.dd}` (the flush time in local time, as the incumbent; its letters: `yyyy`, `yy`, `MM`/`M`, `MMM`, `dd`/`d`, `EEE`, `HH`, `KK`, `mm`, `ss`, `aa`, `ww` the ISO week).", defaultValue: nil),
             FieldSpec(name: "OpType", type: .string, doc: "Sluice: `index` (the incumbent's) or `create` (data streams; a 409 then counts as delivered).", defaultValue: "index"),
-            FieldSpec(name: "GenerateId", type: .bool, doc: "Sluice: a deterministic `_id` per document with `create` (a line of a file: its file and offset; else its time, bytes and place in the batch), so neither a retry nor a re-read after a crash indexes an event twice.", defaultValue: "false"),
+            FieldSpec(name: "GenerateId", type: .bool, doc: "Sluice: a deterministic `_id` per document with `create` (a line of a file: its file, offset and bytes; else its time, bytes and place in the batch), so neither a retry nor a re-read after a crash indexes an event twice.", defaultValue: "false"),
             FieldSpec(name: "Timeout", type: .any, doc: "Sluice: request timeout (nanoseconds or text such as `60s`).", defaultValue: "60s"),
             FieldSpec(name: "MaxBulkBytes", type: .int, doc: "Sluice: input bytes per `_bulk` request.", defaultValue: "5242880"),
             HTTPClientOptions.compressionField(default: ""),
@@ -159,8 +159,10 @@ public final class FlusherElasticsearch: FlusherPlugin {
     }
 
     /// A deterministic `_id`, 40 hex chars of SHA-256. An event read from a file's own bytes is
-    /// named by where it is: the file's identity and the event's offset in it, so reading it again
-    /// after a crash gives the same `_id` (a 409, not a second document). Other events (runtime
+    /// named by where it is and what it is: the file's identity, the event's offset in it and its
+    /// bytes, so reading it again after a crash gives the same `_id` (a 409, not a second
+    /// document), while other lines written at that offset after a truncation (copytruncate) get
+    /// their own. Other events (runtime
     /// logs, transcoded files) are named by their time, their document and how many identical
     /// documents came before them in the batch, which is stable across retries of the request and,
     /// for runtime logs whose time is the runtime's, across re-reads.
@@ -170,6 +172,7 @@ public final class FlusherElasticsearch: FlusherPlugin {
         if batch.sourceOffset >= 0 {
             var key = (batch.sourceKey, batch.sourceOffset + Int64(ev.content.offset), Int64(ev.content.length))
             withUnsafeBytes(of: &key) { h.update(bufferPointer: $0) }
+            batch.arena.withUnsafeBytes { h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[Int(ev.content.offset)..<Int(ev.content.offset) + Int(ev.content.length)])) }
             return DocumentIDs.hex(h.finalize())
         }
         var t = ev.timeNanos == 0 ? batch.observedNanos : ev.timeNanos
