@@ -254,8 +254,15 @@ public final class StreamDecoder {
     private var groupTime: [Int64] = [0, 0]
     public private(set) var groupSince: [Int64] = [0, 0]
     private let matcher: RegexMatcher?
-    /// Raw file offset of each event of the batch being decoded, per stream (multiline only).
+    /// Raw file offset of each event of the batch being decoded, per stream (with multiline or
+    /// an offset field only).
     private var recordOffsets: [[Int64]] = [[], []]
+    /// Where each line of each stream's pending group starts in it, and its file offset.
+    private var groupLineOffsets: [[GroupLineOffset]] = [[], []]
+    /// `FileOffsetKey`: each event gets the file offset of its first record as this field.
+    public var offsetKey: String?
+    /// Whether record offsets are kept (`recordOffsets`).
+    private var tracksOffsets: Bool { multilineOptions != nil || offsetKey != nil }
 
     public init(format: ContainerLogFormat, maxLogSize: Int = 512 * 1024, ignoreStdout: Bool = false, ignoreStderr: Bool = false,
                 multiline: MultilineOptions? = nil, maxGroupBytes: Int = 512 * 1024, matcher: RegexMatcher? = nil) {
@@ -281,6 +288,8 @@ public final class StreamDecoder {
         pending = [[], []]
         pendingOffset = [nil, nil]
         groups = [[], []]
+        groupLineOffsets = [[], []]
+        recordOffsets = [[], []]
         groupOffset = [nil, nil]
         for i in machines.indices { machines[i].reset() }
     }
@@ -355,7 +364,7 @@ public final class StreamDecoder {
                             // The common case: a whole line, already unescaped in place.
                             if ignored { out.removeSubrange(before...) } else {
                                 events[si].append(LogEvent(content: Span(before, out.count - before), timeNanos: r.timeNanos))
-                                if multilineOptions != nil { recordOffsets[si].append(baseOffset + Int64(s)) }
+                                if tracksOffsets { recordOffsets[si].append(baseOffset + Int64(s)) }
                             }
                             continue
                         }
@@ -381,15 +390,25 @@ public final class StreamDecoder {
                 let off = out.count
                 out.append(contentsOf: UnsafeBufferPointer(start: base + s, count: e - s))
                 events[0].append(LogEvent(content: Span(off, e - s)))
-                if multilineOptions != nil { recordOffsets[0].append(baseOffset + Int64(s)) }
+                if tracksOffsets { recordOffsets[0].append(baseOffset + Int64(s)) }
             }
         }
         if multilineOptions != nil { group(&out, &events) }
+        return batches(out, events, tags: batch.tags, observedNanos: batch.observedNanos, inputBytes: batch.inputBytes)
+    }
+
+    /// One batch per stream with events (stdout first, which counts the input bytes), tagged
+    /// `_source_`, with the offset field when one is wanted; the record offsets are then spent.
+    private func batches(_ out: [UInt8], _ events: [[LogEvent]], tags: [EventTag], observedNanos: Int64, inputBytes: Int) -> [EventBatch] {
         var result: [EventBatch] = []
         for (i, evs) in events.enumerated() where !evs.isEmpty {
-            result.append(EventBatch(arena: out, events: evs, tags: batch.tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")],
-                                     observedNanos: batch.observedNanos, inputBytes: i == 0 ? batch.inputBytes : 0))
+            var b = EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")],
+                               observedNanos: observedNanos, inputBytes: i == 0 ? inputBytes : 0)
+            if let k = offsetKey { FilePositionMeta.add(k, offsets: recordOffsets[i], to: &b) }
+            result.append(b)
         }
+        recordOffsets[0].removeAll(keepingCapacity: true)
+        recordOffsets[1].removeAll(keepingCapacity: true)
         return result
     }
 
@@ -419,7 +438,7 @@ public final class StreamDecoder {
         let off = out.count
         out.append(contentsOf: content)
         events[si].append(LogEvent(content: Span(off, out.count - off), timeNanos: r.timeNanos))
-        if multilineOptions != nil { recordOffsets[si].append(lineOffset) }
+        if tracksOffsets { recordOffsets[si].append(lineOffset) }
     }
 
     private func emit(_ si: Int, time: Int64, flags: UInt32, into out: inout [UInt8], events: inout [[LogEvent]], ignored: Bool) {
@@ -427,7 +446,7 @@ public final class StreamDecoder {
             let off = out.count
             out.append(contentsOf: pending[si])
             events[si].append(LogEvent(content: Span(off, pending[si].count), timeNanos: time, flags: flags))
-            if multilineOptions != nil { recordOffsets[si].append(pendingOffset[si] ?? 0) }
+            if tracksOffsets { recordOffsets[si].append(pendingOffset[si] ?? 0) }
         }
         pending[si].removeAll(keepingCapacity: true)
         pendingOffset[si] = nil
@@ -444,12 +463,14 @@ public final class StreamDecoder {
         if multilineOptions != nil {
             group(&out, &events, finish: [true, true])
         }
-        var result: [EventBatch] = []
-        for (i, evs) in events.enumerated() where !evs.isEmpty {
-            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], observedNanos: observedNanos, inputBytes: 0))
-        }
-        return result
+        return batches(out, events, tags: tags, observedNanos: observedNanos, inputBytes: 0)
     }
+}
+
+/// Where a line starts in a pending group, and its record's file offset.
+struct GroupLineOffset {
+    var at: Int
+    var offset: Int64
 }
 
 /// The joiner's sink for a container stream: the group is copied into a buffer of its own (a
@@ -463,16 +484,23 @@ struct CopyGroupSink: MultilineSink {
     var groupOffset: Int64?
     var groupTime: Int64
     var groupFlags: UInt32 = 0
+    /// File offset of each event emitted (its first record's).
+    var offsets: [Int64] = []
+    /// Where each line of the pending group starts in it, and its file offset (an unmatched
+    /// group leaves line by line).
+    var lineOffsets: [GroupLineOffset] = []
 
     mutating func groupAdd(_ line: MultilineLine) {
         if groupOffset == nil {
             group.removeAll(keepingCapacity: true)
+            lineOffsets.removeAll(keepingCapacity: true)
             groupOffset = line.rawOffset
             groupTime = line.timeNanos
             groupFlags = 0
         } else {
             group.append(0x0A)
         }
+        lineOffsets.append(GroupLineOffset(at: group.count, offset: line.rawOffset))
         group.append(contentsOf: UnsafeBufferPointer(start: src + Int(line.span.offset), count: Int(line.span.length)))
         groupFlags |= line.flags & (LogEvent.Flag.unterminated | LogEvent.Flag.splitPiece)
     }
@@ -482,6 +510,7 @@ struct CopyGroupSink: MultilineSink {
         let off = out.count
         out.append(contentsOf: group)
         events.append(LogEvent(content: Span(off, group.count), timeNanos: groupTime, flags: flags | groupFlags))
+        offsets.append(groupOffset ?? 0)
         group.removeAll(keepingCapacity: true)
         groupOffset = nil
     }
@@ -490,13 +519,22 @@ struct CopyGroupSink: MultilineSink {
         guard groupOffset != nil else { return }
         if !discard {
             group.withUnsafeBufferPointer { g in
-                guard let b = g.baseAddress else { events.append(LogEvent(content: Span(out.count, 0), timeNanos: groupTime)); return }
+                guard let b = g.baseAddress else {
+                    events.append(LogEvent(content: Span(out.count, 0), timeNanos: groupTime))
+                    offsets.append(groupOffset ?? 0)
+                    return
+                }
                 var ls = 0
+                var k = 0
                 while ls <= g.count {
                     let nl = LineSplitter.firstNewline(b, start: ls, count: g.count) ?? g.count
                     let off = out.count
                     out.append(contentsOf: UnsafeBufferPointer(start: b + ls, count: nl - ls))
                     events.append(LogEvent(content: Span(off, nl - ls), timeNanos: groupTime))
+                    // A piece of a record with newlines of its own (Docker's `\n` inside one)
+                    // has the offset of the record it comes from.
+                    while k + 1 < lineOffsets.count && lineOffsets[k + 1].at <= ls { k += 1 }
+                    offsets.append(k < lineOffsets.count ? lineOffsets[k].offset : groupOffset ?? 0)
                     ls = nl + 1
                 }
             }
@@ -509,6 +547,7 @@ struct CopyGroupSink: MultilineSink {
         let off = out.count
         out.append(contentsOf: UnsafeBufferPointer(start: src + Int(line.span.offset), count: Int(line.span.length)))
         events.append(LogEvent(content: Span(off, Int(line.span.length)), timeNanos: line.timeNanos, flags: line.flags))
+        offsets.append(line.rawOffset)
     }
 }
 
@@ -527,6 +566,7 @@ extension StreamDecoder {
                 var sink = CopyGroupSink(src: base, out: [], group: [], groupOffset: groupOffset[si], groupTime: groupTime[si])
                 swap(&sink.out, &dst)
                 swap(&sink.group, &groups[si])
+                swap(&sink.lineOffsets, &groupLineOffsets[si])
                 sink.events.reserveCapacity(events[si].count)
                 var ml = machines[si]
                 let offsets = recordOffsets[si]
@@ -539,15 +579,15 @@ extension StreamDecoder {
                 machines[si] = ml
                 swap(&sink.out, &dst)
                 swap(&sink.group, &groups[si])
+                swap(&sink.lineOffsets, &groupLineOffsets[si])
                 groupOffset[si] = sink.groupOffset
                 groupTime[si] = sink.groupTime
                 result[si] = sink.events
+                recordOffsets[si] = sink.offsets
             }
         }
         out = dst
         events = result
-        recordOffsets[0].removeAll(keepingCapacity: true)
-        recordOffsets[1].removeAll(keepingCapacity: true)
     }
 
     /// The soonest time after `now` at which a held partial record has waited `timeout` for its
@@ -574,11 +614,7 @@ extension StreamDecoder {
             emit(si, time: pendingTime[si], flags: LogEvent.Flag.unterminated, into: &out, events: &events, ignored: ignored)
         }
         if multilineOptions != nil { group(&out, &events) }
-        var result: [EventBatch] = []
-        for (i, evs) in events.enumerated() where !evs.isEmpty {
-            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], observedNanos: observedNanos, inputBytes: 0))
-        }
-        return result
+        return batches(out, events, tags: tags, observedNanos: observedNanos, inputBytes: 0)
     }
 
     /// The soonest time after `now` at which a pending multiline group has waited `timeout`
@@ -607,10 +643,6 @@ extension StreamDecoder {
         var out: [UInt8] = []
         var events: [[LogEvent]] = [[], []]
         group(&out, &events, finish: due)
-        var result: [EventBatch] = []
-        for (i, evs) in events.enumerated() where !evs.isEmpty {
-            result.append(EventBatch(arena: out, events: evs, tags: tags + [EventTag("_source_", i == 0 ? "stdout" : "stderr")], observedNanos: observedNanos, inputBytes: 0))
-        }
-        return result
+        return batches(out, events, tags: tags, observedNanos: observedNanos, inputBytes: 0)
     }
 }

@@ -23,7 +23,7 @@ extension FileInput {
                 r.goneSince = Sys.monotonicNanos()
                 // Its lines were written as the file it was: keep that name in `__path__` and in
                 // the checkpoint.
-                r.tags = tags(for: e.path, target: own)
+                r.tags = tags(for: e.path, inode: id.inode, target: own)
                 checkpoints.update(id, path: e.path)
             }
             seen.insert(id)
@@ -157,14 +157,14 @@ extension FileInput {
                 // adopt it, keeping its position.
                 r.targetKey = t.key
                 r.pathGone = false
-                r.tags = tags(for: path, target: t)
+                r.tags = tags(for: path, inode: id.inode, target: t)
             }
             if r.path != path {
                 // Renamed to a path that still matches: same file, keep reading where we are.
                 if byPath[r.path] == id { byPath[r.path] = nil }
                 r.path = path
                 r.pathGone = false
-                r.tags = tags(for: path, target: targets[r.targetKey] ?? t)
+                r.tags = tags(for: path, inode: id.inode, target: targets[r.targetKey] ?? t)
                 checkpoints.update(id, path: path)
             }
             byPath[path] = id
@@ -243,13 +243,14 @@ extension FileInput {
                 break
             }
         }
-        let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path, target: t), now: now)
+        let r = FileReader(id: id, path: path, offset: offset, signature: sig, tags: tags(for: path, inode: id.inode, target: t), now: now)
         r.inodeGeneration = Sys.inodeGeneration(fd)
         r.targetKey = t.key
         r.lastRegistered = offset
         if let f = t.format {
             r.decoder = StreamDecoder(format: f, maxLogSize: options.maxLogSize, ignoreStdout: t.ignoreStdout, ignoreStderr: t.ignoreStderr,
                                       multiline: chunkReader.multiline, maxGroupBytes: options.maxReadBufferSize, matcher: chunkReader.scratch?.matcher)
+            r.decoder?.offsetKey = chunkReader.offsetKey
         } else if let m = chunkReader.multiline {
             r.multiline = MultilineMachine(options: m, maxGroupBytes: options.maxReadBufferSize)
         }
@@ -359,11 +360,13 @@ extension FileInput {
         return now == sig
     }
 
-    func tags(for path: String, target t: WatchTarget) -> [EventTag] {
+    func tags(for path: String, inode: UInt64, target t: WatchTarget) -> [EventTag] {
         var tags: [EventTag] = []
-        if !t.omitPathTag {
-            tags.append(EventTag("__path__", shownPath(path, target: t)))
+        let keys = options.tagKeys
+        if let k = keys.path, !t.omitPathTag || keys.pathNamed {
+            tags.append(EventTag(k, shownPath(path, target: t)))
         }
+        if let k = keys.inode { tags.append(EventTag(k, String(inode))) }
         tags += context.hostTags
         for e in context.globals.envTags { tags.append(EventTag(e.name, e.value)) }
         if let pt = options.pathTags {

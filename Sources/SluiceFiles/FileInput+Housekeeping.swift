@@ -135,7 +135,7 @@ extension FileInput {
                 // Metadata completed later (the runtime answered after the pod log dir): files
                 // already followed get the new tags from their next batch on.
                 for r in readers.values where r.targetKey == t.key {
-                    r.tags = tags(for: r.path, target: t)
+                    r.tags = tags(for: r.path, inode: r.id.inode, target: t)
                 }
             }
             if isNew {
@@ -149,7 +149,7 @@ extension FileInput {
                 if let t = target(for: r.path) {
                     // Same path, new key: the same container's file (even if deleted meanwhile).
                     r.targetKey = t.key
-                    r.tags = tags(for: r.path, target: t)
+                    r.tags = tags(for: r.path, inode: r.id.inode, target: t)
                     r.dirty = true
                 } else if !r.pathGone {
                     r.pathGone = true

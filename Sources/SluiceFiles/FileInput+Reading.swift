@@ -225,7 +225,7 @@ extension FileInput {
             if let t = target(for: p), t.key == r.targetKey {
                 r.pathGone = false
                 byPath[p] = r.id
-                r.tags = tags(for: p, target: t)
+                r.tags = tags(for: p, inode: r.id.inode, target: t)
                 checkpoints.update(r.id, path: p)
             }
         }

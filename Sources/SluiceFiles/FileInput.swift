@@ -65,6 +65,7 @@ public final class FileInput: Input, @unchecked Sendable {
         default: throw FileInputError.unsupportedEncoding(options.fileEncoding)
         }
         chunkReader = ChunkReader(maxReadBufferSize: options.maxReadBufferSize, transcoder: transcoder)
+        chunkReader.offsetKey = options.tagKeys.offset
         if let m = options.multiline, m.isActive {
             chunkReader.multiline = m
             chunkReader.scratch = MultilineScratch(m)

@@ -39,6 +39,8 @@ public struct FileInputOptions: Sendable {
     public var multiline: MultilineOptions?
     /// `PathTagsRegex` (Sluice's own): named groups of a search in the file's path become tags.
     public var pathTags: PathTagsRegex?
+    /// Names of the path and inode tags and of the offset field (`Tags`, `FileOffsetKey`, ...).
+    public var tagKeys = FileTagKeys()
 
     public init(filePaths: [String]) {
         self.filePaths = filePaths
@@ -74,10 +76,6 @@ extension FileInputOptions {
             FieldSpec(name: "TailingAllMatchedFiles", type: .bool, doc: "iLogtail: also read files that existed before the config. Sluice always reads every matched file (TailSizeKB applies).", defaultValue: "false"),
             FieldSpec(name: "RotatorQueueSize", type: .int, doc: "iLogtail: rotated files remembered per path. Sluice follows every rotated file until it is drained.", defaultValue: "20",
                       status: .acceptedNotYetEffective(reason: "rotated files are followed until drained, without a limit")),
-            FieldSpec(name: "AppendingLogPositionMeta", type: .bool, doc: "Add the file offset of each line as `__file_offset__`.", defaultValue: "false",
-                      status: .acceptedNotYetEffective(reason: "line offsets are not emitted yet")),
-            FieldSpec(name: "FileOffsetKey", type: .string, doc: "Name of the offset field when AppendingLogPositionMeta is on.", defaultValue: "__file_offset__",
-                      status: .acceptedNotYetEffective(reason: "line offsets are not emitted yet")),
             FieldSpec(name: "EnableExactlyOnce", type: .int, doc: "iLogtail's exactly-once concurrency. Sluice's checkpoints already move only on acknowledgement (at-least-once, duplicates only after a crash).", defaultValue: "0",
                       status: .acceptedNotYetEffective(reason: "checkpoints are always acknowledgement-driven")),
             FieldSpec(name: "EnableContainerDiscovery", type: .bool, doc: "Treat FilePaths as paths inside the containers ContainerFilters matches: each maps through the container's mounts (longest destination prefix) or its rootfs upper dir; events get the container's tags and `__path__` as seen inside it.", defaultValue: "false"),
@@ -87,7 +85,7 @@ extension FileInputOptions {
             FieldSpec(name: "MaxLogSize", type: .int, doc: "With ContainerLogFormat: the largest joined record in bytes; past it the joined part is emitted (and counted).", defaultValue: "524288"),
             FieldSpec(name: "PathTagsRegex", type: .string, doc: "Sluice's own (iLogtail has no such option): a regular expression (PCRE2, searched, unanchored unless it anchors; `(?<name>…)` or `(?P<name>…)`) matched once per file against its path as `__path__` shows it; each named group that takes part becomes a tag of every event from that file, replacing a tag of the same name. For Jobs that write to a shared volume under `SubPathExpr: logs/$(POD_NAMESPACE)_$(POD_NAME)_$(POD_IP)_$(NODE_IP)_$(NODE_NAME)`: `/logs/(?<_namespace_>[^_/]+)_(?<_pod_name_>[^_/]+)_(?<_pod_ip_>[^_/]+)_(?<_node_ip_>[^_/]+)_(?<_node_name_>[^/]+)/` gives them the tags of a discovered container. A path that does not match gets no extra tag. At least one named group is required.", defaultValue: nil),
             FieldSpec(name: "Multiline", type: .object(fields: MultilineOptions.fields), doc: "Multiline grouping, per file (per stream with ContainerLogFormat, after partial records are joined): lines joined with `\\n` into one event by the incumbent's rules. A pending group waits up to FlushTimeoutSecs for more lines and is bounded by `max_read_buffer_size` (past it: emitted, flagged, counted); the checkpoint never passes its first byte, so a restart reads it again whole.", defaultValue: nil),
-        ]
+        ] + FileTagKeys.fields
 
     /// Reads and checks the file options of an `input_file` (no side effects).
     public static func from(_ c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> FileInputOptions {
@@ -145,6 +143,7 @@ extension FileInputOptions {
             case .failure(let e): throw c.error(at: "PathTagsRegex", e.description)
             }
         }
+        o.tagKeys = try FileTagKeys.from(c)
         o.maxReadBufferSize = globals.maxReadBufferSize
         o.forceReleaseDeletedFileFdTimeoutSec = globals.forceReleaseDeletedFileFdTimeoutSec
         return o

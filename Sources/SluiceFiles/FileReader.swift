@@ -164,6 +164,12 @@ struct ChunkReader {
     /// Multiline options of plain lines, and the thread's matcher.
     var multiline: MultilineOptions? = nil
     var scratch: MultilineScratch? = nil
+    /// `FileOffsetKey`: the field each event's file offset is added as; nil: none.
+    var offsetKey: String? = nil
+
+    /// The offset field of `r`'s plain lines; nil for a runtime log, whose decoder adds it (the
+    /// raw lines read are not its events).
+    func offsetKey(for r: FileReader) -> String? { r.decoder == nil ? offsetKey : nil }
 
     /// Reads up to `maxReadBufferSize` bytes at the reader's offset and turns complete lines into
     /// a batch. Errors are returned, not thrown, and leave the reader unchanged.
@@ -268,6 +274,7 @@ struct ChunkReader {
         var batch: EventBatch? = nil
         if !events.isEmpty {
             var arenaOffset = r.readOffset - Int64(n) - Int64(held)
+            let starts = FilePositionMeta.starts(of: events, base: arenaOffset, key: offsetKey(for: r))
             if let t = transcoder {
                 arenaOffset = -1
                 // Convert each event on its own (pieces of long lines included), keeping flags.
@@ -291,6 +298,7 @@ struct ChunkReader {
             // is told apart by the event's own bytes (Elasticsearch's `GenerateId`).
             batch?.sourceKey = FNV1a.hash64(r.id.dev, r.id.inode, r.inodeGeneration ?? 0)
             batch?.sourceOffset = arenaOffset
+            if let k = offsetKey(for: r), let starts { FilePositionMeta.add(k, offsets: starts, to: &batch!) }
         }
         return .success(ReadOutcome(batch: batch, emittedUpTo: r.emittedOffset, bytesRead: n, reachedEOF: n < chunk, linesSplit: split))
     }
@@ -303,11 +311,14 @@ struct ChunkReader {
             return nil
         }
         var arena = r.partial
+        let start = r.emittedOffset
         var flags = LogEvent.Flag.unterminated
         if r.inSplitLine { flags |= LogEvent.Flag.splitPiece; r.inSplitLine = false }
         if let t = transcoder { arena = arena.withUnsafeBufferPointer { t.convert($0.baseAddress!, $0.count) } }
         r.partial = []
         let ev = LogEvent(content: Span(0, arena.count), flags: flags)
-        return EventBatch(arena: arena, events: [ev], tags: r.tags, observedNanos: wallNanos, inputBytes: 0)
+        var batch = EventBatch(arena: arena, events: [ev], tags: r.tags, observedNanos: wallNanos, inputBytes: 0)
+        if let k = offsetKey(for: r) { FilePositionMeta.add(k, offsets: [start], to: &batch) }
+        return batch
     }
 }

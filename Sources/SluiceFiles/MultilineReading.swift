@@ -101,6 +101,7 @@ extension ChunkReader {
             return nil
         }
         var arena = Array(r.partial[0..<end])
+        let base = r.emittedOffset
         var events: [LogEvent] = []
         arena.withUnsafeBufferPointer { ab in
             let base = ab.baseAddress ?? UnsafePointer(bitPattern: 1)!
@@ -125,6 +126,7 @@ extension ChunkReader {
         }
         r.groupHeld = 0
         guard !events.isEmpty else { return nil }
+        let starts = FilePositionMeta.starts(of: events, base: base, key: offsetKey(for: r))
         if let t = transcoder {
             var converted: [UInt8] = []
             converted.reserveCapacity(arena.count * 3 / 2)
@@ -137,6 +139,8 @@ extension ChunkReader {
             }
             arena = converted
         }
-        return EventBatch(arena: arena, events: events, tags: r.tags, observedNanos: wallNanos, inputBytes: 0)
+        var batch = EventBatch(arena: arena, events: events, tags: r.tags, observedNanos: wallNanos, inputBytes: 0)
+        if let k = offsetKey(for: r), let starts { FilePositionMeta.add(k, offsets: starts, to: &batch) }
+        return batch
     }
 }

@@ -28,6 +28,8 @@ public final class ProcessorSplitLogRegex: ProcessorPlugin {
         public var splitKey: String
         public var splitRegex: RegexPattern
         public var preserveOthers: Bool
+        /// `EnableLogPositionMeta`: a preserved `__file_offset__` moves to each group's start.
+        public var enableLogPositionMeta = false
     }
 
     public static let spec = PluginSpec(
@@ -44,8 +46,7 @@ public final class ProcessorSplitLogRegex: ProcessorPlugin {
             FieldSpec(name: "NoKeyError", type: .bool,
                       doc: "iLogtail logs a warning for each event without the field. Accepted; Sluice logs nothing per event (see PreserveOthers for what happens to it).",
                       defaultValue: "false"),
-            FieldSpec(name: "EnableLogPositionMeta", type: .bool, doc: "iLogtail: revise each new event's `__file_offset__`.", defaultValue: "false",
-                      status: .acceptedNotYetEffective(reason: "line offsets are not emitted yet")),
+            FieldSpec(name: "EnableLogPositionMeta", type: .bool, doc: "With PreserveOthers: each new event's `__file_offset__` (or `__tag__:__file_offset__`; the last such field, when it holds an integer, as `input_file`'s `AppendingLogPositionMeta` adds it) becomes the offset of its group: the value plus where the group starts in the split field.", defaultValue: "false"),
         ])
 
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> Options {
@@ -53,8 +54,9 @@ public final class ProcessorSplitLogRegex: ProcessorPlugin {
         let regex: RegexPattern
         do { regex = try RegexPattern(pattern, anchoring: .prefix, syntax: [.dollarEndOnly]) } catch { throw c.error(at: "SplitRegex", error.description) }
         _ = try c.bool("NoKeyError")
-        _ = try c.bool("EnableLogPositionMeta")
-        return Options(splitKey: try c.string("SplitKey") ?? "", splitRegex: regex, preserveOthers: try c.bool("PreserveOthers") ?? false)
+        var o = Options(splitKey: try c.string("SplitKey") ?? "", splitRegex: regex, preserveOthers: try c.bool("PreserveOthers") ?? false)
+        o.enableLogPositionMeta = try c.bool("EnableLogPositionMeta") ?? false
+        return o
     }
 
     let options: Options
@@ -112,12 +114,21 @@ public final class ProcessorSplitLogRegex: ProcessorPlugin {
                     if o.preserveOthers {
                         for i in w.current where i != di && w.fields[i].kind != .deleted { others.append(w.fields[i]) }
                     }
+                    let position = o.enableLogPositionMeta ? Self.fileOffset(in: others, arena: arena) : nil
                     w.discardCurrent()
                     // Values of fields made before this pass are in the arena.
                     let v = dest.value
                     let made = Self.split(arena + Int(v.offset), Int(v.length), o.splitRegex, m, &errors) { start, length in
                         let first = w.fields.count
                         w.fields.append(contentsOf: others)
+                        if let (at, offset) = position, start > 0 {
+                            let n = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { d in
+                                let n = OutputBuffer.writeDecimal(offset + Int64(start), to: d.baseAddress!)
+                                return w.appendBytes(d.baseAddress!, n)
+                            }
+                            w.fields[first + at].value = n
+                            w.fields[first + at].kind = .string
+                        }
                         let whole = start == 0 && length == Int(v.length)
                         w.fields.append(EventField(key: dest.key, value: Span(Int(v.offset) + start, length), kind: whole ? dest.kind : .string))
                         var e = ev
@@ -134,6 +145,19 @@ public final class ProcessorSplitLogRegex: ProcessorPlugin {
         metrics.discarded(noKey, reason: "no_key")
         metrics.discarded(empty, reason: "empty")
         metrics.errors.add(errors)
+    }
+
+    /// The index in `fields` of the last `__file_offset__` / `__tag__:__file_offset__` whose value
+    /// is an integer, and that integer (the incumbent's `GetFileOffsetTag` and `ParseInt`).
+    static func fileOffset(in fields: [EventField], arena: UnsafePointer<UInt8>) -> (Int, Int64)? {
+        for i in fields.indices.reversed() {
+            let f = fields[i]
+            let key = UnsafeBufferPointer(start: arena + Int(f.key.offset), count: Int(f.key.length))
+            guard key.elementsEqual("__file_offset__".utf8) || key.elementsEqual("__tag__:__file_offset__".utf8) else { continue }
+            let text = String(decoding: UnsafeBufferPointer(start: arena + Int(f.value.offset), count: Int(f.value.length)), as: UTF8.self)
+            return Int64(text).map { (i, $0) }
+        }
+        return nil
     }
 
     /// The incumbent's `SplitLog` on the `n` bytes at `p`: calls `emit(start, length)` per group

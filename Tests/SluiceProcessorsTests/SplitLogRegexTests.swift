@@ -117,6 +117,27 @@ private func contents(_ b: EventBatch) -> [String] {
         #expect(h.run(["p1:S1\nx\nS2"]) == [#"{"pre":"p1","msg":"S1\nx"}"#, #"{"pre":"p1","msg":"S2"}"#])
     }
 
+    /// EnableLogPositionMeta (the incumbent's `ReviseFileOffset`): a preserved `__file_offset__`
+    /// holding an integer becomes each group's own offset; off, or not an integer, it is copied.
+    @Test func enableLogPositionMetaMovesTheOffsetToEachGroup() throws {
+        func harness(_ meta: Bool) throws -> ProcessorHarness {
+            try ProcessorHarness("""
+              - Type: processor_parse_regex_native
+                SourceKey: content
+                Regex: '(\\w+) ((?s).*)'
+                Keys: [__file_offset__, msg]
+              - Type: processor_split_log_regex
+                SplitKey: msg
+                SplitRegex: 'S.*'
+                PreserveOthers: true
+                EnableLogPositionMeta: \(meta)
+            """)
+        }
+        #expect(try harness(true).run(["1000 S1\nx\nS2"]) == [#"{"__file_offset__":"1000","msg":"S1\nx"}"#, #"{"__file_offset__":"1005","msg":"S2"}"#])
+        #expect(try harness(false).run(["1000 S1\nx\nS2"]) == [#"{"__file_offset__":"1000","msg":"S1\nx"}"#, #"{"__file_offset__":"1000","msg":"S2"}"#])
+        #expect(try harness(true).run(["abc S1\nS2"]) == [#"{"__file_offset__":"abc","msg":"S1"}"#, #"{"__file_offset__":"abc","msg":"S2"}"#])
+    }
+
     @Test func withoutPreserveOthersOnlyTheSplitFieldIsLeft() throws {
         let h = try ProcessorHarness(Self.twoFields + "\n" + """
           - Type: processor_split_log_regex

@@ -250,8 +250,9 @@ public final class ContainerInput: Input, Sendable {
     }
 
     private func targetsIgnoringState(for c: ContainerInfo) -> [WatchTarget] {
-        let tags = containerTags(c, externalEnvTag: selection.externalEnvTag, externalK8sLabelTag: selection.externalK8sLabelTag)
-            .map { EventTag($0.0, $0.1) }
+        let tags = files.options.tagKeys.renamingContainerTags(
+            containerTags(c, externalEnvTag: selection.externalEnvTag, externalK8sLabelTag: selection.externalK8sLabelTag)
+                .map { EventTag($0.0, $0.1) })
         let existedBefore = ContainerInput.existedBefore(c, wall: existedBeforeWall, monotonic: startedAt)
         switch kind {
         case .stdio(let ignoreStdout, let ignoreStderr):

@@ -110,6 +110,7 @@ public enum ContainerInputConfig {
             guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
             o.maxLogSize = m
         }
+        if type == InputContainerStdio.spec.type { o.tagKeys = try FileTagKeys.from(c) }
         let tags = try ContainerTagFields.from(c)
         return ContainerInputOptions(files: o, selection: ContainerSelection(filters: filters, externalEnvTag: tags.externalEnvTag, externalK8sLabelTag: tags.externalK8sLabelTag),
                                      kind: .stdio(ignoreStdout: ignoreOut, ignoreStderr: ignoreErr))

@@ -1,5 +1,6 @@
 import SluiceConfig
 import SluiceCore
+import SluiceFiles
 
 /// `input_container_stdio`: the stdout and stderr of the containers its filters select.
 public final class InputContainerStdio: ContainerInputPlugin {
@@ -12,7 +13,7 @@ public final class InputContainerStdio: ContainerInputPlugin {
             FieldSpec(name: "IgnoringStderr", type: .bool, doc: "Skip stderr.", defaultValue: "false"),
             FieldSpec(name: "MaxLogSize", type: .int, doc: "Largest joined line in bytes; past it the joined part is emitted and counted.", defaultValue: "524288"),
             ContainerFilters.fieldSpec,
-        ] + ContainerInputConfig.commonFields)
+        ] + ContainerInputConfig.commonFields + FileTagKeys.fields)
 
 
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> ContainerInputOptions {
