@@ -37,7 +37,10 @@ public struct FileTagKeys: Sendable, Equatable {
         FieldSpec(name: "FileInodeTagKey", type: .string, doc: "Adds the file's inode number as a tag of this name (`__default__`: `__inode__`). With it or `FileOffsetKey` set, `AppendingLogPositionMeta` is not looked at.", defaultValue: nil),
     ] + containerKeys.map {
         FieldSpec(name: $0.key, type: .string, doc: "With container discovery: name of the `\($0.tag)` tag (`\"\"`: left out).", defaultValue: $0.tag)
-    }
+    } + [
+        FieldSpec(name: "ContainerImageTagKey", type: .string, doc: "The incumbent's docs' name for `ContainerImageNameTagKey`; its code does not read it.", defaultValue: nil,
+                  status: .acceptedNotYetEffective(reason: "the incumbent's code reads ContainerImageNameTagKey, not this name from its docs; use ContainerImageNameTagKey")),
+    ]
 
     /// The fields of a file input about its tags and line offsets.
     public static let fields: [FieldSpec] = [
