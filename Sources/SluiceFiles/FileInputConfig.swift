@@ -72,20 +72,34 @@ extension FileInputOptions {
             FieldSpec(name: "FileEncoding", type: .string, doc: "`utf8` or `gbk` (converted to UTF-8).", defaultValue: "utf8"),
             FieldSpec(name: "TailSizeKB", type: .int, doc: "A file that existed before the pipeline started, seen for the first time with no checkpoint, is read from its last TailSizeKB KiB (from the next line start). Files that appear while Sluice runs are always read from offset 0, and so is a file at a path the checkpoints name for another file (it replaced that one while Sluice was stopped: rotated away, or deleted and created again).", defaultValue: "1024"),
             FieldSpec(name: "FlushTimeoutSecs", type: .double, doc: "An unterminated last line (or a pending multiline group) is emitted once the file has had no new data for this many seconds, counted from its last write (its modification time): at once at the end of a file written longer ago than that.", defaultValue: "60"),
-            FieldSpec(name: "CloseUnusedReaderIntervalSec", type: .double, doc: "A file read to its end and unchanged this long has its descriptor closed; it is reopened on change.", defaultValue: "60"),
-            FieldSpec(name: "TailingAllMatchedFiles", type: .bool, doc: "iLogtail: also read files that existed before the config. Sluice always reads every matched file (TailSizeKB applies).", defaultValue: "false"),
-            FieldSpec(name: "RotatorQueueSize", type: .int, doc: "iLogtail: rotated files remembered per path. Sluice follows every rotated file until it is drained.", defaultValue: "20",
-                      status: .acceptedNotYetEffective(reason: "rotated files are followed until drained, without a limit")),
+            FieldSpec(name: "PreservedDirDepth", type: .int, doc: "iLogtail: how deep below the base directory an idle directory stays watched. Sluice watches every directory the patterns reach while it exists.", defaultValue: "-1",
+                      status: .acceptedNotYetEffective(reason: "every directory the patterns reach is watched while it exists")),
+            FieldSpec(name: "AllowingCollectingFilesInRootDir", type: .bool, doc: "iLogtail: allow FilePaths in `/`. Sluice always does.", defaultValue: "false"),
             FieldSpec(name: "EnableExactlyOnce", type: .int, doc: "iLogtail's exactly-once concurrency. Sluice's checkpoints already move only on acknowledgement (at-least-once, duplicates only after a crash).", defaultValue: "0",
                       status: .acceptedNotYetEffective(reason: "checkpoints are always acknowledgement-driven")),
             FieldSpec(name: "EnableContainerDiscovery", type: .bool, doc: "Treat FilePaths as paths inside the containers ContainerFilters matches: each maps through the container's mounts (longest destination prefix) or its rootfs upper dir; events get the container's tags and `__path__` as seen inside it.", defaultValue: "false"),
-            FieldSpec(name: "CollectingContainersMeta", type: .bool, doc: "Add container metadata tags.", defaultValue: "false",
-                      status: .acceptedNotYetEffective(reason: "container discovery arrives with the container inputs")),
             FieldSpec(name: "ContainerLogFormat", type: .string, doc: "Read the files as container runtime logs: `auto` (detected per file: `{` → Docker json-file, else CRI), `docker_json` or `cri`. Partial records are joined per stream; events get the runtime's time and `_source_` (stdout/stderr). Absent: plain lines.", defaultValue: nil),
             FieldSpec(name: "MaxLogSize", type: .int, doc: "With ContainerLogFormat: the largest joined record in bytes; past it the joined part is emitted (and counted).", defaultValue: "524288"),
             FieldSpec(name: "PathTagsRegex", type: .string, doc: "Sluice's own (iLogtail has no such option): a regular expression (PCRE2, searched, unanchored unless it anchors; `(?<name>…)` or `(?P<name>…)`) matched once per file against its path as `__path__` shows it; each named group that takes part becomes a tag of every event from that file, replacing a tag of the same name. For Jobs that write to a shared volume under `SubPathExpr: logs/$(POD_NAMESPACE)_$(POD_NAME)_$(POD_IP)_$(NODE_IP)_$(NODE_NAME)`: `/logs/(?<_namespace_>[^_/]+)_(?<_pod_name_>[^_/]+)_(?<_pod_ip_>[^_/]+)_(?<_node_ip_>[^_/]+)_(?<_node_name_>[^/]+)/` gives them the tags of a discovered container. A path that does not match gets no extra tag. At least one named group is required.", defaultValue: nil),
             FieldSpec(name: "Multiline", type: .object(fields: MultilineOptions.fields), doc: "Multiline grouping, per file (per stream with ContainerLogFormat, after partial records are joined): lines joined with `\\n` into one event by the incumbent's rules. A pending group waits up to FlushTimeoutSecs for more lines and is bounded by `max_read_buffer_size` (past it: emitted, flagged, counted); the checkpoint never passes its first byte, so a restart reads it again whole.", defaultValue: nil),
-        ] + FileTagKeys.fields
+        ] + sharedReaderFields + FileTagKeys.fields
+
+    /// The incumbent's reader and container keys that `input_container_stdio` takes too
+    /// (LoongCollector's FileReaderOptions, `AllowingIncludedByMultiConfigs`, ContainerDiscoveryOptions'
+    /// `CollectingContainersMeta`), with what Sluice does with each.
+    public static let sharedReaderFields: [FieldSpec] = [
+        FieldSpec(name: "CloseUnusedReaderIntervalSec", type: .double, doc: "A file read to its end and unchanged this long has its descriptor closed; it is reopened on change.", defaultValue: "60"),
+        FieldSpec(name: "TailingAllMatchedFiles", type: .bool, doc: "iLogtail: also read files that existed before the config. Sluice always reads every matched file (TailSizeKB applies).", defaultValue: "false"),
+        FieldSpec(name: "RotatorQueueSize", type: .int, doc: "iLogtail: rotated files remembered per path. Sluice follows every rotated file until it is drained.", defaultValue: "20",
+                  status: .acceptedNotYetEffective(reason: "rotated files are followed until drained, without a limit")),
+        FieldSpec(name: "AllowingIncludedByMultiConfigs", type: .bool, doc: "iLogtail: let several configs read the same file (by default the incumbent gives a file to one config only). Sluice always reads a file in every pipeline that matches it, each with its own checkpoint.", defaultValue: "false"),
+        FieldSpec(name: "ReadDelaySkipThresholdBytes", type: .int, doc: "iLogtail: skip ahead when a file's unread part exceeds this many bytes (0: never).", defaultValue: "0",
+                  status: .acceptedNotYetEffective(reason: "Sluice never skips the unread part of a file that falls behind")),
+        FieldSpec(name: "ReadDelayAlertThresholdBytes", type: .int, doc: "iLogtail: raise an alarm when a file's unread part exceeds this many bytes.", defaultValue: "209715200",
+                  status: .acceptedNotYetEffective(reason: "no alarm is raised for a file that falls behind")),
+        FieldSpec(name: "CollectingContainersMeta", type: .bool, doc: "iLogtail: also send the matched containers' metadata as a stream of its own. Sluice puts the container's tags on every event instead.", defaultValue: "false",
+                  status: .acceptedNotYetEffective(reason: "no separate container-metadata stream; container tags are on every event")),
+    ]
 
     /// Reads and checks the file options of an `input_file` (no side effects).
     public static func from(_ c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> FileInputOptions {

@@ -86,6 +86,10 @@ public enum ContainerInputConfig {
                 guard t >= 0 else { throw c.error(at: "TailSizeKB", "must be ≥ 0") }
                 o.tailSizeKB = t
             }
+            if let f = try c.double("CloseUnusedReaderIntervalSec") {
+                guard f >= 0 else { throw c.error(at: "CloseUnusedReaderIntervalSec", "must be ≥ 0") }
+                o.closeUnusedReaderIntervalSec = f
+            }
         }
         if let f = try c.double("FlushTimeoutSecs") { o.flushTimeoutSecs = max(0, f) }
         if type == "service_docker_stdout" {
