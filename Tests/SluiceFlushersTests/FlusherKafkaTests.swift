@@ -98,6 +98,33 @@ func kafkaContents(_ records: [KafkaRecord]) -> [String] {
         #expect(optionsError(FlusherKafkaV2.self, "Brokers: [k:9092]\nTopic: t\nKafka: {acks: '1'}")?.contains("idempotence") == true)
     }
 
+    /// flusher_kafka_native's `Authentication` has LoongCollector's own names and checks
+    /// (AuthConfig): `SASL.Mechanism`, `Kerberos.Enabled` / `Principal` / `Keytab`, `TLS.KeyPassword`.
+    @Test func nativeAuthenticationHasTheIncumbentsNames() throws {
+        func native(_ auth: String) throws -> KafkaSettings {
+            try FlusherKafkaNative.options(from: try ConfigObject.parse(yaml: "Brokers: [k:9093]\nTopic: t\nAuthentication: \(auth)", file: "t.yaml",
+                                                                       fields: FlusherKafkaNative.spec.fields), globals: GlobalParameters()).settings
+        }
+        func nativeError(_ auth: String) -> String? { optionsError(FlusherKafkaNative.self, "Brokers: [k:9093]\nTopic: t\nAuthentication: \(auth)") }
+        let sasl = try native("{SASL: {Mechanism: scram-sha-256, Username: user, Password: pass}}")
+        #expect(sasl.value("sasl.mechanisms") == "SCRAM-SHA-256" && sasl.value("sasl.username") == "user" && sasl.value("security.protocol") == "SASL_PLAINTEXT")
+        let dir = TempDir("sluice-kafka-auth")
+        defer { dir.remove() }
+        let keytab = dir.path + "/client.keytab", cert = dir.path + "/c.pem", key = dir.path + "/k.pem"
+        for f in [keytab, cert, key] { writeFile(f, "x") }
+        let krb = try native("{Kerberos: {Enabled: true, Mechanisms: GSSAPI, ServiceName: kafka, Principal: client@EXAMPLE.COM, Keytab: \(keytab)}, TLS: {Enabled: true, CertFile: \(cert), KeyFile: \(key), KeyPassword: secret}}")
+        #expect(krb.value("sasl.mechanisms") == "GSSAPI" && krb.value("sasl.kerberos.principal") == "client@EXAMPLE.COM" && krb.value("sasl.kerberos.keytab") == keytab)
+        #expect(krb.value("security.protocol") == "SASL_SSL" && krb.value("ssl.key.password") == "secret" && krb.value("ssl.certificate.location") == cert)
+        // Kerberos off: only TLS; nothing set at all without Authentication.
+        #expect(try native("{Kerberos: {Enabled: false, Principal: p}, TLS: {Enabled: true}}").value("security.protocol") == "SSL")
+        #expect(nativeError("{SASL: {Mechanism: PLAIN, Username: user}}")?.contains("Username and Password are required") == true)
+        #expect(nativeError("{SASL: {Mechanism: OAUTHBEARER, Username: u, Password: p}}")?.contains("unknown mechanism") == true)
+        #expect(nativeError("{Kerberos: {Enabled: true, Keytab: \(keytab)}}")?.contains("Principal is required") == true)
+        #expect(nativeError("{Kerberos: {Enabled: true, Principal: p, Keytab: /nonexistent.keytab}}")?.contains("no such file") == true)
+        #expect(nativeError("{SASL: {Mechanism: PLAIN, Username: u, Password: p}, Kerberos: {Enabled: true, Principal: p, Keytab: \(keytab)}}")?.contains("cannot be enabled together") == true)
+        #expect(nativeError("{TLS: {Enabled: true, CertFile: \(cert)}}")?.contains("CertFile and KeyFile go together") == true)
+    }
+
     @Test func nativeFlusherReadsMillisecondsAndEnvironmentTopics() throws {
         setenv("SLUICE_TEST_KAFKA_ENV", "prod", 1)
         defer { unsetenv("SLUICE_TEST_KAFKA_ENV") }

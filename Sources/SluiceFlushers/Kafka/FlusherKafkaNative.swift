@@ -35,7 +35,7 @@ public final class FlusherKafkaNative: FlusherPlugin {
                 FieldSpec(name: "key", type: .string, doc: "Header name (lower case, as the incumbent reads it).", defaultValue: nil),
                 FieldSpec(name: "value", type: .string, doc: "Header value.", defaultValue: nil),
             ]), doc: "Static headers of every message.", defaultValue: nil),
-            KafkaSettings.authenticationField,
+            KafkaSettings.nativeAuthenticationField,
             FlusherRoute.matchField,
         ])
 
@@ -92,7 +92,7 @@ public final class FlusherKafkaNative: FlusherPlugin {
             let key = try h.string("key") ?? ""
             if !key.isEmpty { o.headers.append((key, try h.expandedString("value") ?? "")) }
         }
-        try s.readAuthentication(c)
+        try s.readNativeAuthentication(c)
         for (k, v) in try c.expandedPairs("Kafka") ?? [] { s.set(k, v) }
         try s.check(c)
         o.settings = s

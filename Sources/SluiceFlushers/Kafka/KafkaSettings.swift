@@ -76,7 +76,8 @@ public struct KafkaSettings: Sendable {
         return String(max(minimum, c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000))
     }
 
-    /// The `Authentication` block of both Kafka flushers (the incumbent's names).
+    /// The `Authentication` block of `flusher_kafka_v2` (the incumbent's Go names;
+    /// `flusher_kafka_native` has its own, `nativeAuthenticationField`).
     public static let authenticationField = FieldSpec(
         name: "Authentication",
         type: .object(fields: [
@@ -159,18 +160,24 @@ public struct KafkaSettings: Sendable {
         }
         if let t = try a.object("TLS"), try t.bool("Enabled") ?? false {
             tls = true
-            for (key, property) in [("CAFile", "ssl.ca.location"), ("CertFile", "ssl.certificate.location"), ("KeyFile", "ssl.key.location")] {
-                if let f = try t.string(key), !f.isEmpty {
-                    guard Sys.exists(f) else { throw t.error(at: key, "no such file: \(f)") }
-                    set(property, f)
-                }
-            }
-            if (value("ssl.certificate.location") == nil) != (value("ssl.key.location") == nil) {
-                throw t.error(at: value("ssl.certificate.location") == nil ? "KeyFile" : "CertFile", "CertFile and KeyFile go together")
-            }
+            try readTLSFiles(t)
             if try t.bool("InsecureSkipVerify") ?? false { set("enable.ssl.certificate.verification", "false") }
         }
         set("security.protocol", sasl ? (tls ? "SASL_SSL" : "SASL_PLAINTEXT") : (tls ? "SSL" : "PLAINTEXT"))
+    }
+
+    /// `CAFile`, `CertFile` and `KeyFile` of an enabled `TLS` block: each must exist; a
+    /// certificate and its key go together.
+    mutating func readTLSFiles(_ t: ConfigObject) throws(ConfigError) {
+        for (key, property) in [("CAFile", "ssl.ca.location"), ("CertFile", "ssl.certificate.location"), ("KeyFile", "ssl.key.location")] {
+            if let f = try t.string(key), !f.isEmpty {
+                guard Sys.exists(f) else { throw t.error(at: key, "no such file: \(f)") }
+                set(property, f)
+            }
+        }
+        if (value("ssl.certificate.location") == nil) != (value("ssl.key.location") == nil) {
+            throw t.error(at: value("ssl.certificate.location") == nil ? "KeyFile" : "CertFile", "CertFile and KeyFile go together")
+        }
     }
 
     /// Hands every property to librdkafka's configuration parser without creating a producer (no
