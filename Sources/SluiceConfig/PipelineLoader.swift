@@ -173,6 +173,11 @@ public enum PipelineLoader {
                     }
                     checker.warnings.append(ConfigError(file: file, location: globalEntry.keyLocation, keyPath: path, message: message))
                 }
+            case "version":
+                // The incumbent's pipeline version (`v1` / `v2`, its Go event model).
+                checker.warnings.append(ConfigError(file: file, location: entry.keyLocation, keyPath: keyPath, message: "has no effect in Sluice"))
+            case "extensions":
+                checker.errors += extensionErrors(entry.value, keyPath: keyPath, file: file)
             default:
                 if let kind = PluginKind.allCases.first(where: { $0.sectionKey == entry.key }) {
                     sectionEntries[kind] = entry

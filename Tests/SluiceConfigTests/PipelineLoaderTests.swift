@@ -364,6 +364,33 @@ struct ErrorTests {
             ])
     }
 
+    /// The incumbent's `version` loads with a warning; its `extensions` are errors that say what
+    /// Sluice takes instead (a flusher run without its ext_basicauth credentials would be refused).
+    @Test func versionWarnsAndExtensionsSayWhatToUseInstead() throws {
+        let doc = """
+            version: v2
+            inputs:
+              - Type: input_file
+                FilePaths: [/a.log]
+            flushers:
+              - Type: flusher_stdout
+            """
+        #expect(try load(doc).warnings.map(\.description) == ["app.yaml:1:1: version: has no effect in Sluice"])
+        #expect(try load(doc + "\nextensions: []\n").warnings.count == 1)
+        #expect(errorLines(doc + """
+
+            extensions:
+              - Type: ext_basicauth
+                Username: u
+              - Type: ext_default_encoder/prometheus
+              - Type: ext_request_breaker
+            """) == [
+                "app.yaml:8:5: extensions[0]: extension ext_basicauth is not supported: put its Username and Password in the flusher's Authentication.PlainText",
+                "app.yaml:10:5: extensions[1]: extension ext_default_encoder/prometheus is not supported: Sluice's flushers encode by their Convert",
+                "app.yaml:11:5: extensions[2]: extension ext_request_breaker is not supported: Sluice has no extensions",
+            ])
+    }
+
     @Test func missingAndEmptySections() {
         #expect(errorLines("enable: false\n") == [
             "app.yaml: inputs: a pipeline needs at least one input",
