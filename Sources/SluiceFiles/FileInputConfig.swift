@@ -82,12 +82,13 @@ extension FileInputOptions {
             FieldSpec(name: "MaxLogSize", type: .int, doc: "With ContainerLogFormat: the largest joined record in bytes; past it the joined part is emitted (and counted).", defaultValue: "524288"),
             FieldSpec(name: "PathTagsRegex", type: .string, doc: "Sluice's own (iLogtail has no such option): a regular expression (PCRE2, searched, unanchored unless it anchors; `(?<name>…)` or `(?P<name>…)`) matched once per file against its path as `__path__` shows it; each named group that takes part becomes a tag of every event from that file, replacing a tag of the same name. For Jobs that write to a shared volume under `SubPathExpr: logs/$(POD_NAMESPACE)_$(POD_NAME)_$(POD_IP)_$(NODE_IP)_$(NODE_NAME)`: `/logs/(?<_namespace_>[^_/]+)_(?<_pod_name_>[^_/]+)_(?<_pod_ip_>[^_/]+)_(?<_node_ip_>[^_/]+)_(?<_node_name_>[^/]+)/` gives them the tags of a discovered container. A path that does not match gets no extra tag. At least one named group is required.", defaultValue: nil),
             FieldSpec(name: "Multiline", type: .object(fields: MultilineOptions.fields), doc: "Multiline grouping, per file (per stream with ContainerLogFormat, after partial records are joined): lines joined with `\\n` into one event by the incumbent's rules. A pending group waits up to FlushTimeoutSecs for more lines and is bounded by `max_read_buffer_size` (past it: emitted, flagged, counted); the checkpoint never passes its first byte, so a restart reads it again whole.", defaultValue: nil),
-        ] + sharedReaderFields + FileTagKeys.fields
+        ] + sharedFields
 
-    /// The incumbent's reader and container keys that `input_container_stdio` takes too
-    /// (LoongCollector's FileReaderOptions, `AllowingIncludedByMultiConfigs`, ContainerDiscoveryOptions'
-    /// `CollectingContainersMeta`), with what Sluice does with each.
-    public static let sharedReaderFields: [FieldSpec] = [
+    /// The keys `input_container_stdio` takes as `input_file` does: the incumbent's reader and
+    /// container keys (LoongCollector's FileReaderOptions, `AllowingIncludedByMultiConfigs`,
+    /// ContainerDiscoveryOptions' `CollectingContainersMeta`), with what Sluice does with each, and
+    /// the tag keys (`FileTagKeys`). `readSharedKeys` reads them.
+    public static let sharedFields: [FieldSpec] = [
         FieldSpec(name: "CloseUnusedReaderIntervalSec", type: .double, doc: "A file read to its end and unchanged this long has its descriptor closed; it is reopened on change.", defaultValue: "60"),
         FieldSpec(name: "TailingAllMatchedFiles", type: .bool, doc: "iLogtail: also read files that existed before the config. Sluice always reads every matched file (TailSizeKB applies).", defaultValue: "false"),
         FieldSpec(name: "RotatorQueueSize", type: .int, doc: "iLogtail: rotated files remembered per path. Sluice follows every rotated file until it is drained.", defaultValue: "20",
@@ -99,7 +100,17 @@ extension FileInputOptions {
                   status: .acceptedNotYetEffective(reason: "no alarm is raised for a file that falls behind")),
         FieldSpec(name: "CollectingContainersMeta", type: .bool, doc: "iLogtail: also send the matched containers' metadata as a stream of its own. Sluice puts the container's tags on every event instead.", defaultValue: "false",
                   status: .acceptedNotYetEffective(reason: "no separate container-metadata stream; container tags are on every event")),
-    ]
+    ] + FileTagKeys.fields
+
+    /// Reads the keys of `sharedFields` that take effect: `CloseUnusedReaderIntervalSec` and the
+    /// tag keys.
+    public mutating func readSharedKeys(_ c: ConfigObject) throws(ConfigError) {
+        if let f = try c.double("CloseUnusedReaderIntervalSec") {
+            guard f >= 0 else { throw c.error(at: "CloseUnusedReaderIntervalSec", "must be ≥ 0") }
+            closeUnusedReaderIntervalSec = f
+        }
+        tagKeys = try FileTagKeys.from(c)
+    }
 
     /// Reads and checks the file options of an `input_file` (no side effects).
     public static func from(_ c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> FileInputOptions {
@@ -134,10 +145,7 @@ extension FileInputOptions {
             guard f >= 0 else { throw c.error(at: "FlushTimeoutSecs", "must be ≥ 0") }
             o.flushTimeoutSecs = f
         }
-        if let f = try c.double("CloseUnusedReaderIntervalSec") {
-            guard f >= 0 else { throw c.error(at: "CloseUnusedReaderIntervalSec", "must be ≥ 0") }
-            o.closeUnusedReaderIntervalSec = f
-        }
+        try o.readSharedKeys(c)
         if let f = try c.string("ContainerLogFormat") {
             guard let fmt = ContainerLogFormat(rawValue: f) else {
                 throw c.error(at: "ContainerLogFormat", "unknown format \"\(f)\" (known: auto, docker_json, cri)")
@@ -157,7 +165,6 @@ extension FileInputOptions {
             case .failure(let e): throw c.error(at: "PathTagsRegex", e.description)
             }
         }
-        o.tagKeys = try FileTagKeys.from(c)
         o.maxReadBufferSize = globals.maxReadBufferSize
         o.forceReleaseDeletedFileFdTimeoutSec = globals.forceReleaseDeletedFileFdTimeoutSec
         return o

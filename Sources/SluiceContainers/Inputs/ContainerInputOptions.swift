@@ -86,10 +86,7 @@ public enum ContainerInputConfig {
                 guard t >= 0 else { throw c.error(at: "TailSizeKB", "must be ≥ 0") }
                 o.tailSizeKB = t
             }
-            if let f = try c.double("CloseUnusedReaderIntervalSec") {
-                guard f >= 0 else { throw c.error(at: "CloseUnusedReaderIntervalSec", "must be ≥ 0") }
-                o.closeUnusedReaderIntervalSec = f
-            }
+            try o.readSharedKeys(c)
         }
         if let f = try c.double("FlushTimeoutSecs") { o.flushTimeoutSecs = max(0, f) }
         if type == "service_docker_stdout" {
@@ -114,7 +111,6 @@ public enum ContainerInputConfig {
             guard m >= 1024 else { throw c.error(at: "MaxLogSize", "must be at least 1024 bytes") }
             o.maxLogSize = m
         }
-        if type == InputContainerStdio.spec.type { o.tagKeys = try FileTagKeys.from(c) }
         let tags = try ContainerTagFields.from(c)
         return ContainerInputOptions(files: o, selection: ContainerSelection(filters: filters, externalEnvTag: tags.externalEnvTag, externalK8sLabelTag: tags.externalK8sLabelTag),
                                      kind: .stdio(ignoreStdout: ignoreOut, ignoreStderr: ignoreErr))

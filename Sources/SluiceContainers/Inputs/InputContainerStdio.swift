@@ -13,7 +13,7 @@ public final class InputContainerStdio: ContainerInputPlugin {
             FieldSpec(name: "IgnoringStderr", type: .bool, doc: "Skip stderr.", defaultValue: "false"),
             FieldSpec(name: "MaxLogSize", type: .int, doc: "Largest joined line in bytes; past it the joined part is emitted and counted.", defaultValue: "524288"),
             ContainerFilters.fieldSpec,
-        ] + ContainerInputConfig.commonFields + FileInputOptions.sharedReaderFields + FileTagKeys.fields)
+        ] + ContainerInputConfig.commonFields + FileInputOptions.sharedFields)
 
 
     public static func options(from c: ConfigObject, globals: GlobalParameters) throws(ConfigError) -> ContainerInputOptions {

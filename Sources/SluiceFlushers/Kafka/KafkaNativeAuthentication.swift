@@ -44,9 +44,7 @@ extension KafkaSettings {
         var saslOn = false
         if let s = try a.object("SASL"), let m = try s.string("Mechanism"), !m.isEmpty {
             let mechanism = m.uppercased()
-            guard ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(mechanism) else {
-                throw s.error(at: "Mechanism", "unknown mechanism \"\(m)\" (known: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
-            }
+            try Self.checkSaslMechanism(mechanism, written: m, s, key: "Mechanism")
             let user = try s.expandedString("Username") ?? "", password = try s.expandedString("Password") ?? ""
             guard !user.isEmpty, !password.isEmpty else {
                 throw s.error(at: user.isEmpty ? "Username" : "Password", "Username and Password are required when Mechanism is set")

@@ -133,9 +133,7 @@ public struct KafkaSettings: Sendable {
             if !user.isEmpty {
                 guard !sasl else { throw a.error(at: "SASL", "set PlainText or SASL, not both") }
                 let mechanism = (try s.string("SaslMechanism") ?? "PLAIN").uppercased()
-                guard ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(mechanism) else {
-                    throw s.error(at: "SaslMechanism", "unknown mechanism \"\(mechanism)\" (known: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
-                }
+                try Self.checkSaslMechanism(mechanism, written: mechanism, s, key: "SaslMechanism")
                 set("sasl.mechanisms", mechanism)
                 set("sasl.username", user)
                 set("sasl.password", try s.expandedString("Password") ?? "")
@@ -164,6 +162,14 @@ public struct KafkaSettings: Sendable {
             if try t.bool("InsecureSkipVerify") ?? false { set("enable.ssl.certificate.verification", "false") }
         }
         set("security.protocol", sasl ? (tls ? "SASL_SSL" : "SASL_PLAINTEXT") : (tls ? "SSL" : "PLAINTEXT"))
+    }
+
+    /// The SASL mechanisms librdkafka takes with a user and password (`mechanism` upper-cased);
+    /// any other is an error at `key` that shows it as `written`.
+    static func checkSaslMechanism(_ mechanism: String, written: String, _ s: ConfigObject, key: String) throws(ConfigError) {
+        guard ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(mechanism) else {
+            throw s.error(at: key, "unknown mechanism \"\(written)\" (known: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+        }
     }
 
     /// `CAFile`, `CertFile` and `KeyFile` of an enabled `TLS` block: each must exist; a
